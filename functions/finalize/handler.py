@@ -1,0 +1,23 @@
+"""EventBridge "Step Functions Execution Status Change" (ABORTED, TIMED_OUT, FAILED) -> the agent's delete."""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.observability import logger, metrics, tracer
+from serverless_agents.runtime.finalize import finalize_execution
+from serverless_agents.settings import current_settings
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    detail = event["detail"]
+    logger.append_keys(task_id=detail.get("name"), status=detail.get("status"))
+    result = finalize_execution(detail, current_settings().deployment)
+    metrics.add_metric(
+        name=f"Executions{str(detail.get('status', '')).title()}", unit=MetricUnit.Count, value=1
+    )
+    return result

@@ -1,0 +1,25 @@
+"""State machine step: ask the agent how its job is doing; returns the next wait."""
+
+from dataclasses import asdict
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.observability import logger, metrics, tracer
+from serverless_agents.runtime.wiring import async_steps
+from serverless_agents.settings import current_settings
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(task_id=event.get("task_id"))
+    result = async_steps(current_settings()).poll(event)
+    metrics.add_metric(name="Polls", unit=MetricUnit.Count, value=1)
+    if result.done:
+        metrics.add_metric(
+            name=f"Jobs{result.phase.title().replace('_', '')}", unit=MetricUnit.Count, value=1
+        )
+    return asdict(result)

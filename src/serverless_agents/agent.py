@@ -1,0 +1,192 @@
+"""The agent SDK: what an agent author writes against.
+
+Flyte's verbs are kept (flytekit's `AsyncAgentBase.create / get / delete`, `SyncAgentBase.do`,
+`BaseSensor.poke`); only the transport changes. The runtime decodes the task's `LiteralMap` into Python
+values before calling the agent and encodes the `Resource.outputs` it returns, so an agent sees
+`task.inputs["sql"]`, not protobuf. Methods may be plain or `async def`.
+
+Nothing here registers anything: the manifest (`agents.toml`) names the agents a deployment runs.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from flyteidl.admin.agent_pb2 import TaskExecutionMetadata
+    from flyteidl.core.literals_pb2 import LiteralMap
+    from flyteidl.core.tasks_pb2 import TaskTemplate
+
+__all__ = [
+    "AgentKind",
+    "AsyncAgentBase",
+    "BaseSensor",
+    "LogLink",
+    "Phase",
+    "Resource",
+    "ResourceMetadata",
+    "SyncAgentBase",
+    "TaskContext",
+]
+
+
+class Phase(enum.Enum):
+    """flyteidl `TaskExecution.Phase`, by name: the same names travel on the wire and in the tasks table."""
+
+    UNDEFINED = 0
+    QUEUED = 1
+    RUNNING = 2
+    SUCCEEDED = 3
+    ABORTED = 4
+    FAILED = 5
+    INITIALIZING = 6
+    WAITING_FOR_RESOURCES = 7
+    RETRYABLE_FAILED = 8
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({Phase.SUCCEEDED, Phase.ABORTED, Phase.FAILED, Phase.RETRYABLE_FAILED})
+
+
+class AgentKind(enum.Enum):
+    ASYNC = "async"
+    SYNC = "sync"
+    SENSOR = "sensor"
+
+
+@dataclass(frozen=True)
+class LogLink:
+    """A link Flyte's UI shows next to the task (flyteidl `TaskLog`)."""
+
+    name: str
+    uri: str
+
+
+@dataclass
+class Resource:
+    """What an agent reports about its job (flyteidl `admin.Resource`, with Python-valued outputs).
+
+    `outputs` holds Python values keyed by the task interface's output names; the runtime encodes them
+    with the interface. An agent that already has a `LiteralMap` may return it as-is.
+    """
+
+    phase: Phase
+    message: str = ""
+    log_links: list[LogLink] = field(default_factory=list)
+    outputs: Mapping[str, Any] | LiteralMap | None = None
+    custom_info: dict[str, Any] = field(default_factory=dict)
+
+
+class ResourceMetadata(BaseModel):
+    """Base for an agent's resource metadata: whatever `get` and `delete` need to find the job again.
+
+    It is stored in the tasks table and travels through the state machine as JSON, so keep it small and
+    never put a secret in it.
+    """
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """One task as an agent sees it: the template, decoded inputs, and Flyte's raw messages."""
+
+    task_id: str
+    template: TaskTemplate
+    inputs: Mapping[str, Any]
+    literals: LiteralMap
+    output_prefix: str = ""
+    execution_metadata: TaskExecutionMetadata | None = None
+
+    @property
+    def task_type(self) -> str:
+        return str(self.template.type)
+
+    @property
+    def custom(self) -> dict[str, Any]:
+        """The template's `custom` Struct as a dict: where flytekit plugins put their configuration."""
+        from google.protobuf.json_format import MessageToDict
+
+        return dict(MessageToDict(self.template.custom)) if self.template.HasField("custom") else {}
+
+
+M = TypeVar("M", bound=ResourceMetadata)
+T = TypeVar("T")
+
+
+class _AgentBase:
+    """What every kind of agent declares: the Flyte task category it serves."""
+
+    kind: ClassVar[AgentKind]
+    #: Flyte's task type (`TaskTemplate.type`, `TaskCategory.name`), e.g. "snowflake".
+    task_type: ClassVar[str]
+    #: `TaskCategory.version`; flytekit writes `task_type_version` into the template.
+    task_type_version: ClassVar[int] = 0
+    #: The name shown by `ListAgents`; defaults to the class name.
+    display_name: ClassVar[str] = ""
+
+    @classmethod
+    def agent_name(cls) -> str:
+        return cls.display_name or cls.__name__
+
+
+class AsyncAgentBase(_AgentBase, Generic[M]):
+    """A job that runs elsewhere: `create` starts it, `get` reports on it, `delete` cancels it.
+
+    Here each becomes a Lambda in a Step Functions loop; `get` is called with the agent's backoff until it
+    returns a terminal phase. `delete` is called exactly once if the job did not finish on its own
+    (abort, timeout, repeated failures), and never after it finished.
+    """
+
+    kind = AgentKind.ASYNC
+    metadata_type: ClassVar[type[ResourceMetadata]]
+
+    def create(self, task: TaskContext) -> M | Awaitable[M]:
+        raise NotImplementedError
+
+    def get(self, metadata: M) -> Resource | Awaitable[Resource]:
+        raise NotImplementedError
+
+    def delete(self, metadata: M) -> Awaitable[None] | None:
+        raise NotImplementedError
+
+
+class SyncAgentBase(_AgentBase):
+    """A call that answers at once (an API request): one Lambda behind API Gateway."""
+
+    kind = AgentKind.SYNC
+
+    def do(self, task: TaskContext) -> Resource | Awaitable[Resource]:
+        raise NotImplementedError
+
+
+class BaseSensor(_AgentBase):
+    """Waits for a condition elsewhere; `poke` receives the task's inputs as keyword arguments.
+
+    The shape is flytekit's `BaseSensor.poke(self, **inputs) -> bool`, so existing sensors port unchanged.
+    """
+
+    kind = AgentKind.SENSOR
+    task_type = "sensor"
+
+    def poke(self, **inputs: Any) -> bool | Awaitable[bool]:
+        raise NotImplementedError
+
+
+def resolve(result: T | Awaitable[T]) -> T:
+    """Run an agent method's result to completion whether the method was plain or `async def`."""
+    if inspect.isawaitable(result):
+        import asyncio
+
+        async def _await() -> T:
+            return await result
+
+        return asyncio.run(_await())
+    return result

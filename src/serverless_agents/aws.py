@@ -1,0 +1,63 @@
+"""boto3 clients, made once per process (a Lambda container) and only when first used.
+
+Every store takes an optional client instead, so tests and the local stack can hand in their own.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from serverless_agents.exceptions import ServiceUnavailable
+
+# Codes AWS uses for "slow down" or "not now": the caller may retry; nothing was changed.
+_TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalServerError",
+        "InternalFailure",
+    }
+)
+
+
+def client(service: str) -> Any:
+    """A client in the invoking function's region (`AWS_REGION`, which the Lambda runtime sets)."""
+    from serverless_agents.settings import environ
+
+    env = environ()
+    return _client(service, env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"))
+
+
+@functools.cache
+def _client(service: str, region: str | None) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name=region)  # type: ignore[call-overload]
+
+
+def error_code(error: Exception) -> str:
+    response = getattr(error, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
+@contextmanager
+def transient_errors_as_unavailable(service: str) -> Iterator[None]:
+    """Turn AWS throttling and outages into `ServiceUnavailable`; every other error passes unchanged."""
+    from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
+
+    try:
+        yield
+    except ClientError as e:
+        if error_code(e) in _TRANSIENT_CODES:
+            raise ServiceUnavailable(f"{service} is throttling or unavailable: {error_code(e)}") from e
+        raise
+    except (ConnectionError, ReadTimeoutError) as e:
+        raise ServiceUnavailable(f"{service} cannot be reached: {e}") from e

@@ -1,0 +1,127 @@
+"""Example agents for the demo and the tests: a job on a pretend platform, and an echo.
+
+`JobAgent`'s "platform" keeps each job as a JSON object in the payload bucket, so the job outlives the
+Lambda that created it (as a real warehouse query would) and a test can count how often `delete` ran.
+The template's `custom` steers it:
+
+    {"polls": 3}                 finish after three gets
+    {"polls": 3, "fail": true}   end FAILED instead
+    {"raise_on": "create"}       create (or "get", "delete") raises AgentError
+
+The job's outputs are its inputs, for every name the task interface declares, plus `polls`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from serverless_agents import aws
+from serverless_agents.agent import (
+    AsyncAgentBase,
+    LogLink,
+    Phase,
+    Resource,
+    ResourceMetadata,
+    SyncAgentBase,
+    TaskContext,
+)
+from serverless_agents.exceptions import AgentError
+from serverless_agents.literals import Blob, StructuredDataset
+from serverless_agents.settings import current_settings
+
+
+class JobMetadata(ResourceMetadata):
+    job_id: str
+    bucket: str
+
+
+class JobAgent(AsyncAgentBase[JobMetadata]):
+    task_type = "example_job"
+    metadata_type = JobMetadata
+    display_name = "Example job agent"
+
+    def create(self, task: TaskContext) -> JobMetadata:
+        settings = dict(task.custom)
+        if settings.get("raise_on") == "create":
+            raise AgentError("the example platform refused the job (raise_on=create)")
+        metadata = JobMetadata(job_id=uuid.uuid4().hex, bucket=current_settings().payload_bucket)
+        self._save(
+            metadata,
+            {
+                "polls": int(settings.get("polls", 2)),
+                "fail": bool(settings.get("fail", False)),
+                "raise_on": settings.get("raise_on"),
+                "inputs": {name: _jsonable(value) for name, value in task.inputs.items()},
+                "gets": 0,
+                "deletes": 0,
+            },
+        )
+        return metadata
+
+    def get(self, metadata: JobMetadata) -> Resource:
+        job = self._load(metadata)
+        if job["raise_on"] == "get":
+            raise AgentError("the example platform lost track of the job (raise_on=get)")
+        job["gets"] += 1
+        self._save(metadata, job)
+        links = [LogLink("Example job", f"https://example.invalid/jobs/{metadata.job_id}")]
+        if job["gets"] < job["polls"]:
+            return Resource(Phase.RUNNING, f"poll {job['gets']} of {job['polls']}", links)
+        if job["fail"]:
+            return Resource(Phase.FAILED, "the example job failed (fail=true)", links)
+        return Resource(
+            Phase.SUCCEEDED,
+            "done",
+            links,
+            outputs={**job["inputs"], "polls": job["gets"]},
+            custom_info={"job_id": metadata.job_id},
+        )
+
+    def delete(self, metadata: JobMetadata) -> None:
+        job = self._load(metadata)
+        if job["raise_on"] == "delete":
+            raise AgentError("the example platform cannot cancel the job (raise_on=delete)")
+        job["deletes"] += 1
+        self._save(metadata, job)
+
+    @staticmethod
+    def job_key(job_id: str) -> str:
+        return f"example-jobs/{job_id}.json"
+
+    def _load(self, metadata: JobMetadata) -> dict[str, Any]:
+        body = aws.client("s3").get_object(Bucket=metadata.bucket, Key=self.job_key(metadata.job_id))["Body"]
+        return dict(json.loads(body.read()))
+
+    def _save(self, metadata: JobMetadata, job: dict[str, Any]) -> None:
+        aws.client("s3").put_object(
+            Bucket=metadata.bucket, Key=self.job_key(metadata.job_id), Body=json.dumps(job).encode()
+        )
+
+
+class EchoAgent(SyncAgentBase):
+    """Answers at once with its inputs as outputs."""
+
+    task_type = "example_echo"
+    display_name = "Example echo agent"
+
+    def do(self, task: TaskContext) -> Resource:
+        return Resource(Phase.SUCCEEDED, "echoed", outputs=dict(task.inputs))
+
+
+def _jsonable(value: Any) -> Any:
+    """Inputs as JSON for the pretend platform's job object; outputs are re-encoded from these."""
+    import datetime
+
+    if isinstance(value, Blob | StructuredDataset):
+        return value.uri
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,62 @@
+"""Every error the project raises, in one place.
+
+Each transport maps these to its own vocabulary in exactly one function: HTTP status codes in the api
+Lambda (`serverless_agents.api.errors`), gRPC status codes in the adapter, and Step Functions error
+names (the exception class name, which Lambda reports as `errorType`) for the state machine's Retry
+and Catch rules. Messages are one line a user can act on.
+"""
+
+from __future__ import annotations
+
+
+class ServerlessAgentsError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class InvalidRequest(ServerlessAgentsError):
+    """The caller sent something we cannot use; `field` names the part that is wrong."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class LiteralConversionError(InvalidRequest):
+    """A Flyte literal does not match its declared type, or a Python value cannot become one."""
+
+
+class ManifestError(ServerlessAgentsError):
+    """`agents.toml` is malformed or names something that cannot be loaded."""
+
+
+class DuplicateAgentError(ManifestError):
+    """Two agents claim the same (task type, version) or the same name."""
+
+
+class AgentNotFound(ServerlessAgentsError):
+    """No deployed agent serves this task type and version (or this name)."""
+
+
+class TaskNotFound(ServerlessAgentsError):
+    """No task has this id (never created, or expired from the tasks table)."""
+
+
+class TaskConflict(ServerlessAgentsError):
+    """A write lost a race with another writer (conditional check failed) and must not be applied."""
+
+
+class AgentError(ServerlessAgentsError):
+    """An agent's own code raised: the task is bad or its job failed. Not retried."""
+
+
+class RetryableAgentError(ServerlessAgentsError):
+    """Transient trouble (throttling, a flaky dependency): the state machine retries, Flyte may too.
+
+    Agents raise this (or a subclass) to say "try again"; anything else an agent raises is an
+    `AgentError`.
+    """
+
+
+class ServiceUnavailable(ServerlessAgentsError):
+    """An AWS service we depend on is throttling us or cannot be reached right now."""

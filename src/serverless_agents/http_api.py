@@ -1,0 +1,129 @@
+"""The project's HTTP API, as Powertools resolvers for the api and sync Lambdas.
+
+    POST   /v1/tasks            CreateTaskRequest  -> CreateTaskResponse
+    GET    /v1/tasks/{task_id}                     -> GetTaskResponse
+    DELETE /v1/tasks/{task_id}                     -> DeleteTaskResponse
+    GET    /v1/agents                              -> ListAgentsResponse
+    POST   /v1/sync/{agent}     CreateTaskRequest  -> ExecuteTaskSyncResponseHeader (resource with outputs)
+
+Bodies are flyteidl messages in protobuf's JSON mapping. Errors are mapped to HTTP here and nowhere else
+(`error_response`): `{"error": {"code", "message", "field"?}}` with one line a user can act on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from flyteidl.admin import agent_pb2
+
+from serverless_agents import wire
+from serverless_agents.exceptions import (
+    AgentNotFound,
+    InvalidRequest,
+    RetryableAgentError,
+    ServerlessAgentsError,
+    ServiceUnavailable,
+    TaskConflict,
+    TaskNotFound,
+)
+from serverless_agents.identity import check_task_id
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
+    from serverless_agents.agent import SyncAgentBase
+    from serverless_agents.runtime.service import TaskService
+
+logger = logging.getLogger(__name__)
+
+TaskId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,80}$", description="task id from resource_meta")]
+AgentName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9-]{0,29}$")]
+
+_STATUS: list[tuple[type[Exception], int]] = [
+    (InvalidRequest, 400),
+    (AgentNotFound, 404),
+    (TaskNotFound, 404),
+    (TaskConflict, 409),
+    (ServiceUnavailable, 503),
+    (RetryableAgentError, 503),
+]
+
+
+def error_response(error: Exception) -> Response[str]:
+    """The one mapping from our exceptions (and anything unexpected) to an HTTP response."""
+    status = next((code for kind, code in _STATUS if isinstance(error, kind)), 500)
+    body: dict[str, Any] = {"code": type(error).__name__, "message": str(error)}
+    if isinstance(error, InvalidRequest):
+        body |= {"field": error.field, "message": error.problem}
+    if status == 500:
+        logger.exception("request failed")
+        if not isinstance(error, ServerlessAgentsError):
+            body["message"] = f"{type(error).__name__}: {error}"
+    body["message"] = " ".join(str(body["message"]).split())  # one line, whatever the exception held
+    return Response(status, "application/json", json.dumps({"error": body}))
+
+
+def _validation_response(error: RequestValidationError) -> Response[str]:
+    first = error.errors()[0] if error.errors() else {"loc": ["request"], "msg": "invalid"}
+    field = ".".join(str(part) for part in first.get("loc", ()) if part not in ("path", "body", "query"))
+    return error_response(InvalidRequest(field or "request", str(first.get("msg", "invalid"))))
+
+
+def _message(message: Message, status: int = 200) -> Response[str]:
+    return Response(status, "application/json", json.dumps(wire.to_dict(message)))
+
+
+def _resolver() -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(enable_validation=True)
+    app.exception_handler(RequestValidationError)(_validation_response)
+    app.exception_handler(Exception)(error_response)
+    app.not_found()(lambda _: error_response(InvalidRequest("path", "no such route")))
+    return app
+
+
+def create_api(service: Callable[[], TaskService]) -> APIGatewayRestResolver:
+    """The api Lambda's routes; `service` is called per request so configuration is read lazily."""
+    app = _resolver()
+
+    @app.post("/v1/tasks")
+    def create_task() -> Response[str]:
+        request = wire.from_json(agent_pb2.CreateTaskRequest, app.current_event.body)
+        return _message(service().submit(request), 201)
+
+    @app.get("/v1/tasks/<task_id>")
+    def get_task(task_id: TaskId) -> Response[str]:
+        return _message(service().describe(check_task_id(task_id)))
+
+    @app.delete("/v1/tasks/<task_id>")
+    def delete_task(task_id: TaskId) -> Response[str]:
+        service().cancel(check_task_id(task_id))
+        return _message(agent_pb2.DeleteTaskResponse())
+
+    @app.get("/v1/agents")
+    def list_agents() -> Response[str]:
+        return _message(service().list_agents())
+
+    return app
+
+
+def create_sync_api(agent: Callable[[], tuple[str, SyncAgentBase]]) -> APIGatewayRestResolver:
+    """A sync agent's Lambda: `agent` returns (manifest name, instance) of the agent it serves."""
+    from serverless_agents.runtime.sync import execute_sync
+
+    app = _resolver()
+
+    @app.post("/v1/sync/<name>")
+    def run_sync(name: AgentName) -> Response[str]:
+        served, instance = agent()
+        if name != served:
+            raise AgentNotFound(f"no agent named {name!r} here (this function serves {served!r})")
+        request = wire.from_json(agent_pb2.CreateTaskRequest, app.current_event.body)
+        return _message(execute_sync(instance, request))
+
+    return app

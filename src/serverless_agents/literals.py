@@ -1,0 +1,398 @@
+"""Codec between Flyte literals and plain Python values, for agents that run as Lambdas.
+
+An agent gets its task inputs as a flyteidl `LiteralMap` plus the task template's interface, and hands back
+its outputs as a dict that must travel as a `LiteralMap` again. flytekit's type engine does this inside a
+normal Flyte task, but importing it costs seconds of cold start and a large deployment package, so this
+module covers the types agents exchange using only the standard library, protobuf and flyteidl.
+
+=======================  ====================================================================================
+LiteralType              Python value
+=======================  ====================================================================================
+simple INTEGER           int (a bool is refused: Python treats it as an int, Flyte does not)
+simple FLOAT             float (an int is accepted on encode)
+simple STRING, BOOLEAN   str, bool
+simple DATETIME          timezone-aware datetime in UTC (a naive datetime is taken as UTC on encode)
+simple DURATION          timedelta
+simple NONE              None (a literal with scalar.none_type)
+simple STRUCT            dict; decoded from scalar.generic (a protobuf Struct) or from a msgpack scalar.binary
+                         (what flytekit >= 1.14 writes for `dict` and dataclasses); encoded as scalar.generic
+simple BINARY            bytes (scalar.binary.value)
+collection_type          list (a tuple is accepted on encode)
+map_value_type           dict with str keys
+blob                     `Blob` (a str URI is accepted on encode and takes the declared format)
+structured_dataset_type  `StructuredDataset` (a str URI is accepted on encode and takes the declared format)
+enum_type                str, one of the enum's values
+union_type               the value of the variant that holds it; `Optional[T]` is a union of T and NONE
+=======================  ====================================================================================
+
+Unions are written the way flytekit writes them: scalar.union holding the inner literal and the chosen
+variant's type, copied from the interface so it keeps the `structure.tag` flytekit uses to pick the variant
+back. Unlike flytekit, which refuses a value that fits several variants, encoding picks the first that fits.
+A literal whose variable is absent from the interface is decoded by its own shape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flyteidl.core import literals_pb2 as lit
+from flyteidl.core import types_pb2 as types
+from flyteidl.core.literals_pb2 import Literal, LiteralMap
+from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
+
+from serverless_agents.exceptions import LiteralConversionError
+
+if TYPE_CHECKING:
+    from flyteidl.core.interface_pb2 import Variable
+    from flyteidl.core.types_pb2 import LiteralType
+
+__all__ = ["Blob", "StructuredDataset", "decode_literal_map", "encode_literal_map", "to_literal", "to_python"]
+
+_S = types.SimpleType
+_MULTIPART = types.BlobType.BlobDimensionality.MULTIPART
+_MSGPACK_TAG = "msgpack"
+# Literal shapes (see `_shape`) that a literal of each simple type may have.
+_SIMPLE_SHAPES: dict[int, tuple[str, ...]] = {
+    _S.INTEGER: ("integer",),
+    _S.FLOAT: ("float_value",),
+    _S.STRING: ("string_value",),
+    _S.BOOLEAN: ("boolean",),
+    _S.DATETIME: ("datetime",),
+    _S.DURATION: ("duration",),
+    _S.NONE: ("none_type",),
+    _S.STRUCT: ("generic", "binary"),
+    _S.BINARY: ("binary",),
+}
+_TYPE_SHAPES = {
+    "collection_type": "collection",
+    "map_value_type": "map",
+    "blob": "blob",
+    "structured_dataset_type": "structured_dataset",
+    "enum_type": "string_value",
+}
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A file (or a directory, when multipart) by reference: agents pass URIs, never the bytes."""
+
+    uri: str
+    format: str = ""
+    multipart: bool = False
+
+
+@dataclass(frozen=True)
+class StructuredDataset:
+    """A dataframe-like dataset by reference; `format` is e.g. "parquet", or "" when unspecified."""
+
+    uri: str
+    format: str = ""
+
+
+def decode_literal_map(
+    literals: LiteralMap, variables: Mapping[str, Variable] | None, *, prefix: str = "inputs"
+) -> dict[str, Any]:
+    """Decode every literal; inputs absent from the map stay absent (Flyte fills defaults before us)."""
+    variables = variables or {}
+    return {
+        name: to_python(value, variables[name].type if name in variables else None, field=f"{prefix}.{name}")
+        for name, value in literals.literals.items()
+    }
+
+
+def encode_literal_map(
+    values: Mapping[str, Any], variables: Mapping[str, Variable], *, prefix: str = "outputs"
+) -> LiteralMap:
+    """Encode exactly the declared variables; a missing value is only allowed where the type admits None."""
+    unknown = sorted(str(name) for name in values if name not in variables)
+    if unknown:
+        declared = ", ".join(sorted(variables)) or "nothing"
+        problem = f"not in the interface, which declares {declared}"
+        raise LiteralConversionError(f"{prefix}.{unknown[0]}", problem)
+    result = LiteralMap()
+    for name, variable in variables.items():
+        field = f"{prefix}.{name}"
+        if name not in values and not _allows_none(variable.type):
+            raise LiteralConversionError(field, f"missing: expected {_type_name(variable.type)}")
+        result.literals[name].CopyFrom(to_literal(values.get(name), variable.type, field=field))
+    return result
+
+
+def to_python(literal: Literal, literal_type: LiteralType | None, *, field: str) -> Any:
+    """Decode one literal, checking it against `literal_type`, or trusting its own shape when that is None."""
+    shape = _shape(literal)
+    kind = literal_type.WhichOneof("type") if literal_type is not None else None
+    if literal_type is None or kind is None:  # an unset type says as little as no type
+        return _decode_shape(literal, shape, None, field)
+    if kind == "union_type":
+        return _decode_union(literal, literal_type, field)
+    allowed = _SIMPLE_SHAPES.get(literal_type.simple, ()) if kind == "simple" else (_TYPE_SHAPES.get(kind),)
+    if shape not in allowed:
+        raise LiteralConversionError(field, f"expected {_type_name(literal_type)}, found {shape} literal")
+    value = _decode_shape(literal, shape, literal_type, field)
+    if kind == "enum_type" and value not in literal_type.enum_type.values:
+        raise LiteralConversionError(field, f"expected {_type_name(literal_type)}, found {value!r}")
+    return value
+
+
+def to_literal(value: Any, literal_type: LiteralType, *, field: str) -> Literal:
+    """Encode one Python value as a literal of `literal_type`."""
+    kind = literal_type.WhichOneof("type")
+    if kind == "union_type":
+        return _encode_union(value, literal_type, field)
+    if kind == "collection_type" and isinstance(value, (list, tuple)):
+        item_type = literal_type.collection_type
+        items = [to_literal(item, item_type, field=f"{field}[{i}]") for i, item in enumerate(value)]
+        return Literal(collection=lit.LiteralCollection(literals=items))
+    if kind == "map_value_type" and isinstance(value, Mapping):
+        entries = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise LiteralConversionError(field, f"expected str map keys, found {_found(key)}")
+            entries[key] = to_literal(item, literal_type.map_value_type, field=_key(field, key))
+        return Literal(map=LiteralMap(literals=entries))
+    scalar = None
+    if kind == "simple":
+        scalar = _encode_simple(value, literal_type.simple, field)
+    elif kind == "blob" and isinstance(value, (Blob, str)):
+        scalar = lit.Scalar(blob=_encode_blob(value, literal_type.blob, field))
+    elif kind == "structured_dataset_type" and isinstance(value, (StructuredDataset, str)):
+        dataset = _encode_dataset(value, literal_type.structured_dataset_type, field)
+        scalar = lit.Scalar(structured_dataset=dataset)
+    elif kind == "enum_type" and isinstance(value, str) and value in literal_type.enum_type.values:
+        scalar = lit.Scalar(primitive=lit.Primitive(string_value=value))
+    if scalar is None:
+        raise LiteralConversionError(field, f"expected {_type_name(literal_type)}, found {_found(value)}")
+    return Literal(scalar=scalar)
+
+
+def _shape(literal: Literal) -> str:
+    """One word for what a literal holds, down to the primitive kind, so checks and messages can share it."""
+    kind = literal.WhichOneof("value")
+    if kind != "scalar":
+        return str(kind or "empty")
+    scalar_kind = literal.scalar.WhichOneof("value")
+    if scalar_kind == "primitive":
+        return str(literal.scalar.primitive.WhichOneof("value") or "empty primitive")
+    return str(scalar_kind or "empty scalar")
+
+
+def _decode_shape(literal: Literal, shape: str, literal_type: LiteralType | None, field: str) -> Any:
+    scalar = literal.scalar
+    if shape == "collection":
+        item_type = literal_type.collection_type if literal_type is not None else None
+        items = literal.collection.literals
+        return [to_python(item, item_type, field=f"{field}[{i}]") for i, item in enumerate(items)]
+    if shape == "map":
+        value_type = literal_type.map_value_type if literal_type is not None else None
+        return {k: to_python(v, value_type, field=_key(field, k)) for k, v in literal.map.literals.items()}
+    if shape in ("integer", "float_value", "string_value", "boolean"):
+        return getattr(scalar.primitive, shape)
+    if shape == "datetime":
+        return scalar.primitive.datetime.ToDatetime(tzinfo=dt.UTC)
+    if shape == "duration":
+        return scalar.primitive.duration.ToTimedelta()
+    if shape == "none_type":
+        return None
+    if shape == "generic":
+        return json_format.MessageToDict(scalar.generic)
+    if shape == "binary" and scalar.binary.tag == _MSGPACK_TAG:
+        try:
+            return _unpack_msgpack(scalar.binary.value)
+        except (ValueError, TypeError, IndexError, RecursionError, struct.error) as exc:
+            raise LiteralConversionError(field, f"expected valid msgpack data, {exc}") from None
+    if shape == "binary":
+        return scalar.binary.value
+    if shape == "blob":
+        blob_type = scalar.blob.metadata.type
+        return Blob(scalar.blob.uri, blob_type.format, blob_type.dimensionality == _MULTIPART)
+    if shape == "structured_dataset":
+        dataset = scalar.structured_dataset
+        return StructuredDataset(dataset.uri, dataset.metadata.structured_dataset_type.format)
+    if shape == "union":
+        return to_python(scalar.union.value, scalar.union.type, field=field)
+    raise LiteralConversionError(field, f"cannot decode {shape} literal")
+
+
+def _decode_union(literal: Literal, literal_type: LiteralType, field: str) -> Any:
+    variants = list(literal_type.union_type.variants)
+    inner = literal
+    if _shape(literal) == "union":
+        inner, tag = literal.scalar.union.value, literal.scalar.union.type.structure.tag
+        # flytekit tags each variant with its transformer's name: the tag, not the shape, says which it wrote.
+        variants = [v for v in variants if tag and v.structure.tag == tag] or variants
+    errors = []
+    for variant in variants:
+        try:
+            return to_python(inner, variant, field=field)
+        except LiteralConversionError as exc:
+            errors.append(exc)
+    raise _union_error(errors, field, f"expected {_type_name(literal_type)}, found {_shape(inner)} literal")
+
+
+def _encode_union(value: Any, literal_type: LiteralType, field: str) -> Literal:
+    errors = []
+    for variant in literal_type.union_type.variants:
+        try:
+            inner = to_literal(value, variant, field=field)
+        except LiteralConversionError as exc:
+            errors.append(exc)
+            continue
+        return Literal(scalar=lit.Scalar(union=lit.Union(value=inner, type=variant)))
+    raise _union_error(errors, field, f"expected {_type_name(literal_type)}, found {_found(value)}")
+
+
+def _union_error(errors: list[LiteralConversionError], field: str, problem: str) -> LiteralConversionError:
+    # An error deeper than the union itself means that variant's outer shape matched: it is the useful one.
+    nested = [e for e in errors if e.field != field]
+    return nested[0] if nested else LiteralConversionError(field, problem)
+
+
+def _encode_simple(value: Any, simple: int, field: str) -> Any:
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if simple == _S.INTEGER and is_int:
+        if not -(2**63) <= value < 2**63:
+            raise LiteralConversionError(field, f"expected a 64-bit integer, found {value}")
+        return lit.Scalar(primitive=lit.Primitive(integer=value))
+    if simple == _S.FLOAT and (is_int or isinstance(value, float)):
+        return lit.Scalar(primitive=lit.Primitive(float_value=float(value)))
+    if simple == _S.STRING and isinstance(value, str):
+        return lit.Scalar(primitive=lit.Primitive(string_value=value))
+    if simple == _S.BOOLEAN and isinstance(value, bool):
+        return lit.Scalar(primitive=lit.Primitive(boolean=value))
+    if simple == _S.DATETIME and isinstance(value, dt.datetime):
+        stamp = timestamp_pb2.Timestamp()
+        stamp.FromDatetime(value if value.tzinfo else value.replace(tzinfo=dt.UTC))
+        return lit.Scalar(primitive=lit.Primitive(datetime=stamp))
+    if simple == _S.DURATION and isinstance(value, dt.timedelta):
+        duration = duration_pb2.Duration()
+        duration.FromTimedelta(value)
+        return lit.Scalar(primitive=lit.Primitive(duration=duration))
+    if simple == _S.NONE and value is None:
+        return lit.Scalar(none_type=lit.Void())
+    if simple == _S.STRUCT and isinstance(value, Mapping):
+        try:
+            return lit.Scalar(generic=json_format.ParseDict(dict(value), struct_pb2.Struct()))
+        except (json_format.ParseError, TypeError, ValueError) as exc:
+            raise LiteralConversionError(field, f"expected a JSON-like dict with str keys, {exc}") from None
+    if simple == _S.BINARY and isinstance(value, (bytes, bytearray)):
+        return lit.Scalar(binary=lit.Binary(value=bytes(value)))
+    return None
+
+
+def _encode_blob(value: Blob | str, blob_type: Any, field: str) -> Any:
+    declared = blob_type.format
+    uri, fmt = (value, declared) if isinstance(value, str) else (value.uri, value.format or declared)
+    multipart = blob_type.dimensionality == _MULTIPART
+    if isinstance(value, Blob) and value.multipart != multipart:
+        want, got = ("multipart", "single") if multipart else ("single", "multipart")
+        raise LiteralConversionError(field, f"expected a {want} blob, found a {got} one")
+    _check_reference(uri, declared, fmt, field)
+    stored_type = types.BlobType(format=fmt, dimensionality=blob_type.dimensionality)
+    return lit.Blob(uri=uri, metadata=lit.BlobMetadata(type=stored_type))
+
+
+def _encode_dataset(value: StructuredDataset | str, dataset_type: Any, field: str) -> Any:
+    declared = dataset_type.format
+    uri, fmt = (value, declared) if isinstance(value, str) else (value.uri, value.format or declared)
+    _check_reference(uri, declared, fmt, field)
+    stored_type = types.StructuredDatasetType()
+    stored_type.CopyFrom(dataset_type)  # keep the declared columns and schema, only the format may differ
+    stored_type.format = fmt
+    metadata = lit.StructuredDatasetMetadata(structured_dataset_type=stored_type)
+    return lit.StructuredDataset(uri=uri, metadata=metadata)
+
+
+def _check_reference(uri: str, declared: str, fmt: str, field: str) -> None:
+    if not uri:
+        raise LiteralConversionError(field, "expected a URI, found an empty string")
+    # An empty format is Flyte's "any format", so only two different non-empty formats conflict.
+    if declared and fmt != declared:
+        raise LiteralConversionError(field, f"expected format {declared!r}, found {fmt!r}")
+
+
+def _allows_none(literal_type: LiteralType) -> bool:
+    if literal_type.WhichOneof("type") == "union_type":
+        return any(_allows_none(v) for v in literal_type.union_type.variants)
+    return bool(literal_type.WhichOneof("type") == "simple" and literal_type.simple == _S.NONE)
+
+
+def _type_name(literal_type: LiteralType) -> str:
+    kind = literal_type.WhichOneof("type")
+    if kind == "simple":
+        return str(_S.Name(literal_type.simple))
+    if kind == "collection_type":
+        return f"a list of {_type_name(literal_type.collection_type)}"
+    if kind == "map_value_type":
+        return f"a map of str to {_type_name(literal_type.map_value_type)}"
+    if kind == "union_type":
+        return " | ".join(_type_name(v) for v in literal_type.union_type.variants)
+    if kind == "enum_type":
+        return f"one of {list(literal_type.enum_type.values)}"
+    return str(kind or "an unset type")
+
+
+def _found(value: Any) -> str:
+    if value is None:
+        return "None"
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def _key(field: str, key: str) -> str:
+    return f"{field}[{json.dumps(key, ensure_ascii=False)}]"
+
+
+# msgpack type byte -> struct format of a fixed-size number that follows it.
+_MSGPACK_NUMBERS = {0xCA: ">f", 0xCB: ">d", 0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q"}
+_MSGPACK_NUMBERS.update({0xD0: ">b", 0xD1: ">h", 0xD2: ">i", 0xD3: ">q"})
+# msgpack type byte -> (struct format of the length that follows, what the length counts).
+_MSGPACK_SIZED = {0xC4: (">B", "bin"), 0xC5: (">H", "bin"), 0xC6: (">I", "bin")}
+_MSGPACK_SIZED.update({0xD9: (">B", "str"), 0xDA: (">H", "str"), 0xDB: (">I", "str")})
+_MSGPACK_SIZED.update({0xDC: (">H", "array"), 0xDD: (">I", "array")})
+_MSGPACK_SIZED.update({0xDE: (">H", "map"), 0xDF: (">I", "map")})
+
+
+def _unpack_msgpack(data: bytes) -> Any:
+    """Decode the JSON-like msgpack subset flytekit writes, since `msgpack` is not a Lambda dependency."""
+    value, end = _unpack(data, 0)
+    if end != len(data):
+        raise ValueError(f"{len(data) - end} trailing bytes")
+    return value
+
+
+def _unpack(data: bytes, pos: int) -> tuple[Any, int]:
+    code, pos = data[pos], pos + 1
+    if code <= 0x7F or code >= 0xE0:
+        return (code if code <= 0x7F else code - 0x100), pos
+    if code in (0xC0, 0xC2, 0xC3):
+        return {0xC0: None, 0xC2: False, 0xC3: True}[code], pos
+    if code in _MSGPACK_NUMBERS:
+        fmt = _MSGPACK_NUMBERS[code]
+        return struct.unpack_from(fmt, data, pos)[0], pos + struct.calcsize(fmt)
+    if code in _MSGPACK_SIZED:
+        fmt, kind = _MSGPACK_SIZED[code]
+        size, pos = struct.unpack_from(fmt, data, pos)[0], pos + struct.calcsize(fmt)
+    elif code <= 0x8F:
+        kind, size = "map", code & 0x0F
+    elif code <= 0x9F:
+        kind, size = "array", code & 0x0F
+    elif code <= 0xBF:
+        kind, size = "str", code & 0x1F
+    else:
+        raise ValueError(f"unsupported msgpack type byte 0x{code:02x}")
+    if kind in ("str", "bin"):
+        raw = data[pos : pos + size]
+        if len(raw) != size:
+            raise ValueError("truncated data")
+        return (raw.decode() if kind == "str" else bytes(raw)), pos + size
+    items = []
+    for _ in range(size * 2 if kind == "map" else size):
+        item, pos = _unpack(data, pos)
+        items.append(item)
+    return (items if kind == "array" else dict(zip(items[::2], items[1::2], strict=True))), pos

@@ -1,0 +1,107 @@
+"""What EventBridge would do locally: turn Step Functions executions' endings into status-change events.
+
+moto emits no "Step Functions Execution Status Change" events, so this driver watches the executions of
+the deployment's state machines and, for each that ends ABORTED, TIMED_OUT or FAILED, invokes the finalize
+function with the event EventBridge would have delivered (the same shape as tests/events/).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+WATCHED_STATUSES = ("ABORTED", "TIMED_OUT", "FAILED")
+
+
+def status_change_event(execution: dict[str, Any], account: str, region: str) -> dict[str, Any]:
+    def millis(value: Any) -> int | None:
+        return int(value.timestamp() * 1000) if isinstance(value, datetime) else None
+
+    return {
+        "version": "0",
+        "id": execution["executionArn"].rsplit(":", 1)[-1],
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": account,
+        "region": region,
+        "resources": [execution["executionArn"]],
+        "detail": {
+            "executionArn": execution["executionArn"],
+            "stateMachineArn": execution["stateMachineArn"],
+            "name": execution["name"],
+            "status": execution["status"],
+            "startDate": millis(execution.get("startDate")),
+            "stopDate": millis(execution.get("stopDate")),
+            "input": execution.get("input"),
+            "output": execution.get("output"),
+            "error": execution.get("error"),
+            "cause": execution.get("cause"),
+        },
+    }
+
+
+class StatusChangeDriver:
+    def __init__(
+        self,
+        sfn_client: Any,
+        lambda_client: Any,
+        state_machine_arns: Iterable[str],
+        finalize_function: str,
+        *,
+        interval: float = 0.2,
+    ) -> None:
+        self._sfn = sfn_client
+        self._lambda = lambda_client
+        self._state_machines = list(state_machine_arns)
+        self._finalize = finalize_function
+        self._interval = interval
+        self._delivered: set[str] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="status-change-driver", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.deliver_pending()
+            except Exception:
+                logger.exception("status-change driver: delivery failed, will retry")
+
+    def deliver_pending(self) -> int:
+        """Deliver an event for every watched ending not yet delivered; returns how many were sent."""
+        sent = 0
+        for arn in self._state_machines:
+            for status in WATCHED_STATUSES:
+                paginator = self._sfn.get_paginator("list_executions")
+                for page in paginator.paginate(stateMachineArn=arn, statusFilter=status):
+                    for summary in page["executions"]:
+                        if summary["executionArn"] not in self._delivered:
+                            self._deliver(summary["executionArn"])
+                            sent += 1
+        return sent
+
+    def _deliver(self, execution_arn: str) -> None:
+        execution = self._sfn.describe_execution(executionArn=execution_arn)
+        _, _, _, region, account, *_ = execution_arn.split(":")
+        event = status_change_event(execution, account, region)
+        response = self._lambda.invoke(FunctionName=self._finalize, Payload=json.dumps(event).encode())
+        answer = response["Payload"].read()
+        if response.get("FunctionError"):
+            # EventBridge retries a failed delivery; so do we, on the next round.
+            logger.warning("finalize failed for %s: %s", execution_arn, answer[:500])
+            return
+        self._delivered.add(execution_arn)

@@ -1,0 +1,162 @@
+"""Run moto's Lambda invocations in this process: the function's handler string is imported and called.
+
+moto invokes Lambdas in Docker, which this project cannot rely on. Its Docker-free backend
+(`LambdaSimpleBackend`, chosen by `mock_aws(config={"lambda": {"use_docker": False}})`) answers every
+invoke with a canned reply; we replace its `invoke` with one that calls the real handler, the way the
+Lambda Python runtime does: the handler's environment bound (see `settings.lambda_environment`), a
+context object, and an unhandled exception reported as `{"errorType", "errorMessage"}` with the
+`Unhandled` function error, so Step Functions' Retry and Catch see what they would see on AWS.
+
+This reaches into moto's internals, so moto is pinned (pyproject.toml) and `install` refuses any other
+version; tests/functional/test_local_dispatch.py fails loudly if the hook stops taking effect.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import threading
+import time
+import traceback
+import uuid
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from typing import Any, Literal
+
+from serverless_agents.settings import lambda_environment
+
+PINNED_MOTO = "5.2.5"
+
+Fault = Literal["throttle", "service_error", "crash"]
+
+
+@dataclass
+class LocalLambdaContext:
+    """The attributes of the Lambda runtime's context object that handlers and Powertools read."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    timeout_seconds: int
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+    _deadline: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self._deadline = time.monotonic() + self.timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class InProcessLambdas:
+    """The hook, with fault injection: queue throttles, service errors or crashes for a function."""
+
+    def __init__(self) -> None:
+        self._faults: dict[str, deque[Fault]] = defaultdict(deque)
+        self._lock = threading.Lock()
+        self._original: Any = None
+        self.invocations: dict[str, int] = defaultdict(int)
+
+    def install(self) -> None:
+        if version("moto") != PINNED_MOTO:
+            raise RuntimeError(
+                f"the in-process Lambda hook is written for moto {PINNED_MOTO}, found {version('moto')}: "
+                "pin moto back or update serverless_agents/local/lambda_dispatch.py"
+            )
+        from moto.awslambda_simple.models import LambdaSimpleBackend
+
+        if self._original is not None:
+            return
+        self._original = LambdaSimpleBackend.__dict__["invoke"]
+        dispatcher = self
+
+        def invoke(
+            backend: Any, function_name: str, qualifier: str | None, body: Any, headers: Any, response: Any
+        ) -> bytes:
+            return dispatcher.invoke(backend, function_name, qualifier, body, headers, response)
+
+        LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign, assignment]
+
+    def uninstall(self) -> None:
+        if self._original is None:
+            return
+        from moto.awslambda_simple.models import LambdaSimpleBackend
+
+        LambdaSimpleBackend.invoke = self._original  # type: ignore[method-assign]
+        self._original = None
+
+    def inject_fault(self, function_name: str, fault: Fault, times: int = 1) -> None:
+        with self._lock:
+            self._faults[function_name].extend([fault] * times)
+
+    def invoke(
+        self,
+        backend: Any,
+        function_name: str,
+        qualifier: str | None,
+        body: Any,
+        headers: Any,
+        response_headers: dict[str, str],
+    ) -> bytes:
+        fn = backend.get_function(function_name, qualifier)
+        with self._lock:
+            self.invocations[fn.function_name] += 1
+            fault = self._faults[fn.function_name].popleft() if self._faults[fn.function_name] else None
+        if fault is not None:
+            return self._fail(fault, fn.function_name, response_headers)
+        event = json.loads(body) if body else {}
+        if (headers or {}).get("X-Amz-Invocation-Type") == "Event":
+            threading.Thread(target=self._call, args=(fn, event), daemon=True).start()
+            return b""
+        payload, errored = self._call(fn, event)
+        if errored:
+            response_headers["x-amz-function-error"] = "Unhandled"
+        return payload
+
+    @staticmethod
+    def _call(fn: Any, event: Any) -> tuple[bytes, bool]:
+        module_name, _, attr = str(fn.handler).rpartition(".")
+        context = LocalLambdaContext(
+            function_name=fn.function_name,
+            invoked_function_arn=fn.function_arn,
+            memory_limit_in_mb=int(fn.memory_size),
+            timeout_seconds=int(fn.timeout),
+        )
+        try:
+            # As the Lambda runtime does, tell the function its region.
+            region = str(fn.function_arn).split(":")[3]
+            runtime_env = {"AWS_REGION": region, "AWS_DEFAULT_REGION": region}
+            with lambda_environment({**dict(fn.environment_vars), **runtime_env}):
+                handler = getattr(importlib.import_module(module_name), attr)
+                result = handler(event, context)
+            return json.dumps(result).encode(), False
+        except Exception as e:
+            error = {
+                "errorMessage": str(e),
+                "errorType": type(e).__name__,
+                "stackTrace": traceback.format_tb(e.__traceback__),
+            }
+            return json.dumps(error).encode(), True
+
+    @staticmethod
+    def _fail(fault: Fault, function_name: str, response_headers: dict[str, str]) -> bytes:
+        from moto.awslambda.exceptions import LambdaClientError
+
+        if fault == "throttle":
+            error = LambdaClientError("TooManyRequestsException", f"Rate exceeded for {function_name}")
+            error.code = 429
+            raise error
+        if fault == "service_error":
+            error = LambdaClientError("ServiceException", "Lambda was unable to run the function")
+            error.code = 500
+            raise error
+        # A crash: the runtime died before the handler answered (out of memory, a segfault).
+        response_headers["x-amz-function-error"] = "Unhandled"
+        return json.dumps(
+            {"errorType": "Runtime.ExitError", "errorMessage": "RequestId: local Error: Runtime exited"}
+        ).encode()

@@ -1,0 +1,213 @@
+"""The whole deployment on moto, in this process: what `cdk deploy` makes, made against the emulator.
+
+For each agent in the manifest: its Lambda functions (create / get / delete, or sync) and, for async
+agents, the state machine rendered from `statemachines/async_agent.asl.json`; shared: the tasks table,
+the payload bucket, the api and finalize functions. Then the in-process Lambda hook, the status-change
+driver and the local API Gateway on localhost.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from serverless_agents import settings as env_names
+from serverless_agents.agent import AgentKind
+from serverless_agents.local.apigateway import LocalApiGateway
+from serverless_agents.local.driver import StatusChangeDriver
+from serverless_agents.local.lambda_dispatch import InProcessLambdas
+from serverless_agents.manifest import load_manifest
+from serverless_agents.naming import (
+    FunctionRole,
+    agent_function_name,
+    shared_function_name,
+    state_machine_arn_prefix,
+    state_machine_name,
+)
+from serverless_agents.registry import AgentRegistry
+from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+ACCOUNT = "123456789012"  # moto's default account
+_ROLES: dict[AgentKind, tuple[FunctionRole, ...]] = {
+    AgentKind.ASYNC: ("create", "get", "delete"),
+    AgentKind.SYNC: ("sync",),
+    AgentKind.SENSOR: (),
+}
+
+
+def _placeholder_zip() -> bytes:
+    # moto wants a code package; the handler runs from this process's own imports instead.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "dispatched in-process by serverless_agents.local.lambda_dispatch")
+    return buffer.getvalue()
+
+
+class LocalStack:
+    """Start with `with LocalStack("agents.toml") as stack:`; `stack.api_url` is the HTTP API."""
+
+    def __init__(
+        self,
+        manifest_path: str | Path,
+        *,
+        region: str = "us-east-1",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        driver_interval: float = 0.2,
+    ) -> None:
+        self.manifest_path = Path(manifest_path).resolve()
+        self.manifest = load_manifest(self.manifest_path)
+        self.registry = AgentRegistry.from_manifest(self.manifest)
+        self.deployment = self.manifest.deployment.name
+        self.region = region
+        self.tasks_table = f"{self.deployment}-tasks"
+        self.payload_bucket = f"{self.deployment}-payloads-{ACCOUNT}"
+        self.lambdas = InProcessLambdas()
+        self._host, self._port, self._driver_interval = host, port, driver_interval
+        self._mock: Any = None
+        self.api: LocalApiGateway | None = None
+        self.driver: StatusChangeDriver | None = None
+        self.state_machine_arns: dict[str, str] = {}
+
+    @property
+    def api_url(self) -> str:
+        assert self.api is not None, "the stack is not started"
+        return self.api.url
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
+
+    def start(self) -> LocalStack:
+        from moto import mock_aws
+
+        self._mock = mock_aws(
+            config={"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
+        )
+        self._mock.start()
+        try:
+            self.lambdas.install()
+            self._deploy()
+            self.driver = StatusChangeDriver(
+                self.client("stepfunctions"),
+                self.client("lambda"),
+                self.state_machine_arns.values(),
+                shared_function_name(self.deployment, "finalize"),
+                interval=self._driver_interval,
+            )
+            self.driver.start()
+            self.api = LocalApiGateway(self.client("lambda"), self.deployment, self._host, self._port)
+            self.api.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.api is not None:
+            self.api.stop()
+        if self.driver is not None:
+            self.driver.stop()
+        self.lambdas.uninstall()
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _deploy(self) -> None:
+        dynamodb = self.client("dynamodb")
+        dynamodb.create_table(
+            TableName=self.tasks_table,
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        dynamodb.update_time_to_live(
+            TableName=self.tasks_table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+        )
+        s3 = self.client("s3")
+        if self.region == "us-east-1":
+            s3.create_bucket(Bucket=self.payload_bucket)
+        else:
+            s3.create_bucket(
+                Bucket=self.payload_bucket, CreateBucketConfiguration={"LocationConstraint": self.region}
+            )
+        role_arn = self.client("iam").create_role(
+            RoleName=f"{self.deployment}-local", AssumeRolePolicyDocument="{}"
+        )["Role"]["Arn"]
+        arn_prefix = state_machine_arn_prefix("aws", self.region, ACCOUNT, self.deployment)
+        shared_env = {
+            env_names.TASKS_TABLE: self.tasks_table,
+            env_names.PAYLOAD_BUCKET: self.payload_bucket,
+            env_names.MANIFEST: str(self.manifest_path),
+            env_names.DEPLOYMENT: self.deployment,
+            env_names.STATE_MACHINE_ARN_PREFIX: arn_prefix,
+        }
+        code = _placeholder_zip()
+
+        def function(name: str, role: str, memory: int, timeout: int, agent: str | None = None) -> str:
+            variables = {**shared_env, env_names.AGENT: agent} if agent else shared_env
+            return str(
+                self.client("lambda").create_function(
+                    FunctionName=name,
+                    Runtime="python3.12",
+                    Role=role_arn,
+                    Handler=f"functions.{role}.handler.handler",
+                    Code={"ZipFile": code},
+                    MemorySize=memory,
+                    Timeout=timeout,
+                    Environment={"Variables": variables},
+                )["FunctionArn"]
+            )
+
+        function(shared_function_name(self.deployment, "api"), "api", 512, 29)
+        function(shared_function_name(self.deployment, "finalize"), "finalize", 256, 60)
+        sfn = self.client("stepfunctions")
+        for agent in self.registry:
+            settings = agent.settings
+            arns = {
+                role: function(
+                    agent_function_name(self.deployment, agent.name, role),
+                    role,
+                    settings.memory,
+                    settings.timeout,
+                    agent.name,
+                )
+                for role in _ROLES[agent.kind]
+            }
+            if agent.kind is AgentKind.ASYNC:
+                definition = render_definition(
+                    AsyncAgentFunctions(
+                        partition="aws",
+                        create_arn=arns["create"],
+                        get_arn=arns["get"],
+                        delete_arn=arns["delete"],
+                        execution_timeout_seconds=settings.execution_timeout,
+                    ).substitutions()
+                )
+                self.state_machine_arns[agent.name] = sfn.create_state_machine(
+                    name=state_machine_name(self.deployment, agent.name),
+                    definition=definition,
+                    roleArn=role_arn,
+                )["stateMachineArn"]
+
+
+def quiet_local_observability() -> None:
+    """Powertools prints a metrics blob per invocation; on a laptop that drowns the output."""
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")

@@ -1,0 +1,132 @@
+"""`agents.toml`: which agents a deployment runs, and with what settings.
+
+The manifest is the one place agents are named. The CDK app turns it into resources, the local stack into
+emulated ones, and the Lambdas read it (bundled beside their code) to load their agent's class. Loading
+the manifest imports nothing; `AgentSettings.load_class()` imports exactly one agent module.
+
+    [deployment]
+    name = "serverless-agents"          # prefix of every resource name
+
+    [agents.job]
+    class = "serverless_agents.examples:JobAgent"
+    memory = 256                        # MB, each of the agent's Lambdas
+    timeout = 30                        # s, each Lambda invocation
+    execution_timeout = 86400           # s, the whole task (state machine TimeoutSeconds)
+    poll = { initial = 5, factor = 2.0, cap = 300 }
+    secrets = { token = "arn:aws:secretsmanager:..." }
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from serverless_agents.exceptions import ManifestError
+
+if TYPE_CHECKING:
+    from serverless_agents.agent import AsyncAgentBase, BaseSensor, SyncAgentBase
+
+    AgentClass = type[AsyncAgentBase] | type[SyncAgentBase] | type[BaseSensor]  # type: ignore[type-arg]
+
+# Agent names become parts of Lambda function and state machine names (64 / 80 characters at most).
+_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+
+
+class PollBackoff(BaseModel):
+    """How long the state machine waits between two `get`s: initial * factor**n, at most cap seconds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    initial: Annotated[int, Field(ge=0, le=3600)] = 5
+    factor: Annotated[float, Field(ge=1.0, le=10.0)] = 2.0
+    cap: Annotated[int, Field(ge=0, le=86400)] = 300
+
+    def wait_after(self, polls: int) -> int:
+        """Seconds to wait before poll number `polls + 1` (polls counts the gets done so far)."""
+        try:
+            return int(min(self.cap, self.initial * self.factor ** max(polls, 0)))
+        except OverflowError:  # factor**polls outgrows a float on a long job long after reaching cap
+            return self.cap
+
+
+class AgentSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    class_path: Annotated[str, Field(alias="class", pattern=r"^[\w.]+:\w+$")]
+    memory: Annotated[int, Field(ge=128, le=10240)] = 256
+    timeout: Annotated[int, Field(ge=1, le=900)] = 30
+    execution_timeout: Annotated[int, Field(ge=1, le=31_536_000)] = 86_400
+    poll: PollBackoff = PollBackoff()
+    secrets: dict[str, str] = {}
+
+    def load_class(self) -> AgentClass:
+        """Import the agent class named by `class` ("package.module:Class")."""
+        from serverless_agents.agent import AsyncAgentBase, BaseSensor, SyncAgentBase
+
+        module_name, _, attr = self.class_path.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as e:
+            raise ManifestError(f"cannot load agent class {self.class_path!r}: {e}") from e
+        if not (isinstance(cls, type) and issubclass(cls, AsyncAgentBase | SyncAgentBase | BaseSensor)):
+            raise ManifestError(
+                f"{self.class_path!r} is not an AsyncAgentBase, SyncAgentBase or BaseSensor subclass"
+            )
+        if not getattr(cls, "task_type", ""):
+            raise ManifestError(f"{self.class_path!r} declares no task_type")
+        return cls
+
+
+class DeploymentSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,19}$")] = "serverless-agents"
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    deployment: DeploymentSettings = DeploymentSettings()
+    agents: dict[str, AgentSettings]
+
+    @field_validator("agents")
+    @classmethod
+    def _names_fit_resource_names(cls, agents: dict[str, AgentSettings]) -> dict[str, AgentSettings]:
+        for name in agents:
+            if not _NAME.match(name):
+                raise ValueError(f"agent name {name!r} must match {_NAME.pattern} (it is part of AWS names)")
+        return agents
+
+    def agent(self, name: str) -> AgentSettings:
+        from serverless_agents.exceptions import AgentNotFound
+
+        try:
+            return self.agents[name]
+        except KeyError:
+            raise AgentNotFound(f"agents.toml has no agent named {name!r}") from None
+
+
+def parse_manifest(text: str, *, source: str = "agents.toml") -> Manifest:
+    try:
+        return Manifest.model_validate(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as e:
+        raise ManifestError(f"{source}: {e}") from e
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors(include_url=False)
+        )
+        raise ManifestError(f"{source}: {problems}") from e
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ManifestError(f"cannot read manifest {path}: {e.strerror}") from e
+    return parse_manifest(text, source=str(path))

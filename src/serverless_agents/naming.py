@@ -1,0 +1,31 @@
+"""Names of the AWS resources a deployment makes, shared by the CDK app, the local stack and the runtime.
+
+Deterministic names let a function find another (the finalize Lambda invokes an agent's delete Lambda)
+without a lookup table that would have to be kept in sync.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+FunctionRole = Literal["create", "get", "delete", "sync", "poke"]
+
+
+def agent_function_name(deployment: str, agent: str, role: FunctionRole) -> str:
+    return f"{deployment}-{agent}-{role}"
+
+
+def shared_function_name(deployment: str, role: Literal["api", "finalize"]) -> str:
+    return f"{deployment}-{role}"
+
+
+def state_machine_name(deployment: str, agent: str) -> str:
+    return f"{deployment}-{agent}"
+
+
+def state_machine_arn_prefix(partition: str, region: str, account: str, deployment: str) -> str:
+    return f"arn:{partition}:states:{region}:{account}:stateMachine:{deployment}-"
+
+
+def execution_arn(state_machine_arn: str, execution_name: str) -> str:
+    return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{execution_name}"

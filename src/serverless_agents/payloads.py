@@ -1,0 +1,47 @@
+"""The payload bucket: what is too large for a state machine's state (256 KB) or a table item (400 KB).
+
+Large requests and outputs are written here and travel as `s3://bucket/key` references. Keys derive from
+the task id, so a retried write lands on the same object instead of leaving an orphan.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from serverless_agents import aws
+from serverless_agents.exceptions import InvalidRequest
+
+#: Kept well under the hard limits, leaving room for the rest of the state or item around the payload.
+STATE_PAYLOAD_LIMIT = 200_000
+ITEM_PAYLOAD_LIMIT = 300_000
+
+
+class PayloadStore:
+    def __init__(self, bucket: str, *, client: Any = None) -> None:
+        self.bucket = bucket
+        self._client = client or aws.client("s3")
+
+    def put_json(self, key: str, data: Any) -> str:
+        with aws.transient_errors_as_unavailable("S3"):
+            self._client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=json.dumps(data, separators=(",", ":")).encode(),
+                ContentType="application/json",
+            )
+        return f"s3://{self.bucket}/{key}"
+
+    def get_json(self, uri: str) -> Any:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        if not uri.startswith("s3://") or bucket != self.bucket or not key:
+            raise InvalidRequest("ref", f"{uri!r} is not an object in the payload bucket {self.bucket}")
+        with aws.transient_errors_as_unavailable("S3"):
+            body = self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return json.loads(body)
+
+    def offload(self, key: str, data: Any, limit: int) -> tuple[Any, str | None]:
+        """`(data, None)` when it fits within `limit` bytes of JSON, else `(None, s3 uri)`."""
+        if len(json.dumps(data, separators=(",", ":"))) <= limit:
+            return data, None
+        return None, self.put_json(key, data)

@@ -1,0 +1,83 @@
+"""The deployed agents, keyed by Flyte task category (task type, version) and by manifest name.
+
+Built explicitly from a manifest (flytekit's `ConnectorRegistry` without its import-time registration):
+a module that defines an agent registers nothing by being imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from serverless_agents.exceptions import AgentNotFound, DuplicateAgentError
+
+if TYPE_CHECKING:
+    from serverless_agents.agent import AgentKind
+    from serverless_agents.manifest import AgentClass, AgentSettings, Manifest
+
+
+@dataclass(frozen=True)
+class RegisteredAgent:
+    name: str
+    cls: AgentClass
+    settings: AgentSettings
+
+    @property
+    def kind(self) -> AgentKind:
+        return self.cls.kind
+
+    @property
+    def task_type(self) -> str:
+        return self.cls.task_type
+
+    @property
+    def version(self) -> int:
+        return self.cls.task_type_version
+
+
+class AgentRegistry:
+    def __init__(self) -> None:
+        self._by_category: dict[tuple[str, int], RegisteredAgent] = {}
+        self._by_name: dict[str, RegisteredAgent] = {}
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest) -> AgentRegistry:
+        registry = cls()
+        for name, settings in manifest.agents.items():
+            registry.register(name, settings.load_class(), settings)
+        return registry
+
+    def register(self, name: str, agent_cls: AgentClass, settings: AgentSettings) -> RegisteredAgent:
+        entry = RegisteredAgent(name, agent_cls, settings)
+        key = (entry.task_type, entry.version)
+        if name in self._by_name:
+            raise DuplicateAgentError(f"agent name {name!r} is registered twice")
+        if key in self._by_category:
+            other = self._by_category[key].name
+            raise DuplicateAgentError(
+                f"agents {other!r} and {name!r} both serve task type {key[0]!r} version {key[1]}"
+            )
+        self._by_category[key] = entry
+        self._by_name[name] = entry
+        return entry
+
+    def for_task(self, task_type: str, version: int = 0) -> RegisteredAgent:
+        try:
+            return self._by_category[(task_type, version)]
+        except KeyError:
+            raise AgentNotFound(
+                f"no agent is deployed for task type {task_type!r} version {version}"
+            ) from None
+
+    def by_name(self, name: str) -> RegisteredAgent:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise AgentNotFound(f"no agent named {name!r} is deployed") from None
+
+    def __iter__(self) -> Iterator[RegisteredAgent]:
+        return iter(self._by_name.values())
+
+    def __len__(self) -> int:
+        return len(self._by_name)

@@ -1,0 +1,185 @@
+"""The async agent's three Lambdas, as the state machine calls them: create, get (poll) and cleanup.
+
+State machine state: `{"task_id", "agent", "request" | "request_ref", "job": StepResult}`. `request` is
+the `CreateTaskRequest` in protobuf JSON, or `request_ref` an `s3://` reference when it is large.
+
+Nothing leaks a job: create reuses a job an earlier attempt recorded, and deletes the job it made if it
+cannot record it (or the task was aborted meanwhile); cleanup runs the agent's delete exactly once, guarded
+by the tasks table, and never for a job that ended on its own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flyteidl.admin import agent_pb2
+
+from serverless_agents import wire
+from serverless_agents.agent import Phase, resolve
+from serverless_agents.exceptions import InvalidRequest, LiteralConversionError
+from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT
+from serverless_agents.runtime.translate import encode_outputs, task_context
+
+if TYPE_CHECKING:
+    from serverless_agents.agent import AsyncAgentBase, Resource, ResourceMetadata
+    from serverless_agents.manifest import PollBackoff
+    from serverless_agents.payloads import PayloadStore
+    from serverless_agents.tasks_table import TasksTable
+
+# Errors Step Functions retries (see the ASL's Retry rules) end a task as RETRYABLE_FAILED when retries
+# run out, so Flyte may try the task again; anything else is the task's own failure.
+_TRANSIENT_ERRORS = frozenset(
+    {
+        "RetryableAgentError",
+        "ServiceUnavailable",
+        "Lambda.TooManyRequestsException",
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+        "Lambda.Unknown",
+        "Runtime.ExitError",
+        "Sandbox.Timedout",
+        "States.Timeout",
+    }
+)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What create and get return to the state machine (its `$.job`)."""
+
+    metadata: str | None
+    polls: int
+    wait_seconds: int
+    done: bool
+    phase: str
+    message: str
+
+
+@dataclass(frozen=True)
+class CleanupReason:
+    phase: Phase
+    message: str
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> CleanupReason:
+        """From the Cleanup state (`error`: Error and Cause, as Catch puts them) or finalize (`phase`)."""
+        if "phase" in event:
+            return cls(Phase[event["phase"]], str(event.get("message", "")))
+        error = event.get("error") or {}
+        name = str(error.get("Error", "Unknown"))
+        cause = str(error.get("Cause", ""))
+        try:
+            detail = json.loads(cause)
+            cause = str(detail.get("errorMessage", cause)) if isinstance(detail, dict) else cause
+        except ValueError:
+            pass
+        phase = Phase.RETRYABLE_FAILED if name in _TRANSIENT_ERRORS else Phase.FAILED
+        return cls(phase, f"{name}: {cause}" if cause else name)
+
+
+class AsyncAgentSteps:
+    def __init__(
+        self,
+        agent: AsyncAgentBase[Any],
+        backoff: PollBackoff,
+        table: TasksTable,
+        payloads: PayloadStore,
+    ) -> None:
+        self.agent = agent
+        self.backoff = backoff
+        self.table = table
+        self.payloads = payloads
+
+    def create(self, state: dict[str, Any]) -> StepResult:
+        task_id = state["task_id"]
+        record = self.table.get(task_id)
+        if record.metadata is not None:
+            # An earlier attempt created the job and recorded it before failing to answer: reuse it.
+            return self._waiting(record.metadata, polls=0, phase=record.phase, message=record.message)
+        metadata = resolve(self.agent.create(task_context(task_id, self._request(state))))
+        metadata_json = metadata.model_dump_json()
+        try:
+            recorded = self.table.record_progress(
+                task_id, Phase.RUNNING, "job created", [], {}, metadata=metadata_json
+            )
+        except Exception:
+            self._delete_quietly(metadata)
+            raise
+        if not recorded:
+            # Aborted while we were creating: cleanup found no job to delete, so delete it here.
+            self._delete_quietly(metadata)
+            return StepResult(metadata_json, 0, 0, True, Phase.ABORTED.name, "aborted during create")
+        return self._waiting(metadata_json, polls=0, phase=Phase.RUNNING, message="job created")
+
+    def poll(self, state: dict[str, Any]) -> StepResult:
+        task_id = state["task_id"]
+        job = state["job"]
+        metadata = self._metadata(job["metadata"])
+        polls = int(job["polls"]) + 1
+        resource = resolve(self.agent.get(metadata))
+        if not resource.phase.is_terminal:
+            if not self.table.record_progress(
+                task_id, resource.phase, resource.message, resource.log_links, resource.custom_info
+            ):
+                return StepResult(job["metadata"], polls, 0, True, Phase.ABORTED.name, "task ended elsewhere")
+            return self._waiting(job["metadata"], polls, resource.phase, resource.message)
+        phase, message, outputs, outputs_ref = self._ending(task_id, state, resource)
+        self.table.record_job_finished(
+            task_id, phase, message, resource.log_links, resource.custom_info, outputs, outputs_ref
+        )
+        return StepResult(job["metadata"], polls, 0, True, phase.name, message)
+
+    def cleanup(self, task_id: str, reason: CleanupReason) -> bool:
+        """Delete the job unless it ended on its own or was cleaned up already; True if delete ran."""
+        record = self.table.claim_cleanup(task_id)
+        if record is None:
+            return False
+        if record.metadata is not None:
+            try:
+                resolve(self.agent.delete(self._metadata(record.metadata)))
+            except Exception as e:
+                self.table.release_cleanup(task_id, f"delete failed, will retry: {e}")
+                raise
+        self.table.finish_cleanup(task_id, reason.phase, reason.message)
+        return record.metadata is not None
+
+    def _ending(
+        self, task_id: str, state: dict[str, Any], resource: Resource
+    ) -> tuple[Phase, str, dict[str, Any] | None, str | None]:
+        if resource.phase is not Phase.SUCCEEDED or resource.outputs is None:
+            return resource.phase, resource.message, None, None
+        template = self._request(state).template
+        try:
+            literal_map = encode_outputs(resource.outputs, template)
+        except LiteralConversionError as e:
+            return Phase.FAILED, f"the agent's outputs do not match the task interface: {e}", None, None
+        assert literal_map is not None
+        outputs, ref = self.payloads.offload(
+            f"outputs/{task_id}.json", wire.to_dict(literal_map), ITEM_PAYLOAD_LIMIT
+        )
+        return resource.phase, resource.message, outputs, ref
+
+    def _waiting(self, metadata: str, polls: int, phase: Phase, message: str) -> StepResult:
+        return StepResult(metadata, polls, self.backoff.wait_after(polls), False, phase.name, message)
+
+    def _metadata(self, metadata_json: str) -> ResourceMetadata:
+        return self.agent.metadata_type.model_validate_json(metadata_json)
+
+    def _request(self, state: dict[str, Any]) -> agent_pb2.CreateTaskRequest:
+        data = state.get("request")
+        if data is None and state.get("request_ref"):
+            data = self.payloads.get_json(state["request_ref"])
+        if data is None:
+            raise InvalidRequest("request", "the state carries neither request nor request_ref")
+        return wire.from_dict(agent_pb2.CreateTaskRequest, data, field="request")
+
+    def _delete_quietly(self, metadata: ResourceMetadata) -> None:
+        try:
+            resolve(self.agent.delete(metadata))
+        except Exception:
+            import logging
+
+            logging.getLogger(__name__).exception("could not delete job %s", metadata.model_dump_json())

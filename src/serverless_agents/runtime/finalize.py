@@ -1,0 +1,50 @@
+"""Cleanup for executions that ended without passing the Cleanup state.
+
+StopExecution (abort) and the state machine's TimeoutSeconds skip every remaining state, so the agent's
+delete must be run from outside: EventBridge's "Step Functions Execution Status Change" event brings the
+ending here, and we invoke the agent's delete Lambda, which claims cleanup in the tasks table (so it runs
+at most once, and never for a job that ended on its own). Invoking the agent's own function keeps this
+Lambda free of every agent's dependencies.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from serverless_agents import aws
+from serverless_agents.agent import Phase
+from serverless_agents.exceptions import InvalidRequest, ServiceUnavailable
+from serverless_agents.naming import agent_function_name
+
+_ENDINGS = {
+    "ABORTED": (Phase.ABORTED, "aborted (DeleteTask or StopExecution): {cause}"),
+    "TIMED_OUT": (Phase.FAILED, "timed out: the task ran past its execution_timeout"),
+    "FAILED": (Phase.FAILED, "failed: {error}: {cause}"),
+}
+
+
+def finalize_execution(detail: dict[str, Any], deployment: str, lambda_client: Any = None) -> dict[str, Any]:
+    """Handle one status-change event's `detail`; returns what the delete function answered."""
+    status = detail.get("status")
+    if status not in _ENDINGS:
+        return {"ignored": f"status {status!r}"}
+    task_id = detail.get("name")
+    input_json = detail.get("input") or "{}"
+    try:
+        agent = json.loads(input_json)["agent"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise InvalidRequest("detail.input", f"not an execution of an agent state machine: {e}") from e
+    phase, template = _ENDINGS[status]
+    message = template.format(error=detail.get("error") or "", cause=detail.get("cause") or "").rstrip(": ")
+    client = lambda_client or aws.client("lambda")
+    with aws.transient_errors_as_unavailable("Lambda"):
+        response = client.invoke(
+            FunctionName=agent_function_name(deployment, agent, "delete"),
+            Payload=json.dumps({"task_id": task_id, "phase": phase.name, "message": message}).encode(),
+        )
+    answer = json.loads(response["Payload"].read() or b"null")
+    if response.get("FunctionError"):
+        # Raise so EventBridge's retry policy (or the sweeper) tries again; cleanup was released.
+        raise ServiceUnavailable(f"delete for task {task_id} failed: {answer}")
+    return {"task_id": task_id, "deleted": answer}

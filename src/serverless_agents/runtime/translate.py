@@ -1,0 +1,82 @@
+"""Between Flyte's messages and the agent SDK: decode a request into a `TaskContext`, encode a `Resource`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from flyteidl.admin import agent_pb2
+from flyteidl.core import execution_pb2, literals_pb2
+
+from serverless_agents import wire
+from serverless_agents.agent import LogLink, Phase, Resource, TaskContext
+from serverless_agents.exceptions import InvalidRequest
+from serverless_agents.literals import decode_literal_map, encode_literal_map
+
+if TYPE_CHECKING:
+    from flyteidl.core.tasks_pb2 import TaskTemplate
+
+
+def check_create_request(request: agent_pb2.CreateTaskRequest) -> None:
+    if not request.HasField("template"):
+        raise InvalidRequest("template", "required: the TaskTemplate of the task to run")
+    if not request.template.type:
+        raise InvalidRequest("template.type", "required: the task type that selects the agent")
+
+
+def task_context(task_id: str, request: agent_pb2.CreateTaskRequest) -> TaskContext:
+    """The agent's view of a task; bad inputs raise `InvalidRequest` naming the input."""
+    check_create_request(request)
+    template = request.template
+    variables = template.interface.inputs.variables if template.HasField("interface") else None
+    return TaskContext(
+        task_id=task_id,
+        template=template,
+        inputs=decode_literal_map(request.inputs, variables, prefix="inputs"),
+        literals=request.inputs,
+        output_prefix=request.output_prefix,
+        execution_metadata=request.task_execution_metadata
+        if request.HasField("task_execution_metadata")
+        else None,
+    )
+
+
+def encode_outputs(
+    outputs: Mapping[str, Any] | literals_pb2.LiteralMap | None, template: TaskTemplate
+) -> literals_pb2.LiteralMap | None:
+    if outputs is None or isinstance(outputs, literals_pb2.LiteralMap):
+        return outputs
+    return encode_literal_map(outputs, template.interface.outputs.variables, prefix="outputs")
+
+
+def to_resource_message(
+    phase: Phase,
+    message: str,
+    log_links: list[LogLink],
+    custom_info: Mapping[str, Any],
+    outputs: literals_pb2.LiteralMap | None,
+) -> agent_pb2.Resource:
+    resource = agent_pb2.Resource(
+        phase=phase.value,
+        message=message,
+        log_links=[execution_pb2.TaskLog(name=link.name, uri=link.uri) for link in log_links],
+    )
+    if custom_info:
+        resource.custom_info.update(dict(custom_info))
+    if outputs is not None:
+        resource.outputs.CopyFrom(outputs)
+    return resource
+
+
+def resource_message(resource: Resource, template: TaskTemplate) -> agent_pb2.Resource:
+    return to_resource_message(
+        resource.phase,
+        resource.message,
+        resource.log_links,
+        resource.custom_info,
+        encode_outputs(resource.outputs, template),
+    )
+
+
+def literal_map_from_json(data: Mapping[str, Any]) -> literals_pb2.LiteralMap:
+    return wire.from_dict(literals_pb2.LiteralMap, dict(data), field="outputs")

@@ -1,0 +1,48 @@
+"""Builds the runtime objects a handler needs from its settings, once per container (per settings)."""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+from serverless_agents.agent import AsyncAgentBase, SyncAgentBase
+from serverless_agents.exceptions import ManifestError
+from serverless_agents.payloads import PayloadStore
+from serverless_agents.registry import AgentRegistry
+from serverless_agents.runtime.async_steps import AsyncAgentSteps
+from serverless_agents.runtime.loading import cached_manifest, load_agent
+from serverless_agents.runtime.service import TaskService
+from serverless_agents.tasks_table import TasksTable
+
+if TYPE_CHECKING:
+    from serverless_agents.settings import RuntimeSettings
+
+
+def _stores(settings: RuntimeSettings) -> tuple[TasksTable, PayloadStore]:
+    return TasksTable(settings.tasks_table, ttl_days=settings.task_ttl_days), PayloadStore(
+        settings.payload_bucket
+    )
+
+
+@functools.cache
+def task_service(settings: RuntimeSettings) -> TaskService:
+    table, payloads = _stores(settings)
+    registry = AgentRegistry.from_manifest(cached_manifest(settings.manifest_path))
+    return TaskService(registry, table, payloads, settings.state_machine_arn_prefix)
+
+
+@functools.cache
+def async_steps(settings: RuntimeSettings) -> AsyncAgentSteps:
+    loaded = load_agent(settings.manifest_path, settings.agent)
+    instance: Any = loaded.instance
+    if not isinstance(instance, AsyncAgentBase):
+        raise ManifestError(f"agent {loaded.name!r} is not an async agent")
+    table, payloads = _stores(settings)
+    return AsyncAgentSteps(instance, loaded.settings.poll, table, payloads)
+
+
+def sync_agent(settings: RuntimeSettings) -> tuple[str, SyncAgentBase]:
+    loaded = load_agent(settings.manifest_path, settings.agent)
+    if not isinstance(loaded.instance, SyncAgentBase):
+        raise ManifestError(f"agent {loaded.name!r} is not a sync agent")
+    return loaded.name, loaded.instance

@@ -1,0 +1,218 @@
+"""The tasks table (DynamoDB): one item per task, the readable projection of its progress.
+
+The state machine is the source of truth for an async task; its Lambdas write here and GetTask reads.
+Every write is conditional, so late or repeated writers cannot undo an ending:
+
+- progress (`record_progress`) is written only while the task is open;
+- the job's own ending (`record_job_finished`) sets `job_done`, after which cleanup never runs;
+- cleanup is claimed once (`claim_cleanup`), so the agent's delete runs exactly once, and released
+  (`release_cleanup`) if delete itself failed, so a retry may claim it again.
+
+Structured fields (log links, custom info, metadata, outputs) are stored as JSON strings: DynamoDB's
+number type would turn floats into Decimals, and nothing queries inside them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from serverless_agents import aws
+from serverless_agents.agent import LogLink, Phase
+from serverless_agents.exceptions import TaskNotFound
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+_OPEN = "attribute_exists(id) AND attribute_not_exists(job_done) AND attribute_not_exists(cleanup)"
+
+
+@dataclass
+class TaskRecord:
+    task_id: str
+    agent: str
+    kind: str
+    phase: Phase = Phase.QUEUED
+    message: str = ""
+    log_links: list[LogLink] = field(default_factory=list)
+    custom_info: dict[str, Any] = field(default_factory=dict)
+    #: The agent's resource metadata, as its pydantic model's JSON.
+    metadata: str | None = None
+    #: The outputs `LiteralMap` in protobuf JSON, or `outputs_ref` (s3://) when too large for an item.
+    outputs: dict[str, Any] | None = None
+    outputs_ref: str | None = None
+    execution_arn: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    version: int = 0
+    job_done: bool = False
+    cleanup: str | None = None
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> TaskRecord:
+        def s(name: str) -> str | None:
+            return item[name]["S"] if name in item else None
+
+        return cls(
+            task_id=item["id"]["S"],
+            agent=item["agent"]["S"],
+            kind=item["kind"]["S"],
+            phase=Phase[item["phase"]["S"]],
+            message=s("message") or "",
+            log_links=[LogLink(**link) for link in json.loads(s("log_links") or "[]")],
+            custom_info=json.loads(s("custom_info") or "{}"),
+            metadata=s("metadata"),
+            outputs=json.loads(s("outputs") or "null"),
+            outputs_ref=s("outputs_ref"),
+            execution_arn=s("execution_arn"),
+            created_at=float(item["created_at"]["N"]),
+            updated_at=float(item["updated_at"]["N"]),
+            version=int(item["version"]["N"]),
+            job_done=item.get("job_done", {}).get("BOOL", False),
+            cleanup=s("cleanup"),
+        )
+
+
+class TasksTable:
+    def __init__(self, table_name: str, *, ttl_days: int = 30, client: Any = None) -> None:
+        self.table_name = table_name
+        self._ttl_seconds = ttl_days * 86_400
+        self._client = client or aws.client("dynamodb")
+
+    def create(self, record: TaskRecord) -> bool:
+        """Insert a new task; False if one with this id exists already (a repeated create)."""
+        now = time.time()
+        item: dict[str, Any] = {
+            "id": {"S": record.task_id},
+            "agent": {"S": record.agent},
+            "kind": {"S": record.kind},
+            "phase": {"S": record.phase.name},
+            "message": {"S": record.message},
+            "created_at": {"N": repr(now)},
+            "updated_at": {"N": repr(now)},
+            "expires_at": {"N": str(int(now) + self._ttl_seconds)},
+            "version": {"N": "1"},
+        }
+        if record.execution_arn:
+            item["execution_arn"] = {"S": record.execution_arn}
+        try:
+            with aws.transient_errors_as_unavailable("DynamoDB"):
+                self._client.put_item(
+                    TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(id)"
+                )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def get(self, task_id: str) -> TaskRecord:
+        with aws.transient_errors_as_unavailable("DynamoDB"):
+            item = self._client.get_item(
+                TableName=self.table_name, Key={"id": {"S": task_id}}, ConsistentRead=True
+            ).get("Item")
+        if item is None:
+            raise TaskNotFound(f"no task with id {task_id!r}")
+        return TaskRecord.from_item(item)
+
+    def record_progress(
+        self,
+        task_id: str,
+        phase: Phase,
+        message: str,
+        log_links: list[LogLink],
+        custom_info: Mapping[str, Any],
+        metadata: str | None = None,
+    ) -> bool:
+        """Write a running task's state; False if the task has ended meanwhile (nothing written)."""
+        values = self._report(phase, message, log_links, custom_info)
+        if metadata is not None:
+            values["metadata"] = {"S": metadata}
+        return self._update(task_id, values, condition=_OPEN)
+
+    def record_job_finished(
+        self,
+        task_id: str,
+        phase: Phase,
+        message: str,
+        log_links: list[LogLink],
+        custom_info: Mapping[str, Any],
+        outputs: Mapping[str, Any] | None,
+        outputs_ref: str | None,
+    ) -> bool:
+        """The job ended on its own: after this, cleanup never runs. False if cleanup got there first."""
+        values = self._report(phase, message, log_links, custom_info)
+        values["job_done"] = {"BOOL": True}
+        if outputs is not None:
+            values["outputs"] = {"S": json.dumps(outputs, separators=(",", ":"))}
+        if outputs_ref is not None:
+            values["outputs_ref"] = {"S": outputs_ref}
+        return self._update(
+            task_id, values, condition="attribute_exists(id) AND attribute_not_exists(cleanup)"
+        )
+
+    def claim_cleanup(self, task_id: str) -> TaskRecord | None:
+        """Take the right to run the agent's delete; None if the job finished or cleanup is taken."""
+        return self._update_returning(
+            task_id,
+            {"cleanup": {"S": "claimed"}},
+            condition="attribute_exists(id) AND attribute_not_exists(job_done) "
+            "AND (attribute_not_exists(cleanup) OR cleanup = :failed)",
+            extra_values={":failed": {"S": "failed"}},
+        )
+
+    def release_cleanup(self, task_id: str, message: str) -> None:
+        """Delete failed: let the next attempt claim cleanup again."""
+        self._update(task_id, {"cleanup": {"S": "failed"}, "message": {"S": message}}, condition=None)
+
+    def finish_cleanup(self, task_id: str, phase: Phase, message: str) -> None:
+        self._update(
+            task_id,
+            {"cleanup": {"S": "done"}, "phase": {"S": phase.name}, "message": {"S": message}},
+            condition=None,
+        )
+
+    @staticmethod
+    def _report(
+        phase: Phase, message: str, log_links: list[LogLink], custom_info: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "phase": {"S": phase.name},
+            "message": {"S": message},
+            "log_links": {"S": json.dumps([link.__dict__ for link in log_links])},
+            "custom_info": {"S": json.dumps(custom_info, default=str)},
+        }
+
+    def _update(self, task_id: str, values: dict[str, Any], condition: str | None) -> bool:
+        return (
+            self._update_returning(task_id, values, condition=condition or "attribute_exists(id)") is not None
+        )
+
+    def _update_returning(
+        self,
+        task_id: str,
+        values: dict[str, Any],
+        *,
+        condition: str,
+        extra_values: dict[str, Any] | None = None,
+    ) -> TaskRecord | None:
+        names = {f"#{key}": key for key in values}
+        assignments = ", ".join(f"#{key} = :{key}" for key in values)
+        attribute_values = {f":{key}": value for key, value in values.items()}
+        attribute_values[":now"] = {"N": repr(time.time())}
+        attribute_values[":one"] = {"N": "1"}
+        attribute_values.update(extra_values or {})
+        try:
+            with aws.transient_errors_as_unavailable("DynamoDB"):
+                response = self._client.update_item(
+                    TableName=self.table_name,
+                    Key={"id": {"S": task_id}},
+                    UpdateExpression=f"SET {assignments}, updated_at = :now ADD version :one",
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=attribute_values,
+                    ReturnValues="ALL_NEW",
+                )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return None
+        return TaskRecord.from_item(response["Attributes"])

@@ -1,0 +1,129 @@
+"""Functional fixtures: one embedded stack per test module, running the real ASL on moto through the
+real handlers, reached over real HTTP."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flyteidl.admin import agent_pb2
+
+from serverless_agents.agent import Phase
+from serverless_agents.client import ApiClient, task_id_from_resource_meta
+from serverless_agents.demo import task_request
+from serverless_agents.examples import JobAgent
+from serverless_agents.local.stack import LocalStack
+
+MANIFEST = """
+[deployment]
+name = "sa-test"
+
+[agents.job]
+class = "serverless_agents.examples:JobAgent"
+poll = { initial = 0, factor = 1.0, cap = 0 }
+
+[agents.slowjob]
+class = "tests.functional.agents:SlowJobAgent"
+poll = { initial = 1, factor = 1.0, cap = 1 }
+
+[agents.shortjob]
+class = "tests.functional.agents:ShortTimeoutJobAgent"
+execution_timeout = 2
+poll = { initial = 1, factor = 1.0, cap = 1 }
+
+[agents.echo]
+class = "serverless_agents.examples:EchoAgent"
+"""
+
+_runs = itertools.count()
+
+
+class Harness:
+    """The stack plus what the tests ask of it: submit, wait, and look inside the emulated AWS."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.api = ApiClient(stack.api_url)
+
+    def request(self, task_type: str = "example_job", **kwargs: Any) -> agent_pb2.CreateTaskRequest:
+        kwargs.setdefault("inputs", {"n": 1})
+        kwargs.setdefault("outputs", {"n": 0, "polls": 0})
+        kwargs.setdefault("execution", f"run{next(_runs)}")
+        return task_request(task_type, **kwargs)
+
+    def submit(self, request: agent_pb2.CreateTaskRequest) -> str:
+        return task_id_from_resource_meta(self.api.create_task(request).resource_meta)
+
+    def wait(self, task_id: str, timeout: float = 30) -> agent_pb2.Resource:
+        deadline = time.monotonic() + timeout
+        while True:
+            resource = self.api.get_task(task_id).resource
+            if Phase(resource.phase).is_terminal:
+                return resource
+            assert time.monotonic() < deadline, f"task {task_id} still {Phase(resource.phase).name}"
+            time.sleep(0.1)
+
+    def wait_for_phase(self, task_id: str, phase: Phase, timeout: float = 30) -> agent_pb2.Resource:
+        deadline = time.monotonic() + timeout
+        while True:
+            resource = self.api.get_task(task_id).resource
+            if Phase(resource.phase) is phase:
+                return resource
+            assert time.monotonic() < deadline, f"task {task_id} is {Phase(resource.phase).name}"
+            time.sleep(0.1)
+
+    def item(self, task_id: str) -> dict[str, Any]:
+        return (
+            self.stack.client("dynamodb")
+            .get_item(TableName=self.stack.tasks_table, Key={"id": {"S": task_id}})
+            .get("Item", {})
+        )
+
+    def job(self, task_id: str) -> dict[str, Any]:
+        """The example platform's record of the task's job: how often get and delete ran."""
+        metadata = json.loads(self.item(task_id)["metadata"]["S"])
+        body = self.stack.client("s3").get_object(
+            Bucket=metadata["bucket"], Key=JobAgent.job_key(metadata["job_id"])
+        )
+        return dict(json.loads(body["Body"].read()))
+
+    def job_count(self) -> int:
+        listing = self.stack.client("s3").list_objects_v2(
+            Bucket=self.stack.payload_bucket, Prefix="example-jobs/"
+        )
+        return int(listing.get("KeyCount", 0))
+
+    def executions(self, agent: str, task_id: str | None = None) -> list[dict[str, Any]]:
+        sfn = self.stack.client("stepfunctions")
+        listed = sfn.list_executions(stateMachineArn=self.stack.state_machine_arns[agent])["executions"]
+        return [e for e in listed if task_id is None or e["name"] == task_id]
+
+    def wait_execution(self, agent: str, task_id: str, timeout: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            (execution,) = self.executions(agent, task_id)
+            if execution["status"] != "RUNNING":
+                return execution
+            assert time.monotonic() < deadline, f"execution {task_id} still running"
+            time.sleep(0.1)
+
+    def function(self, agent: str, role: str) -> str:
+        return f"{self.stack.deployment}-{agent}-{role}"
+
+    def table_size(self) -> int:
+        return int(
+            self.stack.client("dynamodb").scan(TableName=self.stack.tasks_table, Select="COUNT")["Count"]
+        )
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    manifest: Path = tmp_path_factory.mktemp("manifest") / "agents.toml"
+    manifest.write_text(MANIFEST)
+    with LocalStack(manifest, driver_interval=0.1) as stack:
+        yield Harness(stack)

@@ -1,0 +1,41 @@
+"""A sync agent through the local API Gateway and its own Lambda."""
+
+from __future__ import annotations
+
+import pytest
+
+from serverless_agents.agent import Phase
+from serverless_agents.exceptions import AgentNotFound, InvalidRequest
+from serverless_agents.literals import decode_literal_map
+from tests.functional.conftest import Harness
+
+pytestmark = pytest.mark.functional
+
+
+def test_sync_agent_answers_with_outputs(harness: Harness) -> None:
+    request = harness.request("example_echo", inputs={"text": "ping", "n": 2}, outputs={"text": "", "n": 0})
+
+    header = harness.api.execute_sync("echo", request)
+
+    assert Phase(header.resource.phase) is Phase.SUCCEEDED
+    assert decode_literal_map(header.resource.outputs, request.template.interface.outputs.variables) == {
+        "text": "ping",
+        "n": 2,
+    }
+
+
+def test_sync_agent_rejects_outputs_its_interface_does_not_declare(harness: Harness) -> None:
+    request = harness.request("example_echo", inputs={"text": "ping"}, outputs={})
+
+    with pytest.raises(InvalidRequest, match=r"outputs\.text"):
+        harness.api.execute_sync("echo", request)
+
+
+def test_unknown_sync_agent_is_not_found(harness: Harness) -> None:
+    with pytest.raises(AgentNotFound):
+        harness.api.execute_sync("nope", harness.request("example_echo"))
+
+
+def test_sync_task_type_on_the_async_route_says_where_to_go(harness: Harness) -> None:
+    with pytest.raises(InvalidRequest, match="/v1/sync/echo"):
+        harness.api.create_task(harness.request("example_echo"))

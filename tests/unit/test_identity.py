@@ -1,0 +1,101 @@
+"""Task identity: one stable id per Flyte task attempt, valid as a Step Functions execution name."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+from flyteidl.core.identifier_pb2 import (
+    Identifier,
+    NodeExecutionIdentifier,
+    TaskExecutionIdentifier,
+    WorkflowExecutionIdentifier,
+)
+
+from serverless_agents.exceptions import InvalidRequest
+from serverless_agents.identity import check_task_id, task_id_for
+
+EXECUTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
+
+
+def execution_id(
+    *, name: str = "f6a2b9c", node: str = "n0", version: str = "v1", attempt: int = 0
+) -> TaskExecutionIdentifier:
+    return TaskExecutionIdentifier(
+        task_id=Identifier(project="flytesnacks", domain="development", name="wf.query", version=version),
+        node_execution_id=NodeExecutionIdentifier(
+            node_id=node,
+            execution_id=WorkflowExecutionIdentifier(project="flytesnacks", domain="development", name=name),
+        ),
+        retry_attempt=attempt,
+    )
+
+
+def test_task_id_is_a_pure_function_of_the_identifier() -> None:
+    task_id = task_id_for(execution_id())
+
+    assert task_id == task_id_for(execution_id())
+    assert task_id.startswith("f6a2b9c-n0-a0-")
+    assert check_task_id(task_id) == task_id
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda e: setattr(e, "retry_attempt", 1),
+        lambda e: setattr(e.node_execution_id, "node_id", "n1"),
+        lambda e: setattr(e.node_execution_id.execution_id, "name", "other"),
+        lambda e: setattr(e.node_execution_id.execution_id, "project", "other"),
+        lambda e: setattr(e.task_id, "version", "v2"),
+        lambda e: setattr(e.task_id, "name", "wf.other"),
+    ],
+    ids=["retry-attempt", "node", "execution", "project", "task-version", "task-name"],
+)
+def test_task_id_differs_for_another_attempt_node_execution_or_task(
+    change: Callable[[TaskExecutionIdentifier], None],
+) -> None:
+    changed = execution_id()
+    change(changed)
+
+    assert task_id_for(changed) != task_id_for(execution_id())
+
+
+def test_unsafe_characters_that_read_alike_still_give_distinct_ids() -> None:
+    assert task_id_for(execution_id(name="a b")) != task_id_for(execution_id(name="a/b"))
+
+
+@pytest.mark.parametrize(
+    ("name", "node"),
+    [
+        ("x" * 300, "n" * 300),
+        ("my workflow: run #1 / 100%", "node with spaces"),
+        ("exécution-überlang-名前-" * 10, "узел\t\n"),
+        ("~`$&,;:/\\\"'[]{}<>", "|^#"),
+    ],
+    ids=["long", "spaces", "unicode", "punctuation"],
+)
+def test_task_id_is_a_valid_execution_name(name: str, node: str) -> None:
+    task_id = task_id_for(execution_id(name=name, node=node, attempt=2**32 - 1))
+
+    assert EXECUTION_NAME.fullmatch(task_id), task_id
+    assert len(task_id) <= 80
+
+
+@pytest.mark.parametrize(("name", "node"), [("", "n0"), ("f6a2b9c", "")])
+def test_a_task_without_execution_name_or_node_is_invalid(name: str, node: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        task_id_for(execution_id(name=name, node=node))
+    assert caught.value.field == "taskExecutionMetadata.taskExecutionId"
+
+
+@pytest.mark.parametrize("bad", ["", "has space", "a/b", "x" * 81, "é", "../etc"])
+def test_check_task_id_rejects_what_is_not_a_task_id(bad: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        check_task_id(bad)
+    assert caught.value.field == "task_id"
+
+
+def test_check_task_id_rejects_a_trailing_newline() -> None:
+    with pytest.raises(InvalidRequest):
+        check_task_id("abc\n")

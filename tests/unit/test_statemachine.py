@@ -1,0 +1,134 @@
+"""The async agent state machine: rendering the template, and the structure the runtime relies on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from serverless_agents.exceptions import ManifestError
+from serverless_agents.statemachine import (
+    DEFINITION_PATH,
+    AsyncAgentFunctions,
+    definition_template,
+    render_definition,
+)
+
+REPO_DEFINITION = Path(__file__).resolve().parents[2] / "statemachines" / "async_agent.asl.json"
+FUNCTIONS = AsyncAgentFunctions(
+    partition="aws",
+    create_arn="arn:aws:lambda:us-east-1:123456789012:function:sa-job-create",
+    get_arn="arn:aws:lambda:us-east-1:123456789012:function:sa-job-get",
+    delete_arn="arn:aws:lambda:us-east-1:123456789012:function:sa-job-delete",
+    execution_timeout_seconds=3600,
+)
+SERVICE_ERRORS = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException"}
+
+
+@pytest.fixture(scope="module")
+def definition() -> dict[str, Any]:
+    return dict(json.loads(render_definition(FUNCTIONS.substitutions())))
+
+
+@pytest.fixture(scope="module")
+def states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return dict(definition["States"])
+
+
+def test_the_template_is_the_repository_file() -> None:
+    assert DEFINITION_PATH == REPO_DEFINITION
+    assert definition_template() == REPO_DEFINITION.read_text()
+
+
+def test_render_fills_every_placeholder(
+    definition: dict[str, Any], states: dict[str, dict[str, Any]]
+) -> None:
+    rendered = render_definition(FUNCTIONS.substitutions())
+
+    assert "${" not in rendered.replace("${...}", "")  # the Comment mentions the syntax
+    assert definition["TimeoutSeconds"] == 3600
+    functions = {name: states[name]["Parameters"]["FunctionName"] for name in ("Create", "Get", "Cleanup")}
+    assert functions == {
+        "Create": FUNCTIONS.create_arn,
+        "Get": FUNCTIONS.get_arn,
+        "Cleanup": FUNCTIONS.delete_arn,
+    }
+    assert {states[name]["Resource"] for name in functions} == {"arn:aws:states:::lambda:invoke"}
+
+
+def test_a_missing_substitution_is_a_manifest_error_naming_it() -> None:
+    substitutions = FUNCTIONS.substitutions()
+    del substitutions["GetFunctionArn"]
+    del substitutions["Partition"]
+
+    with pytest.raises(ManifestError, match="needs values for GetFunctionArn, Partition"):
+        render_definition(substitutions)
+
+
+def test_render_accepts_another_template() -> None:
+    rendered = render_definition({"Seconds": "7", "Name": "x"}, '{"a": ${Seconds}, "b": "${Name}"}')
+
+    assert json.loads(rendered) == {"a": 7, "b": "x"}
+
+
+def test_an_unreadable_template_is_a_manifest_error(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="cannot read the state machine definition"):
+        definition_template(tmp_path / "missing.asl.json")
+
+
+def test_the_loop_starts_at_create_and_waits_as_get_says(
+    definition: dict[str, Any], states: dict[str, dict[str, Any]]
+) -> None:
+    assert definition["StartAt"] == "Create"
+    assert states["Wait"]["SecondsPath"] == "$.job.wait_seconds"
+    assert states["Wait"]["Next"] == "Get"
+    running = [choice for choice in states["Ended?"]["Choices"] if choice.get("BooleanEquals") is False]
+    assert [(c["Variable"], c["Next"]) for c in running] == [("$.job.done", "Wait")]
+
+
+def test_every_transition_names_an_existing_state(states: dict[str, dict[str, Any]]) -> None:
+    targets = {state["Next"] for state in states.values() if "Next" in state}
+    targets |= {catcher["Next"] for state in states.values() for catcher in state.get("Catch", [])}
+    targets |= {choice["Next"] for state in states.values() for choice in state.get("Choices", [])}
+    targets |= {state["Default"] for state in states.values() if "Default" in state}
+
+    assert targets <= states.keys()
+
+
+def test_every_task_retries_throttling_apart_from_service_errors(states: dict[str, dict[str, Any]]) -> None:
+    tasks = {name: state for name, state in states.items() if state["Type"] == "Task"}
+    assert set(tasks) == {"Create", "Get", "Cleanup"}
+    for name, state in tasks.items():
+        errors = [set(retrier["ErrorEquals"]) for retrier in state["Retry"]]
+        throttling = [e for e in errors if "Lambda.TooManyRequestsException" in e]
+        service = [e for e in errors if e >= SERVICE_ERRORS or e == {"States.ALL"}]
+        assert throttling == [{"Lambda.TooManyRequestsException"}], name
+        assert len(service) == 1, name
+        # ASL: States.ALL must stand alone, in the last retrier.
+        assert all("States.ALL" not in e or (e == {"States.ALL"} and e is errors[-1]) for e in errors), name
+
+
+@pytest.mark.parametrize("name", ["Create", "Get"])
+def test_create_and_get_failures_go_to_cleanup(states: dict[str, dict[str, Any]], name: str) -> None:
+    assert [(c["ErrorEquals"], c["Next"]) for c in states[name]["Catch"]] == [(["States.ALL"], "Cleanup")]
+    assert states[name]["Catch"][0]["ResultPath"] == "$.error"
+
+
+def test_cleanup_ends_in_a_fail_state(states: dict[str, dict[str, Any]]) -> None:
+    assert states[states["Cleanup"]["Next"]]["Type"] == "Fail"
+    assert states["Cleanup"]["ResultPath"] is None  # keeps $.error for the Fail state's cause
+
+
+def test_the_timeout_is_the_substituted_number() -> None:
+    substitutions = {**FUNCTIONS.substitutions(), "ExecutionTimeoutSeconds": "86400"}
+
+    assert json.loads(render_definition(substitutions))["TimeoutSeconds"] == 86_400
+
+
+def test_no_state_uses_jsonata(definition: dict[str, Any], states: dict[str, dict[str, Any]]) -> None:
+    languages = {definition.get("QueryLanguage", "JSONPath")}
+    languages |= {state.get("QueryLanguage", "JSONPath") for state in states.values()}
+
+    assert languages == {"JSONPath"}

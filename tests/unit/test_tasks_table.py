@@ -1,0 +1,175 @@
+"""The tasks table on moto DynamoDB: conditional writes that late or repeated writers cannot undo."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from serverless_agents.agent import LogLink, Phase
+from serverless_agents.exceptions import TaskNotFound
+from serverless_agents.tasks_table import TaskRecord, TasksTable
+
+ARN = "arn:aws:states:us-east-1:123456789012:execution:sa-job:t1"
+LINKS = [LogLink("Job", "https://example.invalid/jobs/1")]
+
+
+@pytest.fixture
+def client() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="tasks",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield client
+
+
+@pytest.fixture
+def table(client: Any) -> TasksTable:
+    table = TasksTable("tasks", client=client)
+    assert table.create(TaskRecord("t1", "job", "async", execution_arn=ARN))
+    return table
+
+
+def progress(table: TasksTable, message: str = "poll 1") -> bool:
+    return table.record_progress(
+        "t1", Phase.RUNNING, message, LINKS, {"done": 0.5}, metadata='{"job_id":"j"}'
+    )
+
+
+def finished(table: TasksTable) -> bool:
+    return table.record_job_finished("t1", Phase.SUCCEEDED, "done", [], {}, {"literals": {}}, None)
+
+
+def test_create_inserts_once_and_a_repeat_changes_nothing(table: TasksTable) -> None:
+    assert not table.create(TaskRecord("t1", "other", "sensor"))
+
+    record = table.get("t1")
+    assert (record.agent, record.kind, record.phase, record.execution_arn) == (
+        "job",
+        "async",
+        Phase.QUEUED,
+        ARN,
+    )
+    assert record.version == 1
+    assert record.created_at == record.updated_at > 0
+    assert not record.job_done
+    assert record.cleanup is None
+
+
+def test_create_sets_a_ttl(table: TasksTable, client: Any) -> None:
+    item = client.get_item(TableName="tasks", Key={"id": {"S": "t1"}})["Item"]
+
+    assert int(item["expires_at"]["N"]) - float(item["created_at"]["N"]) == pytest.approx(30 * 86_400, abs=1)
+
+
+def test_get_of_an_unknown_task_is_task_not_found(table: TasksTable) -> None:
+    with pytest.raises(TaskNotFound, match="'nope'"):
+        table.get("nope")
+
+
+def test_record_progress_writes_the_report(table: TasksTable) -> None:
+    custom = {"ratio": 0.25, "nested": {"score": 1.5, "n": 3}, "label": "x"}
+
+    assert table.record_progress("t1", Phase.RUNNING, "poll 1", LINKS, custom, metadata='{"job_id":"j"}')
+
+    record = table.get("t1")
+    assert (record.phase, record.message, record.log_links) == (Phase.RUNNING, "poll 1", LINKS)
+    assert record.custom_info == custom
+    assert type(record.custom_info["ratio"]) is float
+    assert type(record.custom_info["nested"]["score"]) is float
+    assert record.metadata == '{"job_id":"j"}'
+    assert record.version == 2
+
+
+def test_version_increments_on_each_write(table: TasksTable) -> None:
+    versions = [table.get("t1").version]
+    for message in ("poll 1", "poll 2"):
+        progress(table, message)
+        versions.append(table.get("t1").version)
+    finished(table)
+    versions.append(table.get("t1").version)
+
+    assert versions == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    "ending", [finished, lambda table: table.claim_cleanup("t1")], ids=["job", "cleanup"]
+)
+def test_record_progress_after_the_task_ended_writes_nothing(table: TasksTable, ending: Any) -> None:
+    ending(table)
+    before = table.get("t1")
+
+    assert not progress(table, "late poll")
+    assert table.get("t1") == before
+
+
+def test_record_job_finished_stores_outputs_and_blocks_cleanup(table: TasksTable) -> None:
+    assert table.record_job_finished(
+        "t1", Phase.SUCCEEDED, "done", LINKS, {"job_id": "j"}, {"literals": {"x": 1}}, "s3://b/k"
+    )
+
+    record = table.get("t1")
+    assert (record.phase, record.message, record.job_done) == (Phase.SUCCEEDED, "done", True)
+    assert (record.outputs, record.outputs_ref) == ({"literals": {"x": 1}}, "s3://b/k")
+    assert table.claim_cleanup("t1") is None
+    assert table.get("t1").cleanup is None
+
+
+def test_record_job_finished_after_cleanup_was_claimed_writes_nothing(table: TasksTable) -> None:
+    assert table.claim_cleanup("t1") is not None
+
+    assert not finished(table)
+    record = table.get("t1")
+    assert (record.phase, record.job_done, record.outputs) == (Phase.QUEUED, False, None)
+
+
+def test_cleanup_is_claimed_once_until_released(table: TasksTable) -> None:
+    claimed = table.claim_cleanup("t1")
+    assert claimed is not None
+    assert (claimed.task_id, claimed.cleanup) == ("t1", "claimed")
+    assert table.claim_cleanup("t1") is None
+
+    table.release_cleanup("t1", "delete failed: timeout")
+    released = table.get("t1")
+    assert (released.cleanup, released.message) == ("failed", "delete failed: timeout")
+
+    again = table.claim_cleanup("t1")
+    assert again is not None
+    assert again.cleanup == "claimed"
+    assert table.claim_cleanup("t1") is None
+
+
+def test_claim_cleanup_of_an_unknown_task_is_none(table: TasksTable, client: Any) -> None:
+    assert table.claim_cleanup("ghost") is None
+    assert "Item" not in client.get_item(TableName="tasks", Key={"id": {"S": "ghost"}})
+
+
+def test_finish_cleanup_records_the_ending(table: TasksTable) -> None:
+    assert table.claim_cleanup("t1") is not None
+
+    table.finish_cleanup("t1", Phase.ABORTED, "aborted by the user")
+
+    record = table.get("t1")
+    assert (record.cleanup, record.phase, record.message) == ("done", Phase.ABORTED, "aborted by the user")
+    assert table.claim_cleanup("t1") is None
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda table: table.record_progress("ghost", Phase.RUNNING, "poll", [], {}),
+        lambda table: table.record_job_finished("ghost", Phase.SUCCEEDED, "done", [], {}, None, None),
+    ],
+    ids=["progress", "finished"],
+)
+def test_a_report_for_an_unknown_task_creates_nothing(table: TasksTable, client: Any, write: Any) -> None:
+    # Reachable: the item's TTL (30 days) is shorter than the longest execution_timeout (1 year).
+    assert not write(table)
+    assert "Item" not in client.get_item(TableName="tasks", Key={"id": {"S": "ghost"}})
