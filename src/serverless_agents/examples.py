@@ -101,12 +101,12 @@ class JobAgent(AsyncAgentBase[JobMetadata]):
 
 
 class EchoAgent(SyncAgentBase):
-    """Answers at once with its inputs as outputs."""
+    """Answers at once with its inputs as outputs. `async def`, as agents that call HTTP APIs often are."""
 
     task_type = "example_echo"
     display_name = "Example echo agent"
 
-    def do(self, task: TaskContext) -> Resource:
+    async def do(self, task: TaskContext) -> Resource:
         return Resource(Phase.SUCCEEDED, "echoed", outputs=dict(task.inputs))
 
 

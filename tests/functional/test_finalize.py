@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ def test_recorded_abort_event_runs_delete_once(harness: Harness) -> None:
     task_id = harness.submit(harness.request("example_job_slow", custom={"polls": 1000}))
     harness.wait_for_phase(task_id, Phase.RUNNING)
     while "metadata" not in harness.item(task_id):
-        pass
+        time.sleep(0.05)
     event = json.loads(json.dumps(RECORDED))
     event["detail"]["name"] = task_id
     event["detail"]["input"] = json.dumps({"task_id": task_id, "agent": "slowjob"})
