@@ -129,12 +129,6 @@ class _AgentBase:
     task_type: ClassVar[str]
     #: `TaskCategory.version`; flytekit writes `task_type_version` into the template.
     task_type_version: ClassVar[int] = 0
-    #: The name shown by `ListAgents`; defaults to the class name.
-    display_name: ClassVar[str] = ""
-
-    @classmethod
-    def agent_name(cls) -> str:
-        return cls.display_name or cls.__name__
 
 
 class AsyncAgentBase(_AgentBase, Generic[M]):

@@ -1,6 +1,7 @@
 """`serverless-agents`: the command line.
 
-serverless-agents up [--manifest agents.toml] [--port 8080] [--demo] [--exit-after-demo]
+serverless-agents up       [--manifest agents.toml] [--port 8080] [--grpc-port 8000] [--demo]
+serverless-agents adapter  --api URL [--port 8000] [--metrics-port 9090]
 """
 
 from __future__ import annotations
@@ -11,6 +12,14 @@ import sys
 import threading
 
 
+def _serve_forever(hint: str) -> None:
+    print(f"{hint}   (Ctrl-C to stop)", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        print("stopping", flush=True)
+
+
 def _up(args: argparse.Namespace) -> int:
     # The embedded stack is moto in this process: make sure nothing can reach a real AWS account.
     for name, value in {
@@ -19,42 +28,83 @@ def _up(args: argparse.Namespace) -> int:
         "AWS_DEFAULT_REGION": args.region,
     }.items():
         os.environ[name] = value
-    os.environ.pop("AWS_PROFILE", None)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        os.environ.pop(name, None)
+    from serverless_agents.adapter.server import Adapter
     from serverless_agents.local.stack import LocalStack, quiet_local_observability
 
     quiet_local_observability()
     with LocalStack(args.manifest, region=args.region, host=args.host, port=args.port) as stack:
-        print(f"local stack up: HTTP API on {stack.api_url}", flush=True)
-        for agent in stack.registry:
-            print(f"  agent {agent.name}: {agent.kind.value}, task type {agent.task_type!r}", flush=True)
-        if args.demo:
-            from serverless_agents.demo import run_demo
-
-            run_demo(stack.api_url, say=lambda line: print(line, flush=True))
-            print("demo finished", flush=True)
-            if args.exit_after_demo:
-                return 0
-        print(f"try: curl {stack.api_url}/v1/agents   (Ctrl-C to stop)", flush=True)
+        adapter = Adapter(
+            stack.api_url, host=args.host, port=args.grpc_port, metrics_port=args.metrics_port
+        ).start()
         try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print("stopping", flush=True)
+            print(
+                f"local stack up: HTTP API on {stack.api_url}, gRPC adapter on {adapter.address}", flush=True
+            )
+            for agent in stack.registry:
+                print(f"  agent {agent.name}: {agent.kind.value}, task type {agent.task_type!r}", flush=True)
+            if args.demo:
+                from serverless_agents.demo import run_demo
+
+                run_demo(adapter.address, say=lambda line: print(line, flush=True))
+                print("demo finished", flush=True)
+                if args.exit_after_demo:
+                    return 0
+            _serve_forever(
+                f"flytepropeller's agent endpoint: {adapter.address}; try: curl {stack.api_url}/v1/agents"
+            )
+        finally:
+            adapter.stop()
+    return 0
+
+
+def _adapter(args: argparse.Namespace) -> int:
+    from serverless_agents.adapter.server import Adapter
+
+    adapter = Adapter(
+        args.api, host=args.host, port=args.port, metrics_port=args.metrics_port, call_timeout=args.timeout
+    ).start()
+    try:
+        metrics = f", metrics on :{args.metrics_port}/metrics" if args.metrics_port is not None else ""
+        _serve_forever(f"adapter: gRPC on {args.host}:{adapter.port} -> {args.api}{metrics}")
+    finally:
+        adapter.stop()
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="serverless-agents", description=__doc__.splitlines()[0] if __doc__ else ""
-    )
+    parser = argparse.ArgumentParser(prog="serverless-agents", description="Flyte agents on AWS Lambda.")
     commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", help="run every agent in the manifest on the embedded AWS emulator")
+
+    up = commands.add_parser(
+        "up", help="run the manifest's agents on the embedded AWS emulator, with the adapter"
+    )
     up.add_argument("--manifest", default="agents.toml", help="the agents to run (default: agents.toml)")
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=8080, help="the HTTP API's port (0: any free port)")
+    up.add_argument("--grpc-port", type=int, default=8000, help="the adapter's gRPC port (0: any free port)")
+    up.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
     up.add_argument("--region", default="us-east-1")
-    up.add_argument("--demo", action="store_true", help="run a short demo through the HTTP API")
+    up.add_argument(
+        "--demo", action="store_true", help="run a short demo through the adapter, as Flyte would"
+    )
     up.add_argument("--exit-after-demo", action="store_true", help="stop once the demo is done")
     up.set_defaults(run=_up)
+
+    adapter = commands.add_parser("adapter", help="serve flyteidl's agent services in front of the HTTP API")
+    adapter.add_argument(
+        "--api", required=True, help="the HTTP API's base URL (API Gateway stage URL on AWS)"
+    )
+    adapter.add_argument("--host", default="0.0.0.0")
+    adapter.add_argument("--port", type=int, default=8000, help="the gRPC port (default 8000)")
+    adapter.add_argument(
+        "--metrics-port", type=int, default=9090, help="Prometheus metrics port (default 9090)"
+    )
+    adapter.add_argument(
+        "--timeout", type=float, default=10.0, help="longest HTTP call in seconds (default 10)"
+    )
+    adapter.set_defaults(run=_adapter)
     return parser
 
 
@@ -64,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.run(args))
-    except ServerlessAgentsError as e:
+    except (ServerlessAgentsError, OSError) as e:
         print(f"serverless-agents: {e}", file=sys.stderr)
         return 2
 

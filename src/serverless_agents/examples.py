@@ -40,7 +40,6 @@ class JobMetadata(ResourceMetadata):
 class JobAgent(AsyncAgentBase[JobMetadata]):
     task_type = "example_job"
     metadata_type = JobMetadata
-    display_name = "Example job agent"
 
     def create(self, task: TaskContext) -> JobMetadata:
         settings = dict(task.custom)
@@ -104,7 +103,6 @@ class EchoAgent(SyncAgentBase):
     """Answers at once with its inputs as outputs. `async def`, as agents that call HTTP APIs often are."""
 
     task_type = "example_echo"
-    display_name = "Example echo agent"
 
     async def do(self, task: TaskContext) -> Resource:
         return Resource(Phase.SUCCEEDED, "echoed", outputs=dict(task.inputs))

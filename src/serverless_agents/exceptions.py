@@ -42,19 +42,19 @@ class TaskNotFound(ServerlessAgentsError):
     """No task has this id (never created, or expired from the tasks table)."""
 
 
-class TaskConflict(ServerlessAgentsError):
-    """A write lost a race with another writer (conditional check failed) and must not be applied."""
+class RouteNotFound(ServerlessAgentsError):
+    """The HTTP API has no such route."""
 
 
 class AgentError(ServerlessAgentsError):
-    """An agent's own code raised: the task is bad or its job failed. Not retried."""
+    """For agents to say "this task cannot succeed": the task ends FAILED with this message, not retried."""
 
 
 class RetryableAgentError(ServerlessAgentsError):
     """Transient trouble (throttling, a flaky dependency): the state machine retries, Flyte may too.
 
-    Agents raise this (or a subclass) to say "try again"; anything else an agent raises is an
-    `AgentError`.
+    Agents raise this (or a subclass) to say "try again". Anything else an agent raises, `AgentError` or
+    not, ends the task FAILED with the exception's type and message.
     """
 
 

@@ -27,9 +27,9 @@ from serverless_agents.exceptions import (
     AgentNotFound,
     InvalidRequest,
     RetryableAgentError,
+    RouteNotFound,
     ServerlessAgentsError,
     ServiceUnavailable,
-    TaskConflict,
     TaskNotFound,
 )
 from serverless_agents.identity import check_task_id
@@ -48,8 +48,8 @@ AgentName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9-]{0,29}$")]
 _STATUS: list[tuple[type[Exception], int]] = [
     (InvalidRequest, 400),
     (AgentNotFound, 404),
+    (RouteNotFound, 404),
     (TaskNotFound, 404),
-    (TaskConflict, 409),
     (ServiceUnavailable, 503),
     (RetryableAgentError, 503),
 ]
@@ -83,7 +83,9 @@ def _resolver() -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True)
     app.exception_handler(RequestValidationError)(_validation_response)
     app.exception_handler(Exception)(error_response)
-    app.not_found()(lambda _: error_response(InvalidRequest("path", "no such route")))
+    app.not_found()(
+        lambda _: error_response(RouteNotFound("no such route: see GET /v1/agents and /v1/tasks"))
+    )
     return app
 
 

@@ -29,3 +29,8 @@ def state_machine_arn_prefix(partition: str, region: str, account: str, deployme
 
 def execution_arn(state_machine_arn: str, execution_name: str) -> str:
     return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{execution_name}"
+
+
+def agent_log_group(deployment: str, agent: str) -> str:
+    """One log group for all of an agent's functions, so a task's logs are behind one link."""
+    return f"/aws/lambda/{deployment}-{agent}"

@@ -49,6 +49,8 @@ class TaskRecord:
     version: int = 0
     job_done: bool = False
     cleanup: str | None = None
+    #: How many times the agent's get ran: the state machine's cost so far follows from it.
+    polls: int = 0
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> TaskRecord:
@@ -72,6 +74,7 @@ class TaskRecord:
             version=int(item["version"]["N"]),
             job_done=item.get("job_done", {}).get("BOOL", False),
             cleanup=s("cleanup"),
+            polls=int(item.get("polls", {}).get("N", 0)),
         )
 
 
@@ -123,11 +126,14 @@ class TasksTable:
         log_links: list[LogLink],
         custom_info: Mapping[str, Any],
         metadata: str | None = None,
+        polls: int | None = None,
     ) -> bool:
         """Write a running task's state; False if the task has ended meanwhile (nothing written)."""
         values = self._report(phase, message, log_links, custom_info)
         if metadata is not None:
             values["metadata"] = {"S": metadata}
+        if polls is not None:
+            values["polls"] = {"N": str(polls)}
         return self._update(task_id, values, condition=_OPEN)
 
     def record_job_finished(
@@ -139,10 +145,12 @@ class TasksTable:
         custom_info: Mapping[str, Any],
         outputs: Mapping[str, Any] | None,
         outputs_ref: str | None,
+        polls: int,
     ) -> bool:
         """The job ended on its own: after this, cleanup never runs. False if cleanup got there first."""
         values = self._report(phase, message, log_links, custom_info)
         values["job_done"] = {"BOOL": True}
+        values["polls"] = {"N": str(polls)}
         if outputs is not None:
             values["outputs"] = {"S": json.dumps(outputs, separators=(",", ":"))}
         if outputs_ref is not None:

@@ -27,7 +27,15 @@ def test_job_succeeds_with_its_outputs(harness: Harness) -> None:
     assert Phase(resource.phase) is Phase.SUCCEEDED, resource.message
     outputs = decode_literal_map(resource.outputs, request.template.interface.outputs.variables)
     assert outputs == {"greeting": "hi", "n": 3, "ratio": 0.5, "ok": True, "polls": 3}
-    assert [link.name for link in resource.log_links] == ["Example job"]
+    assert [link.name for link in resource.log_links] == [
+        "Example job",
+        "Step Functions execution",
+        "Lambda logs (CloudWatch)",
+    ]
+    assert task_id in resource.log_links[1].uri
+    assert "$252Faws$252Flambda$252Fsa-test-job" in resource.log_links[2].uri
+    assert resource.custom_info["polls"] == 3
+    assert resource.custom_info["state_transitions"] == 2 + 3 * 3
     assert resource.custom_info["execution_arn"].endswith(f":{task_id}")
     assert harness.wait_execution("job", task_id)["status"] == "SUCCEEDED"
     assert harness.job(task_id)["deletes"] == 0  # a job that finished on its own is never deleted

@@ -78,7 +78,7 @@ def test_bad_create_is_rejected_and_writes_nothing(
 
 @pytest.mark.parametrize(
     ("path", "status", "field"),
-    [("/v1/tasks/bad%20id", 400, "task_id"), ("/v1/tasks/unknown", 404, None), ("/v1/nothing", 400, "path")],
+    [("/v1/tasks/bad%20id", 400, "task_id"), ("/v1/tasks/unknown", 404, None), ("/v1/nothing", 404, None)],
 )
 def test_bad_paths_name_what_is_wrong(harness: Harness, path: str, status: int, field: str | None) -> None:
     try:

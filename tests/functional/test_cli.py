@@ -14,11 +14,25 @@ ROOT = Path(__file__).parents[2]
 
 
 def test_up_runs_the_demo_on_the_example_manifest(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["up", "--manifest", str(ROOT / "agents.toml"), "--port", "0", "--demo", "--exit-after-demo"])
+    code = main(
+        [
+            "up",
+            "--manifest",
+            str(ROOT / "agents.toml"),
+            "--port",
+            "0",
+            "--grpc-port",
+            "0",
+            "--demo",
+            "--exit-after-demo",
+        ]
+    )
 
     out = capsys.readouterr().out
     assert code == 0
     assert "HTTP API on http://127.0.0.1:" in out
+    assert "gRPC adapter on 127.0.0.1:" in out
+    assert "ListAgents: job (example_job, async), echo (example_echo, sync)" in out
     assert "SUCCEEDED: done" in out
     assert '"greeting": "hello from Flyte"' in out
     assert 'SUCCEEDED: {"text": "ping"}' in out
@@ -30,5 +44,5 @@ def test_up_reports_a_bad_manifest_in_one_line(tmp_path: Path, capsys: pytest.Ca
     manifest = tmp_path / "agents.toml"
     manifest.write_text('[agents.Bad_Name]\nclass = "x:Y"\n')
 
-    assert main(["up", "--manifest", str(manifest), "--port", "0"]) == 2
+    assert main(["up", "--manifest", str(manifest), "--port", "0", "--grpc-port", "0"]) == 2
     assert "Bad_Name" in capsys.readouterr().err

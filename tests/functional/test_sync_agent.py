@@ -24,11 +24,18 @@ def test_sync_agent_answers_with_outputs(harness: Harness) -> None:
     }
 
 
-def test_sync_agent_rejects_outputs_its_interface_does_not_declare(harness: Harness) -> None:
+def test_sync_agent_whose_outputs_miss_the_interface_fails_the_task(harness: Harness) -> None:
     request = harness.request("example_echo", inputs={"text": "ping"}, outputs={})
 
-    with pytest.raises(InvalidRequest, match=r"outputs\.text"):
-        harness.api.execute_sync("echo", request)
+    resource = harness.api.execute_sync("echo", request).resource
+
+    assert Phase(resource.phase) is Phase.FAILED
+    assert "outputs.text" in resource.message
+
+
+def test_sync_agent_refuses_a_task_type_it_does_not_serve(harness: Harness) -> None:
+    with pytest.raises(InvalidRequest, match=r"serves 'example_echo'"):
+        harness.api.execute_sync("echo", harness.request("example_job"))
 
 
 def test_unknown_sync_agent_is_not_found(harness: Harness) -> None:

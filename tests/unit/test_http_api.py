@@ -16,7 +16,6 @@ from serverless_agents.exceptions import (
     InvalidRequest,
     RetryableAgentError,
     ServiceUnavailable,
-    TaskConflict,
     TaskNotFound,
 )
 from serverless_agents.http_api import create_api
@@ -122,7 +121,6 @@ def test_get_agents_lists_them(app: APIGatewayRestResolver, service: FakeService
     [
         (AgentNotFound("no agent is deployed for task type 'snowflake' version 0"), 404),
         (TaskNotFound(f"no task with id {TASK_ID!r}"), 404),
-        (TaskConflict("lost a race"), 409),
         (ServiceUnavailable("DynamoDB is throttling or unavailable: ThrottlingException"), 503),
         (RetryableAgentError("the platform is busy"), 503),
     ],
@@ -212,6 +210,6 @@ def test_an_unknown_route_is_a_client_error(
 ) -> None:
     status, answer = call(app, method, path)
 
-    assert 400 <= status < 500
-    assert answer["error"]["code"] == "InvalidRequest"
+    assert status == 404
+    assert answer["error"]["code"] == "RouteNotFound"
     assert service.calls == []

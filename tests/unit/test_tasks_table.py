@@ -44,7 +44,7 @@ def progress(table: TasksTable, message: str = "poll 1") -> bool:
 
 
 def finished(table: TasksTable) -> bool:
-    return table.record_job_finished("t1", Phase.SUCCEEDED, "done", [], {}, {"literals": {}}, None)
+    return table.record_job_finished("t1", Phase.SUCCEEDED, "done", [], {}, {"literals": {}}, None, 2)
 
 
 def test_create_inserts_once_and_a_repeat_changes_nothing(table: TasksTable) -> None:
@@ -112,12 +112,13 @@ def test_record_progress_after_the_task_ended_writes_nothing(table: TasksTable, 
 
 def test_record_job_finished_stores_outputs_and_blocks_cleanup(table: TasksTable) -> None:
     assert table.record_job_finished(
-        "t1", Phase.SUCCEEDED, "done", LINKS, {"job_id": "j"}, {"literals": {"x": 1}}, "s3://b/k"
+        "t1", Phase.SUCCEEDED, "done", LINKS, {"job_id": "j"}, {"literals": {"x": 1}}, "s3://b/k", 4
     )
 
     record = table.get("t1")
     assert (record.phase, record.message, record.job_done) == (Phase.SUCCEEDED, "done", True)
     assert (record.outputs, record.outputs_ref) == ({"literals": {"x": 1}}, "s3://b/k")
+    assert record.polls == 4
     assert table.claim_cleanup("t1") is None
     assert table.get("t1").cleanup is None
 
@@ -165,7 +166,7 @@ def test_finish_cleanup_records_the_ending(table: TasksTable) -> None:
     "write",
     [
         lambda table: table.record_progress("ghost", Phase.RUNNING, "poll", [], {}),
-        lambda table: table.record_job_finished("ghost", Phase.SUCCEEDED, "done", [], {}, None, None),
+        lambda table: table.record_job_finished("ghost", Phase.SUCCEEDED, "done", [], {}, None, None, 1),
     ],
     ids=["progress", "finished"],
 )

@@ -23,6 +23,7 @@ from serverless_agents.manifest import load_manifest
 from serverless_agents.naming import (
     FunctionRole,
     agent_function_name,
+    agent_log_group,
     shared_function_name,
     state_machine_arn_prefix,
     state_machine_name,
@@ -162,6 +163,7 @@ class LocalStack:
 
         def function(name: str, role: str, memory: int, timeout: int, agent: str | None = None) -> str:
             variables = {**shared_env, env_names.AGENT: agent} if agent else shared_env
+            log_group = agent_log_group(self.deployment, agent) if agent else f"/aws/lambda/{name}"
             return str(
                 self.client("lambda").create_function(
                     FunctionName=name,
@@ -172,6 +174,7 @@ class LocalStack:
                     MemorySize=memory,
                     Timeout=timeout,
                     Environment={"Variables": variables},
+                    LoggingConfig={"LogFormat": "JSON", "LogGroup": log_group},
                 )["FunctionArn"]
             )
 

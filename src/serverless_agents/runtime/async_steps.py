@@ -122,13 +122,18 @@ class AsyncAgentSteps:
         resource = resolve(self.agent.get(metadata))
         if not resource.phase.is_terminal:
             if not self.table.record_progress(
-                task_id, resource.phase, resource.message, resource.log_links, resource.custom_info
+                task_id,
+                resource.phase,
+                resource.message,
+                resource.log_links,
+                resource.custom_info,
+                polls=polls,
             ):
                 return StepResult(job["metadata"], polls, 0, True, Phase.ABORTED.name, "task ended elsewhere")
             return self._waiting(job["metadata"], polls, resource.phase, resource.message)
         phase, message, outputs, outputs_ref = self._ending(task_id, state, resource)
         self.table.record_job_finished(
-            task_id, phase, message, resource.log_links, resource.custom_info, outputs, outputs_ref
+            task_id, phase, message, resource.log_links, resource.custom_info, outputs, outputs_ref, polls
         )
         return StepResult(job["metadata"], polls, 0, True, phase.name, message)
 

@@ -14,9 +14,10 @@ from flyteidl.admin import agent_pb2
 
 from serverless_agents import aws, wire
 from serverless_agents.agent import AgentKind, Phase
+from serverless_agents.console import task_links
 from serverless_agents.exceptions import InvalidRequest
 from serverless_agents.identity import task_id_for
-from serverless_agents.naming import execution_arn
+from serverless_agents.naming import agent_log_group, execution_arn
 from serverless_agents.payloads import STATE_PAYLOAD_LIMIT
 from serverless_agents.runtime.translate import (
     check_create_request,
@@ -32,6 +33,12 @@ if TYPE_CHECKING:
     from serverless_agents.tasks_table import TasksTable
 
 
+# Standard workflows are billed per state transition: Create and the first Choice, then Wait, Get and Choice
+# for each poll (see statemachines/async_agent.asl.json).
+_STATE_TRANSITIONS_BEFORE_POLLING = 2
+_STATE_TRANSITIONS_PER_POLL = 3
+
+
 def resource_meta(task_id: str, agent: str) -> bytes:
     """What Flyte keeps to find the task again: small, and naming nothing secret."""
     return json.dumps({"task_id": task_id, "agent": agent}, separators=(",", ":")).encode()
@@ -44,9 +51,11 @@ class TaskService:
         table: TasksTable,
         payloads: PayloadStore,
         state_machine_arn_prefix: str,
+        deployment: str,
         sfn_client: Any = None,
     ) -> None:
         self.registry = registry
+        self.deployment = deployment
         self.table = table
         self.payloads = payloads
         self.state_machine_arn_prefix = state_machine_arn_prefix
@@ -95,13 +104,21 @@ class TaskService:
         outputs_json = record.outputs
         if outputs_json is None and record.outputs_ref:
             outputs_json = self.payloads.get_json(record.outputs_ref)
-        custom_info = {**record.custom_info}
+        custom_info = dict(record.custom_info)
+        log_links = list(record.log_links)
         if record.execution_arn:
-            custom_info.setdefault("execution_arn", record.execution_arn)
+            # What Flyte's UI shows: where the task runs, and what it has cost so far.
+            custom_info |= {
+                "execution_arn": record.execution_arn,
+                "polls": record.polls,
+                "state_transitions": _STATE_TRANSITIONS_BEFORE_POLLING
+                + _STATE_TRANSITIONS_PER_POLL * record.polls,
+            }
+            log_links += task_links(record.execution_arn, agent_log_group(self.deployment, record.agent))
         resource = to_resource_message(
             record.phase,
             record.message,
-            record.log_links,
+            log_links,
             custom_info,
             literal_map_from_json(outputs_json) if outputs_json is not None else None,
         )

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from flyteidl.admin import agent_pb2
 
-from serverless_agents.agent import resolve
+from serverless_agents.agent import Phase, Resource, resolve
+from serverless_agents.exceptions import InvalidRequest, LiteralConversionError
 from serverless_agents.identity import task_id_for
 from serverless_agents.runtime.translate import resource_message, task_context
 
@@ -20,5 +21,17 @@ def execute_sync(
     execution_id = request.task_execution_metadata.task_execution_id
     task_id = task_id_for(execution_id) if execution_id.node_execution_id.node_id else "sync"
     task = task_context(task_id, request)
+    if (task.template.type, task.template.task_type_version) != (agent.task_type, agent.task_type_version):
+        raise InvalidRequest(
+            "template.type",
+            f"this agent serves {agent.task_type!r} version {agent.task_type_version}, "
+            f"not {task.template.type!r} version {task.template.task_type_version}",
+        )
     resource = resolve(agent.do(task))
-    return agent_pb2.ExecuteTaskSyncResponseHeader(resource=resource_message(resource, task.template))
+    try:
+        message = resource_message(resource, task.template)
+    except LiteralConversionError as e:
+        # The agent's fault, not the caller's: the task fails, as an async agent's would.
+        failed = Resource(Phase.FAILED, f"the agent's outputs do not match the task interface: {e}")
+        message = resource_message(failed, task.template)
+    return agent_pb2.ExecuteTaskSyncResponseHeader(resource=message)

@@ -28,7 +28,7 @@ def _stores(settings: RuntimeSettings) -> tuple[TasksTable, PayloadStore]:
 def task_service(settings: RuntimeSettings) -> TaskService:
     table, payloads = _stores(settings)
     registry = AgentRegistry.from_manifest(cached_manifest(settings.manifest_path))
-    return TaskService(registry, table, payloads, settings.state_machine_arn_prefix)
+    return TaskService(registry, table, payloads, settings.state_machine_arn_prefix, settings.deployment)
 
 
 @functools.cache

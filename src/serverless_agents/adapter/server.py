@@ -1,0 +1,90 @@
+"""The adapter's gRPC server: the three agent services, `grpc.health.v1`, and Prometheus metrics."""
+
+from __future__ import annotations
+
+from concurrent import futures
+from typing import Any
+
+import grpc
+from flyteidl.service import agent_pb2, agent_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from serverless_agents.adapter.metrics import AdapterMetrics
+from serverless_agents.adapter.servicers import (
+    AgentDirectory,
+    AgentMetadataServicer,
+    ApiCalls,
+    AsyncAgentServicer,
+    SyncAgentServicer,
+)
+from serverless_agents.client import ApiClient
+
+_SERVICES = ("AsyncAgentService", "SyncAgentService", "AgentMetadataService")
+
+
+class Adapter:
+    """`Adapter(api_url).start()` serves on `port` (0: any free port; see `.port` after start)."""
+
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        host: str = "0.0.0.0",
+        port: int = 8000,
+        metrics_port: int | None = None,
+        workers: int = 32,
+        call_timeout: float = 10.0,
+        api: ApiClient | None = None,
+    ) -> None:
+        self.api = api or ApiClient(api_url, timeout=call_timeout)
+        self.metrics = AdapterMetrics()
+        self._host, self._requested_port, self._metrics_port = host, port, metrics_port
+        self._workers = workers
+        self._call_timeout = call_timeout
+        self._server: grpc.Server | None = None
+        self._metrics_server: Any = None
+        self.port = 0
+
+    @property
+    def address(self) -> str:
+        host = "127.0.0.1" if self._host in ("0.0.0.0", "[::]") else self._host
+        return f"{host}:{self.port}"
+
+    def start(self) -> Adapter:
+        calls = ApiCalls(self.api, self.metrics, self._call_timeout)
+        agents = AgentDirectory()
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=self._workers))
+        agent_pb2_grpc.add_AsyncAgentServiceServicer_to_server(AsyncAgentServicer(calls), server)
+        agent_pb2_grpc.add_SyncAgentServiceServicer_to_server(SyncAgentServicer(calls, agents), server)
+        agent_pb2_grpc.add_AgentMetadataServiceServicer_to_server(
+            AgentMetadataServicer(calls, agents), server
+        )
+        health_servicer = health.HealthServicer()
+        for name in _SERVICES:
+            health_servicer.set(
+                agent_pb2.DESCRIPTOR.services_by_name[name].full_name, health_pb2.HealthCheckResponse.SERVING
+            )
+        health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        self.port = server.add_insecure_port(f"{self._host}:{self._requested_port}")
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self._host}:{self._requested_port}")
+        server.start()
+        self._server = server
+        if self._metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            self._metrics_server, _ = start_http_server(self._metrics_port, registry=self.metrics.registry)
+        return self
+
+    def stop(self, grace: float = 1.0) -> None:
+        if self._server is not None:
+            self._server.stop(grace).wait()
+            self._server = None
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server = None
+
+    def wait(self) -> None:
+        if self._server is not None:
+            self._server.wait_for_termination()
