@@ -130,6 +130,11 @@ class _AgentBase:
     #: `TaskCategory.version`; flytekit writes `task_type_version` into the template.
     task_type_version: ClassVar[int] = 0
 
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        #: The agent's `config` table from agents.toml: deployment-wide settings (an endpoint, a
+        #: cluster name), never secrets (those are `get_agent_secret`'s).
+        self.config: dict[str, Any] = dict(config or {})
+
 
 class AsyncAgentBase(_AgentBase, Generic[M]):
     """A job that runs elsewhere: `create` starts it, `get` reports on it, `delete` cancels it.

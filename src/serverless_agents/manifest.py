@@ -14,6 +14,7 @@ the manifest imports nothing; `AgentSettings.load_class()` imports exactly one a
     execution_timeout = 86400           # s, the whole task (state machine TimeoutSeconds)
     poll = { initial = 5, factor = 2.0, cap = 300 }
     secrets = { token = "arn:aws:secretsmanager:..." }
+    config = { endpoint = "https://..." }
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class AgentSettings(BaseModel):
     execution_timeout: Annotated[int, Field(ge=1, le=31_536_000)] = 86_400
     poll: PollBackoff = PollBackoff()
     secrets: dict[str, str] = {}
+    #: Free-form settings handed to the agent class as `self.config` (no secrets: they go in `secrets`).
+    config: dict[str, str | int | float | bool | list[str]] = {}
 
     def load_class(self) -> AgentClass:
         """Import the agent class named by `class` ("package.module:Class")."""

@@ -32,4 +32,4 @@ def load_agent(manifest_path: Path, name: str | None) -> LoadedAgent:
     if not name:
         raise ManifestError("this function serves one agent, but SA_AGENT is not set")
     settings = cached_manifest(manifest_path).agent(name)
-    return LoadedAgent(name=name, settings=settings, instance=settings.load_class()())
+    return LoadedAgent(name=name, settings=settings, instance=settings.load_class()(config=settings.config))
