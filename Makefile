@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.local-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[local]'
+	$(BIN)/pip install --quiet -e '.[local,adapter]'
 	touch $@
 
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python

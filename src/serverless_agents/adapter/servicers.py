@@ -119,7 +119,9 @@ class AsyncAgentServicer(agent_pb2_grpc.AsyncAgentServiceServicer):  # type: ign
             "GetTaskMetrics is not supported: see the task's CloudWatch log link for its Lambda metrics",
         )
 
-    def GetTaskLogs(self, request: agent_pb2.GetTaskLogsRequest, context: grpc.ServicerContext) -> None:
+    def GetTaskLogs(
+        self, request: agent_pb2.GetTaskLogsRequest, context: grpc.ServicerContext
+    ) -> Iterator[agent_pb2.GetTaskLogsResponse]:
         context.abort(
             grpc.StatusCode.UNIMPLEMENTED,
             "GetTaskLogs is not supported: follow the task's log links (Step Functions, CloudWatch)",
