@@ -1,0 +1,289 @@
+"""The webhook agent through the local stack, against a fake HTTP endpoint on 127.0.0.1.
+
+Templates come from flytekit: its own `WebhookTask`, and the small typed task docs/agents/webhook.md shows
+(`status` and `body` outputs), both serialized as `pyflyte register` would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+import types
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import flytekit.extras
+import pytest
+from flyteidl.admin import agent_pb2
+from flyteidl.core import identifier_pb2
+from flytekit import FlyteContextManager
+from flytekit.configuration import ImageConfig, SerializationSettings
+from flytekit.core.base_task import PythonTask
+from flytekit.core.interface import Interface
+from flytekit.core.type_engine import TypeEngine
+from flytekit.models.literals import LiteralMap
+from flytekit.tools.translator import get_serializable
+
+from serverless_agents import wire
+from serverless_agents.agent import Phase
+from serverless_agents.local.stack import LocalStack
+from tests.functional.conftest import Harness
+from tests.functional.fake_http import FakeHttpServer, Reply
+
+pytestmark = pytest.mark.functional
+
+SECRET_ID = "sa-test-slack-token"
+TOKEN = "xoxb-test-0123456789"
+MANIFEST = """
+[deployment]
+name = "sa-webhook"
+
+[agents.webhook]
+class = "serverless_agents.agents.webhook:WebhookAgent"
+config = { timeout = 1, allowed_hosts = ["127.0.0.1"] }
+secrets = { slack_token = "sa-test-slack-token" }
+"""
+_runs = itertools.count()
+
+
+class HttpCallTask(PythonTask):  # type: ignore[misc]
+    """The typed webhook task of docs/agents/webhook.md: flytekit's template keys, `status` and `body` out."""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        method: str = "POST",
+        headers: dict[str, str] | None = None,
+        data: Any = None,
+        inputs: dict[str, type] | None = None,
+        timeout_sec: float = 10,
+    ) -> None:
+        super().__init__(
+            task_type="webhook",
+            name=name,
+            interface=Interface(inputs=inputs or {}, outputs={"status": int, "body": str}),
+        )
+        self._custom = {
+            "url": url,
+            "method": method,
+            "headers": headers or {},
+            "data": data,
+            "timeout_sec": timeout_sec,
+        }
+
+    def get_custom(self, settings: SerializationSettings) -> dict[str, Any]:
+        return self._custom
+
+
+def flytekit_webhook_task() -> type:
+    """flytekit's WebhookTask. Its package's `__init__` also imports the connector, which needs httpx (not
+    installed here); the task module needs only flytekit, so it is imported without that `__init__`."""
+    name = "flytekit.extras.webhook"
+    saved = sys.modules.get(name)
+    package = types.ModuleType(name)
+    package.__path__ = [str(Path(flytekit.extras.__file__).parent / "webhook")]
+    sys.modules[name] = package
+    try:
+        from flytekit.extras.webhook.task import WebhookTask
+    finally:
+        if saved is not None:
+            sys.modules[name] = saved
+        else:
+            sys.modules.pop(name, None)
+    return WebhookTask
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeHttpServer]:
+    with FakeHttpServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    manifest: Path = tmp_path_factory.mktemp("webhook") / "agents.toml"
+    manifest.write_text(MANIFEST)
+    with LocalStack(manifest, driver_interval=0.1) as stack:
+        stack.client("secretsmanager").create_secret(Name=SECRET_ID, SecretString=TOKEN)
+        yield Harness(stack)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fake(fake: FakeHttpServer) -> None:
+    fake.reset()
+
+
+def webhook_request(task: PythonTask, inputs: dict[str, Any]) -> agent_pb2.CreateTaskRequest:
+    """What propeller sends for the task: flytekit's template, flytekit's literals."""
+    settings = SerializationSettings(image_config=ImageConfig.auto_default_image())
+    template = get_serializable(OrderedDict(), settings, task).template.to_flyte_idl()
+    ctx = FlyteContextManager.current_context()
+    literals = TypeEngine.dict_to_literal_map(ctx, inputs, task.python_interface.inputs)
+    execution = identifier_pb2.TaskExecutionIdentifier(
+        task_id=template.id,
+        node_execution_id=identifier_pb2.NodeExecutionIdentifier(
+            node_id="n0",
+            execution_id=identifier_pb2.WorkflowExecutionIdentifier(
+                project="demo", domain="development", name=f"hook{next(_runs)}"
+            ),
+        ),
+    )
+    return agent_pb2.CreateTaskRequest(
+        template=template,
+        inputs=literals.to_flyte_idl(),
+        output_prefix="s3://demo/outputs",
+        task_execution_metadata=agent_pb2.TaskExecutionMetadata(task_execution_id=execution),
+    )
+
+
+def outputs_of(resource: agent_pb2.Resource, types_: dict[str, type]) -> dict[str, Any]:
+    ctx = FlyteContextManager.current_context()
+    return TypeEngine.literal_map_to_kwargs(ctx, LiteralMap.from_flyte_idl(resource.outputs), types_)
+
+
+def slack_task(fake: FakeHttpServer, **overrides: Any) -> HttpCallTask:
+    settings: dict[str, Any] = {
+        "url": fake.url + "/hooks/{inputs.channel}",
+        "headers": {"Authorization": "Bearer {secret:slack_token}", "X-Flyte-Run": "{inputs.run}"},
+        "data": {"channel": "#{inputs.channel}", "text": "run {inputs.run} wrote {inputs.rows} rows"},
+        "inputs": {"channel": str, "run": str, "rows": int},
+    }
+    return HttpCallTask(name=f"tests.slack{next(_runs)}", **(settings | overrides))
+
+
+SLACK_INPUTS = {"channel": "alerts", "run": "r42", "rows": 3}
+
+
+def test_posts_the_rendered_body_with_the_secret_header(harness: Harness, fake: FakeHttpServer) -> None:
+    fake.reply(Reply(200, "ok"))
+
+    resource = harness.api.execute_sync("webhook", webhook_request(slack_task(fake), SLACK_INPUTS)).resource
+
+    assert Phase(resource.phase) is Phase.SUCCEEDED, resource.message
+    assert outputs_of(resource, {"status": int, "body": str}) == {"status": 200, "body": "ok"}
+    (sent,) = fake.requests
+    assert (sent.method, sent.path) == ("POST", "/hooks/alerts")
+    assert sent.headers["authorization"] == f"Bearer {TOKEN}"
+    assert sent.headers["x-flyte-run"] == "r42"
+    assert sent.headers["content-type"] == "application/json"
+    assert sent.json() == {"channel": "#alerts", "text": "run r42 wrote 3 rows"}
+    assert TOKEN not in str(wire.to_dict(resource))
+
+
+def test_a_lone_placeholder_keeps_the_input_type(harness: Harness, fake: FakeHttpServer) -> None:
+    fake.reply(Reply(201, {"id": 7}))
+    task = slack_task(fake, data={"rows": "{inputs.rows}", "note": "rows={inputs.rows}"})
+
+    resource = harness.api.execute_sync("webhook", webhook_request(task, SLACK_INPUTS)).resource
+
+    assert Phase(resource.phase) is Phase.SUCCEEDED, resource.message
+    assert outputs_of(resource, {"status": int, "body": str}) == {"status": 201, "body": '{"id": 7}'}
+    assert fake.last().json() == {"rows": 3, "note": "rows=3"}
+
+
+def test_flytekit_webhook_task_get_with_its_info_output(harness: Harness, fake: FakeHttpServer) -> None:
+    webhook_task = flytekit_webhook_task()
+    task = webhook_task(
+        name=f"tests.lookup{next(_runs)}",
+        url=fake.url + "/items/{inputs.item_id}",
+        method="GET",
+        headers={"Authorization": "Bearer {secret:slack_token}"},
+        data={"q": "{inputs.s}"},
+        dynamic_inputs={"s": str, "item_id": int},
+        show_data=True,
+        show_url=True,
+    )
+    fake.reply(Reply(200, {"found": True}))
+
+    resource = harness.api.execute_sync(
+        "webhook", webhook_request(task, {"s": "flyte", "item_id": 10})
+    ).resource
+
+    assert Phase(resource.phase) is Phase.SUCCEEDED, resource.message
+    sent = fake.last()
+    assert (sent.method, sent.path) == ("GET", "/items/10?q=flyte")
+    assert sent.headers["authorization"] == f"Bearer {TOKEN}"
+    assert outputs_of(resource, {"info": dict}) == {
+        "info": {
+            "status_code": 200,
+            "response_data": '{"found": true}',
+            "input_data": {"q": "flyte"},
+            "url": fake.url + "/items/10",
+        }
+    }
+
+
+def test_a_client_error_fails_with_the_status_and_body(harness: Harness, fake: FakeHttpServer) -> None:
+    fake.reply(Reply(404, "channel_not_found"))
+
+    resource = harness.api.execute_sync("webhook", webhook_request(slack_task(fake), SLACK_INPUTS)).resource
+
+    assert Phase(resource.phase) is Phase.FAILED
+    assert resource.message == f"POST {fake.url}/hooks/alerts answered HTTP 404: channel_not_found"
+    assert not resource.HasField("outputs")
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_throttling_and_server_errors_are_retryable(
+    harness: Harness, fake: FakeHttpServer, status: int
+) -> None:
+    fake.reply(Reply(status, "try later"))
+
+    resource = harness.api.execute_sync("webhook", webhook_request(slack_task(fake), SLACK_INPUTS)).resource
+
+    assert Phase(resource.phase) is Phase.RETRYABLE_FAILED
+    assert f"answered HTTP {status}: try later" in resource.message
+    assert len(fake.requests) == 1
+
+
+def test_an_answer_slower_than_the_timeout_is_retryable(harness: Harness, fake: FakeHttpServer) -> None:
+    fake.reply(Reply(200, "too late", delay=5))
+
+    started = time.monotonic()
+    resource = harness.api.execute_sync("webhook", webhook_request(slack_task(fake), SLACK_INPUTS)).resource
+
+    assert time.monotonic() - started < 4
+    assert Phase(resource.phase) is Phase.RETRYABLE_FAILED
+    assert resource.message == f"POST {fake.url}/hooks/alerts: no answer within 1 s"
+
+
+def test_a_missing_input_fails_and_sends_nothing(harness: Harness, fake: FakeHttpServer) -> None:
+    task = slack_task(fake, inputs={"channel": str, "run": str})
+
+    resource = harness.api.execute_sync(
+        "webhook", webhook_request(task, {"channel": "alerts", "run": "r42"})
+    ).resource
+
+    assert Phase(resource.phase) is Phase.FAILED
+    assert resource.message == (
+        "custom.data.text: the template uses {inputs.rows}, but the task has no input 'rows' "
+        "(its inputs: channel, run)"
+    )
+    assert fake.requests == []
+
+
+def test_a_secret_the_manifest_lacks_fails(harness: Harness, fake: FakeHttpServer) -> None:
+    task = slack_task(fake, headers={"Authorization": "Bearer {secret:github_token}"})
+
+    resource = harness.api.execute_sync("webhook", webhook_request(task, SLACK_INPUTS)).resource
+
+    assert Phase(resource.phase) is Phase.FAILED
+    assert resource.message.startswith(
+        "custom.headers.Authorization: the template asks for {secret:github_token}: "
+        "agent 'webhook' has no secret 'github_token' in agents.toml"
+    )
+    assert fake.requests == []
+
+
+def test_a_host_outside_allowed_hosts_fails_and_sends_nothing(harness: Harness, fake: FakeHttpServer) -> None:
+    task = slack_task(fake, url=fake.url.replace("127.0.0.1", "localhost") + "/hooks/x")
+
+    resource = harness.api.execute_sync("webhook", webhook_request(task, SLACK_INPUTS)).resource
+
+    assert Phase(resource.phase) is Phase.FAILED
+    assert resource.message == "custom.url: host 'localhost' is not in this agent's allowed_hosts"
+    assert fake.requests == []
