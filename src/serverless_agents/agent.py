@@ -170,13 +170,36 @@ class BaseSensor(_AgentBase):
     """Waits for a condition elsewhere; `poke` receives the task's inputs as keyword arguments.
 
     The shape is flytekit's `BaseSensor.poke(self, **inputs) -> bool`, so existing sensors port unchanged.
+    Here a sensor costs nothing while it waits: it is poked on a schedule, and at once when an event it
+    watches for arrives (e.g. S3 "Object Created"). `watch_key` names what a task waits for and
+    `event_keys` what an event concerns; the runtime pokes only the tasks whose keys match.
     """
 
     kind = AgentKind.SENSOR
+    #: Flyte's task type for sensors. A sensor may declare its own, then it is routed like any agent.
     task_type = "sensor"
+    #: The (module, class) flytekit writes into `custom.sensor_module` / `custom.sensor_name` for the
+    #: flytekit sensor this one serves; by default this class's own.
+    flytekit_sensor: ClassVar[tuple[str, str] | None] = None
 
-    def poke(self, **inputs: Any) -> bool | Awaitable[bool]:
+    # `*args` only so that type checkers accept overrides naming their inputs, as flytekit's do.
+    def poke(self, *args: Any, **inputs: Any) -> bool | Awaitable[bool]:
         raise NotImplementedError
+
+    def watch_key(self, **inputs: Any) -> str | None:
+        """What a task with these inputs waits for, as `event_keys` names it; None: poked on schedule only."""
+        return None
+
+    def event_keys(self, event: Mapping[str, Any]) -> list[str]:
+        """What an EventBridge event concerns. S3 "Object Created" events name `s3://bucket/key`."""
+        detail = event.get("detail") or {}
+        if event.get("source") == "aws.s3" and "bucket" in detail and "object" in detail:
+            return [f"s3://{detail['bucket']['name']}/{detail['object']['key']}"]
+        return []
+
+    @classmethod
+    def sensor_identity(cls) -> tuple[str, str]:
+        return cls.flytekit_sensor or (cls.__module__, cls.__name__)
 
 
 def resolve(result: T | Awaitable[T]) -> T:

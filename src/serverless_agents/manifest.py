@@ -15,6 +15,13 @@ the manifest imports nothing; `AgentSettings.load_class()` imports exactly one a
     poll = { initial = 5, factor = 2.0, cap = 300 }
     secrets = { token = "arn:aws:secretsmanager:..." }
     config = { endpoint = "https://..." }
+
+    [agents.files]                      # a sensor: poked on a schedule and by matching events
+    class = "serverless_agents.agents.file_sensor:FileSensor"
+    schedule = "rate(1 minute)"
+    sensor_timeout = 86400              # s, when the task template sets no timeout
+    max_poke_errors = 3                 # pokes raising in a row before the task fails
+    events = [{ source = ["aws.s3"], detail-type = ["Object Created"], detail = {bucket = {name = ["x"]}} }]
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import importlib
 import re
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -36,6 +43,9 @@ if TYPE_CHECKING:
 
 # Agent names become parts of Lambda function and state machine names (64 / 80 characters at most).
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+# EventBridge Scheduler's rate expressions; AWS accepts nothing shorter than one minute.
+_RATE = re.compile(r"^rate\((?P<value>[1-9][0-9]*) (?P<unit>minute|minutes|hour|hours|day|days)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
 
 
 class PollBackoff(BaseModel):
@@ -66,6 +76,26 @@ class AgentSettings(BaseModel):
     secrets: dict[str, str] = {}
     #: Free-form settings handed to the agent class as `self.config` (no secrets: they go in `secrets`).
     config: dict[str, str | int | float | bool | list[str]] = {}
+    # Sensors only.
+    schedule: Annotated[str, Field(pattern=_RATE.pattern)] = "rate(1 minute)"
+    sensor_timeout: Annotated[int, Field(ge=1, le=31_536_000)] = 86_400
+    max_poke_errors: Annotated[int, Field(ge=1, le=100)] = 3
+    #: EventBridge event patterns (as in a rule) whose events poke this sensor's waiting tasks.
+    events: list[dict[str, Any]] = []
+
+    @field_validator("events")
+    @classmethod
+    def _events_are_patterns(cls, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for pattern in events:
+            if not isinstance(pattern.get("source"), list) or not pattern["source"]:
+                raise ValueError('each event pattern needs a `source` list, e.g. source = ["aws.s3"]')
+        return events
+
+    @property
+    def schedule_seconds(self) -> int:
+        match = _RATE.match(self.schedule)
+        assert match is not None  # the field's pattern guarantees it
+        return int(match["value"]) * _UNIT_SECONDS[match["unit"].rstrip("s")]
 
     def load_class(self) -> AgentClass:
         """Import the agent class named by `class` ("package.module:Class")."""

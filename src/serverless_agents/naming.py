@@ -34,3 +34,16 @@ def execution_arn(state_machine_arn: str, execution_name: str) -> str:
 def agent_log_group(deployment: str, agent: str) -> str:
     """One log group for all of an agent's functions, so a task's logs are behind one link."""
     return f"/aws/lambda/{deployment}-{agent}"
+
+
+def sensor_schedule_group(deployment: str, agent: str) -> str:
+    return f"{deployment}-{agent}"
+
+
+def sensor_schedule_name(task_id: str) -> str:
+    """EventBridge Scheduler names allow 64 characters; task ids 80, so long ones are shortened by hash."""
+    if len(task_id) <= 64:
+        return task_id
+    import hashlib
+
+    return f"{task_id[:47]}-{hashlib.sha256(task_id.encode()).hexdigest()[:16]}"

@@ -1,16 +1,20 @@
 """The deployed agents, keyed by Flyte task category (task type, version) and by manifest name.
 
 Built explicitly from a manifest (flytekit's `ConnectorRegistry` without its import-time registration):
-a module that defines an agent registers nothing by being imported.
+a module that defines an agent registers nothing by being imported. Sensors of Flyte's generic task type
+`sensor` are told apart the way flytekit's connector does it: by the `sensor_module` / `sensor_name` that
+flytekit writes into the template's `custom`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from serverless_agents.exceptions import AgentNotFound, DuplicateAgentError
+from serverless_agents.exceptions import AgentNotFound, DuplicateAgentError, InvalidRequest
+
+SENSOR_TASK_TYPE = "sensor"
 
 if TYPE_CHECKING:
     from serverless_agents.agent import AgentKind
@@ -39,6 +43,7 @@ class RegisteredAgent:
 class AgentRegistry:
     def __init__(self) -> None:
         self._by_category: dict[tuple[str, int], RegisteredAgent] = {}
+        self._by_sensor: dict[tuple[str, str], RegisteredAgent] = {}
         self._by_name: dict[str, RegisteredAgent] = {}
 
     @classmethod
@@ -49,10 +54,22 @@ class AgentRegistry:
         return registry
 
     def register(self, name: str, agent_cls: AgentClass, settings: AgentSettings) -> RegisteredAgent:
+        from serverless_agents.agent import BaseSensor
+
         entry = RegisteredAgent(name, agent_cls, settings)
         key = (entry.task_type, entry.version)
         if name in self._by_name:
             raise DuplicateAgentError(f"agent name {name!r} is registered twice")
+        if issubclass(agent_cls, BaseSensor) and entry.task_type == SENSOR_TASK_TYPE:
+            identity = agent_cls.sensor_identity()
+            if identity in self._by_sensor:
+                other = self._by_sensor[identity].name
+                raise DuplicateAgentError(
+                    f"agents {other!r} and {name!r} both serve the sensor {'.'.join(identity)}"
+                )
+            self._by_sensor[identity] = entry
+            self._by_name[name] = entry
+            return entry
         if key in self._by_category:
             other = self._by_category[key].name
             raise DuplicateAgentError(
@@ -62,13 +79,29 @@ class AgentRegistry:
         self._by_name[name] = entry
         return entry
 
-    def for_task(self, task_type: str, version: int = 0) -> RegisteredAgent:
+    def for_task(
+        self, task_type: str, version: int = 0, custom: Mapping[str, Any] | None = None
+    ) -> RegisteredAgent:
+        """The agent for a task; `custom` (the template's) picks among sensors of task type `sensor`."""
+        if task_type == SENSOR_TASK_TYPE and (task_type, version) not in self._by_category:
+            return self._sensor_for(custom or {})
         try:
             return self._by_category[(task_type, version)]
         except KeyError:
             raise AgentNotFound(
                 f"no agent is deployed for task type {task_type!r} version {version}"
             ) from None
+
+    def _sensor_for(self, custom: Mapping[str, Any]) -> RegisteredAgent:
+        module, name = custom.get("sensor_module"), custom.get("sensor_name")
+        if not (isinstance(module, str) and isinstance(name, str)):
+            raise InvalidRequest(
+                "template.custom.sensor_module", "a sensor task needs sensor_module and sensor_name in custom"
+            )
+        try:
+            return self._by_sensor[(module, name)]
+        except KeyError:
+            raise AgentNotFound(f"no sensor is deployed for {module}.{name}") from None
 
     def by_name(self, name: str) -> RegisteredAgent:
         try:

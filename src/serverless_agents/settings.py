@@ -25,6 +25,8 @@ AGENT = "SA_AGENT"
 STATE_MACHINE_ARN_PREFIX = "SA_STATE_MACHINE_ARN_PREFIX"
 TASK_TTL_DAYS = "SA_TASK_TTL_DAYS"
 DEPLOYMENT = "SA_DEPLOYMENT"
+FUNCTION_ARN_PREFIX = "SA_FUNCTION_ARN_PREFIX"
+SCHEDULER_ROLE_ARN = "SA_SCHEDULER_ROLE_ARN"
 
 
 @contextmanager
@@ -52,6 +54,11 @@ class RuntimeSettings:
     task_ttl_days: int
     #: The manifest's `deployment.name`: the prefix of every resource name.
     deployment: str
+    region: str
+    #: `arn:aws:lambda:<region>:<account>:function:`: sensor schedules target `<prefix><poke function>`.
+    function_arn_prefix: str
+    #: The role EventBridge Scheduler assumes to invoke poke functions.
+    scheduler_role_arn: str
 
 
 def current_settings() -> RuntimeSettings:
@@ -68,4 +75,7 @@ def current_settings() -> RuntimeSettings:
         state_machine_arn_prefix=env.get(STATE_MACHINE_ARN_PREFIX, ""),
         task_ttl_days=int(env.get(TASK_TTL_DAYS, "30")),
         deployment=env.get(DEPLOYMENT, "serverless-agents"),
+        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION", ""),
+        function_arn_prefix=env.get(FUNCTION_ARN_PREFIX, ""),
+        scheduler_role_arn=env.get(SCHEDULER_ROLE_ARN, ""),
     )

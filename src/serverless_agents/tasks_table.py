@@ -8,6 +8,10 @@ Every write is conditional, so late or repeated writers cannot undo an ending:
 - cleanup is claimed once (`claim_cleanup`), so the agent's delete runs exactly once, and released
   (`release_cleanup`) if delete itself failed, so a retry may claim it again.
 
+A waiting sensor task carries `watch` (what it waits for, e.g. `s3://bucket/key`), indexed by the sparse
+global secondary index `watching`: an event finds the tasks it concerns with one query, never a scan.
+Every ending removes `watch`, so only waiting tasks are in the index.
+
 Structured fields (log links, custom info, metadata, outputs) are stored as JSON strings: DynamoDB's
 number type would turn floats into Decimals, and nothing queries inside them.
 """
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 _OPEN = "attribute_exists(id) AND attribute_not_exists(job_done) AND attribute_not_exists(cleanup)"
+WATCH_INDEX = "watching"
 
 
 @dataclass
@@ -51,6 +56,15 @@ class TaskRecord:
     cleanup: str | None = None
     #: How many times the agent's get ran: the state machine's cost so far follows from it.
     polls: int = 0
+    # Sensors only: the request (inline JSON or an s3:// reference), what the task waits for, when it
+    # times out, its schedule's name, and how many pokes ran and failed in a row.
+    request: dict[str, Any] | None = None
+    request_ref: str | None = None
+    watch: str | None = None
+    deadline: float | None = None
+    schedule: str | None = None
+    pokes: int = 0
+    poke_errors: int = 0
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> TaskRecord:
@@ -75,6 +89,13 @@ class TaskRecord:
             job_done=item.get("job_done", {}).get("BOOL", False),
             cleanup=s("cleanup"),
             polls=int(item.get("polls", {}).get("N", 0)),
+            request=json.loads(s("request") or "null"),
+            request_ref=s("request_ref"),
+            watch=s("watch"),
+            deadline=float(item["deadline"]["N"]) if "deadline" in item else None,
+            schedule=s("schedule"),
+            pokes=int(item.get("pokes", {}).get("N", 0)),
+            poke_errors=int(item.get("poke_errors", {}).get("N", 0)),
         )
 
 
@@ -98,8 +119,18 @@ class TasksTable:
             "expires_at": {"N": str(int(now) + self._ttl_seconds)},
             "version": {"N": "1"},
         }
-        if record.execution_arn:
-            item["execution_arn"] = {"S": record.execution_arn}
+        optional = {
+            "execution_arn": record.execution_arn,
+            "request": json.dumps(record.request, separators=(",", ":"))
+            if record.request is not None
+            else None,
+            "request_ref": record.request_ref,
+            "watch": record.watch,
+            "schedule": record.schedule,
+        }
+        item |= {name: {"S": value} for name, value in optional.items() if value}
+        if record.deadline is not None:
+            item["deadline"] = {"N": repr(record.deadline)}
         try:
             with aws.transient_errors_as_unavailable("DynamoDB"):
                 self._client.put_item(
@@ -136,6 +167,26 @@ class TasksTable:
             values["polls"] = {"N": str(polls)}
         return self._update(task_id, values, condition=_OPEN)
 
+    def tasks_watching(self, key: str) -> list[str]:
+        """The ids of the waiting tasks whose `watch` is `key` (one query on the sparse index)."""
+        ids: list[str] = []
+        paginator = self._client.get_paginator("query")
+        with aws.transient_errors_as_unavailable("DynamoDB"):
+            for page in paginator.paginate(
+                TableName=self.table_name,
+                IndexName=WATCH_INDEX,
+                KeyConditionExpression="watch = :key",
+                ExpressionAttributeValues={":key": {"S": key}},
+                ProjectionExpression="id",
+            ):
+                ids.extend(item["id"]["S"] for item in page["Items"])
+        return ids
+
+    def record_poke(self, task_id: str, message: str, poke_errors: int) -> bool:
+        """A poke found the condition unmet (or failed, `poke_errors` in a row); False if the task ended."""
+        values = {"message": {"S": message}, "poke_errors": {"N": str(poke_errors)}}
+        return self._update(task_id, values, condition=_OPEN, add={"pokes": 1})
+
     def record_job_finished(
         self,
         task_id: str,
@@ -146,17 +197,23 @@ class TasksTable:
         outputs: Mapping[str, Any] | None,
         outputs_ref: str | None,
         polls: int,
+        pokes: int | None = None,
     ) -> bool:
         """The job ended on its own: after this, cleanup never runs. False if cleanup got there first."""
         values = self._report(phase, message, log_links, custom_info)
         values["job_done"] = {"BOOL": True}
         values["polls"] = {"N": str(polls)}
+        if pokes is not None:
+            values["pokes"] = {"N": str(pokes)}
         if outputs is not None:
             values["outputs"] = {"S": json.dumps(outputs, separators=(",", ":"))}
         if outputs_ref is not None:
             values["outputs_ref"] = {"S": outputs_ref}
         return self._update(
-            task_id, values, condition="attribute_exists(id) AND attribute_not_exists(cleanup)"
+            task_id,
+            values,
+            condition="attribute_exists(id) AND attribute_not_exists(cleanup)",
+            remove=("watch",),
         )
 
     def claim_cleanup(self, task_id: str) -> TaskRecord | None:
@@ -178,6 +235,7 @@ class TasksTable:
             task_id,
             {"cleanup": {"S": "done"}, "phase": {"S": phase.name}, "message": {"S": message}},
             condition=None,
+            remove=("watch",),
         )
 
     @staticmethod
@@ -191,10 +249,19 @@ class TasksTable:
             "custom_info": {"S": json.dumps(custom_info, default=str)},
         }
 
-    def _update(self, task_id: str, values: dict[str, Any], condition: str | None) -> bool:
-        return (
-            self._update_returning(task_id, values, condition=condition or "attribute_exists(id)") is not None
+    def _update(
+        self,
+        task_id: str,
+        values: dict[str, Any],
+        condition: str | None,
+        *,
+        add: dict[str, int] | None = None,
+        remove: tuple[str, ...] = (),
+    ) -> bool:
+        updated = self._update_returning(
+            task_id, values, condition=condition or "attribute_exists(id)", add=add, remove=remove
         )
+        return updated is not None
 
     def _update_returning(
         self,
@@ -203,19 +270,26 @@ class TasksTable:
         *,
         condition: str,
         extra_values: dict[str, Any] | None = None,
+        add: dict[str, int] | None = None,
+        remove: tuple[str, ...] = (),
     ) -> TaskRecord | None:
-        names = {f"#{key}": key for key in values}
+        counters = {"version": 1, **(add or {})}
+        names = {f"#{key}": key for key in [*values, *counters, *remove]}
         assignments = ", ".join(f"#{key} = :{key}" for key in values)
+        increments = ", ".join(f"#{key} :add_{key}" for key in counters)
+        expression = f"SET {assignments}, updated_at = :now ADD {increments}"
+        if remove:
+            expression += " REMOVE " + ", ".join(f"#{key}" for key in remove)
         attribute_values = {f":{key}": value for key, value in values.items()}
         attribute_values[":now"] = {"N": repr(time.time())}
-        attribute_values[":one"] = {"N": "1"}
+        attribute_values |= {f":add_{key}": {"N": str(amount)} for key, amount in counters.items()}
         attribute_values.update(extra_values or {})
         try:
             with aws.transient_errors_as_unavailable("DynamoDB"):
                 response = self._client.update_item(
                     TableName=self.table_name,
                     Key={"id": {"S": task_id}},
-                    UpdateExpression=f"SET {assignments}, updated_at = :now ADD version :one",
+                    UpdateExpression=expression,
                     ConditionExpression=condition,
                     ExpressionAttributeNames=names,
                     ExpressionAttributeValues=attribute_values,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import threading
 import time
 import traceback
@@ -27,6 +28,7 @@ from typing import Any, Literal
 from serverless_agents.settings import lambda_environment
 
 PINNED_MOTO = "5.2.5"
+logger = logging.getLogger(__name__)
 
 Fault = Literal["throttle", "service_error", "crash"]
 
@@ -111,12 +113,18 @@ class InProcessLambdas:
             return self._fail(fault, fn.function_name, response_headers)
         event = json.loads(body) if body else {}
         if (headers or {}).get("X-Amz-Invocation-Type") == "Event":
-            threading.Thread(target=self._call, args=(fn, event), daemon=True).start()
+            threading.Thread(target=self._call_async, args=(fn, event), daemon=True).start()
             return b""
         payload, errored = self._call(fn, event)
         if errored:
             response_headers["x-amz-function-error"] = "Unhandled"
         return payload
+
+    def _call_async(self, fn: Any, event: Any) -> None:
+        # Nobody waits for an asynchronous invocation's answer; Lambda would log its failure, so do we.
+        payload, errored = self._call(fn, event)
+        if errored:
+            logger.warning("asynchronous invocation of %s failed: %s", fn.function_name, payload[:2000])
 
     @staticmethod
     def _call(fn: Any, event: Any) -> tuple[bytes, bool]:

@@ -1,14 +1,16 @@
 """The whole deployment on moto, in this process: what `cdk deploy` makes, made against the emulator.
 
-For each agent in the manifest: its Lambda functions (create / get / delete, or sync) and, for async
-agents, the state machine rendered from `statemachines/async_agent.asl.json`; shared: the tasks table,
-the payload bucket, the api and finalize functions. Then the in-process Lambda hook, the status-change
-driver and the local API Gateway on localhost.
+For each agent in the manifest: its Lambda functions (create / get / delete, sync, or poke) and, for async
+agents, the state machine rendered from `statemachines/async_agent.asl.json`; for sensors, a schedule group
+and the manifest's EventBridge rules. Shared: the tasks table, the payload bucket, the api and finalize
+functions. Then the in-process Lambda hook, the drivers standing in for EventBridge (status changes,
+sensor schedules and events) and the local API Gateway on localhost.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -19,26 +21,31 @@ from serverless_agents.agent import AgentKind
 from serverless_agents.local.apigateway import LocalApiGateway
 from serverless_agents.local.driver import StatusChangeDriver
 from serverless_agents.local.lambda_dispatch import InProcessLambdas
+from serverless_agents.local.sensor_triggers import SensorTriggers, SensorWiring
 from serverless_agents.manifest import load_manifest
 from serverless_agents.naming import (
     FunctionRole,
     agent_function_name,
     agent_log_group,
+    sensor_schedule_group,
     shared_function_name,
     state_machine_arn_prefix,
     state_machine_name,
 )
 from serverless_agents.registry import AgentRegistry
 from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
+from serverless_agents.tasks_table import WATCH_INDEX
 
 if TYPE_CHECKING:
     from types import TracebackType
+
+    from serverless_agents.registry import RegisteredAgent
 
 ACCOUNT = "123456789012"  # moto's default account
 _ROLES: dict[AgentKind, tuple[FunctionRole, ...]] = {
     AgentKind.ASYNC: ("create", "get", "delete"),
     AgentKind.SYNC: ("sync",),
-    AgentKind.SENSOR: (),
+    AgentKind.SENSOR: ("poke",),
 }
 
 
@@ -51,7 +58,11 @@ def _placeholder_zip() -> bytes:
 
 
 class LocalStack:
-    """Start with `with LocalStack("agents.toml") as stack:`; `stack.api_url` is the HTTP API."""
+    """Start with `with LocalStack("agents.toml") as stack:`; `stack.api_url` is the HTTP API.
+
+    `schedule_period` fires every sensor schedule that often (seconds) instead of at its rate: AWS's
+    shortest rate is a minute, which is long for a demo or a test.
+    """
 
     def __init__(
         self,
@@ -61,6 +72,7 @@ class LocalStack:
         host: str = "127.0.0.1",
         port: int = 0,
         driver_interval: float = 0.2,
+        schedule_period: float | None = None,
     ) -> None:
         self.manifest_path = Path(manifest_path).resolve()
         self.manifest = load_manifest(self.manifest_path)
@@ -71,10 +83,15 @@ class LocalStack:
         self.payload_bucket = f"{self.deployment}-payloads-{ACCOUNT}"
         self.lambdas = InProcessLambdas()
         self._host, self._port, self._driver_interval = host, port, driver_interval
+        self._schedule_period = schedule_period
         self._mock: Any = None
         self.api: LocalApiGateway | None = None
         self.driver: StatusChangeDriver | None = None
+        self.sensor_triggers: SensorTriggers | None = None
         self.state_machine_arns: dict[str, str] = {}
+        self._sensors: list[SensorWiring] = []
+        self._shared_env: dict[str, str] = {}
+        self._role_arn = ""
 
     @property
     def api_url(self) -> str:
@@ -104,6 +121,15 @@ class LocalStack:
                 interval=self._driver_interval,
             )
             self.driver.start()
+            self.sensor_triggers = SensorTriggers(
+                self._sensors,
+                self.client("lambda"),
+                self.client("scheduler"),
+                self.client("sqs"),
+                interval=min(self._driver_interval, 0.1),
+                schedule_period=self._schedule_period,
+            )
+            self.sensor_triggers.start()
             self.api = LocalApiGateway(self.client("lambda"), self.deployment, self._host, self._port)
             self.api.start()
         except BaseException:
@@ -114,8 +140,9 @@ class LocalStack:
     def stop(self) -> None:
         if self.api is not None:
             self.api.stop()
-        if self.driver is not None:
-            self.driver.stop()
+        for driver in (self.driver, self.sensor_triggers):
+            if driver is not None:
+                driver.stop()
         self.lambdas.uninstall()
         if self._mock is not None:
             self._mock.stop()
@@ -129,85 +156,128 @@ class LocalStack:
     ) -> None:
         self.stop()
 
+    def create_bucket(self, name: str, *, eventbridge: bool = True) -> None:
+        """A bucket of the user's, sending its events to EventBridge as sensors on S3 need."""
+        s3 = self.client("s3")
+        if self.region == "us-east-1":
+            s3.create_bucket(Bucket=name)
+        else:
+            s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region})
+        if eventbridge:
+            s3.put_bucket_notification_configuration(
+                Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
+            )
+
     def _deploy(self) -> None:
         dynamodb = self.client("dynamodb")
         dynamodb.create_table(
             TableName=self.tasks_table,
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            AttributeDefinitions=[
+                {"AttributeName": "id", "AttributeType": "S"},
+                {"AttributeName": "watch", "AttributeType": "S"},
+            ],
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": WATCH_INDEX,
+                    "KeySchema": [{"AttributeName": "watch", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
+            ],
             BillingMode="PAY_PER_REQUEST",
         )
         dynamodb.update_time_to_live(
             TableName=self.tasks_table,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
         )
-        s3 = self.client("s3")
-        if self.region == "us-east-1":
-            s3.create_bucket(Bucket=self.payload_bucket)
-        else:
-            s3.create_bucket(
-                Bucket=self.payload_bucket, CreateBucketConfiguration={"LocationConstraint": self.region}
-            )
+        self.create_bucket(self.payload_bucket, eventbridge=False)
         role_arn = self.client("iam").create_role(
             RoleName=f"{self.deployment}-local", AssumeRolePolicyDocument="{}"
         )["Role"]["Arn"]
-        arn_prefix = state_machine_arn_prefix("aws", self.region, ACCOUNT, self.deployment)
-        shared_env = {
+        self._shared_env = {
             env_names.TASKS_TABLE: self.tasks_table,
             env_names.PAYLOAD_BUCKET: self.payload_bucket,
             env_names.MANIFEST: str(self.manifest_path),
             env_names.DEPLOYMENT: self.deployment,
-            env_names.STATE_MACHINE_ARN_PREFIX: arn_prefix,
+            env_names.STATE_MACHINE_ARN_PREFIX: state_machine_arn_prefix(
+                "aws", self.region, ACCOUNT, self.deployment
+            ),
+            env_names.FUNCTION_ARN_PREFIX: f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:",
+            env_names.SCHEDULER_ROLE_ARN: role_arn,
         }
-        code = _placeholder_zip()
-
-        def function(name: str, role: str, memory: int, timeout: int, agent: str | None = None) -> str:
-            variables = {**shared_env, env_names.AGENT: agent} if agent else shared_env
-            log_group = agent_log_group(self.deployment, agent) if agent else f"/aws/lambda/{name}"
-            return str(
-                self.client("lambda").create_function(
-                    FunctionName=name,
-                    Runtime="python3.12",
-                    Role=role_arn,
-                    Handler=f"functions.{role}.handler.handler",
-                    Code={"ZipFile": code},
-                    MemorySize=memory,
-                    Timeout=timeout,
-                    Environment={"Variables": variables},
-                    LoggingConfig={"LogFormat": "JSON", "LogGroup": log_group},
-                )["FunctionArn"]
-            )
-
-        function(shared_function_name(self.deployment, "api"), "api", 512, 29)
-        function(shared_function_name(self.deployment, "finalize"), "finalize", 256, 60)
-        sfn = self.client("stepfunctions")
+        self._role_arn = role_arn
+        self._function(shared_function_name(self.deployment, "api"), "api", 512, 29)
+        self._function(shared_function_name(self.deployment, "finalize"), "finalize", 256, 60)
         for agent in self.registry:
-            settings = agent.settings
             arns = {
-                role: function(
+                role: self._function(
                     agent_function_name(self.deployment, agent.name, role),
                     role,
-                    settings.memory,
-                    settings.timeout,
+                    agent.settings.memory,
+                    agent.settings.timeout,
                     agent.name,
                 )
                 for role in _ROLES[agent.kind]
             }
             if agent.kind is AgentKind.ASYNC:
-                definition = render_definition(
-                    AsyncAgentFunctions(
-                        partition="aws",
-                        create_arn=arns["create"],
-                        get_arn=arns["get"],
-                        delete_arn=arns["delete"],
-                        execution_timeout_seconds=settings.execution_timeout,
-                    ).substitutions()
-                )
-                self.state_machine_arns[agent.name] = sfn.create_state_machine(
-                    name=state_machine_name(self.deployment, agent.name),
-                    definition=definition,
-                    roleArn=role_arn,
-                )["stateMachineArn"]
+                self._state_machine(agent, arns)
+            elif agent.kind is AgentKind.SENSOR:
+                self._sensor(agent)
+
+    def _function(self, name: str, role: str, memory: int, timeout: int, agent: str | None = None) -> str:
+        variables = {**self._shared_env, env_names.AGENT: agent} if agent else self._shared_env
+        log_group = agent_log_group(self.deployment, agent) if agent else f"/aws/lambda/{name}"
+        return str(
+            self.client("lambda").create_function(
+                FunctionName=name,
+                Runtime="python3.12",
+                Role=self._role_arn,
+                Handler=f"functions.{role}.handler.handler",
+                Code={"ZipFile": _placeholder_zip()},
+                MemorySize=memory,
+                Timeout=timeout,
+                Environment={"Variables": variables},
+                LoggingConfig={"LogFormat": "JSON", "LogGroup": log_group},
+            )["FunctionArn"]
+        )
+
+    def _state_machine(self, agent: RegisteredAgent, arns: dict[FunctionRole, str]) -> None:
+        definition = render_definition(
+            AsyncAgentFunctions(
+                partition="aws",
+                create_arn=arns["create"],
+                get_arn=arns["get"],
+                delete_arn=arns["delete"],
+                execution_timeout_seconds=agent.settings.execution_timeout,
+            ).substitutions()
+        )
+        created = self.client("stepfunctions").create_state_machine(
+            name=state_machine_name(self.deployment, agent.name),
+            definition=definition,
+            roleArn=self._role_arn,
+        )
+        self.state_machine_arns[agent.name] = created["stateMachineArn"]
+
+    def _sensor(self, agent: RegisteredAgent) -> None:
+        group = sensor_schedule_group(self.deployment, agent.name)
+        self.client("scheduler").create_schedule_group(Name=group)
+        queue_url = None
+        if agent.settings.events:
+            # EventBridge would invoke the poke function; moto's rules cannot target Lambda, so they
+            # target a queue that SensorTriggers delivers from.
+            sqs, events = self.client("sqs"), self.client("events")
+            queue_url = sqs.create_queue(QueueName=f"{self.deployment}-{agent.name}-events")["QueueUrl"]
+            attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+            queue_arn = attributes["Attributes"]["QueueArn"]
+            for number, pattern in enumerate(agent.settings.events):
+                rule = f"{self.deployment}-{agent.name}-{number}"
+                events.put_rule(Name=rule, EventPattern=json.dumps(pattern))
+                events.put_targets(Rule=rule, Targets=[{"Id": "poke", "Arn": queue_arn}])
+        self._sensors.append(
+            SensorWiring(
+                agent.settings, agent_function_name(self.deployment, agent.name, "poke"), group, queue_url
+            )
+        )
 
 
 def quiet_local_observability() -> None:

@@ -1,24 +1,37 @@
 """What the HTTP API does: submit, describe and cancel tasks, and list the deployed agents.
 
 Submitting is idempotent per Flyte task attempt: the task id derives from its `TaskExecutionIdentifier`,
-the table insert is conditional, and the execution is named after the task, so a repeated create (or a
-retry after a crash between the two writes) starts at most one execution.
+the table insert is conditional, and the execution (or a sensor's schedule) is named after the task, so a
+repeated create (or a retry after a crash between two writes) starts at most one job.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flyteidl.admin import agent_pb2
+from google.protobuf.json_format import MessageToDict
 
 from serverless_agents import aws, wire
 from serverless_agents.agent import AgentKind, Phase
-from serverless_agents.console import task_links
+from serverless_agents.console import log_group_link, task_links
 from serverless_agents.exceptions import InvalidRequest
 from serverless_agents.identity import task_id_for
-from serverless_agents.naming import agent_log_group, execution_arn
+from serverless_agents.naming import (
+    agent_function_name,
+    agent_log_group,
+    execution_arn,
+    sensor_schedule_group,
+)
 from serverless_agents.payloads import STATE_PAYLOAD_LIMIT
+from serverless_agents.runtime.sensors import (
+    SensorRegistration,
+    SensorSchedules,
+    register_sensor_task,
+    stop_sensor_task,
+)
 from serverless_agents.runtime.translate import (
     check_create_request,
     literal_map_from_json,
@@ -28,8 +41,9 @@ from serverless_agents.runtime.translate import (
 from serverless_agents.tasks_table import TaskRecord
 
 if TYPE_CHECKING:
+    from serverless_agents.agent import BaseSensor
     from serverless_agents.payloads import PayloadStore
-    from serverless_agents.registry import AgentRegistry
+    from serverless_agents.registry import AgentRegistry, RegisteredAgent
     from serverless_agents.tasks_table import TasksTable
 
 
@@ -44,6 +58,14 @@ def resource_meta(task_id: str, agent: str) -> bytes:
     return json.dumps({"task_id": task_id, "agent": agent}, separators=(",", ":")).encode()
 
 
+@dataclass(frozen=True)
+class SensorTargets:
+    """Where sensor schedules point: `<function_arn_prefix><deployment>-<agent>-poke`, assumed by a role."""
+
+    function_arn_prefix: str
+    scheduler_role_arn: str
+
+
 class TaskService:
     def __init__(
         self,
@@ -52,41 +74,57 @@ class TaskService:
         payloads: PayloadStore,
         state_machine_arn_prefix: str,
         deployment: str,
+        region: str,
+        sensor_targets: SensorTargets | None = None,
         sfn_client: Any = None,
     ) -> None:
         self.registry = registry
         self.deployment = deployment
+        self.region = region
         self.table = table
         self.payloads = payloads
         self.state_machine_arn_prefix = state_machine_arn_prefix
+        self.sensor_targets = sensor_targets
         self._sfn = sfn_client or aws.client("stepfunctions")
 
     def submit(self, request: agent_pb2.CreateTaskRequest) -> agent_pb2.CreateTaskResponse:
         check_create_request(request)
         template = request.template
-        agent = self.registry.for_task(template.type, template.task_type_version)
-        if agent.kind is not AgentKind.ASYNC:
+        custom = MessageToDict(template.custom) if template.HasField("custom") else {}
+        agent = self.registry.for_task(template.type, template.task_type_version, custom)
+        if agent.kind is AgentKind.SYNC:
             raise InvalidRequest(
                 "template.type",
-                f"{template.type!r} is served by the {agent.kind.value} agent {agent.name!r}; "
-                + (
-                    f"call POST /v1/sync/{agent.name}"
-                    if agent.kind is AgentKind.SYNC
-                    else "not deployable yet"
-                ),
+                f"{template.type!r} is served by the sync agent {agent.name!r}: POST /v1/sync/{agent.name}",
             )
         if not request.task_execution_metadata.HasField("task_execution_id"):
             raise InvalidRequest("taskExecutionMetadata.taskExecutionId", "required: it identifies the task")
         task_id = task_id_for(request.task_execution_metadata.task_execution_id)
         task_context(task_id, request)  # decoding the inputs now turns bad ones into a 400, before any write
+        if agent.kind is AgentKind.SENSOR:
+            sensor: BaseSensor = agent.cls(config=agent.settings.config)  # type: ignore[assignment]
+            register_sensor_task(
+                self.table,
+                self.payloads,
+                self._sensor_registration(agent),
+                agent.name,
+                sensor,
+                agent.settings,
+                task_id,
+                request,
+            )
+        else:
+            self._start_execution(agent.name, task_id, request)
+        return agent_pb2.CreateTaskResponse(resource_meta=resource_meta(task_id, agent.name))
 
-        state_machine_arn = f"{self.state_machine_arn_prefix}{agent.name}"
+    def _start_execution(self, agent: str, task_id: str, request: agent_pb2.CreateTaskRequest) -> None:
+        state_machine_arn = f"{self.state_machine_arn_prefix}{agent}"
         execution = execution_arn(state_machine_arn, task_id)
         request_json, request_ref = self.payloads.offload(
             f"requests/{task_id}.json", wire.to_dict(request), STATE_PAYLOAD_LIMIT
         )
-        self.table.create(TaskRecord(task_id, agent.name, agent.kind.value, execution_arn=execution))
-        execution_input = {"task_id": task_id, "agent": agent.name}
+        self.table.create(TaskRecord(task_id, agent, AgentKind.ASYNC.value, execution_arn=execution))
+        execution_input = {"task_id": task_id, "agent": agent}
         execution_input |= {"request_ref": request_ref} if request_ref else {"request": request_json}
         try:
             with aws.transient_errors_as_unavailable("Step Functions"):
@@ -97,7 +135,21 @@ class TaskService:
                 )
         except self._sfn.exceptions.ExecutionAlreadyExists:
             pass  # a repeated create: the task's one execution runs already (or ran)
-        return agent_pb2.CreateTaskResponse(resource_meta=resource_meta(task_id, agent.name))
+
+    def _sensor_registration(self, agent: RegisteredAgent) -> SensorRegistration:
+        if self.sensor_targets is None:
+            raise InvalidRequest("template.type", "this deployment has no sensor schedules configured")
+        return SensorRegistration(
+            schedules=self._schedules(agent.name),
+            expression=agent.settings.schedule,
+            poke_function_arn=self.sensor_targets.function_arn_prefix
+            + agent_function_name(self.deployment, agent.name, "poke"),
+            scheduler_role_arn=self.sensor_targets.scheduler_role_arn,
+            lambda_client=aws.client("lambda"),
+        )
+
+    def _schedules(self, agent: str) -> SensorSchedules:
+        return SensorSchedules(sensor_schedule_group(self.deployment, agent))
 
     def describe(self, task_id: str) -> agent_pb2.GetTaskResponse:
         record = self.table.get(task_id)
@@ -106,15 +158,19 @@ class TaskService:
             outputs_json = self.payloads.get_json(record.outputs_ref)
         custom_info = dict(record.custom_info)
         log_links = list(record.log_links)
+        log_group = agent_log_group(self.deployment, record.agent)
+        # What Flyte's UI shows: where the task runs, and what it has cost so far.
         if record.execution_arn:
-            # What Flyte's UI shows: where the task runs, and what it has cost so far.
             custom_info |= {
                 "execution_arn": record.execution_arn,
                 "polls": record.polls,
                 "state_transitions": _STATE_TRANSITIONS_BEFORE_POLLING
                 + _STATE_TRANSITIONS_PER_POLL * record.polls,
             }
-            log_links += task_links(record.execution_arn, agent_log_group(self.deployment, record.agent))
+            log_links += task_links(record.execution_arn, log_group)
+        elif record.kind == AgentKind.SENSOR.value:
+            custom_info |= {"pokes": record.pokes}
+            log_links.append(log_group_link(self.region, log_group))
         resource = to_resource_message(
             record.phase,
             record.message,
@@ -125,9 +181,12 @@ class TaskService:
         return agent_pb2.GetTaskResponse(resource=resource)
 
     def cancel(self, task_id: str) -> None:
-        """Stop the task's execution; the finalize Lambda then runs the agent's delete (once)."""
+        """Stop the task: its execution (finalize then runs the agent's delete, once), or its schedule."""
         record = self.table.get(task_id)
         if record.phase.is_terminal or record.job_done or record.cleanup is not None:
+            return
+        if record.kind == AgentKind.SENSOR.value:
+            stop_sensor_task(self.table, self._schedules(record.agent), record)
             return
         try:
             with aws.transient_errors_as_unavailable("Step Functions"):

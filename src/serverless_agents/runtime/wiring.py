@@ -5,13 +5,15 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from serverless_agents.agent import AsyncAgentBase, SyncAgentBase
+from serverless_agents.agent import AsyncAgentBase, BaseSensor, SyncAgentBase
 from serverless_agents.exceptions import ManifestError
+from serverless_agents.naming import sensor_schedule_group
 from serverless_agents.payloads import PayloadStore
 from serverless_agents.registry import AgentRegistry
 from serverless_agents.runtime.async_steps import AsyncAgentSteps
 from serverless_agents.runtime.loading import cached_manifest, load_agent
-from serverless_agents.runtime.service import TaskService
+from serverless_agents.runtime.sensors import SensorSchedules, SensorSteps
+from serverless_agents.runtime.service import SensorTargets, TaskService
 from serverless_agents.tasks_table import TasksTable
 
 if TYPE_CHECKING:
@@ -28,7 +30,31 @@ def _stores(settings: RuntimeSettings) -> tuple[TasksTable, PayloadStore]:
 def task_service(settings: RuntimeSettings) -> TaskService:
     table, payloads = _stores(settings)
     registry = AgentRegistry.from_manifest(cached_manifest(settings.manifest_path))
-    return TaskService(registry, table, payloads, settings.state_machine_arn_prefix, settings.deployment)
+    targets = (
+        SensorTargets(settings.function_arn_prefix, settings.scheduler_role_arn)
+        if settings.function_arn_prefix and settings.scheduler_role_arn
+        else None
+    )
+    return TaskService(
+        registry,
+        table,
+        payloads,
+        settings.state_machine_arn_prefix,
+        settings.deployment,
+        settings.region,
+        sensor_targets=targets,
+    )
+
+
+@functools.cache
+def sensor_steps(settings: RuntimeSettings) -> SensorSteps:
+    loaded = load_agent(settings.manifest_path, settings.agent)
+    instance: Any = loaded.instance
+    if not isinstance(instance, BaseSensor):
+        raise ManifestError(f"agent {loaded.name!r} is not a sensor")
+    table, payloads = _stores(settings)
+    schedules = SensorSchedules(sensor_schedule_group(settings.deployment, loaded.name))
+    return SensorSteps(instance, loaded.settings, table, payloads, schedules)
 
 
 @functools.cache

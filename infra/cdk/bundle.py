@@ -1,0 +1,41 @@
+"""Build the Lambda bundles a manifest needs, with pip for the Lambda platform (no Docker), and print sizes.
+
+    python infra/cdk/bundle.py                        # the repository's agents.toml
+    python infra/cdk/bundle.py --manifest my.toml     # another manifest
+    python infra/cdk/bundle.py --refresh              # pip again even if the requirements did not change
+
+Needs PyPI (or your index). Fails if a bundle is over 200 MB unzipped. `cdk synth` / `cdk deploy` reuse
+these folders (build/lambda/<family>), refreshing only the project code and the manifest.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, as in app.py
+
+from infra.cdk.serverless_agents_cdk.bundles import BundleError, build_bundle
+from infra.cdk.serverless_agents_cdk.plan import DEFAULT_MANIFEST, plan_deployment
+
+from serverless_agents.exceptions import ManifestError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help="default: %(default)s")
+    parser.add_argument("--refresh", action="store_true", help="run pip even when the cache is current")
+    args = parser.parse_args(argv)
+    try:
+        plan = plan_deployment(args.manifest)
+        for family in plan.families:
+            print(f"bundle {build_bundle(family, plan, refresh=args.refresh).describe()}", flush=True)
+    except (BundleError, ManifestError) as e:
+        print(f"bundle.py: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""`Alarms`: what needs a person, sent to one SNS topic (subscribe to it after deploy).
+
+- each function: any error, any throttle, in 5 minutes;
+- each state machine: any failed execution (a job that failed, or a create / get that kept failing);
+- the finalize dead-letter queue: any message (an abort or timeout whose cleanup did not run);
+- the API: any 5XX.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from . import nag
+
+if TYPE_CHECKING:
+    from .handler_function import HandlerFunction
+
+PERIOD = Duration.minutes(5)
+
+
+class Alarms(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        deployment: str,
+        functions: Sequence[HandlerFunction],
+        state_machines: Sequence[tuple[str, sfn.StateMachine]],
+        dead_letters: sqs.IQueue,
+        rest_api: apigw.RestApi,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.topic = sns.Topic(
+            self,
+            "Topic",
+            topic_name=f"{deployment}-alarms",
+            display_name=f"{deployment} alarms",
+            enforce_ssl=True,
+        )
+        # The topic has a policy (TLS only), so CloudWatch's right to publish has to be in it too.
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                },
+            )
+        )
+        nag.alarm_topic_key(self.topic)
+        self._action = actions.SnsAction(self.topic)
+        self.alarms: list[cloudwatch.Alarm] = []
+        for handler in functions:
+            name = handler.function_name
+            self._alarm(f"{name}-errors", handler.function.metric_errors(period=PERIOD, statistic="Sum"))
+            self._alarm(
+                f"{name}-throttles", handler.function.metric_throttles(period=PERIOD, statistic="Sum")
+            )
+        for name, machine in state_machines:
+            self._alarm(f"{name}-failed-executions", machine.metric_failed(period=PERIOD, statistic="Sum"))
+        self._alarm(
+            f"{deployment}-finalize-dead-letters",
+            dead_letters.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+        )
+        self._alarm(f"{deployment}-api-5xx", rest_api.metric_server_error(period=PERIOD, statistic="Sum"))
+
+    def _alarm(self, name: str, metric: cloudwatch.Metric) -> None:
+        alarm = metric.create_alarm(
+            self,
+            name,
+            alarm_name=name,
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(self._action)
+        self.alarms.append(alarm)

@@ -1,0 +1,125 @@
+"""`AsyncAgentStateMachine`: an async agent's create / get / delete functions and its state machine.
+
+The definition is `statemachines/async_agent.asl.json`, rendered by `serverless_agents.statemachine` (the
+renderer the local stack uses too) with the functions' ARNs as CloudFormation tokens: what runs on moto
+is what deploys. Its `TimeoutSeconds` is the manifest's `execution_timeout`.
+
+Execution logs at level ALL without execution data: every state's timing lands in one log group for Logs
+Insights (where a task spent its time, which get failed), while the task's inputs and outputs, Flyte data
+that may be sensitive, stay out of the logs (the execution history and the tasks table hold them). The
+backoff keeps a task to few transitions, so logging all of them costs little.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from serverless_agents import naming
+from serverless_agents import settings as env_names
+from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
+
+from . import nag
+from .agent_secrets import grant_agent_secrets
+from .handler_function import LOG_RETENTION, HandlerFunction, function_log_group
+
+if TYPE_CHECKING:
+    from .payload_bucket import PayloadBucket
+    from .plan import PlannedAgent
+    from .tasks_table import TasksTable
+
+ROLES: tuple[naming.FunctionRole, ...] = ("create", "get", "delete")
+
+
+class AsyncAgentStateMachine(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        deployment: str,
+        agent: PlannedAgent,
+        code: lambda_.Code,
+        environment: Mapping[str, str],
+        tasks: TasksTable,
+        payloads: PayloadBucket,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.agent = agent
+        self.log_group = function_log_group(self, "Logs", naming.agent_log_group(deployment, agent.name))
+        self.functions: dict[naming.FunctionRole, HandlerFunction] = {}
+        for role in ROLES:
+            function = HandlerFunction(
+                self,
+                role.title(),
+                function_name=naming.agent_function_name(deployment, agent.name, role),
+                handler=role,
+                code=code,
+                memory=agent.settings.memory,
+                timeout=agent.settings.timeout,
+                environment={**environment, env_names.AGENT: agent.name},
+                log_group=self.log_group,
+            )
+            # What runtime.async_steps calls: read the task, write its progress (conditional updates).
+            tasks.grant_items(function.role, "dynamodb:GetItem", "dynamodb:UpdateItem")
+            # Requests and outputs, and whatever the agent keeps there (the example job agent does).
+            payloads.grant_objects(function.role, ["s3:GetObject", "s3:PutObject"], [""])
+            nag.agent_payload_objects(function.role, payloads)
+            grant_agent_secrets(function.role, agent.settings.secrets.values())
+            self.functions[role] = function
+
+        name = naming.state_machine_name(deployment, agent.name)
+        self.execution_logs = logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            # The prefix AWS recommends for vended logs: no resource policy per log group.
+            log_group_name=f"/aws/vendedlogs/states/{name}",
+            retention=LOG_RETENTION,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            description=f"state machine {name}: invokes its create, get and delete functions",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"],
+                resources=[f.function.function_arn for f in self.functions.values()],
+            )
+        )
+        definition = render_definition(
+            AsyncAgentFunctions(
+                partition=Stack.of(self).partition,
+                create_arn=self.functions["create"].function.function_arn,
+                get_arn=self.functions["get"].function.function_arn,
+                delete_arn=self.functions["delete"].function.function_arn,
+                execution_timeout_seconds=agent.settings.execution_timeout,
+            ).substitutions()
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=name,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_string(definition),
+            role=self.role,
+            logs=sfn.LogOptions(
+                destination=self.execution_logs, level=sfn.LogLevel.ALL, include_execution_data=False
+            ),
+            tracing_enabled=True,
+        )
+        nag.state_machine_log_delivery_and_xray(self.role)
+        nag.definition_comment_placeholder(self.state_machine)
+
+    @property
+    def delete_function(self) -> lambda_.Function:
+        return self.functions["delete"].function

@@ -1,0 +1,220 @@
+"""Lambda code: one asset folder per agent family, built with pip for the Lambda platform (no Docker).
+
+    build/lambda/core/        the core dependencies (pyproject `dependencies`): the api and finalize
+                              functions, and every agent whose family needs nothing more
+    build/lambda/snowflake/   the core + the `snowflake` extra: the Snowflake agent's functions
+    build/lambda/openai/      the core + the `openai` extra: the OpenAI agent's functions
+
+Each folder holds the pip-installed dependencies, then the project's own `serverless_agents/` and
+`functions/`, the manifest as `agents.toml` at the root (where `settings.current_settings` looks:
+`$LAMBDA_TASK_ROOT/agents.toml`), and the code of agents that live outside this project.
+
+pip runs only when a family's requirements change (or with `--refresh`): the requirements it was built
+from are kept beside the folder. The project code and the manifest are copied again on every build, so a
+deploy always ships the working tree. `python infra/cdk/bundle.py` builds every family the manifest needs
+and prints their sizes; the CDK app calls the same `build_bundle`, which is a cache hit after that.
+
+Offline synth (tests, `-c bundling=skip`) uses `assemble_standin` instead: the project code and the
+manifest only, no dependencies, no pip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .plan import DeploymentPlan
+
+ROOT = Path(__file__).resolve().parents[3]
+PYPROJECT = ROOT / "pyproject.toml"
+#: Outside `infra/`: mypy type-checks `infra/`, and must not walk thousands of installed packages.
+BUILD_DIR = ROOT / "build" / "lambda"
+CORE = "core"
+LAMBDA_PYTHON = "3.12"
+#: Lambda's limit is 250 MB unzipped for code and layers together; the rest is headroom.
+SIZE_LIMIT_BYTES = 200 * 1024 * 1024
+#: Lambda's python3.12 runs on Amazon Linux 2023, glibc 2.34: wheels for any manylinux up to that run there.
+#: pip expands `manylinux2014` to the older tags but a `manylinux_2_N` tag to nothing, so each is listed
+#: (snowflake-connector-python 5 ships manylinux_2_28 wheels only).
+LAMBDA_GLIBC_MINOR = 34
+PIP_PLATFORM_ARGS = (
+    *(
+        arg
+        for minor in range(LAMBDA_GLIBC_MINOR, 16, -1)
+        for arg in ("--platform", f"manylinux_2_{minor}_x86_64")
+    ),
+    "--platform",
+    "manylinux2014_x86_64",
+    "--implementation",
+    "cp",
+    "--python-version",
+    LAMBDA_PYTHON,
+    "--only-binary=:all:",
+)
+#: Beyond pyproject's `dependencies`: Powertools' Tracer imports `aws_xray_sdk` as soon as
+#: `functions/observability.py` creates it, and the core dependencies name Powertools without `[tracer]`.
+BUNDLE_REQUIREMENTS = ("aws-xray-sdk>=2.14,<3",)
+#: Built-in agent modules and the pyproject extra their family needs. Anything else runs on the core.
+EXTRA_FOR_MODULE = {
+    "serverless_agents.agents.snowflake": "snowflake",
+    "serverless_agents.agents.openai_chat": "openai",
+    "serverless_agents.agents.ecs": "ecs",
+    "serverless_agents.agents.webhook": "webhook",
+}
+_PROJECT_CODE = ("serverless_agents", "functions")
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
+
+
+class BundleError(Exception):
+    """A bundle cannot be built, or came out too large to deploy."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    family: str
+    path: Path
+    size_bytes: int
+
+    def describe(self) -> str:
+        return f"{self.family}: {self.size_bytes / 2**20:.1f} MB unzipped ({self.path})"
+
+
+def _pyproject(pyproject: Path = PYPROJECT) -> dict[str, object]:
+    return dict(tomllib.loads(pyproject.read_text())["project"])
+
+
+def family_for(class_path: str, pyproject: Path = PYPROJECT) -> str:
+    """The bundle an agent class runs from: its module's extra, or "core" when that extra adds nothing."""
+    module = class_path.partition(":")[0]
+    extra = next(
+        (e for m, e in EXTRA_FOR_MODULE.items() if module == m or module.startswith(m + ".")),
+        None,
+    )
+    if extra is None:
+        return CORE
+    return extra if _extra_requirements(extra, pyproject) else CORE
+
+
+def _extra_requirements(extra: str, pyproject: Path) -> list[str]:
+    extras = _pyproject(pyproject).get("optional-dependencies", {})
+    assert isinstance(extras, dict)
+    if extra not in extras:
+        raise BundleError(f"{pyproject} has no extra {extra!r} for the {extra} agent family")
+    return [str(r) for r in extras[extra]]
+
+
+def requirements(family: str, pyproject: Path = PYPROJECT) -> list[str]:
+    """What pip installs into a family's bundle: the core dependencies, plus its extra."""
+    core = _pyproject(pyproject).get("dependencies", [])
+    assert isinstance(core, list)
+    extra = [] if family == CORE else _extra_requirements(family, pyproject)
+    return [*(str(r) for r in core), *BUNDLE_REQUIREMENTS, *extra]
+
+
+def folder_size(path: Path) -> int:
+    total = 0
+    for directory, _, files in os.walk(path):
+        total += sum(os.lstat(os.path.join(directory, name)).st_size for name in files)
+    return total
+
+
+def check_size(bundle: Bundle, limit: int = SIZE_LIMIT_BYTES) -> Bundle:
+    if bundle.size_bytes > limit:
+        raise BundleError(
+            f"bundle {bundle.describe()} is over the {limit / 2**20:.0f} MB limit: "
+            "split the agent family or trim its extra"
+        )
+    return bundle
+
+
+def assemble_project_code(target: Path, manifest: Path, agent_code: Sequence[Path] = ()) -> None:
+    """Copy the project's code, the agents' code and the manifest into `target` (replacing old copies)."""
+    target.mkdir(parents=True, exist_ok=True)
+    record = target.parent / f"{target.name}.project-code"
+    copied_before = set(record.read_text().split()) if record.exists() else set(_PROJECT_CODE)
+    sources = [ROOT / "src" / "serverless_agents", ROOT / "functions", *agent_code]
+    for source in sources:
+        destination = target / source.name
+        if destination.exists() and source.name not in copied_before:
+            raise BundleError(
+                f"agent code {source} would replace {destination}, which pip installed: rename the package"
+            )
+    for name in copied_before:
+        stale = target / name
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        elif stale.exists():
+            stale.unlink()
+    for source in sources:
+        if source.is_dir():
+            shutil.copytree(source, target / source.name, ignore=_IGNORED)
+        else:
+            shutil.copy2(source, target / source.name)
+    shutil.copyfile(manifest, target / "agents.toml")
+    record.write_text("\n".join(sorted(s.name for s in sources)) + "\n")
+
+
+def assemble_standin(target: Path, plan: DeploymentPlan) -> Path:
+    """The offline stand-in for every bundle: the project code and the manifest, no dependencies."""
+    if target.exists():
+        shutil.rmtree(target)
+    assemble_project_code(target, plan.manifest_path, plan.agent_code)
+    return target
+
+
+def build_bundle(
+    family: str,
+    plan: DeploymentPlan,
+    *,
+    build_dir: Path = BUILD_DIR,
+    refresh: bool = False,
+    limit: int = SIZE_LIMIT_BYTES,
+) -> Bundle:
+    """The family's asset folder, pip-installing its dependencies only when they changed."""
+    target = build_dir / family
+    stamp = build_dir / f"{family}.requirements.txt"
+    wanted = "\n".join([" ".join(PIP_PLATFORM_ARGS), *requirements(family)]) + "\n"
+    if refresh or not target.is_dir() or not stamp.exists() or stamp.read_text() != wanted:
+        _pip_install(family, target, requirements(family))
+        stamp.write_text(wanted)
+    assemble_project_code(target, plan.manifest_path, plan.agent_code)
+    return check_size(Bundle(family, target, folder_size(target)), limit)
+
+
+def _pip_install(family: str, target: Path, requirement_list: list[str]) -> None:
+    staging = target.with_name(f".{family}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    print(f"bundle {family}: pip install for Lambda (python {LAMBDA_PYTHON}, x86_64)", flush=True)
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--progress-bar",
+        "off",
+        # The .pyc pip would write are for this interpreter, not Lambda's python3.12: only dead weight.
+        "--no-compile",
+        "--target",
+        str(staging),
+        *PIP_PLATFORM_ARGS,
+        *requirement_list,
+    ]
+    if subprocess.run(command, check=False).returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BundleError(f"pip could not build the {family} bundle: {' '.join(command)}")
+    shutil.rmtree(staging / "bin", ignore_errors=True)  # console scripts: nothing on Lambda runs them
+    if target.exists():
+        shutil.rmtree(target)
+    (target.parent / f"{family}.project-code").unlink(missing_ok=True)  # a fresh folder holds none
+    staging.rename(target)

@@ -1,0 +1,125 @@
+"""`Finalizer`: the finalize function, the status-change rule that feeds it, and their dead-letter queue.
+
+StopExecution and a state machine's TimeoutSeconds skip the Cleanup state, so EventBridge's "Step
+Functions Execution Status Change" events (ABORTED, TIMED_OUT, FAILED) of this deployment's state machines
+bring each ending to finalize, which invokes the agent's delete function by name (`runtime.finalize`).
+
+Two ways an ending can get lost, both ending in the dead-letter queue (alarmed in `Alarms`):
+- EventBridge cannot deliver the event: it retries for up to a day (the rule target's retry policy);
+- finalize fails on it (the delete failed): Lambda retries the asynchronous invocation twice, then sends
+  the invocation record, with the event as `requestPayload`, to the queue (an on-failure destination).
+Replaying a message is invoking finalize with that event. A sweeper that finds endings without cleanup
+in the tasks table is not built yet (there is no sweeper function in the runtime).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from serverless_agents import naming
+
+from . import nag
+from .handler_function import HandlerFunction, function_log_group
+
+if TYPE_CHECKING:
+    from .async_agent_state_machine import AsyncAgentStateMachine
+
+#: The statuses that can skip the Cleanup state (runtime.finalize ignores any other).
+ENDINGS = ("ABORTED", "TIMED_OUT", "FAILED")
+DETAIL_TYPE = "Step Functions Execution Status Change"
+#: State machine ARNs per rule: an event pattern is at most 4096 characters, an ARN up to ~120 here.
+MACHINES_PER_RULE = 25
+
+
+def status_change_pattern(state_machine_arns: Sequence[str]) -> events.EventPattern:
+    """This deployment's machines by exact ARN: a prefix would also match a deployment named
+    `<name>-dev`, whose tasks finalize would then look up in the wrong table."""
+    return events.EventPattern(
+        source=["aws.states"],
+        detail_type=[DETAIL_TYPE],
+        detail={"status": list(ENDINGS), "stateMachineArn": list(state_machine_arns)},
+    )
+
+
+class Finalizer(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        deployment: str,
+        code: lambda_.Code,
+        environment: Mapping[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        name = naming.shared_function_name(deployment, "finalize")
+        self.dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        nag.queue_is_a_dead_letter_queue(self.dead_letters)
+        self.handler = HandlerFunction(
+            self,
+            "Finalize",
+            function_name=name,
+            handler="finalize",
+            code=code,
+            memory=256,
+            timeout=60,
+            environment=environment,
+            log_group=function_log_group(self, "Logs", f"/aws/lambda/{name}"),
+        )
+        self.handler.function.configure_async_invoke(
+            retry_attempts=2,
+            max_event_age=Duration.hours(6),
+            on_failure=destinations.SqsDestination(self.dead_letters),
+        )
+        self.rules: list[events.Rule] = []
+
+    @property
+    def function(self) -> lambda_.Function:
+        return self.handler.function
+
+    def watch(self, machines: Sequence[AsyncAgentStateMachine]) -> None:
+        """Route the endings of `machines` here, and let finalize invoke their delete functions only."""
+        if not machines:
+            return
+        self.handler.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"],
+                resources=[m.delete_function.function_arn for m in machines],
+            )
+        )
+        for start in range(0, len(machines), MACHINES_PER_RULE):
+            chunk = machines[start : start + MACHINES_PER_RULE]
+            index = start // MACHINES_PER_RULE
+            self.rules.append(
+                events.Rule(
+                    self,
+                    "ExecutionEnded" if index == 0 else f"ExecutionEnded{index + 1}",
+                    description=f"{', '.join(ENDINGS)} executions of {len(chunk)} agent state machine(s) "
+                    "-> finalize (runs the agent's delete once)",
+                    event_pattern=status_change_pattern([m.state_machine.state_machine_arn for m in chunk]),
+                    targets=[
+                        targets.LambdaFunction(
+                            self.function,
+                            dead_letter_queue=self.dead_letters,
+                            retry_attempts=185,  # EventBridge's most: cleanup of an abort must not be lost
+                            max_event_age=Duration.hours(24),
+                        )
+                    ],
+                )
+            )

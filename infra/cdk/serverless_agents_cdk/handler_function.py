@@ -1,0 +1,85 @@
+"""`HandlerFunction`: a Lambda running one of `functions/<handler>/handler.py`, with an IAM role of its own.
+
+Every function gets its own role, created empty: no managed policy (AWSLambdaBasicExecutionRole would allow
+writing to any log group), only writes to its own log group, X-Ray (Powertools' Tracer), and whatever the
+constructs that own it grant on their own resources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from . import nag
+
+RUNTIME = lambda_.Runtime.PYTHON_3_12  # what bundles.py builds for (pip --python-version 3.12)
+#: What functions/observability.py names in code; set here too so the environment says the same.
+POWERTOOLS_SERVICE = "serverless-agents"
+POWERTOOLS_NAMESPACE = "ServerlessAgents"
+#: Logs are kept as long as the tasks they tell about (SA_TASK_TTL_DAYS defaults to 30).
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+
+
+def function_log_group(scope: Construct, construct_id: str, name: str) -> logs.LogGroup:
+    """A log group named up front (`naming.agent_log_group`, `/aws/lambda/<function>`), deleted with the
+    stack: a retained one would block the next deploy of the same name."""
+    return logs.LogGroup(
+        scope,
+        construct_id,
+        log_group_name=name,
+        retention=LOG_RETENTION,
+        removal_policy=RemovalPolicy.DESTROY,
+    )
+
+
+class HandlerFunction(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        function_name: str,
+        handler: str,
+        code: lambda_.Code,
+        memory: int,
+        timeout: int,
+        environment: Mapping[str, str],
+        log_group: logs.ILogGroup,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function_name = function_name
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{function_name}: functions/{handler}/handler.py",
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            function_name=function_name,
+            description=f"functions/{handler}/handler.py",
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.X86_64,  # the bundles' wheels are manylinux x86_64
+            handler=f"functions.{handler}.handler.handler",
+            code=code,
+            memory_size=memory,
+            timeout=Duration.seconds(timeout),
+            environment={
+                **environment,
+                "POWERTOOLS_SERVICE_NAME": POWERTOOLS_SERVICE,
+                "POWERTOOLS_METRICS_NAMESPACE": POWERTOOLS_NAMESPACE,
+            },
+            role=self.role,
+            log_group=log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            tracing=lambda_.Tracing.ACTIVE,
+        )
+        log_group.grant_write(self.role)
+        nag.xray_needs_star(self.role)
+        nag.runtime_is_pinned(self.function)

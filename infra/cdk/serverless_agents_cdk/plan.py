@@ -1,0 +1,106 @@
+"""What a manifest deploys: its agents by kind, each with the bundle family its functions run from.
+
+The plan is built the way the api Lambda builds its registry (`AgentRegistry.from_manifest`), so a manifest
+that the deployed api would reject (a class that does not import, two agents serving one task type) fails
+the synth instead of the first request.
+
+Sensors fail the plan, on purpose: this app does not deploy them yet (their poke function, schedule group
+and event rules belong to a `SensorTriggers` construct, not built), and a deployment that silently dropped
+an agent from the manifest would leave Flyte's tasks of that type failing at run time. `SensorTriggers`
+will lift this check.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from serverless_agents.agent import AgentKind
+from serverless_agents.exceptions import ManifestError
+from serverless_agents.manifest import AgentSettings, load_manifest
+from serverless_agents.registry import AgentRegistry
+
+from .bundles import CORE, ROOT, family_for
+
+DEFAULT_MANIFEST = ROOT / "agents.toml"
+#: The project's own packages: every bundle carries them, so an agent class there needs no extra code.
+PROJECT_PACKAGES = ("serverless_agents", "functions")
+
+
+@dataclass(frozen=True)
+class PlannedAgent:
+    name: str
+    kind: AgentKind
+    settings: AgentSettings
+    #: The bundle its functions run from: "core", or the pyproject extra of its agent family.
+    family: str
+
+
+@dataclass(frozen=True)
+class DeploymentPlan:
+    manifest_path: Path
+    deployment: str
+    agents: tuple[PlannedAgent, ...]
+    #: Top-level packages (or modules) of agent classes outside this project, copied into every bundle.
+    agent_code: tuple[Path, ...]
+
+    @property
+    def async_agents(self) -> tuple[PlannedAgent, ...]:
+        return tuple(a for a in self.agents if a.kind is AgentKind.ASYNC)
+
+    @property
+    def sync_agents(self) -> tuple[PlannedAgent, ...]:
+        return tuple(a for a in self.agents if a.kind is AgentKind.SYNC)
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        """Every bundle the deployment needs; "core" always (the api and finalize functions)."""
+        return tuple(sorted({CORE, *(a.family for a in self.agents)}))
+
+
+def plan_deployment(manifest_path: str | Path) -> DeploymentPlan:
+    path = Path(manifest_path).resolve()
+    manifest = load_manifest(path)
+    registry = AgentRegistry.from_manifest(manifest)
+    sensors = sorted(agent.name for agent in registry if agent.kind is AgentKind.SENSOR)
+    if sensors:
+        raise ManifestError(
+            f"{path}: {', '.join(repr(s) for s in sensors)} "
+            f"{'is a sensor' if len(sensors) == 1 else 'are sensors'}: sensors cannot be deployed yet "
+            "(infra/cdk has no SensorTriggers: poke function, schedule group, event rules); "
+            "deploy a manifest without them"
+        )
+    agents = tuple(
+        PlannedAgent(agent.name, agent.kind, agent.settings, family_for(agent.settings.class_path))
+        for agent in registry
+    )
+    return DeploymentPlan(
+        manifest_path=path,
+        deployment=manifest.deployment.name,
+        agents=agents,
+        agent_code=_agent_code(agent.settings.class_path for agent in registry),
+    )
+
+
+def _agent_code(class_paths: Iterable[str]) -> tuple[Path, ...]:
+    roots: set[Path] = set()
+    for class_path in class_paths:
+        top = class_path.partition(":")[0].split(".")[0]
+        if top in PROJECT_PACKAGES:
+            continue
+        spec = importlib.util.find_spec(top)  # imported already by the registry, so it is found
+        if spec is None:
+            raise ManifestError(f"cannot find the code of agent class {class_path!r}")
+        locations = list(spec.submodule_search_locations or [])
+        if len(locations) > 1:
+            raise ManifestError(
+                f"agent class {class_path!r} lives in namespace package {top!r} spread over "
+                f"{len(locations)} directories: bundle it as one package"
+            )
+        if locations:
+            roots.add(Path(locations[0]))
+        elif spec.origin:
+            roots.add(Path(spec.origin))
+    return tuple(sorted(roots))

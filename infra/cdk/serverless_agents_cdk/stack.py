@@ -1,0 +1,214 @@
+"""`ServerlessAgentsStack`: a manifest's whole deployment, wired from one construct per concern.
+
+Shared: `TasksTable`, `PayloadBucket`, the api function behind `AgentsApi`, the `Finalizer`, `Alarms` and a
+`Dashboard`. Per async agent an `AsyncAgentStateMachine`, per sync agent a `SyncAgentFunction`. Function
+and state machine names come from `serverless_agents.naming`, the environment from
+`serverless_agents.settings`' names, as the local stack (`serverless_agents.local.stack`) sets them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aws_cdk import ArnFormat, CfnOutput, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+
+from serverless_agents import naming
+from serverless_agents import settings as env_names
+
+from . import nag
+from .agents_api import AgentsApi
+from .alarms import Alarms
+from .async_agent_state_machine import AsyncAgentStateMachine
+from .bundles import CORE
+from .dashboard import Dashboard
+from .finalizer import Finalizer
+from .handler_function import HandlerFunction, function_log_group
+from .payload_bucket import OUTPUTS, REQUESTS, PayloadBucket
+from .sync_agent_function import SyncAgentFunction
+from .tasks_table import TasksTable
+
+if TYPE_CHECKING:
+    from constructs import Construct
+
+    from .plan import DeploymentPlan
+
+#: Days a task stays readable (SA_TASK_TTL_DAYS); payloads and logs are kept about as long.
+TASK_TTL_DAYS = 30
+
+
+def construct_id(agent: str) -> str:
+    """`my-agent` -> `MyAgent`: agent names are lowercase with hyphens, construct ids read better so."""
+    return "".join(part.capitalize() for part in agent.split("-"))
+
+
+class ServerlessAgentsStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        stack_id: str,
+        *,
+        plan: DeploymentPlan,
+        code_paths: Mapping[str, Path],
+        api_throttle_rate: float = 100,
+        api_throttle_burst: int = 200,
+        description: str | None = None,
+    ) -> None:
+        super().__init__(scope, stack_id, description=description)
+        self.plan = plan
+        deployment = plan.deployment
+        # One asset per folder, however many families share it (all of them, with bundling=skip).
+        codes: dict[Path, lambda_.Code] = {}
+        for path in code_paths.values():
+            codes.setdefault(path, lambda_.Code.from_asset(str(path), exclude=["**/__pycache__"]))
+
+        def code(family: str) -> lambda_.Code:
+            return codes[code_paths[family]]
+
+        self.tasks = TasksTable(self, "TasksTable")
+        self.payloads = PayloadBucket(self, "PayloadBucket", task_ttl_days=TASK_TTL_DAYS)
+        environment = {
+            env_names.TASKS_TABLE: self.tasks.table.table_name,
+            env_names.PAYLOAD_BUCKET: self.payloads.bucket.bucket_name,
+            env_names.DEPLOYMENT: deployment,
+            env_names.STATE_MACHINE_ARN_PREFIX: naming.state_machine_arn_prefix(
+                self.partition, self.region, self.account, deployment
+            ),
+            env_names.TASK_TTL_DAYS: str(TASK_TTL_DAYS),
+            # SA_MANIFEST stays unset: the bundle carries the manifest at $LAMBDA_TASK_ROOT/agents.toml.
+        }
+
+        api_name = naming.shared_function_name(deployment, "api")
+        self.api_function = HandlerFunction(
+            self,
+            "ApiFunction",
+            function_name=api_name,
+            handler="api",
+            code=code(CORE),
+            memory=512,
+            timeout=29,  # API Gateway's integration timeout
+            environment=environment,
+            log_group=function_log_group(self, "ApiFunctionLogs", f"/aws/lambda/{api_name}"),
+        )
+        self.finalizer = Finalizer(
+            self, "Finalizer", deployment=deployment, code=code(CORE), environment=environment
+        )
+        self.async_agents = [
+            AsyncAgentStateMachine(
+                self,
+                f"Async{construct_id(agent.name)}",
+                deployment=deployment,
+                agent=agent,
+                code=code(agent.family),
+                environment=environment,
+                tasks=self.tasks,
+                payloads=self.payloads,
+            )
+            for agent in plan.async_agents
+        ]
+        self.sync_agents = [
+            SyncAgentFunction(
+                self,
+                f"Sync{construct_id(agent.name)}",
+                deployment=deployment,
+                agent=agent,
+                code=code(agent.family),
+                environment=environment,
+            )
+            for agent in plan.sync_agents
+        ]
+        self._grant_api(self.api_function)
+        self.finalizer.watch(self.async_agents)
+        self.api = AgentsApi(
+            self,
+            "Api",
+            deployment=deployment,
+            api_function=self.api_function.function,
+            sync_functions={s.agent.name: s.function for s in self.sync_agents},
+            throttle_rate=api_throttle_rate,
+            throttle_burst=api_throttle_burst,
+        )
+
+        handlers = [
+            self.api_function,
+            self.finalizer.handler,
+            *(f for a in self.async_agents for f in a.functions.values()),
+            *(s.handler for s in self.sync_agents),
+        ]
+        self.alarms = Alarms(
+            self,
+            "Alarms",
+            deployment=deployment,
+            functions=handlers,
+            state_machines=[
+                (naming.state_machine_name(deployment, a.agent.name), a.state_machine)
+                for a in self.async_agents
+            ],
+            dead_letters=self.finalizer.dead_letters,
+            rest_api=self.api.rest_api,
+        )
+        Dashboard(
+            self,
+            "Dashboard",
+            deployment=deployment,
+            rest_api=self.api.rest_api,
+            shared=[self.api_function, self.finalizer.handler],
+            dead_letters=self.finalizer.dead_letters,
+            async_agents=self.async_agents,
+            sync_agents=self.sync_agents,
+        )
+        self._outputs()
+
+    def _grant_api(self, api: HandlerFunction) -> None:
+        """What runtime.service calls: the tasks table, its payload keys, and the agents' executions."""
+        self.tasks.grant_items(api.role, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+        self.payloads.grant_objects(api.role, ["s3:PutObject"], [REQUESTS])
+        self.payloads.grant_objects(api.role, ["s3:GetObject"], [OUTPUTS])
+        nag.api_payload_prefixes(api.role, self.payloads)
+        machines = [a.state_machine for a in self.async_agents]
+        if not machines:
+            return
+        api.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["states:StartExecution"], resources=[m.state_machine_arn for m in machines]
+            )
+        )
+        executions = [
+            self.format_arn(
+                service="states",
+                resource="execution",
+                # Execution names are task ids, known only when a task is created.
+                resource_name=f"{naming.state_machine_name(self.plan.deployment, a.agent.name)}:*",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            for a in self.async_agents
+        ]
+        api.role.add_to_policy(iam.PolicyStatement(actions=["states:StopExecution"], resources=executions))
+        nag.api_stops_executions(api.role, executions)
+
+    def _outputs(self) -> None:
+        CfnOutput(
+            self,
+            "ApiUrl",
+            value=self.api.url,
+            description="the HTTP API: serverless-agents adapter --api <ApiUrl>",
+        )
+        for agent in self.async_agents:
+            CfnOutput(
+                self,
+                f"StateMachineArn{construct_id(agent.agent.name)}",
+                value=agent.state_machine.state_machine_arn,
+                description=f"agent {agent.agent.name}: its state machine",
+            )
+        CfnOutput(self, "TasksTableName", value=self.tasks.table.table_name)
+        CfnOutput(self, "PayloadBucketName", value=self.payloads.bucket.bucket_name)
+        CfnOutput(self, "AlarmTopicArn", value=self.alarms.topic.topic_arn, description="subscribe to alarms")
+        CfnOutput(
+            self,
+            "DeadLetterQueueUrl",
+            value=self.finalizer.dead_letters.queue_url,
+            description="endings whose cleanup did not run: replay by invoking finalize with the event",
+        )

@@ -1,0 +1,65 @@
+"""`SyncAgentFunction`: a sync agent's Lambda, served at `POST /v1/sync/<agent>` by `AgentsApi`.
+
+It reads nothing but its agent's secrets: `runtime.sync` answers from the request alone, so the role has
+no table or bucket access (the environment still names them: `current_settings` requires both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from aws_cdk import Annotations
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from serverless_agents import naming
+from serverless_agents import settings as env_names
+
+from .agent_secrets import grant_agent_secrets
+from .handler_function import HandlerFunction, function_log_group
+
+if TYPE_CHECKING:
+    from .plan import PlannedAgent
+
+#: API Gateway's default integration timeout (REST APIs; raising it is a per-region quota request).
+API_GATEWAY_TIMEOUT_SECONDS = 29
+
+
+class SyncAgentFunction(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        deployment: str,
+        agent: PlannedAgent,
+        code: lambda_.Code,
+        environment: Mapping[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.agent = agent
+        self.log_group = function_log_group(self, "Logs", naming.agent_log_group(deployment, agent.name))
+        self.handler = HandlerFunction(
+            self,
+            "Sync",
+            function_name=naming.agent_function_name(deployment, agent.name, "sync"),
+            handler="sync",
+            code=code,
+            memory=agent.settings.memory,
+            timeout=agent.settings.timeout,
+            environment={**environment, env_names.AGENT: agent.name},
+            log_group=self.log_group,
+        )
+        grant_agent_secrets(self.handler.role, agent.settings.secrets.values())
+        if agent.settings.timeout > API_GATEWAY_TIMEOUT_SECONDS:
+            Annotations.of(self).add_warning_v2(
+                "serverless-agents:sync-timeout",
+                f"sync agent {agent.name!r} has timeout = {agent.settings.timeout} s, but API Gateway "
+                f"answers 504 after {API_GATEWAY_TIMEOUT_SECONDS} s: callers see a timeout while the "
+                "function runs on",
+            )
+
+    @property
+    def function(self) -> lambda_.Function:
+        return self.handler.function

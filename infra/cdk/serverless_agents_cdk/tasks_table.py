@@ -1,0 +1,38 @@
+"""`TasksTable`: the DynamoDB table of tasks (`serverless_agents.tasks_table`), as the local stack makes it.
+
+Key `id` (S), on-demand, items expiring at `expires_at` (epoch seconds the runtime writes: created +
+SA_TASK_TTL_DAYS), point-in-time recovery. CloudFormation names it, so a retained table never blocks a
+redeploy; the functions get the name in SA_TASKS_TABLE.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+TTL_ATTRIBUTE = "expires_at"
+
+
+class TasksTable(Construct):
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute=TTL_ATTRIBUTE,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            # Tasks in flight outlive a mistaken `cdk destroy`; delete the table by hand once drained.
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+    def grant_items(self, grantee: iam.IGrantable, *actions: str) -> None:
+        """Item-level actions on this table only (`dynamodb:GetItem`, ...): no scans, no other table."""
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(actions=list(actions), resources=[self.table.table_arn])
+        )

@@ -1,0 +1,219 @@
+"""Sensors: tasks that wait for a condition, poked by EventBridge instead of a polling loop.
+
+A sensor task is a tasks-table item (kind `sensor`) plus one EventBridge Scheduler schedule. Its sensor's
+poke function is invoked three ways, and all three land in `SensorSteps.handle`:
+
+- once at registration (`{"task_ids": [id]}`, asynchronously), so a condition already true ends at once;
+- by the task's schedule, with the same input: the fallback that needs no event;
+- by EventBridge rules from the manifest with the event itself: the sensor names the keys the event
+  concerns (`event_keys`) and only the tasks watching those keys are poked (one index query, no scan).
+
+Endings: the condition met -> SUCCEEDED; past the deadline -> FAILED; `max_poke_errors` pokes raising in
+a row -> FAILED; DELETE -> ABORTED. Each ending removes the task's schedule, and its `watch` key from the
+index; the conditional writes of the tasks table make concurrent pokes end a task once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flyteidl.admin import agent_pb2
+
+from serverless_agents import aws, wire
+from serverless_agents.agent import AgentKind, Phase, resolve
+from serverless_agents.exceptions import TaskNotFound
+from serverless_agents.naming import sensor_schedule_name
+from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT
+from serverless_agents.runtime.translate import task_context
+from serverless_agents.tasks_table import TaskRecord
+
+if TYPE_CHECKING:
+    from serverless_agents.agent import BaseSensor
+    from serverless_agents.manifest import AgentSettings
+    from serverless_agents.payloads import PayloadStore
+    from serverless_agents.tasks_table import TasksTable
+
+logger = logging.getLogger(__name__)
+
+
+class SensorSchedules:
+    """One EventBridge Scheduler schedule per waiting task, in its sensor's schedule group."""
+
+    def __init__(self, group: str, client: Any = None) -> None:
+        self.group = group
+        self._client = client or aws.client("scheduler")
+
+    def create(self, name: str, expression: str, target_arn: str, role_arn: str, task_id: str) -> None:
+        try:
+            with aws.transient_errors_as_unavailable("EventBridge Scheduler"):
+                self._client.create_schedule(
+                    Name=name,
+                    GroupName=self.group,
+                    ScheduleExpression=expression,
+                    FlexibleTimeWindow={"Mode": "OFF"},
+                    Target={
+                        "Arn": target_arn,
+                        "RoleArn": role_arn,
+                        "Input": json.dumps({"task_ids": [task_id]}),
+                    },
+                )
+        except self._client.exceptions.ConflictException:
+            pass  # a repeated registration: the schedule exists already
+
+    def remove(self, name: str | None) -> None:
+        if not name:
+            return
+        try:
+            with aws.transient_errors_as_unavailable("EventBridge Scheduler"):
+                self._client.delete_schedule(Name=name, GroupName=self.group)
+        except self._client.exceptions.ResourceNotFoundException:
+            pass  # removed already (an earlier ending, or a repeated one)
+
+
+@dataclass(frozen=True)
+class SensorRegistration:
+    """What the api needs to start a sensor task: where its schedule goes and what it targets."""
+
+    schedules: SensorSchedules
+    expression: str
+    poke_function_arn: str
+    scheduler_role_arn: str
+    lambda_client: Any
+
+
+def register_sensor_task(
+    table: TasksTable,
+    payloads: PayloadStore,
+    registration: SensorRegistration,
+    agent_name: str,
+    sensor: BaseSensor,
+    settings: AgentSettings,
+    task_id: str,
+    request: agent_pb2.CreateTaskRequest,
+) -> None:
+    """Record the task, give it a schedule and poke it once; a repeated call starts nothing new."""
+    task = task_context(task_id, request)
+    timeout = request.template.metadata.timeout.ToTimedelta().total_seconds() or settings.sensor_timeout
+    request_json, request_ref = payloads.offload(
+        f"requests/{task_id}.json", wire.to_dict(request), ITEM_PAYLOAD_LIMIT
+    )
+    schedule = sensor_schedule_name(task_id)
+    created = table.create(
+        TaskRecord(
+            task_id,
+            agent_name,
+            AgentKind.SENSOR.value,
+            phase=Phase.RUNNING,
+            message="waiting for the condition",
+            request=request_json,
+            request_ref=request_ref,
+            watch=sensor.watch_key(**task.inputs),
+            deadline=time.time() + timeout,
+            schedule=schedule,
+        )
+    )
+    if not created and table.get(task_id).phase.is_terminal:
+        return
+    registration.schedules.create(
+        schedule,
+        registration.expression,
+        registration.poke_function_arn,
+        registration.scheduler_role_arn,
+        task_id,
+    )
+    if created:
+        with aws.transient_errors_as_unavailable("Lambda"):
+            registration.lambda_client.invoke(
+                FunctionName=registration.poke_function_arn,
+                InvocationType="Event",
+                Payload=json.dumps({"task_ids": [task_id]}).encode(),
+            )
+
+
+def stop_sensor_task(table: TasksTable, schedules: SensorSchedules, record: TaskRecord) -> None:
+    """DELETE of a waiting sensor task: ABORTED, schedule removed. No sensor code runs."""
+    if table.claim_cleanup(record.task_id) is not None:
+        table.finish_cleanup(record.task_id, Phase.ABORTED, "aborted: DeleteTask was called")
+    schedules.remove(record.schedule)
+
+
+class SensorSteps:
+    """The poke function's work."""
+
+    def __init__(
+        self,
+        sensor: BaseSensor,
+        settings: AgentSettings,
+        table: TasksTable,
+        payloads: PayloadStore,
+        schedules: SensorSchedules,
+    ) -> None:
+        self.sensor = sensor
+        self.settings = settings
+        self.table = table
+        self.payloads = payloads
+        self.schedules = schedules
+
+    def handle(self, event: dict[str, Any]) -> dict[str, Any]:
+        """A scheduled or initial poke (`{"task_ids": [...]}`), or an EventBridge event."""
+        if "task_ids" in event:
+            task_ids = [str(task_id) for task_id in event["task_ids"]]
+        else:
+            keys = self.sensor.event_keys(event)
+            task_ids = list(
+                dict.fromkeys(task_id for key in keys for task_id in self.table.tasks_watching(key))
+            )
+        phases = {task_id: self.poke(task_id) for task_id in task_ids}
+        return {"poked": len(phases), "phases": phases}
+
+    def poke(self, task_id: str) -> str:
+        """Poke one task; returns its phase afterwards."""
+        try:
+            record = self.table.get(task_id)
+        except TaskNotFound:
+            return "UNKNOWN"
+        if record.job_done or record.cleanup is not None:
+            self.schedules.remove(record.schedule)  # a schedule outliving its task: remove it
+            return record.phase.name
+        if record.deadline is not None and time.time() > record.deadline:
+            waited = int(record.deadline - record.created_at)
+            return self._end(
+                record, Phase.FAILED, f"timed out: the condition was not met within {waited} s", poked=False
+            )
+        task = task_context(task_id, self._request(record))
+        try:
+            met = bool(resolve(self.sensor.poke(**task.inputs)))
+        except Exception as e:
+            errors = record.poke_errors + 1
+            reason = f"{type(e).__name__}: {e}"
+            if errors >= self.settings.max_poke_errors:
+                return self._end(record, Phase.FAILED, f"poke failed {errors} times in a row: {reason}")
+            logger.warning(
+                "poke of %s failed (%d of %d): %s", task_id, errors, self.settings.max_poke_errors, reason
+            )
+            self.table.record_poke(
+                task_id, f"poke failed ({errors} of {self.settings.max_poke_errors}): {reason}", errors
+            )
+            return record.phase.name
+        if met:
+            return self._end(record, Phase.SUCCEEDED, "the condition is met")
+        self.table.record_poke(task_id, "waiting for the condition", 0)
+        return record.phase.name
+
+    def _end(self, record: TaskRecord, phase: Phase, message: str, *, poked: bool = True) -> str:
+        pokes = record.pokes + int(poked)
+        ended = self.table.record_job_finished(
+            record.task_id, phase, message, [], {}, None, None, record.polls, pokes=pokes
+        )
+        self.schedules.remove(record.schedule)
+        return phase.name if ended else self.table.get(record.task_id).phase.name
+
+    def _request(self, record: TaskRecord) -> agent_pb2.CreateTaskRequest:
+        data = (
+            record.request if record.request is not None else self.payloads.get_json(record.request_ref or "")
+        )
+        return wire.from_dict(agent_pb2.CreateTaskRequest, data, field="request")

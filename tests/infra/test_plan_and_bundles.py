@@ -1,0 +1,131 @@
+"""The manifest read into a plan, and Lambda bundles: families, requirements, contents, the size limit.
+No synth and no pip here: the real pip bundling runs in `python infra/cdk/bundle.py`, which needs PyPI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from infra.cdk.serverless_agents_cdk import bundles
+from infra.cdk.serverless_agents_cdk.bundles import (
+    CORE,
+    Bundle,
+    BundleError,
+    assemble_project_code,
+    check_size,
+    family_for,
+    requirements,
+)
+from infra.cdk.serverless_agents_cdk.plan import plan_deployment
+
+from serverless_agents.agent import AgentKind
+from serverless_agents.exceptions import ManifestError
+from tests.infra.conftest import BASE_MANIFEST
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("class_path", "family"),
+    [
+        ("serverless_agents.agents.snowflake:SnowflakeAgent", "snowflake"),
+        ("serverless_agents.agents.openai_chat:ChatGPTAgent", "openai"),
+        ("serverless_agents.agents.ecs:EcsAgent", CORE),  # its extra adds nothing: it runs on the core
+        ("serverless_agents.agents.webhook:WebhookAgent", CORE),
+        ("serverless_agents.examples:JobAgent", CORE),
+        ("my_agents.bigquery:BigQueryAgent", CORE),
+    ],
+)
+def test_agent_family_follows_its_module(class_path: str, family: str) -> None:
+    assert family_for(class_path) == family
+
+
+def test_requirements_are_the_core_plus_the_familys_extra() -> None:
+    core = requirements(CORE)
+    snowflake = requirements("snowflake")
+
+    assert any(r.startswith("aws-lambda-powertools") for r in core)
+    assert any(r.startswith("aws-xray-sdk") for r in core)  # Powertools' Tracer imports it at load
+    assert not any(r.startswith(("moto", "aws-cdk-lib", "grpcio", "flytekit")) for r in core)
+    assert snowflake[: len(core)] == core
+    assert [r for r in snowflake if r.startswith("snowflake-connector-python")]
+    with pytest.raises(BundleError, match="no extra 'nope'"):
+        requirements("nope")
+
+
+def test_bundle_holds_the_project_code_and_the_manifest_at_its_root(tmp_path: Path) -> None:
+    manifest = tmp_path / "my-agents.toml"
+    manifest.write_text(BASE_MANIFEST)
+    target = tmp_path / "core"
+
+    assemble_project_code(target, manifest)
+    (target / "serverless_agents" / "stale.py").write_text("")  # a file removed from the project since
+    assemble_project_code(target, manifest)
+
+    assert sorted(p.name for p in target.iterdir()) == ["agents.toml", "functions", "serverless_agents"]
+    assert (target / "agents.toml").read_text() == BASE_MANIFEST
+    assert (target / "functions" / "api" / "handler.py").exists()
+    assert (target / "serverless_agents" / "settings.py").exists()
+    assert not (target / "serverless_agents" / "stale.py").exists()
+    assert not list(target.rglob("__pycache__"))
+
+
+def test_agent_code_may_not_replace_an_installed_package(tmp_path: Path) -> None:
+    target = tmp_path / "core"
+    (target / "mypkg").mkdir(parents=True)  # as if pip had installed it
+    (tmp_path / "agents" / "mypkg").mkdir(parents=True)
+    manifest = tmp_path / "agents.toml"
+    manifest.write_text(BASE_MANIFEST)
+
+    with pytest.raises(BundleError, match="which pip installed"):
+        assemble_project_code(target, manifest, [tmp_path / "agents" / "mypkg"])
+
+
+def test_a_bundle_over_the_limit_fails(tmp_path: Path) -> None:
+    (tmp_path / "big.bin").write_bytes(b"x" * 2048)
+    bundle = Bundle("core", tmp_path, bundles.folder_size(tmp_path))
+
+    assert check_size(bundle, limit=4096) is bundle
+    with pytest.raises(BundleError, match="over the 0 MB limit"):
+        check_size(bundle, limit=1024)
+
+
+def test_pip_targets_the_lambda_platform() -> None:
+    args = " ".join(bundles.PIP_PLATFORM_ARGS)
+
+    assert "--platform manylinux2014_x86_64" in args
+    assert "--platform manylinux_2_28_x86_64" in args  # snowflake-connector-python 5's wheels
+    assert "manylinux_2_35" not in args  # newer than Amazon Linux 2023's glibc
+    assert "--python-version 3.12" in args
+    assert "--only-binary=:all:" in args
+
+
+def test_plan_splits_agents_by_kind_and_finds_agent_code_outside_the_project(tmp_path: Path) -> None:
+    manifest = tmp_path / "agents.toml"
+    manifest.write_text(BASE_MANIFEST)
+
+    plan = plan_deployment(manifest)
+
+    assert [a.name for a in plan.async_agents] == ["job", "batch"]
+    assert [a.name for a in plan.sync_agents] == ["echo"]
+    assert plan.families == (CORE,)
+    assert plan.agent_code == (ROOT / "tests",)  # tests.infra.agents:BatchAgent
+    assert {a.kind for a in plan.agents} == {AgentKind.ASYNC, AgentKind.SYNC}
+
+
+def test_a_sensor_in_the_manifest_fails_the_plan_with_the_reason(tmp_path: Path) -> None:
+    manifest = tmp_path / "agents.toml"
+    manifest.write_text(
+        BASE_MANIFEST + '\n[agents.wait-file]\nclass = "serverless_agents.agent:BaseSensor"\n'
+    )
+
+    with pytest.raises(ManifestError, match=r"'wait-file' is a sensor: sensors cannot be deployed yet"):
+        plan_deployment(manifest)
+
+
+def test_a_bad_manifest_fails_the_plan_as_it_would_fail_the_api_function(tmp_path: Path) -> None:
+    manifest = tmp_path / "agents.toml"
+    manifest.write_text(BASE_MANIFEST + '\n[agents.job2]\nclass = "serverless_agents.examples:JobAgent"\n')
+
+    with pytest.raises(Exception, match="both serve task type 'example_job'"):
+        plan_deployment(manifest)
