@@ -10,6 +10,10 @@ import argparse
 import os
 import sys
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from serverless_agents.local.stack import LocalStack
 
 
 def _serve_forever(hint: str) -> None:
@@ -47,7 +51,13 @@ def _up(args: argparse.Namespace) -> int:
             if args.demo:
                 from serverless_agents.demo import run_demo
 
-                run_demo(adapter.address, say=lambda line: print(line, flush=True))
+                bucket = _sensor_bucket(stack)
+                run_demo(
+                    adapter.address,
+                    say=lambda line: print(line, flush=True),
+                    upload=(lambda path: _upload(stack, path)) if bucket else None,
+                    sensor_bucket=bucket or "",
+                )
                 print("demo finished", flush=True)
                 if args.exit_after_demo:
                     return 0
@@ -57,6 +67,22 @@ def _up(args: argparse.Namespace) -> int:
         finally:
             adapter.stop()
     return 0
+
+
+def _sensor_bucket(stack: LocalStack) -> str | None:
+    """The bucket a FileSensor of the manifest watches (made in the emulator for the demo), if any."""
+    for agent in stack.registry:
+        if agent.cls.__name__ == "FileSensor":
+            for pattern in agent.settings.events:
+                for name in pattern.get("detail", {}).get("bucket", {}).get("name", []):
+                    stack.create_bucket(name)
+                    return str(name)
+    return None
+
+
+def _upload(stack: LocalStack, path: str) -> None:
+    bucket, _, key = path.removeprefix("s3://").partition("/")
+    stack.client("s3").put_object(Bucket=bucket, Key=key, Body=b"id,value\n1,42\n")
 
 
 def _adapter(args: argparse.Namespace) -> int:

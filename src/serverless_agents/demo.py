@@ -1,8 +1,9 @@
 """The short demo `serverless-agents up --demo` runs: Flyte's side of the conversation, through the adapter.
 
 It speaks flyteidl's gRPC agent services with their generated stubs, exactly as flytepropeller does:
-ListAgents; CreateTask then GetTask until the job ends, outputs read back; ExecuteTaskSync; and a second
-job stopped mid-run with DeleteTask.
+ListAgents; CreateTask then GetTask until the job ends, outputs read back; ExecuteTaskSync; a second job
+stopped mid-run with DeleteTask; and a FileSensor that a file upload completes (when `upload` is given:
+the one step that needs the emulated S3 rather than the adapter).
 """
 
 from __future__ import annotations
@@ -85,7 +86,12 @@ class FlyteClient:
         self.channel.close()
 
 
-def run_demo(adapter_address: str, say: Callable[[str], None] = print) -> None:
+def run_demo(
+    adapter_address: str,
+    say: Callable[[str], None] = print,
+    upload: Callable[[str], None] | None = None,
+    sensor_bucket: str = "",
+) -> None:
     flyte = FlyteClient(adapter_address)
     run = f"demo-{int(time.time())}"
     try:
@@ -119,5 +125,19 @@ def run_demo(adapter_address: str, say: Callable[[str], None] = print) -> None:
         time.sleep(2)
         flyte.delete(resource_meta, "example_job")
         flyte.wait(resource_meta, "example_job", say)
+
+        if upload is not None:
+            say("4. a FileSensor (flytekit's) waits for a file; its upload completes it (an S3 event)")
+            path = f"s3://{sensor_bucket}/incoming/{run}.csv"
+            custom = {"sensor_module": "flytekit.sensor.file_sensor", "sensor_name": "FileSensor"}
+            request = task_request("sensor", {"path": path}, {}, custom, execution=run, node="n2")
+            resource_meta = flyte.create(request)
+            time.sleep(0.5)
+            say(f"    {Phase(flyte.get(resource_meta, 'sensor').phase).name}: waiting for {path}")
+            uploaded = time.monotonic()
+            upload(path)
+            resource = flyte.wait(resource_meta, "sensor", lambda line: None)
+            elapsed = time.monotonic() - uploaded
+            say(f"    {Phase(resource.phase).name}: {resource.message} ({elapsed:.2f} s after the upload)")
     finally:
         flyte.close()

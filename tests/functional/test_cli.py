@@ -37,6 +37,7 @@ def test_up_runs_the_demo_on_the_example_manifest(capsys: pytest.CaptureFixture[
     assert '"greeting": "hello from Flyte"' in out
     assert 'SUCCEEDED: {"text": "ping"}' in out
     assert "ABORTED" in out
+    assert "SUCCEEDED: the condition is met" in out  # the FileSensor, completed by the upload's event
     assert "demo finished" in out
 
 
