@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
 import threading
 import time
 import traceback
@@ -150,6 +151,8 @@ class InProcessLambdas:
                 "stackTrace": traceback.format_tb(e.__traceback__),
             }
             return json.dumps(error).encode(), True
+        finally:
+            _discard_unpublished_metrics()
 
     @staticmethod
     def _fail(fault: Fault, function_name: str, response_headers: dict[str, str]) -> bytes:
@@ -168,3 +171,12 @@ class InProcessLambdas:
         return json.dumps(
             {"errorType": "Runtime.ExitError", "errorMessage": "RequestId: local Error: Runtime exited"}
         ).encode()
+
+
+def _discard_unpublished_metrics() -> None:
+    """With metrics disabled (locally), Powertools never clears them, and all functions in this process
+    share one store: it fills up until Powertools prints it anyway. Each Lambda container has its own."""
+    if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() in ("1", "true"):
+        from aws_lambda_powertools import Metrics
+
+        Metrics().clear_metrics()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import warnings
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -284,3 +285,5 @@ def quiet_local_observability() -> None:
     """Powertools prints a metrics blob per invocation; on a laptop that drowns the output."""
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    # Many functions share this process's one metrics store: one may find it emptied by another.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
