@@ -15,7 +15,7 @@ def agent_function_name(deployment: str, agent: str, role: FunctionRole) -> str:
     return f"{deployment}-{agent}-{role}"
 
 
-def shared_function_name(deployment: str, role: Literal["api", "finalize"]) -> str:
+def shared_function_name(deployment: str, role: Literal["api", "finalize", "sweeper"]) -> str:
     return f"{deployment}-{role}"
 
 

@@ -27,6 +27,7 @@ TASK_TTL_DAYS = "SA_TASK_TTL_DAYS"
 DEPLOYMENT = "SA_DEPLOYMENT"
 FUNCTION_ARN_PREFIX = "SA_FUNCTION_ARN_PREFIX"
 SCHEDULER_ROLE_ARN = "SA_SCHEDULER_ROLE_ARN"
+SWEEP_LOOKBACK_MINUTES = "SA_SWEEP_LOOKBACK_MINUTES"
 
 
 @contextmanager
@@ -59,6 +60,8 @@ class RuntimeSettings:
     function_arn_prefix: str
     #: The role EventBridge Scheduler assumes to invoke poke functions.
     scheduler_role_arn: str
+    #: How far back the sweeper looks for ended executions (a few of its schedule periods).
+    sweep_lookback_minutes: int
 
 
 def current_settings() -> RuntimeSettings:
@@ -78,4 +81,5 @@ def current_settings() -> RuntimeSettings:
         region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION", ""),
         function_arn_prefix=env.get(FUNCTION_ARN_PREFIX, ""),
         scheduler_role_arn=env.get(SCHEDULER_ROLE_ARN, ""),
+        sweep_lookback_minutes=int(env.get(SWEEP_LOOKBACK_MINUTES, "60")),
     )

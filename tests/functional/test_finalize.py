@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from serverless_agents.agent import Phase
-from serverless_agents.local.driver import status_change_event
+from serverless_agents.runtime.sweeper import status_change_event
 from tests.functional.conftest import Harness
 
 pytestmark = pytest.mark.functional
@@ -25,7 +25,7 @@ def test_driver_events_have_the_recorded_shape(harness: Harness) -> None:
     (summary,) = harness.executions("job", task_id)
     execution = harness.stack.client("stepfunctions").describe_execution(executionArn=summary["executionArn"])
 
-    event = status_change_event(execution, "123456789012", "us-east-1")
+    event = status_change_event(execution)
 
     assert event["detail-type"] == RECORDED["detail-type"]
     assert event["source"] == RECORDED["source"]

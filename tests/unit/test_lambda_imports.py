@@ -15,7 +15,7 @@ FORBIDDEN = ("moto", "aws_cdk", "grpc", "flytekit", "tests", "docker", "serverle
 
 
 def test_every_role_has_a_handler() -> None:
-    assert HANDLERS == ["api", "create", "delete", "finalize", "get", "poke", "sync"]
+    assert HANDLERS == ["api", "create", "delete", "finalize", "get", "poke", "sweeper", "sync"]
 
 
 @pytest.mark.parametrize("role", HANDLERS)

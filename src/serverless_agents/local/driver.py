@@ -11,39 +11,11 @@ import json
 import logging
 import threading
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
+from serverless_agents.runtime.sweeper import ended_executions, status_change_event
+
 logger = logging.getLogger(__name__)
-
-WATCHED_STATUSES = ("ABORTED", "TIMED_OUT", "FAILED")
-
-
-def status_change_event(execution: dict[str, Any], account: str, region: str) -> dict[str, Any]:
-    def millis(value: Any) -> int | None:
-        return int(value.timestamp() * 1000) if isinstance(value, datetime) else None
-
-    return {
-        "version": "0",
-        "id": execution["executionArn"].rsplit(":", 1)[-1],
-        "detail-type": "Step Functions Execution Status Change",
-        "source": "aws.states",
-        "account": account,
-        "region": region,
-        "resources": [execution["executionArn"]],
-        "detail": {
-            "executionArn": execution["executionArn"],
-            "stateMachineArn": execution["stateMachineArn"],
-            "name": execution["name"],
-            "status": execution["status"],
-            "startDate": millis(execution.get("startDate")),
-            "stopDate": millis(execution.get("stopDate")),
-            "input": execution.get("input"),
-            "output": execution.get("output"),
-            "error": execution.get("error"),
-            "cause": execution.get("cause"),
-        },
-    }
 
 
 class StatusChangeDriver:
@@ -83,21 +55,17 @@ class StatusChangeDriver:
 
     def deliver_pending(self) -> int:
         """Deliver an event for every watched ending not yet delivered; returns how many were sent."""
-        sent = 0
-        for arn in self._state_machines:
-            for status in WATCHED_STATUSES:
-                paginator = self._sfn.get_paginator("list_executions")
-                for page in paginator.paginate(stateMachineArn=arn, statusFilter=status):
-                    for summary in page["executions"]:
-                        if summary["executionArn"] not in self._delivered:
-                            self._deliver(summary["executionArn"])
-                            sent += 1
-        return sent
+        pending = [
+            summary["executionArn"]
+            for summary in ended_executions(self._sfn, self._state_machines)
+            if summary["executionArn"] not in self._delivered
+        ]
+        for execution_arn in pending:
+            self._deliver(execution_arn)
+        return len(pending)
 
     def _deliver(self, execution_arn: str) -> None:
-        execution = self._sfn.describe_execution(executionArn=execution_arn)
-        _, _, _, region, account, *_ = execution_arn.split(":")
-        event = status_change_event(execution, account, region)
+        event = status_change_event(self._sfn.describe_execution(executionArn=execution_arn))
         response = self._lambda.invoke(FunctionName=self._finalize, Payload=json.dumps(event).encode())
         answer = response["Payload"].read()
         if response.get("FunctionError"):

@@ -209,6 +209,7 @@ class LocalStack:
         self._role_arn = role_arn
         self._function(shared_function_name(self.deployment, "api"), "api", 512, 29)
         self._function(shared_function_name(self.deployment, "finalize"), "finalize", 256, 60)
+        self._function(shared_function_name(self.deployment, "sweeper"), "sweeper", 256, 300)
         for agent in self.registry:
             arns = {
                 role: self._function(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from serverless_agents.agent import AsyncAgentBase, BaseSensor, SyncAgentBase
+from serverless_agents.agent import AgentKind, AsyncAgentBase, BaseSensor, SyncAgentBase
 from serverless_agents.exceptions import ManifestError
 from serverless_agents.naming import sensor_schedule_group
 from serverless_agents.payloads import PayloadStore
@@ -44,6 +44,12 @@ def task_service(settings: RuntimeSettings) -> TaskService:
         settings.region,
         sensor_targets=targets,
     )
+
+
+def async_state_machine_arns(settings: RuntimeSettings) -> list[str]:
+    """The deployment's async agents' state machines, which the sweeper watches."""
+    registry = AgentRegistry.from_manifest(cached_manifest(settings.manifest_path))
+    return [f"{settings.state_machine_arn_prefix}{a.name}" for a in registry if a.kind is AgentKind.ASYNC]
 
 
 @functools.cache

@@ -1,0 +1,23 @@
+"""On a schedule: finalize executions whose status-change event was lost (see runtime.sweeper)."""
+
+from datetime import timedelta
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.observability import logger, metrics, tracer
+from serverless_agents.runtime.sweeper import sweep
+from serverless_agents.runtime.wiring import async_state_machine_arns
+from serverless_agents.settings import current_settings
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+    settings = current_settings()
+    lookback = timedelta(minutes=settings.sweep_lookback_minutes)
+    result = sweep(async_state_machine_arns(settings), settings.deployment, lookback)
+    metrics.add_metric(name="SweptDeletes", unit=MetricUnit.Count, value=result["deleted"])
+    return result
