@@ -32,12 +32,15 @@ def test_the_repository_manifest_loads() -> None:
     manifest = load_manifest(REPO_MANIFEST)
 
     assert manifest.deployment.name == "serverless-agents"
-    assert set(manifest.agents) == {"job", "echo"}
+    assert set(manifest.agents) == {"job", "echo", "files", "snowflake", "ecs", "chatgpt", "webhook"}
     job = manifest.agent("job")
     assert job.class_path == "serverless_agents.examples:JobAgent"
     assert (job.memory, job.timeout, job.execution_timeout) == (256, 30, 3600)
     assert job.poll == PollBackoff(initial=1, factor=1.5, cap=60)
     assert manifest.agent("echo").timeout == 10
+    files = manifest.agent("files")
+    assert files.schedule_seconds == 60
+    assert files.events[0]["detail"] == {"bucket": {"name": ["my-landing-bucket"]}}
 
 
 def test_omitted_settings_take_their_defaults() -> None:

@@ -28,8 +28,8 @@ def registry() -> AgentRegistry:
 
 
 def test_from_manifest_registers_every_agent_with_its_settings(registry: AgentRegistry) -> None:
-    assert len(registry) == 2
-    assert {(entry.name, entry.cls) for entry in registry} == {("job", JobAgent), ("echo", EchoAgent)}
+    assert len(registry) == 7
+    assert {(entry.name, entry.cls) for entry in registry} >= {("job", JobAgent), ("echo", EchoAgent)}
     job = registry.by_name("job")
     assert (job.kind, job.task_type, job.version) == (AgentKind.ASYNC, "example_job", 0)
     assert job.settings.execution_timeout == 3600
@@ -42,7 +42,10 @@ def test_for_task_finds_the_agent_serving_the_task_category(registry: AgentRegis
 
 @pytest.mark.parametrize(
     ("task_type", "version", "named"),
-    [("snowflake", 0, "'snowflake' version 0"), ("example_job", 1, "'example_job' version 1")],
+    [
+        ("bigquery_query_job_task", 0, "'bigquery_query_job_task' version 0"),
+        ("example_job", 1, "'example_job' version 1"),
+    ],
 )
 def test_an_unknown_task_category_is_agent_not_found(
     registry: AgentRegistry, task_type: str, version: int, named: str
