@@ -15,6 +15,7 @@ from typing import Any
 
 from serverless_agents import aws
 from serverless_agents.agent import BaseSensor
+from serverless_agents.exceptions import AgentError
 
 
 class FileSensor(BaseSensor):
@@ -42,5 +43,11 @@ def _s3_object_exists(path: str) -> bool:
     except client.exceptions.ClientError as e:
         if aws.error_code(e) in ("404", "NoSuchKey", "NotFound"):
             return False
+        if aws.error_code(e) in ("403", "AccessDenied"):
+            # Without s3:ListBucket, S3 answers 403 for a missing key too: say what to grant.
+            raise AgentError(
+                f"access denied to {path}: grant the sensor s3:GetObject on it and s3:ListBucket on "
+                f"{bucket} (the `permissions` of this agent in agents.toml)"
+            ) from None
         raise
     return True
