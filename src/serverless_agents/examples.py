@@ -28,7 +28,7 @@ from serverless_agents.agent import (
     TaskContext,
 )
 from serverless_agents.exceptions import AgentError
-from serverless_agents.literals import Blob, StructuredDataset
+from serverless_agents.literals import jsonable
 from serverless_agents.settings import current_settings
 
 
@@ -52,7 +52,7 @@ class JobAgent(AsyncAgentBase[JobMetadata]):
                 "polls": int(settings.get("polls", 2)),
                 "fail": bool(settings.get("fail", False)),
                 "raise_on": settings.get("raise_on"),
-                "inputs": {name: _jsonable(value) for name, value in task.inputs.items()},
+                "inputs": {name: jsonable(value) for name, value in task.inputs.items()},
                 "gets": 0,
                 "deletes": 0,
             },
@@ -106,20 +106,3 @@ class EchoAgent(SyncAgentBase):
 
     async def do(self, task: TaskContext) -> Resource:
         return Resource(Phase.SUCCEEDED, "echoed", outputs=dict(task.inputs))
-
-
-def _jsonable(value: Any) -> Any:
-    """Inputs as JSON for the pretend platform's job object; outputs are re-encoded from these."""
-    import datetime
-
-    if isinstance(value, Blob | StructuredDataset):
-        return value.uri
-    if isinstance(value, datetime.datetime):
-        return value.isoformat()
-    if isinstance(value, datetime.timedelta):
-        return value.total_seconds()
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value

@@ -33,6 +33,7 @@ A literal whose variable is absent from the interface is decoded by its own shap
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import struct
@@ -396,3 +397,20 @@ def _unpack(data: bytes, pos: int) -> tuple[Any, int]:
         item, pos = _unpack(data, pos)
         items.append(item)
     return (items if kind == "array" else dict(zip(items[::2], items[1::2], strict=True))), pos
+
+
+def jsonable(value: Any) -> Any:
+    """A decoded value as plain JSON: references as their URI, times as ISO 8601 or seconds, bytes base64."""
+    if isinstance(value, Blob | StructuredDataset):
+        return value.uri
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value

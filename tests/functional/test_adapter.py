@@ -6,15 +6,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import pytest
 from flyteidl.admin import agent_pb2
-from flyteidl.service import agent_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from serverless_agents.adapter.server import Adapter
 from serverless_agents.agent import Phase
+from serverless_agents.demo import FlyteClient
 from tests.functional.conftest import Harness
 from tests.functional.flyte_tasks import ExampleTask, create_request, decode_outputs
 
@@ -41,38 +42,17 @@ ECHO = ExampleTask(
 _runs = iter(range(10_000))
 
 
-class Propeller:
-    """The calls flytepropeller's agent plugin makes, with its default deadlines."""
+class Propeller(FlyteClient):
+    """The calls flytepropeller's agent plugin makes (the demo's client), plus the health check."""
 
     def __init__(self, address: str) -> None:
-        self.channel = grpc.insecure_channel(address)
-        self.tasks = agent_pb2_grpc.AsyncAgentServiceStub(self.channel)
-        self.sync = agent_pb2_grpc.SyncAgentServiceStub(self.channel)
-        self.metadata = agent_pb2_grpc.AgentMetadataServiceStub(self.channel)
+        super().__init__(address)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
-    def get(self, resource_meta: bytes, task_type: str) -> agent_pb2.Resource:
-        request = agent_pb2.GetTaskRequest(
-            task_type=task_type,
-            task_category=agent_pb2.TaskCategory(name=task_type),
-            resource_meta=resource_meta,
-        )
-        return self.tasks.GetTask(request, timeout=10).resource
-
-    def wait(self, resource_meta: bytes, task_type: str, timeout: float = 30) -> agent_pb2.Resource:
-        deadline = time.monotonic() + timeout
-        while not Phase((resource := self.get(resource_meta, task_type)).phase).is_terminal:
-            assert time.monotonic() < deadline, f"still {Phase(resource.phase).name}"
-            time.sleep(0.1)
-        return resource
-
-    def delete(self, resource_meta: bytes, task_type: str) -> None:
-        request = agent_pb2.DeleteTaskRequest(
-            task_type=task_type,
-            task_category=agent_pb2.TaskCategory(name=task_type),
-            resource_meta=resource_meta,
-        )
-        self.tasks.DeleteTask(request, timeout=10)
+    def wait(
+        self, resource_meta: bytes, task_type: str, on_change: Any = None, timeout: float = 30
+    ) -> agent_pb2.Resource:
+        return super().wait(resource_meta, task_type, on_change or (lambda line: None), timeout)
 
 
 def registry_as_propeller_builds_it(response: agent_pb2.ListAgentsResponse) -> dict[str, dict[int, bool]]:
@@ -125,22 +105,10 @@ def test_async_task_runs_to_success_with_the_outputs_flyte_expects(
 
 def test_sync_task_through_execute_task_sync(propeller: Propeller) -> None:
     request = create_request(ECHO, {"text": "ping", "n": 2}, execution())
-    header = agent_pb2.CreateRequestHeader(
-        template=request.template,
-        output_prefix=request.output_prefix,
-        task_execution_metadata=request.task_execution_metadata,
-    )
-    stream = iter(
-        [
-            agent_pb2.ExecuteTaskSyncRequest(header=header),
-            agent_pb2.ExecuteTaskSyncRequest(inputs=request.inputs),
-        ]
-    )
+    resource = propeller.execute_sync(request)  # the header, then the inputs, on one stream
 
-    (response,) = list(propeller.sync.ExecuteTaskSync(stream, timeout=3))
-
-    assert Phase(response.header.resource.phase) is Phase.SUCCEEDED
-    assert decode_outputs(ECHO, response.header.resource.outputs) == {"text": "ping", "n": 2}
+    assert Phase(resource.phase) is Phase.SUCCEEDED
+    assert decode_outputs(ECHO, resource.outputs) == {"text": "ping", "n": 2}
 
 
 def test_delete_task_mid_run_aborts_and_deletes_the_job_once(propeller: Propeller, harness: Harness) -> None:

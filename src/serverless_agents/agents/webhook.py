@@ -26,8 +26,6 @@ them the secrets, may go.
 
 from __future__ import annotations
 
-import base64
-import datetime
 import fnmatch
 import functools
 import json
@@ -39,7 +37,7 @@ from urllib.parse import urlsplit
 
 from serverless_agents.agent import Phase, Resource, SyncAgentBase, TaskContext
 from serverless_agents.exceptions import ManifestError
-from serverless_agents.literals import Blob, StructuredDataset
+from serverless_agents.literals import jsonable
 from serverless_agents.secrets import get_agent_secret
 
 if TYPE_CHECKING:
@@ -202,7 +200,7 @@ def _render(value: Any, where: str, *, inputs: Mapping[str, Any], secret: Callab
 
     whole = _PLACEHOLDER.fullmatch(value)
     if whole:
-        return _jsonable(lookup(whole))
+        return jsonable(lookup(whole))
     return _PLACEHOLDER.sub(lambda m: _text(lookup(m)), value)
 
 
@@ -222,25 +220,8 @@ def _input(path: str, inputs: Mapping[str, Any], where: str) -> Any:
     return value
 
 
-def _jsonable(value: Any) -> Any:
-    """A decoded input as a JSON value: references as their URI, times as ISO 8601 or seconds."""
-    if isinstance(value, Blob | StructuredDataset):
-        return value.uri
-    if isinstance(value, datetime.datetime):
-        return value.isoformat()
-    if isinstance(value, datetime.timedelta):
-        return value.total_seconds()
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def _text(value: Any) -> str:
-    value = _jsonable(value)
+    value = jsonable(value)
     return json.dumps(value) if isinstance(value, dict | list) else str(value)
 
 

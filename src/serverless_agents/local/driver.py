@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterable
 from typing import Any
 
+from serverless_agents.local.periodic import Periodic
 from serverless_agents.runtime.sweeper import ended_executions, status_change_event
 
 logger = logging.getLogger(__name__)
@@ -32,26 +32,14 @@ class StatusChangeDriver:
         self._lambda = lambda_client
         self._state_machines = list(state_machine_arns)
         self._finalize = finalize_function
-        self._interval = interval
         self._delivered: set[str] = set()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic("status-change-driver", interval, self.deliver_pending)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="status-change-driver", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.deliver_pending()
-            except Exception:
-                logger.exception("status-change driver: delivery failed, will retry")
+        self._loop.stop()
 
     def deliver_pending(self) -> int:
         """Deliver an event for every watched ending not yet delivered; returns how many were sent."""

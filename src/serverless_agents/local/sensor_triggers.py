@@ -9,16 +9,14 @@ EventBridge makes on AWS.
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from serverless_agents.local.periodic import Periodic
+
 if TYPE_CHECKING:
     from serverless_agents.manifest import AgentSettings
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,33 +44,23 @@ class SensorTriggers:
         self._lambda = lambda_client
         self._scheduler = scheduler_client
         self._sqs = sqs_client
-        self._interval = interval
         #: Seconds between firings of every schedule, instead of its rate: a minute is long in a demo.
         self._schedule_period = schedule_period
         self._next_fire: dict[tuple[str, str], float] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic("sensor-triggers", interval, self._step)
         self.fired = 0
 
     def start(self) -> None:
-        if not self._sensors:
-            return
-        self._thread = threading.Thread(target=self._run, name="sensor-triggers", daemon=True)
-        self._thread.start()
+        if self._sensors:
+            self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._loop.stop()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            for sensor in self._sensors:
-                try:
-                    self.deliver_events(sensor)
-                    self.fire_due_schedules(sensor)
-                except Exception:
-                    logger.exception("sensor triggers for %s failed, will retry", sensor.poke_function)
+    def _step(self) -> None:
+        for sensor in self._sensors:
+            self.deliver_events(sensor)
+            self.fire_due_schedules(sensor)
 
     def deliver_events(self, sensor: SensorWiring) -> int:
         if sensor.queue_url is None:
