@@ -22,6 +22,14 @@ the manifest imports nothing; `AgentSettings.load_class()` imports exactly one a
     sensor_timeout = 86400              # s, when the task template sets no timeout
     max_poke_errors = 3                 # pokes raising in a row before the task fails
     events = [{ source = ["aws.s3"], detail-type = ["Object Created"], detail = {bucket = {name = ["x"]}} }]
+
+    [[agents.files.permissions]]        # IAM grants for the agent's own AWS calls, to its functions only
+    actions = ["s3:GetObject"]          # each action named: no wildcards
+    resources = ["arn:aws:s3:::x/*"]    # each resource an ARN: never a bare "*"
+
+    [[agents.files.permissions]]
+    actions = ["s3:ListBucket"]
+    resources = ["arn:aws:s3:::x"]
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from serverless_agents.exceptions import ManifestError
 
@@ -46,6 +54,13 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 # EventBridge Scheduler's rate expressions; AWS accepts nothing shorter than one minute.
 _RATE = re.compile(r"^rate\((?P<value>[1-9][0-9]*) (?P<unit>minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
+# Actions the built-in agents need that IAM cannot scope to a resource (the Service Authorization Reference
+# lists no resource type for them), so `"*"` is their only resource.
+_UNSCOPED_ACTIONS = frozenset(
+    {"ecs:RegisterTaskDefinition", "ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions"}
+)
+# An IAM action named in full: `service:Action`, no wildcard.
+_ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
 
 
 class PollBackoff(BaseModel):
@@ -65,6 +80,47 @@ class PollBackoff(BaseModel):
             return self.cap
 
 
+class Permission(BaseModel):
+    """One IAM Allow statement for the calls an agent makes itself (ECS RunTask, S3 HeadObject on a user's
+    bucket): the deployment cannot guess these, so the manifest names them, and the CDK app grants them to
+    that agent's functions alone. Least privilege is checked where it is cheap: every action is named
+    (`service:Action`, no wildcard), and every resource is an ARN; `"*"` only for actions AWS offers no
+    resource-level permission for (such as ecs:RegisterTaskDefinition), alone in their statement."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    actions: Annotated[list[str], Field(min_length=1)]
+    resources: Annotated[list[str], Field(min_length=1)]
+
+    @field_validator("actions")
+    @classmethod
+    def _actions_are_named(cls, actions: list[str]) -> list[str]:
+        for action in actions:
+            if not _ACTION.match(action):
+                raise ValueError(
+                    f"action {action!r}: name each action as service:Action (e.g. s3:GetObject); "
+                    "wildcards such as '*' or 's3:Get*' are not allowed"
+                )
+        return actions
+
+    @model_validator(mode="after")
+    def _resources_are_arns(self) -> Permission:
+        unscoped = all(action in _UNSCOPED_ACTIONS for action in self.actions)
+        for resource in self.resources:
+            if resource.strip() == "*":
+                if unscoped and self.resources == ["*"]:
+                    continue
+                unscoped_list = ", ".join(sorted(_UNSCOPED_ACTIONS))
+                raise ValueError(
+                    "resource '*' would reach every resource of the account: name the ARN instead "
+                    "(e.g. arn:aws:s3:::my-bucket/*, arn:aws:iam::123456789012:role/my-role); '*' is "
+                    f"accepted alone, only for actions that allow nothing narrower: {unscoped_list}"
+                )
+            if not resource.startswith("arn:"):
+                raise ValueError(f"resource {resource!r}: expected an ARN (arn:partition:service:...)")
+        return self
+
+
 class AgentSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -82,6 +138,8 @@ class AgentSettings(BaseModel):
     max_poke_errors: Annotated[int, Field(ge=1, le=100)] = 3
     #: EventBridge event patterns (as in a rule) whose events poke this sensor's waiting tasks.
     events: list[dict[str, Any]] = []
+    #: IAM statements for the agent's own AWS calls, granted to this agent's functions only.
+    permissions: list[Permission] = []
 
     @field_validator("events")
     @classmethod

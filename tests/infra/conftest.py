@@ -27,7 +27,7 @@ from aws_cdk.assertions import Template
 from infra.cdk.serverless_agents_cdk.app import build_app
 from infra.cdk.serverless_agents_cdk.stack import ServerlessAgentsStack
 
-ACCOUNT, REGION = "123456789012", "us-east-1"  # the recorded events' account and region
+ACCOUNT, REGION = "123456789012", "us-east-1"  # the recorded status-change event's account and region
 
 #: Two async agents and one sync agent; secrets as full ARNs, partial ARNs and names.
 BASE_MANIFEST = """
@@ -58,6 +58,38 @@ GROWN_MANIFEST = (
 [agents.etl-nightly]
 class = "tests.infra.agents:EtlAgent"
 memory = 1024
+"""
+)
+
+#: The bucket of the recorded S3 event (tests/events/s3_object_created.json, AWS's documented example).
+WATCHED_BUCKET = "amzn-s3-demo-bucket1"
+#: The base manifest, a FileSensor woken by S3 "Object Created" events of one bucket, and permissions of
+#: the manifest for the sensor (the watched objects) and for one async agent (a queue it writes to).
+SENSOR_MANIFEST = (
+    BASE_MANIFEST
+    + f"""
+[agents.files]
+class = "serverless_agents.agents.file_sensor:FileSensor"
+memory = 384
+timeout = 20
+schedule = "rate(5 minutes)"
+
+[[agents.files.events]]
+source = ["aws.s3"]
+detail-type = ["Object Created"]
+detail = {{ bucket = {{ name = ["{WATCHED_BUCKET}"] }} }}
+
+[[agents.files.permissions]]
+actions = ["s3:GetObject"]
+resources = ["arn:aws:s3:::{WATCHED_BUCKET}/*"]
+
+[[agents.files.permissions]]
+actions = ["s3:ListBucket"]
+resources = ["arn:aws:s3:::{WATCHED_BUCKET}"]
+
+[[agents.job.permissions]]
+actions = ["sqs:SendMessage"]
+resources = ["arn:aws:sqs:us-east-1:123456789012:job-events"]
 """
 )
 
@@ -133,9 +165,32 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 
 
 @pytest.fixture(scope="session")
+def sensing(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synthesize(SENSOR_MANIFEST, tmp_path_factory.mktemp("sensing"))
+
+
+@pytest.fixture(scope="session")
 def events_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "events"
 
 
 def load_event(events_dir: Path, name: str) -> dict[str, Any]:
     return dict(json.loads((events_dir / name).read_text()))
+
+
+def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
+    """EventBridge matching for the subset the rules use: nested fields, each a list of exact values."""
+    for key, expected in pattern.items():
+        if key not in event:
+            return False
+        actual = event[key]
+        if isinstance(expected, dict):
+            if not (isinstance(actual, dict) and matches(expected, actual)):
+                return False
+            continue
+        if any(not isinstance(value, str | int | float | bool) for value in expected):
+            raise NotImplementedError(f"content filter in {key}: {expected}")  # prefix, anything-but, ...
+        values = actual if isinstance(actual, list) else [actual]
+        if not any(value in expected for value in values):
+            return False
+    return True

@@ -10,28 +10,10 @@ from typing import Any
 import pytest
 from infra.cdk.serverless_agents_cdk.finalizer import DETAIL_TYPE, ENDINGS, MACHINES_PER_RULE
 
-from tests.infra.conftest import ACCOUNT, REGION, Synth, load_event
+from tests.infra.conftest import ACCOUNT, REGION, Synth, load_event, matches
 
 DEPLOYMENT = "serverless-agents"
 RECORDED = "sfn_execution_status_change_aborted.json"
-
-
-def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
-    """EventBridge matching for the subset the rule uses: nested fields, each a list of exact values."""
-    for key, expected in pattern.items():
-        if key not in event:
-            return False
-        actual = event[key]
-        if isinstance(expected, dict):
-            if not (isinstance(actual, dict) and matches(expected, actual)):
-                return False
-            continue
-        if any(not isinstance(value, str | int | float | bool) for value in expected):
-            raise NotImplementedError(f"content filter in {key}: {expected}")  # prefix, anything-but, ...
-        values = actual if isinstance(actual, list) else [actual]
-        if not any(value in expected for value in values):
-            return False
-    return True
 
 
 def resolve(value: Any, refs: dict[str, str]) -> Any:

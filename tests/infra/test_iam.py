@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import Synth
+from tests.infra.conftest import WATCHED_BUCKET, Synth
 
 DEPLOYMENT = "serverless-agents"
 #: The only actions granted on Resource "*": X-Ray and CloudWatch Logs log delivery take no resource ARNs.
@@ -24,6 +24,7 @@ ACTIONS_WITHOUT_RESOURCES = {
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
 }
+SCHEDULER = "scheduler"
 ARN_PREFIX = ["arn:", {"Ref": "AWS::Partition"}]
 REGION_ACCOUNT = [{"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"}]
 
@@ -33,12 +34,17 @@ def as_list(value: Any) -> list[Any]:
 
 
 def policies_by_owner(synth: Synth) -> dict[str, list[dict[str, Any]]]:
-    """Each role's statements, keyed by what assumes it: a function's or a state machine's name."""
+    """Each role's statements, keyed by what assumes it: a function's or a state machine's name, or
+    `SCHEDULER` for the role sensor schedules run as."""
     owners: dict[str, str] = {}
     for properties in synth.properties("AWS::Lambda::Function"):
         owners[properties["Role"]["Fn::GetAtt"][0]] = properties["FunctionName"]
     for properties in synth.properties("AWS::StepFunctions::StateMachine"):
         owners[properties["RoleArn"]["Fn::GetAtt"][0]] = properties["StateMachineName"]
+    for logical_id, role in synth.resources("AWS::IAM::Role").items():
+        (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        if statement["Principal"]["Service"] == "scheduler.amazonaws.com":
+            owners[logical_id] = SCHEDULER
     statements: dict[str, list[dict[str, Any]]] = {name: [] for name in owners.values()}
     for properties in synth.properties("AWS::IAM::Policy"):
         for role in properties["Roles"]:
@@ -56,8 +62,15 @@ def own_statements(statements: list[dict[str, Any]]) -> list[tuple[tuple[str, ..
     ]
 
 
-def test_no_wildcard_actions_and_resource_star_only_where_no_arn_exists(base: Synth) -> None:
-    for logical_id, resource in base.resources("AWS::IAM::Policy").items():
+@pytest.fixture(params=["base", "sensing"])
+def synth(request: pytest.FixtureRequest) -> Synth:
+    """Each synthesized manifest: without sensors, and with a sensor and manifest permissions."""
+    synth: Synth = request.getfixturevalue(request.param)
+    return synth
+
+
+def test_no_wildcard_actions_and_resource_star_only_where_no_arn_exists(synth: Synth) -> None:
+    for logical_id, resource in synth.resources("AWS::IAM::Policy").items():
         for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
             actions = as_list(statement["Action"])
             assert statement["Effect"] == "Allow"
@@ -66,18 +79,22 @@ def test_no_wildcard_actions_and_resource_star_only_where_no_arn_exists(base: Sy
                 assert set(actions) <= ACTIONS_WITHOUT_RESOURCES, (logical_id, statement)
 
 
-def test_roles_carry_no_managed_policies_and_trust_one_service(base: Synth) -> None:
-    for logical_id, resource in base.resources("AWS::IAM::Role").items():
+def test_roles_carry_no_managed_policies_and_trust_one_service(synth: Synth) -> None:
+    for logical_id, resource in synth.resources("AWS::IAM::Role").items():
         properties = resource["Properties"]
         assert "ManagedPolicyArns" not in properties, logical_id
         assert "Policies" not in properties, logical_id
         (statement,) = properties["AssumeRolePolicyDocument"]["Statement"]
-        assert statement["Principal"]["Service"] in ("lambda.amazonaws.com", "states.amazonaws.com")
+        assert statement["Principal"]["Service"] in (
+            "lambda.amazonaws.com",
+            "states.amazonaws.com",
+            "scheduler.amazonaws.com",
+        )
 
 
-def test_every_function_writes_its_own_log_group_only(base: Synth) -> None:
-    for function in base.properties("AWS::Lambda::Function"):
-        statements = policies_by_owner(base)[function["FunctionName"]]
+def test_every_function_writes_its_own_log_group_only(synth: Synth) -> None:
+    for function in synth.properties("AWS::Lambda::Function"):
+        statements = policies_by_owner(synth)[function["FunctionName"]]
         logs = [s for s in statements if "logs:PutLogEvents" in as_list(s["Action"])]
         assert logs == [
             {
@@ -173,3 +190,139 @@ def test_finalize_invokes_the_agents_delete_functions_only(base: Synth) -> None:
         ),  # its on-failure destination
         (("lambda:InvokeFunction",), deletes),
     ]
+
+
+# Sensors: the api registers tasks (schedules, a first poke), schedules run as one role, the poke
+# function reads and ends tasks; the manifest's permissions reach their own agent's functions only.
+
+SENSOR_SCHEDULES = {
+    "Fn::Join": ["", [*ARN_PREFIX, ":scheduler:", *REGION_ACCOUNT, f":schedule/{DEPLOYMENT}-files/*"]]
+}
+SENSOR_GROUP = {
+    "Fn::Join": ["", [*ARN_PREFIX, ":scheduler:", *REGION_ACCOUNT, f":schedule-group/{DEPLOYMENT}-files"]]
+}
+
+
+def poke_arn(synth: Synth) -> dict[str, Any]:
+    return {"Fn::GetAtt": [synth.function_id(f"{DEPLOYMENT}-files-poke"), "Arn"]}
+
+
+def scheduler_role(synth: Synth) -> tuple[str, dict[str, Any]]:
+    (found,) = [
+        (logical_id, r["Properties"])
+        for logical_id, r in synth.resources("AWS::IAM::Role").items()
+        if r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"]
+        == "scheduler.amazonaws.com"
+    ]
+    return found
+
+
+def test_without_sensors_there_is_no_scheduler_role(base: Synth) -> None:
+    assert SCHEDULER not in policies_by_owner(base)
+
+
+def test_api_registers_sensor_tasks_in_the_sensor_groups_only(base: Synth, sensing: Synth) -> None:
+    statements = own_statements(policies_by_owner(sensing)[f"{DEPLOYMENT}-api"])
+    role, _ = scheduler_role(sensing)
+
+    assert statements[-3:] == [
+        (("scheduler:CreateSchedule", "scheduler:DeleteSchedule"), [SENSOR_SCHEDULES]),
+        (("iam:PassRole",), [{"Fn::GetAtt": [role, "Arn"]}]),
+        (("lambda:InvokeFunction",), [poke_arn(sensing)]),  # the first poke of each task
+    ]
+    # What it had without sensors comes first, unchanged; it never queries the index.
+    assert statements[:-3] == own_statements(policies_by_owner(base)[f"{DEPLOYMENT}-api"])
+    assert not [s for s in statements if any(a.startswith("dynamodb:Query") for a in s[0])]
+
+
+def test_api_passes_the_scheduler_role_to_the_scheduler_only(sensing: Synth) -> None:
+    (pass_role,) = [
+        s for s in policies_by_owner(sensing)[f"{DEPLOYMENT}-api"] if "iam:PassRole" in as_list(s["Action"])
+    ]
+
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+
+
+def test_scheduler_role_trusts_this_accounts_sensor_groups_and_invokes_poke_functions_only(
+    sensing: Synth,
+) -> None:
+    _, properties = scheduler_role(sensing)
+    (trust,) = properties["AssumeRolePolicyDocument"]["Statement"]
+
+    assert trust["Action"] == "sts:AssumeRole"
+    assert trust["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnEquals": {"aws:SourceArn": [SENSOR_GROUP]},
+    }
+    assert policies_by_owner(sensing)[SCHEDULER] == [
+        {"Action": "lambda:InvokeFunction", "Effect": "Allow", "Resource": poke_arn(sensing)}
+    ]
+
+
+def test_poke_function_reads_and_ends_its_tasks_queries_only_the_index_and_reads_the_watched_bucket(
+    sensing: Synth,
+) -> None:
+    table = sensing.logical_id("AWS::DynamoDB::Table")
+    bucket = {"Fn::GetAtt": [sensing.logical_id("AWS::S3::Bucket"), "Arn"]}
+
+    assert own_statements(policies_by_owner(sensing)[f"{DEPLOYMENT}-files-poke"]) == [
+        (("dynamodb:GetItem", "dynamodb:UpdateItem"), [{"Fn::GetAtt": [table, "Arn"]}]),
+        (("dynamodb:Query",), [{"Fn::Join": ["", [{"Fn::GetAtt": [table, "Arn"]}, "/index/watching"]]}]),
+        (("s3:GetObject",), [{"Fn::Join": ["", [bucket, "/requests/*"]]}]),
+        (("scheduler:DeleteSchedule",), [SENSOR_SCHEDULES]),
+        # The manifest's permissions: the objects it waits for, and 404 rather than 403 for a missing one.
+        (("s3:GetObject",), [f"arn:aws:s3:::{WATCHED_BUCKET}/*"]),
+        (("s3:ListBucket",), [f"arn:aws:s3:::{WATCHED_BUCKET}"]),
+    ]
+
+
+def test_only_the_poke_function_queries_the_table_and_only_its_index(sensing: Synth) -> None:
+    queries = {
+        owner: [s["Resource"] for s in statements if "dynamodb:Query" in as_list(s["Action"])]
+        for owner, statements in policies_by_owner(sensing).items()
+    }
+
+    assert {owner: q for owner, q in queries.items() if q} == {
+        f"{DEPLOYMENT}-files-poke": [
+            {
+                "Fn::Join": [
+                    "",
+                    [{"Fn::GetAtt": [sensing.logical_id("AWS::DynamoDB::Table"), "Arn"]}, "/index/watching"],
+                ]
+            }
+        ]
+    }
+
+
+@pytest.mark.parametrize(
+    ("agent", "resource"),
+    [
+        ("files", f"arn:aws:s3:::{WATCHED_BUCKET}"),
+        ("job", "arn:aws:sqs:us-east-1:123456789012:job-events"),
+    ],
+)
+def test_manifest_permissions_reach_exactly_their_agents_functions(
+    sensing: Synth, agent: str, resource: str
+) -> None:
+    holders = {
+        owner
+        for owner, statements in policies_by_owner(sensing).items()
+        if any(
+            r.startswith(resource) for s in statements for r in as_list(s["Resource"]) if isinstance(r, str)
+        )
+    }
+    roles = {"files": ("poke",), "job": ("create", "get", "delete")}[agent]
+
+    assert holders == {f"{DEPLOYMENT}-{agent}-{role}" for role in roles}
+
+
+def test_async_agent_functions_add_the_manifest_permissions_to_what_they_had(
+    base: Synth, sensing: Synth
+) -> None:
+    for role in ("create", "get", "delete"):
+        before = own_statements(policies_by_owner(base)[f"{DEPLOYMENT}-job-{role}"])
+        after = own_statements(policies_by_owner(sensing)[f"{DEPLOYMENT}-job-{role}"])
+        assert after == [
+            *before,
+            (("sqs:SendMessage",), ["arn:aws:sqs:us-east-1:123456789012:job-events"]),
+        ]

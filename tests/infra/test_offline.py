@@ -1,5 +1,6 @@
 """`cdk synth`'s own entry point (infra/cdk/app.py, as cdk.json runs it) works without AWS credentials,
-Docker or network, in a clean process: the CLI's way in, with the repository's agents.toml."""
+Docker or network, in a clean process: the CLI's way in, with the repository's agents.toml. cdk-nag runs
+in that synth too, so the repository's manifest (every built-in agent and a FileSensor) passes it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+from infra.cdk.serverless_agents_cdk.async_agent_state_machine import ROLES
+from infra.cdk.serverless_agents_cdk.plan import plan_deployment
+
+from serverless_agents import naming
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,19 +47,26 @@ def test_app_synthesizes_offline_without_credentials_or_docker(tmp_path: Path) -
 
     assert result.returncode == 0, result.stderr[-4000:]
     template = json.loads((outdir / "serverless-agents.template.json").read_text())
-    functions = {
-        r["Properties"]["FunctionName"]
-        for r in template["Resources"].values()
-        if r["Type"] == "AWS::Lambda::Function"
-    }
+    resources = template["Resources"].values()
+    functions = {r["Properties"]["FunctionName"] for r in resources if r["Type"] == "AWS::Lambda::Function"}
+    # Every agent of the manifest, sensors included, whatever it holds today.
+    plan = plan_deployment(ROOT / "agents.toml")
+    assert plan.async_agents
+    assert plan.sync_agents
+    assert plan.sensor_agents
     assert functions == {
-        "serverless-agents-api",
-        "serverless-agents-finalize",
-        "serverless-agents-job-create",
-        "serverless-agents-job-get",
-        "serverless-agents-job-delete",
-        "serverless-agents-echo-sync",
+        naming.shared_function_name(plan.deployment, "api"),
+        naming.shared_function_name(plan.deployment, "finalize"),
+        *(naming.agent_function_name(plan.deployment, a.name, r) for a in plan.async_agents for r in ROLES),
+        *(naming.agent_function_name(plan.deployment, a.name, "sync") for a in plan.sync_agents),
+        *(naming.agent_function_name(plan.deployment, a.name, "poke") for a in plan.sensor_agents),
     }
+    groups = {r["Properties"]["Name"] for r in resources if r["Type"] == "AWS::Scheduler::ScheduleGroup"}
+    assert groups == {naming.sensor_schedule_group(plan.deployment, a.name) for a in plan.sensor_agents}
+    rules = {r["Properties"].get("Name") for r in resources if r["Type"] == "AWS::Events::Rule"}
+    assert {
+        f"{plan.deployment}-{a.name}-{n}" for a in plan.sensor_agents for n in range(len(a.settings.events))
+    } <= rules
     assets = json.loads((outdir / "serverless-agents.assets.json").read_text())["files"]
     zipped = [a for a in assets.values() if a["source"]["packaging"] == "zip"]
     assert len(zipped) == 1  # the stand-in: project code and manifest, no pip-installed dependencies

@@ -19,7 +19,6 @@ from infra.cdk.serverless_agents_cdk.bundles import (
 from infra.cdk.serverless_agents_cdk.plan import plan_deployment
 
 from serverless_agents.agent import AgentKind
-from serverless_agents.exceptions import ManifestError
 from tests.infra.conftest import BASE_MANIFEST
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
         ("serverless_agents.agents.openai_chat:ChatGPTAgent", "openai"),
         ("serverless_agents.agents.ecs:EcsAgent", CORE),  # its extra adds nothing: it runs on the core
         ("serverless_agents.agents.webhook:WebhookAgent", CORE),
+        ("serverless_agents.agents.file_sensor:FileSensor", "sensors"),  # fsspec, for non-S3 paths
         ("serverless_agents.examples:JobAgent", CORE),
         ("my_agents.bigquery:BigQueryAgent", CORE),
     ],
@@ -111,16 +111,20 @@ def test_plan_splits_agents_by_kind_and_finds_agent_code_outside_the_project(tmp
     assert plan.families == (CORE,)
     assert plan.agent_code == (ROOT / "tests",)  # tests.infra.agents:BatchAgent
     assert {a.kind for a in plan.agents} == {AgentKind.ASYNC, AgentKind.SYNC}
+    assert plan.sensor_agents == ()
 
 
-def test_a_sensor_in_the_manifest_fails_the_plan_with_the_reason(tmp_path: Path) -> None:
+def test_a_sensor_in_the_manifest_is_planned_with_the_other_agents(tmp_path: Path) -> None:
     manifest = tmp_path / "agents.toml"
     manifest.write_text(
-        BASE_MANIFEST + '\n[agents.wait-file]\nclass = "serverless_agents.agent:BaseSensor"\n'
+        BASE_MANIFEST + '\n[agents.wait-file]\nclass = "serverless_agents.agents.file_sensor:FileSensor"\n'
     )
 
-    with pytest.raises(ManifestError, match=r"'wait-file' is a sensor: sensors cannot be deployed yet"):
-        plan_deployment(manifest)
+    plan = plan_deployment(manifest)
+
+    assert [a.name for a in plan.sensor_agents] == ["wait-file"]
+    assert [a.name for a in plan.async_agents] == ["job", "batch"]
+    assert plan.families == (CORE, "sensors")
 
 
 def test_a_bad_manifest_fails_the_plan_as_it_would_fail_the_api_function(tmp_path: Path) -> None:

@@ -141,6 +141,21 @@ def test_environment_matches_the_local_stack(base: Synth) -> None:
                 ]
             },
             "SA_TASK_TTL_DAYS": "30",
+            "SA_FUNCTION_ARN_PREFIX": {
+                "Fn::Join": [
+                    "",
+                    [
+                        "arn:",
+                        {"Ref": "AWS::Partition"},
+                        ":lambda:",
+                        {"Ref": "AWS::Region"},
+                        ":",
+                        {"Ref": "AWS::AccountId"},
+                        ":function:",
+                    ],
+                ]
+            },
+            # SA_SCHEDULER_ROLE_ARN only with sensors (test_sensors.py): no schedules, no role for them.
             "POWERTOOLS_SERVICE_NAME": "serverless-agents",
             "POWERTOOLS_METRICS_NAMESPACE": "ServerlessAgents",
         }, name
@@ -151,7 +166,18 @@ def test_tasks_table_and_payload_bucket(base: Synth) -> None:
         "AWS::DynamoDB::Table",
         {
             "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
-            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+            "AttributeDefinitions": [
+                {"AttributeName": "id", "AttributeType": "S"},
+                {"AttributeName": "watch", "AttributeType": "S"},
+            ],
+            # As the local stack makes it, with or without sensors: the runtime's `watching` index.
+            "GlobalSecondaryIndexes": [
+                {
+                    "IndexName": "watching",
+                    "KeySchema": [{"AttributeName": "watch", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
+            ],
             "BillingMode": "PAY_PER_REQUEST",
             "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
             "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},

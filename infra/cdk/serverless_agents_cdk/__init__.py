@@ -5,9 +5,12 @@
     stack.py           the stack: wires the constructs below together
     handler_function.py  a Lambda running one of functions/<role>/handler.py, with its own role
     tasks_table.py, payload_bucket.py, async_agent_state_machine.py, sync_agent_function.py,
-    agents_api.py, finalizer.py, alarms.py, dashboard.py   one construct each, named for what it makes
+    sensor_triggers.py, agents_api.py, finalizer.py, alarms.py, dashboard.py
+                       one construct each, named for what it makes
+    agent_secrets.py, agent_permissions.py   an agent's secrets and the manifest's `permissions`,
+                       granted to that agent's functions alone
     nag.py             cdk-nag acknowledgments, each with its reason
 
-Sensors are not deployable yet (no sensor runtime): a manifest naming one fails in `plan_deployment`. The
-sensor runtime adds a `SensorTriggers` construct beside `AsyncAgentStateMachine` and `SyncAgentFunction`.
+Every agent of the manifest is deployed: an `AsyncAgentStateMachine` per async agent, a `SyncAgentFunction`
+per sync agent, `SensorTriggers` per sensor (with one `SchedulerRole` shared by their schedules).
 """

@@ -1,8 +1,9 @@
 """`Alarms`: what needs a person, sent to one SNS topic (subscribe to it after deploy).
 
-- each function: any error, any throttle, in 5 minutes;
+- each function (poke functions included): any error, any throttle, in 5 minutes;
 - each state machine: any failed execution (a job that failed, or a create / get that kept failing);
-- the finalize dead-letter queue: any message (an abort or timeout whose cleanup did not run);
+- each dead-letter queue: any message (finalize's: an abort or timeout whose cleanup did not run; a
+  sensor's: events its rules could not deliver to its poke function);
 - the API: any 5XX.
 """
 
@@ -38,7 +39,7 @@ class Alarms(Construct):
         deployment: str,
         functions: Sequence[HandlerFunction],
         state_machines: Sequence[tuple[str, sfn.StateMachine]],
-        dead_letters: sqs.IQueue,
+        dead_letters: Sequence[tuple[str, sqs.IQueue]],
         rest_api: apigw.RestApi,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -80,10 +81,11 @@ class Alarms(Construct):
             )
         for name, machine in state_machines:
             self._alarm(f"{name}-failed-executions", machine.metric_failed(period=PERIOD, statistic="Sum"))
-        self._alarm(
-            f"{deployment}-finalize-dead-letters",
-            dead_letters.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
-        )
+        for name, queue in dead_letters:
+            self._alarm(
+                name,
+                queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+            )
         self._alarm(f"{deployment}-api-5xx", rest_api.metric_server_error(period=PERIOD, statistic="Sum"))
 
     def _alarm(self, name: str, metric: cloudwatch.Metric) -> None:

@@ -27,6 +27,7 @@ from serverless_agents import settings as env_names
 from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
 
 from . import nag
+from .agent_permissions import grant_agent_permissions
 from .agent_secrets import grant_agent_secrets
 from .handler_function import LOG_RETENTION, HandlerFunction, function_log_group
 
@@ -73,6 +74,7 @@ class AsyncAgentStateMachine(Construct):
             payloads.grant_objects(function.role, ["s3:GetObject", "s3:PutObject"], [""])
             nag.agent_payload_objects(function.role, payloads)
             grant_agent_secrets(function.role, agent.settings.secrets.values())
+            grant_agent_permissions(function.role, agent.name, agent.settings.permissions)
             self.functions[role] = function
 
         name = naming.state_machine_name(deployment, agent.name)

@@ -4,6 +4,7 @@
                               functions, and every agent whose family needs nothing more
     build/lambda/snowflake/   the core + the `snowflake` extra: the Snowflake agent's functions
     build/lambda/openai/      the core + the `openai` extra: the OpenAI agent's functions
+    build/lambda/sensors/     the core + the `sensors` extra (fsspec): the FileSensor's poke function
 
 Each folder holds the pip-installed dependencies, then the project's own `serverless_agents/` and
 `functions/`, the manifest as `agents.toml` at the root (where `settings.current_settings` looks:
@@ -68,6 +69,8 @@ EXTRA_FOR_MODULE = {
     "serverless_agents.agents.openai_chat": "openai",
     "serverless_agents.agents.ecs": "ecs",
     "serverless_agents.agents.webhook": "webhook",
+    # fsspec, for FileSensor paths other than s3:// (a scheme's own backend, e.g. gcsfs, is not included).
+    "serverless_agents.agents.file_sensor": "sensors",
 }
 _PROJECT_CODE = ("serverless_agents", "functions")
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")

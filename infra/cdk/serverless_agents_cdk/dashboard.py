@@ -1,7 +1,8 @@
 """`Dashboard`: one CloudWatch dashboard for the deployment, a row per concern.
 
-The API (requests, errors, latency); the shared functions (api, finalize) and the dead-letter queue; then
-each async agent (its executions, its functions) and each sync agent (its function).
+The API (requests, errors, latency) and the dead-letter queues; the shared functions (api, finalize); then
+each async agent (its executions, its functions), each sync agent (its function) and each sensor (its poke
+function).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from constructs import Construct
 if TYPE_CHECKING:
     from .async_agent_state_machine import AsyncAgentStateMachine
     from .handler_function import HandlerFunction
+    from .sensor_triggers import SensorTriggers
     from .sync_agent_function import SyncAgentFunction
 
 WIDTH = 8  # three graphs to a row (24 columns)
@@ -53,9 +55,10 @@ class Dashboard(Construct):
         deployment: str,
         rest_api: apigw.RestApi,
         shared: Sequence[HandlerFunction],
-        dead_letters: sqs.IQueue,
+        dead_letters: Sequence[tuple[str, sqs.IQueue]],
         async_agents: Sequence[AsyncAgentStateMachine],
         sync_agents: Sequence[SyncAgentFunction],
+        sensors: Sequence[SensorTriggers] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self.dashboard = cloudwatch.Dashboard(
@@ -74,9 +77,12 @@ class Dashboard(Construct):
                 left=[rest_api.metric_latency(statistic=s, label=f"latency {s}") for s in ("p50", "p99")],
             ),
             cloudwatch.GraphWidget(
-                title="finalize: dead letters",
+                title="dead letters",
                 width=WIDTH,
-                left=[dead_letters.metric_approximate_number_of_messages_visible()],
+                left=[
+                    queue.metric_approximate_number_of_messages_visible(label=name)
+                    for name, queue in dead_letters
+                ],
             ),
         )
         self.dashboard.add_widgets(*_function_graphs("api and finalize", shared))
@@ -98,3 +104,5 @@ class Dashboard(Construct):
             )
         for sync in sync_agents:
             self.dashboard.add_widgets(*_function_graphs(sync.agent.name, [sync.handler]))
+        for sensor in sensors:
+            self.dashboard.add_widgets(*_function_graphs(f"{sensor.agent.name} pokes", [sensor.handler]))

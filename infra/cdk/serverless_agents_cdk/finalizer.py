@@ -8,8 +8,8 @@ Two ways an ending can get lost, both ending in the dead-letter queue (alarmed i
 - EventBridge cannot deliver the event: it retries for up to a day (the rule target's retry policy);
 - finalize fails on it (the delete failed): Lambda retries the asynchronous invocation twice, then sends
   the invocation record, with the event as `requestPayload`, to the queue (an on-failure destination).
-Replaying a message is invoking finalize with that event. A sweeper that finds endings without cleanup
-in the tasks table is not built yet (there is no sweeper function in the runtime).
+Replaying a message is invoking finalize with that event. The runtime's sweeper (functions/sweeper),
+which finds endings whose event was lost, is not deployed by this app yet.
 """
 
 from __future__ import annotations
@@ -39,6 +39,21 @@ ENDINGS = ("ABORTED", "TIMED_OUT", "FAILED")
 DETAIL_TYPE = "Step Functions Execution Status Change"
 #: State machine ARNs per rule: an event pattern is at most 4096 characters, an ARN up to ~120 here.
 MACHINES_PER_RULE = 25
+#: How EventBridge retries a rule's Lambda target before the dead-letter queue: its most, for a day.
+#: Sensor event rules (`SensorTriggers`) deliver the same way.
+TARGET_RETRY_ATTEMPTS = 185
+TARGET_MAX_EVENT_AGE = Duration.hours(24)
+
+
+def dead_letter_queue(scope: Construct, construct_id: str) -> sqs.Queue:
+    """A dead-letter queue as every one here is: SQS-managed encryption, TLS only, kept 14 days."""
+    return sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=Duration.days(14),
+    )
 
 
 def status_change_pattern(state_machine_arns: Sequence[str]) -> events.EventPattern:
@@ -63,13 +78,7 @@ class Finalizer(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         name = naming.shared_function_name(deployment, "finalize")
-        self.dead_letters = sqs.Queue(
-            self,
-            "DeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
+        self.dead_letters = dead_letter_queue(self, "DeadLetters")
         nag.queue_is_a_dead_letter_queue(self.dead_letters)
         self.handler = HandlerFunction(
             self,
@@ -117,8 +126,9 @@ class Finalizer(Construct):
                         targets.LambdaFunction(
                             self.function,
                             dead_letter_queue=self.dead_letters,
-                            retry_attempts=185,  # EventBridge's most: cleanup of an abort must not be lost
-                            max_event_age=Duration.hours(24),
+                            # Cleanup of an abort must not be lost.
+                            retry_attempts=TARGET_RETRY_ATTEMPTS,
+                            max_event_age=TARGET_MAX_EVENT_AGE,
                         )
                     ],
                 )

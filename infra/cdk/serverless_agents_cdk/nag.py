@@ -129,6 +129,45 @@ def api_stops_executions(role: iam.IRole, execution_arns: Sequence[str]) -> None
     )
 
 
+def poke_reads_requests(role: iam.IRole, payloads: PayloadBucket) -> None:
+    from .payload_bucket import REQUESTS
+
+    _wildcards(
+        role,
+        [payloads.bucket.arn_for_objects(f"{REQUESTS}*")],
+        "object keys are task ids, known only when a task is created: the poke function reads "
+        "requests/<id>.json (a sensor request too large for its table item), read-only, in this bucket only",
+    )
+
+
+def api_manages_schedules(role: iam.IRole, schedule_arns: Sequence[str]) -> None:
+    _wildcards(
+        role,
+        schedule_arns,
+        "schedule names are task ids, known only when a sensor task is created: the api creates and "
+        "deletes schedules in this deployment's sensor schedule groups only",
+    )
+
+
+def poke_deletes_own_schedules(role: iam.IRole, schedule_arn: str) -> None:
+    _wildcards(
+        role,
+        [schedule_arn],
+        "schedule names are task ids, known only when a sensor task is created: the poke function "
+        "deletes the schedules of the tasks it ends, in its own sensor's schedule group only",
+    )
+
+
+def manifest_permission_wildcards(role: iam.IRole, agent: str, resources: Sequence[str]) -> None:
+    _wildcards(
+        role,
+        resources,
+        f"named by the deployer in the manifest ([[agents.{agent}.permissions]]) for the AWS calls of agent "
+        f"{agent!r} itself, on resources outside this stack (e.g. the objects a FileSensor watches); the "
+        "manifest rejects wildcard actions and a bare '*', and the grant reaches this agent's functions only",
+    )
+
+
 def secret_suffix_wildcards(role: iam.IRole, secret_arns: Sequence[str]) -> None:
     _wildcards(
         role,
@@ -144,6 +183,15 @@ def queue_is_a_dead_letter_queue(queue: sqs.IQueue) -> None:
         "AwsSolutions-SQS3",
         "this queue is the dead-letter queue (of the status-change rule's target and of finalize's "
         "asynchronous invocations); a dead-letter queue of its own would only move the same messages",
+    )
+
+
+def sensor_events_dead_letter_queue(queue: sqs.IQueue) -> None:
+    acknowledge(
+        queue,
+        "AwsSolutions-SQS3",
+        "this queue is the dead-letter queue of a sensor's event rules (events EventBridge could not "
+        "deliver to the poke function); a dead-letter queue of its own would only move the same messages",
     )
 
 

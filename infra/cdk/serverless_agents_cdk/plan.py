@@ -2,12 +2,7 @@
 
 The plan is built the way the api Lambda builds its registry (`AgentRegistry.from_manifest`), so a manifest
 that the deployed api would reject (a class that does not import, two agents serving one task type) fails
-the synth instead of the first request.
-
-Sensors fail the plan, on purpose: this app does not deploy them yet (their poke function, schedule group
-and event rules belong to a `SensorTriggers` construct, not built), and a deployment that silently dropped
-an agent from the manifest would leave Flyte's tasks of that type failing at run time. `SensorTriggers`
-will lift this check.
+the synth instead of the first request. Every agent of the manifest is deployed: async, sync and sensors.
 """
 
 from __future__ import annotations
@@ -55,6 +50,10 @@ class DeploymentPlan:
         return tuple(a for a in self.agents if a.kind is AgentKind.SYNC)
 
     @property
+    def sensor_agents(self) -> tuple[PlannedAgent, ...]:
+        return tuple(a for a in self.agents if a.kind is AgentKind.SENSOR)
+
+    @property
     def families(self) -> tuple[str, ...]:
         """Every bundle the deployment needs; "core" always (the api and finalize functions)."""
         return tuple(sorted({CORE, *(a.family for a in self.agents)}))
@@ -64,14 +63,6 @@ def plan_deployment(manifest_path: str | Path) -> DeploymentPlan:
     path = Path(manifest_path).resolve()
     manifest = load_manifest(path)
     registry = AgentRegistry.from_manifest(manifest)
-    sensors = sorted(agent.name for agent in registry if agent.kind is AgentKind.SENSOR)
-    if sensors:
-        raise ManifestError(
-            f"{path}: {', '.join(repr(s) for s in sensors)} "
-            f"{'is a sensor' if len(sensors) == 1 else 'are sensors'}: sensors cannot be deployed yet "
-            "(infra/cdk has no SensorTriggers: poke function, schedule group, event rules); "
-            "deploy a manifest without them"
-        )
     agents = tuple(
         PlannedAgent(agent.name, agent.kind, agent.settings, family_for(agent.settings.class_path))
         for agent in registry

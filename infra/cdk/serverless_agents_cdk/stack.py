@@ -1,9 +1,10 @@
 """`ServerlessAgentsStack`: a manifest's whole deployment, wired from one construct per concern.
 
 Shared: `TasksTable`, `PayloadBucket`, the api function behind `AgentsApi`, the `Finalizer`, `Alarms` and a
-`Dashboard`. Per async agent an `AsyncAgentStateMachine`, per sync agent a `SyncAgentFunction`. Function
-and state machine names come from `serverless_agents.naming`, the environment from
-`serverless_agents.settings`' names, as the local stack (`serverless_agents.local.stack`) sets them.
+`Dashboard`, and with sensors the `SchedulerRole`. Per async agent an `AsyncAgentStateMachine`, per sync
+agent a `SyncAgentFunction`, per sensor `SensorTriggers`. Function, state machine and schedule group names
+come from `serverless_agents.naming`, the environment from `serverless_agents.settings`' names, as the
+local stack (`serverless_agents.local.stack`) sets them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 from aws_cdk import ArnFormat, CfnOutput, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
 
 from serverless_agents import naming
 from serverless_agents import settings as env_names
@@ -28,6 +30,7 @@ from .dashboard import Dashboard
 from .finalizer import Finalizer
 from .handler_function import HandlerFunction, function_log_group
 from .payload_bucket import OUTPUTS, REQUESTS, PayloadBucket
+from .sensor_triggers import SCHEDULER_SERVICE, SchedulerRole, SensorTriggers
 from .sync_agent_function import SyncAgentFunction
 from .tasks_table import TasksTable
 
@@ -78,8 +81,21 @@ class ServerlessAgentsStack(Stack):
                 self.partition, self.region, self.account, deployment
             ),
             env_names.TASK_TTL_DAYS: str(TASK_TTL_DAYS),
+            # Sensor schedules target `<prefix><deployment>-<agent>-poke`.
+            env_names.FUNCTION_ARN_PREFIX: f"arn:{self.partition}:lambda:{self.region}:{self.account}"
+            ":function:",
             # SA_MANIFEST stays unset: the bundle carries the manifest at $LAMBDA_TASK_ROOT/agents.toml.
         }
+        # Only a deployment with sensors has schedules, and so a role for them to run as.
+        self.scheduler_role: SchedulerRole | None = None
+        if plan.sensor_agents:
+            self.scheduler_role = SchedulerRole(
+                self,
+                "SchedulerRole",
+                deployment=deployment,
+                groups=[naming.sensor_schedule_group(deployment, a.name) for a in plan.sensor_agents],
+            )
+            environment[env_names.SCHEDULER_ROLE_ARN] = self.scheduler_role.role_arn
 
         api_name = naming.shared_function_name(deployment, "api")
         self.api_function = HandlerFunction(
@@ -120,6 +136,21 @@ class ServerlessAgentsStack(Stack):
             )
             for agent in plan.sync_agents
         ]
+        self.sensors = [
+            SensorTriggers(
+                self,
+                f"Sensor{construct_id(agent.name)}",
+                deployment=deployment,
+                agent=agent,
+                code=code(agent.family),
+                environment=environment,
+                tasks=self.tasks,
+                payloads=self.payloads,
+            )
+            for agent in plan.sensor_agents
+        ]
+        if self.scheduler_role is not None:
+            self.scheduler_role.allow_invoking([s.function for s in self.sensors])
         self._grant_api(self.api_function)
         self.finalizer.watch(self.async_agents)
         self.api = AgentsApi(
@@ -137,6 +168,7 @@ class ServerlessAgentsStack(Stack):
             self.finalizer.handler,
             *(f for a in self.async_agents for f in a.functions.values()),
             *(s.handler for s in self.sync_agents),
+            *(s.handler for s in self.sensors),
         ]
         self.alarms = Alarms(
             self,
@@ -147,7 +179,7 @@ class ServerlessAgentsStack(Stack):
                 (naming.state_machine_name(deployment, a.agent.name), a.state_machine)
                 for a in self.async_agents
             ],
-            dead_letters=self.finalizer.dead_letters,
+            dead_letters=self._dead_letters(),
             rest_api=self.api.rest_api,
         )
         Dashboard(
@@ -156,24 +188,61 @@ class ServerlessAgentsStack(Stack):
             deployment=deployment,
             rest_api=self.api.rest_api,
             shared=[self.api_function, self.finalizer.handler],
-            dead_letters=self.finalizer.dead_letters,
+            dead_letters=self._dead_letters(),
             async_agents=self.async_agents,
             sync_agents=self.sync_agents,
+            sensors=self.sensors,
         )
         self._outputs()
 
+    def _dead_letters(self) -> list[tuple[str, sqs.IQueue]]:
+        """Each dead-letter queue with the name its alarm and graph go by."""
+        queues: list[tuple[str, sqs.IQueue]] = [
+            (f"{self.plan.deployment}-finalize-dead-letters", self.finalizer.dead_letters)
+        ]
+        queues += [
+            (f"{self.plan.deployment}-{s.agent.name}-event-dead-letters", s.dead_letters)
+            for s in self.sensors
+            if s.dead_letters is not None
+        ]
+        return queues
+
     def _grant_api(self, api: HandlerFunction) -> None:
-        """What runtime.service calls: the tasks table, its payload keys, and the agents' executions."""
+        """What runtime.service calls: the tasks table, its payload keys, the agents' executions, and the
+        sensors' schedules (create, delete) and poke functions (the first poke of each task)."""
         self.tasks.grant_items(api.role, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
         self.payloads.grant_objects(api.role, ["s3:PutObject"], [REQUESTS])
         self.payloads.grant_objects(api.role, ["s3:GetObject"], [OUTPUTS])
         nag.api_payload_prefixes(api.role, self.payloads)
-        machines = [a.state_machine for a in self.async_agents]
-        if not machines:
-            return
+        if self.async_agents:
+            self._grant_api_executions(api)
+        if self.sensors and self.scheduler_role is not None:
+            schedules = [s.schedules_arn for s in self.sensors]
+            api.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["scheduler:CreateSchedule", "scheduler:DeleteSchedule"], resources=schedules
+                )
+            )
+            nag.api_manages_schedules(api.role, schedules)
+            api.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["iam:PassRole"],
+                    resources=[self.scheduler_role.role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": SCHEDULER_SERVICE}},
+                )
+            )
+            api.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["lambda:InvokeFunction"],
+                    resources=[s.function.function_arn for s in self.sensors],
+                )
+            )
+
+    def _grant_api_executions(self, api: HandlerFunction) -> None:
         api.role.add_to_policy(
             iam.PolicyStatement(
-                actions=["states:StartExecution"], resources=[m.state_machine_arn for m in machines]
+                actions=["states:StartExecution"],
+                resources=[a.state_machine.state_machine_arn for a in self.async_agents],
             )
         )
         executions = [
@@ -212,3 +281,12 @@ class ServerlessAgentsStack(Stack):
             value=self.finalizer.dead_letters.queue_url,
             description="endings whose cleanup did not run: replay by invoking finalize with the event",
         )
+        for sensor in self.sensors:
+            if sensor.dead_letters is not None:
+                CfnOutput(
+                    self,
+                    f"EventDeadLetterQueueUrl{construct_id(sensor.agent.name)}",
+                    value=sensor.dead_letters.queue_url,
+                    description=f"sensor {sensor.agent.name}: events its rules could not deliver (replay: "
+                    "invoke its poke function with the message body)",
+                )

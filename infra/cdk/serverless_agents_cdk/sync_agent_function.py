@@ -1,7 +1,8 @@
 """`SyncAgentFunction`: a sync agent's Lambda, served at `POST /v1/sync/<agent>` by `AgentsApi`.
 
-It reads nothing but its agent's secrets: `runtime.sync` answers from the request alone, so the role has
-no table or bucket access (the environment still names them: `current_settings` requires both).
+It reads nothing but its agent's secrets (and what the manifest's `permissions` grant the agent):
+`runtime.sync` answers from the request alone, so the role has no table or bucket access (the environment
+still names them: `current_settings` requires both).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from constructs import Construct
 from serverless_agents import naming
 from serverless_agents import settings as env_names
 
+from .agent_permissions import grant_agent_permissions
 from .agent_secrets import grant_agent_secrets
 from .handler_function import HandlerFunction, function_log_group
 
@@ -52,6 +54,7 @@ class SyncAgentFunction(Construct):
             log_group=self.log_group,
         )
         grant_agent_secrets(self.handler.role, agent.settings.secrets.values())
+        grant_agent_permissions(self.handler.role, agent.name, agent.settings.permissions)
         if agent.settings.timeout > API_GATEWAY_TIMEOUT_SECONDS:
             Annotations.of(self).add_warning_v2(
                 "serverless-agents:sync-timeout",

@@ -3,6 +3,9 @@
 Key `id` (S), on-demand, items expiring at `expires_at` (epoch seconds the runtime writes: created +
 SA_TASK_TTL_DAYS), point-in-time recovery. CloudFormation names it, so a retained table never blocks a
 redeploy; the functions get the name in SA_TASKS_TABLE.
+
+The sparse global secondary index `watching` (key `watch`, S, KEYS_ONLY) holds only waiting sensor tasks:
+an event finds the tasks it concerns with one query on it (`TasksTable.tasks_watching`), never a scan.
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from serverless_agents.tasks_table import WATCH_INDEX
+
 TTL_ATTRIBUTE = "expires_at"
+WATCH_ATTRIBUTE = "watch"
 
 
 class TasksTable(Construct):
@@ -30,9 +36,23 @@ class TasksTable(Construct):
             # Tasks in flight outlive a mistaken `cdk destroy`; delete the table by hand once drained.
             removal_policy=RemovalPolicy.RETAIN,
         )
+        self.table.add_global_secondary_index(
+            index_name=WATCH_INDEX,
+            partition_key=dynamodb.Attribute(name=WATCH_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )
 
     def grant_items(self, grantee: iam.IGrantable, *actions: str) -> None:
         """Item-level actions on this table only (`dynamodb:GetItem`, ...): no scans, no other table."""
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(actions=list(actions), resources=[self.table.table_arn])
+        )
+
+    def index_arn(self, index: str) -> str:
+        return f"{self.table.table_arn}/index/{index}"
+
+    def grant_index_query(self, grantee: iam.IGrantable, index: str) -> None:
+        """`dynamodb:Query` on one index of this table: not on the table itself, nor on any other index."""
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(actions=["dynamodb:Query"], resources=[self.index_arn(index)])
         )

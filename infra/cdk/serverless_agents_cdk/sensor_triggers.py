@@ -1,0 +1,195 @@
+"""`SensorTriggers`: a sensor's poke function and what invokes it; `SchedulerRole`: how schedules invoke.
+
+A sensor task (`serverless_agents.runtime.sensors`) waits without running anything: the api registers it
+with an EventBridge Scheduler schedule in its sensor's schedule group, named after the task and targeting
+the poke function, and invokes the poke function once. Per sensor agent this construct makes:
+
+- the poke function (`<deployment>-<agent>-poke`, `functions/poke/handler.py`), logging to the agent's
+  log group, with the table (read a task, write its pokes and ending), `dynamodb:Query` on the `watching`
+  index only (an event finds its tasks there), the request payloads (read), DeleteSchedule in its own
+  group (each ending removes its task's schedule), the agent's secrets and the manifest's `permissions`;
+- the schedule group `<deployment>-<agent>`, empty at deploy: the api fills it, one schedule per task;
+- one EventBridge rule per `events` pattern of the manifest, on the default bus, passed to EventBridge as
+  written there (the local stack puts the same pattern), targeting the poke function with the
+  finalizer's retry policy and a dead-letter queue of its own. A lost event costs little: the task's
+  schedule pokes it within one period anyway. The queue is alarmed all the same, because a full one
+  means events are not arriving (a deleted function, a broken permission).
+
+The schedules' role is shared (`SchedulerRole`): EventBridge Scheduler assumes it for schedules in this
+deployment's sensor groups only (trust conditions `aws:SourceAccount`, `aws:SourceArn`), and it may invoke
+the poke functions and nothing else. The functions read its ARN in SA_SCHEDULER_ROLE_ARN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, cast
+
+from aws_cdk import ArnFormat, RemovalPolicy, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from serverless_agents import naming
+from serverless_agents import settings as env_names
+from serverless_agents.tasks_table import WATCH_INDEX
+
+from . import nag
+from .agent_permissions import grant_agent_permissions
+from .agent_secrets import grant_agent_secrets
+from .finalizer import TARGET_MAX_EVENT_AGE, TARGET_RETRY_ATTEMPTS, dead_letter_queue
+from .handler_function import HandlerFunction, function_log_group
+from .payload_bucket import REQUESTS
+
+if TYPE_CHECKING:
+    from .payload_bucket import PayloadBucket
+    from .plan import PlannedAgent
+    from .tasks_table import TasksTable
+
+SCHEDULER_SERVICE = "scheduler.amazonaws.com"
+
+
+def schedule_group_arn(scope: Construct, group: str) -> str:
+    return Stack.of(scope).format_arn(
+        service="scheduler",
+        resource="schedule-group",
+        resource_name=group,
+        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+    )
+
+
+def schedules_arn(scope: Construct, group: str) -> str:
+    """Every schedule of `group`: schedule names are task ids, known only when a task is created."""
+    return Stack.of(scope).format_arn(
+        service="scheduler",
+        resource="schedule",
+        resource_name=f"{group}/*",
+        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+    )
+
+
+def rule_name(deployment: str, agent: str, number: int) -> str:
+    """As the local stack names them (`serverless_agents.local.stack`)."""
+    return f"{deployment}-{agent}-{number}"
+
+
+class SchedulerRole(Construct):
+    """The role EventBridge Scheduler assumes to run sensor schedules: it invokes poke functions only."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, deployment: str, groups: Sequence[str]
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal(
+                SCHEDULER_SERVICE,
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    # Only schedules in this deployment's sensor groups (AWS scopes this by group ARN).
+                    "ArnEquals": {"aws:SourceArn": [schedule_group_arn(self, g) for g in groups]},
+                },
+            ),
+            description=f"{deployment} sensor schedules: EventBridge Scheduler invokes the poke functions",
+        )
+
+    @property
+    def role_arn(self) -> str:
+        return self.role.role_arn
+
+    def allow_invoking(self, functions: Sequence[lambda_.IFunction]) -> None:
+        if functions:
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["lambda:InvokeFunction"], resources=[f.function_arn for f in functions]
+                )
+            )
+
+
+class SensorTriggers(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        deployment: str,
+        agent: PlannedAgent,
+        code: lambda_.Code,
+        environment: Mapping[str, str],
+        tasks: TasksTable,
+        payloads: PayloadBucket,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.agent = agent
+        self.log_group = function_log_group(self, "Logs", naming.agent_log_group(deployment, agent.name))
+        self.handler = HandlerFunction(
+            self,
+            "Poke",
+            function_name=naming.agent_function_name(deployment, agent.name, "poke"),
+            handler="poke",
+            code=code,
+            memory=agent.settings.memory,
+            timeout=agent.settings.timeout,
+            environment={**environment, env_names.AGENT: agent.name},
+            log_group=self.log_group,
+        )
+        role = self.handler.role
+        # What runtime.sensors calls: read a task, record its pokes and its ending (conditional updates),
+        # find the tasks an event concerns on the sparse index, read a request offloaded to the bucket.
+        tasks.grant_items(role, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        tasks.grant_index_query(role, WATCH_INDEX)
+        payloads.grant_objects(role, ["s3:GetObject"], [REQUESTS])
+        nag.poke_reads_requests(role, payloads)
+
+        self.group_name = naming.sensor_schedule_group(deployment, agent.name)
+        self.schedule_group = scheduler.ScheduleGroup(
+            self,
+            "ScheduleGroup",
+            schedule_group_name=self.group_name,
+            # Its schedules belong to tasks of this deployment: nothing to keep once it is gone.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.schedules_arn = schedules_arn(self, self.group_name)
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["scheduler:DeleteSchedule"], resources=[self.schedules_arn])
+        )
+        nag.poke_deletes_own_schedules(role, self.schedules_arn)
+        grant_agent_secrets(role, agent.settings.secrets.values())
+        grant_agent_permissions(role, agent.name, agent.settings.permissions)
+
+        self.dead_letters: sqs.Queue | None = None
+        self.rules: list[events.Rule] = []
+        if agent.settings.events:
+            self.dead_letters = dead_letter_queue(self, "EventDeadLetters")
+            nag.sensor_events_dead_letter_queue(self.dead_letters)
+        for number, pattern in enumerate(agent.settings.events):
+            rule = events.Rule(
+                self,
+                f"Event{number}",
+                rule_name=rule_name(deployment, agent.name, number),
+                description=f"events matching [agents.{agent.name}] events[{number}] -> its poke function "
+                "(pokes the tasks watching what an event concerns)",
+                # Replaced below by the manifest's pattern as written: EventPattern knows the envelope
+                # fields only by their Python names, the manifest spells them as EventBridge does.
+                event_pattern=events.EventPattern(source=[str(s) for s in pattern["source"]]),
+                targets=[
+                    targets.LambdaFunction(
+                        self.function,
+                        dead_letter_queue=self.dead_letters,
+                        retry_attempts=TARGET_RETRY_ATTEMPTS,
+                        max_event_age=TARGET_MAX_EVENT_AGE,
+                    )
+                ],
+            )
+            cast("events.CfnRule", rule.node.default_child).add_property_override("EventPattern", pattern)
+            self.rules.append(rule)
+
+    @property
+    def function(self) -> lambda_.Function:
+        return self.handler.function
