@@ -60,6 +60,10 @@ class SensorHarness(Harness):
         listed = self.stack.client("scheduler").list_schedules(GroupName=group)["Schedules"]
         return [s["Name"] for s in listed if s["GroupName"] == group]
 
+    def wait_until_no_schedules(self, agent: str) -> None:
+        """An ending writes the task's phase first and removes its schedule next: wait for the second."""
+        wait_for(lambda: self.schedules(agent) == [])
+
     def pokes(self) -> dict[str, int]:
         items = self.stack.client("dynamodb").scan(TableName=self.stack.tasks_table)["Items"]
         return {item["id"]["S"]: int(item.get("pokes", {}).get("N", 0)) for item in items}

@@ -35,7 +35,7 @@ def test_a_file_put_completes_a_waiting_sensor_through_its_event(events_only: Se
     assert resource.message == "the condition is met"
     assert events_only.stack.sensor_triggers is not None
     assert events_only.stack.sensor_triggers.fired == 0  # no schedule fired: the event did it
-    assert events_only.schedules("files") == []
+    events_only.wait_until_no_schedules("files")
 
 
 def test_a_condition_already_true_succeeds_at_registration(events_only: SensorHarness) -> None:
@@ -44,7 +44,7 @@ def test_a_condition_already_true_succeeds_at_registration(events_only: SensorHa
     resource = events_only.wait(events_only.file_task(f"s3://{BUCKET}/ready/now.csv"))
 
     assert Phase(resource.phase) is Phase.SUCCEEDED
-    assert events_only.schedules("files") == []
+    events_only.wait_until_no_schedules("files")
 
 
 def test_one_event_pokes_only_the_sensor_waiting_for_its_key(events_only: SensorHarness) -> None:
@@ -64,7 +64,7 @@ def test_one_event_pokes_only_the_sensor_waiting_for_its_key(events_only: Sensor
     for task_id in task_ids:
         if task_id != task_ids[117]:
             events_only.api.delete_task(task_id)
-    assert events_only.schedules("files") == []
+    events_only.wait_until_no_schedules("files")
 
 
 def test_delete_aborts_a_waiting_sensor_and_removes_its_schedule(events_only: SensorHarness) -> None:
@@ -76,7 +76,7 @@ def test_delete_aborts_a_waiting_sensor_and_removes_its_schedule(events_only: Se
 
     resource = events_only.api.get_task(task_id).resource
     assert Phase(resource.phase) is Phase.ABORTED
-    assert events_only.schedules("files") == []
+    events_only.wait_until_no_schedules("files")
 
 
 def test_a_sensor_task_through_the_adapter(events_only: SensorHarness) -> None:

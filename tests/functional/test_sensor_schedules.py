@@ -30,7 +30,7 @@ def test_the_schedule_completes_a_sensor_without_an_event(scheduled: SensorHarne
     assert Phase(resource.phase) is Phase.SUCCEEDED
     assert scheduled.stack.sensor_triggers is not None
     assert scheduled.stack.sensor_triggers.fired > 0
-    assert scheduled.schedules("files") == []
+    scheduled.wait_until_no_schedules("files")
 
 
 def test_a_sensor_past_its_timeout_fails_saying_so(scheduled: SensorHarness) -> None:
@@ -40,7 +40,7 @@ def test_a_sensor_past_its_timeout_fails_saying_so(scheduled: SensorHarness) -> 
 
     assert Phase(resource.phase) is Phase.FAILED
     assert "timed out" in resource.message
-    assert scheduled.schedules("files") == []
+    scheduled.wait_until_no_schedules("files")
 
 
 def test_a_poke_that_raises_is_tried_again_and_can_recover(scheduled: SensorHarness) -> None:
@@ -52,7 +52,7 @@ def test_a_poke_that_raises_is_tried_again_and_can_recover(scheduled: SensorHarn
     resource = scheduled.wait(task_id)
 
     assert Phase(resource.phase) is Phase.SUCCEEDED
-    assert scheduled.schedules("moody") == []
+    scheduled.wait_until_no_schedules("moody")
 
 
 def test_pokes_raising_too_often_in_a_row_fail_the_task_with_the_error(scheduled: SensorHarness) -> None:
@@ -62,4 +62,4 @@ def test_pokes_raising_too_often_in_a_row_fail_the_task_with_the_error(scheduled
 
     assert Phase(resource.phase) is Phase.FAILED
     assert resource.message == "poke failed 3 times in a row: RuntimeError: the moody platform is down"
-    assert scheduled.schedules("moody") == []
+    scheduled.wait_until_no_schedules("moody")
