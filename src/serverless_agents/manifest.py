@@ -25,7 +25,7 @@ the manifest imports nothing; `AgentSettings.load_class()` imports exactly one a
 
     [[agents.files.permissions]]        # IAM grants for the agent's own AWS calls, to its functions only
     actions = ["s3:GetObject"]          # each action named: no wildcards
-    resources = ["arn:aws:s3:::x/*"]    # each resource an ARN: never a bare "*"
+    resources = ["arn:aws:s3:::x/*"]    # ARNs; "*" only alone, for actions IAM cannot scope
 
     [[agents.files.permissions]]
     actions = ["s3:ListBucket"]

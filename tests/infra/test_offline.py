@@ -57,6 +57,7 @@ def test_app_synthesizes_offline_without_credentials_or_docker(tmp_path: Path) -
     assert functions == {
         naming.shared_function_name(plan.deployment, "api"),
         naming.shared_function_name(plan.deployment, "finalize"),
+        naming.shared_function_name(plan.deployment, "sweeper"),  # there are async agents to sweep
         *(naming.agent_function_name(plan.deployment, a.name, r) for a in plan.async_agents for r in ROLES),
         *(naming.agent_function_name(plan.deployment, a.name, "sync") for a in plan.sync_agents),
         *(naming.agent_function_name(plan.deployment, a.name, "poke") for a in plan.sensor_agents),

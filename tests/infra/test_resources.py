@@ -29,15 +29,16 @@ def counts(synth: Synth) -> Counter[str]:
 def test_counts_follow_the_manifest(base: Synth) -> None:
     found = counts(base)
 
-    assert found["AWS::Lambda::Function"] == 2 + 3 * 2 + 1  # api, finalize; 2 async agents; 1 sync agent
+    # api, finalize, sweeper; 2 async agents; 1 sync agent
+    assert found["AWS::Lambda::Function"] == 3 + 3 * 2 + 1
     assert found["AWS::StepFunctions::StateMachine"] == 2
-    assert found["AWS::IAM::Role"] == 9 + 2  # one per function, one per state machine
-    # One per agent (its functions share it), per state machine, api, finalize, access logs.
-    assert found["AWS::Logs::LogGroup"] == 3 + 2 + 2 + 1
-    assert found["AWS::Events::Rule"] == 1
+    assert found["AWS::IAM::Role"] == 10 + 2  # one per function, one per state machine
+    # One per agent (its functions share it), per state machine, api, finalize, sweeper, access logs.
+    assert found["AWS::Logs::LogGroup"] == 3 + 2 + 3 + 1
+    assert found["AWS::Events::Rule"] == 2  # status changes -> finalize; the sweeper's schedule
     assert found["AWS::DynamoDB::Table"] == found["AWS::S3::Bucket"] == found["AWS::SNS::Topic"] == 1
     assert found["AWS::ApiGateway::RestApi"] == found["AWS::CloudWatch::Dashboard"] == 1
-    assert found["AWS::CloudWatch::Alarm"] == 2 * 9 + 2 + 1 + 1  # errors and throttles; failures; DLQ; 5xx
+    assert found["AWS::CloudWatch::Alarm"] == 2 * 10 + 2 + 1 + 1  # errors and throttles; failures; DLQ; 5xx
 
 
 def test_one_more_async_agent_adds_its_functions_and_state_machine(base: Synth, grown: Synth) -> None:
@@ -66,6 +67,7 @@ def test_function_names_and_handlers_follow_naming(base: Synth) -> None:
     expected = {
         naming.shared_function_name(DEPLOYMENT, "api"): "api",
         naming.shared_function_name(DEPLOYMENT, "finalize"): "finalize",
+        naming.shared_function_name(DEPLOYMENT, "sweeper"): "sweeper",
     } | {
         naming.agent_function_name(DEPLOYMENT, agent, role): role
         for agent, roles in ROLES.items()
@@ -105,7 +107,7 @@ def test_each_agents_functions_log_to_its_one_log_group(base: Synth) -> None:
             ]["Properties"]
             group = log_groups[properties["LoggingConfig"]["LogGroup"]["Ref"]]
             assert group == naming.agent_log_group(DEPLOYMENT, agent)
-    for shared in ("api", "finalize"):
+    for shared in ("api", "finalize", "sweeper"):
         properties = base.json["Resources"][base.function_id(f"{DEPLOYMENT}-{shared}")]["Properties"]
         assert (
             log_groups[properties["LoggingConfig"]["LogGroup"]["Ref"]] == f"/aws/lambda/{DEPLOYMENT}-{shared}"
@@ -118,10 +120,14 @@ def test_environment_matches_the_local_stack(base: Synth) -> None:
     table = base.logical_id("AWS::DynamoDB::Table")
     bucket = base.logical_id("AWS::S3::Bucket")
     for properties in base.properties("AWS::Lambda::Function"):
-        variables = properties["Environment"]["Variables"]
+        variables = dict(properties["Environment"]["Variables"])  # the synth is shared: pop from a copy
         name = properties["FunctionName"]
         agent = name.removeprefix(f"{DEPLOYMENT}-").rsplit("-", 1)[0]
         assert variables.pop("SA_AGENT", None) == (agent if agent in ROLES else None), name
+        # The sweeper's look-back: four of its 15-minute periods (test_sweeper.py).
+        assert variables.pop("SA_SWEEP_LOOKBACK_MINUTES", None) == (
+            "60" if name.endswith("-sweeper") else None
+        )
         assert variables == {
             "SA_TASKS_TABLE": {"Ref": table},
             "SA_PAYLOAD_BUCKET": {"Ref": bucket},

@@ -219,7 +219,7 @@ def test_a_sensor_without_events_gets_no_rule_and_no_queue(tmp_path: Path) -> No
     )
     found = counts(synth)
 
-    assert found["AWS::Lambda::Function"] == 3  # api, finalize, poke
+    assert found["AWS::Lambda::Function"] == 3  # api, finalize, poke: no state machine, so no sweeper
     assert found["AWS::Scheduler::ScheduleGroup"] == 1
     assert found["AWS::Events::Rule"] == 0  # no state machine to finalize, no sensor events
     assert found["AWS::SQS::Queue"] == 1  # finalize's

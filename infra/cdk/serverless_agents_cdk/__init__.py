@@ -5,7 +5,7 @@
     stack.py           the stack: wires the constructs below together
     handler_function.py  a Lambda running one of functions/<role>/handler.py, with its own role
     tasks_table.py, payload_bucket.py, async_agent_state_machine.py, sync_agent_function.py,
-    sensor_triggers.py, agents_api.py, finalizer.py, alarms.py, dashboard.py
+    sensor_triggers.py, agents_api.py, finalizer.py, sweeper.py, alarms.py, dashboard.py
                        one construct each, named for what it makes
     agent_secrets.py, agent_permissions.py   an agent's secrets and the manifest's `permissions`,
                        granted to that agent's functions alone

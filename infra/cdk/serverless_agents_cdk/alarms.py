@@ -1,6 +1,7 @@
 """`Alarms`: what needs a person, sent to one SNS topic (subscribe to it after deploy).
 
-- each function (poke functions included): any error, any throttle, in 5 minutes;
+- each function (poke functions and the sweeper included): any error, any throttle, in 5 minutes (a
+  sweeper error is a sweep that failed, whose endings the next sweeps try again);
 - each state machine: any failed execution (a job that failed, or a create / get that kept failing);
 - each dead-letter queue: any message (finalize's: an abort or timeout whose cleanup did not run; a
   sensor's: events its rules could not deliver to its poke function);

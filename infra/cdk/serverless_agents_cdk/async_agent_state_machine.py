@@ -12,10 +12,10 @@ backoff keeps a task to few transitions, so logging all of them costs little.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import ArnFormat, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -39,6 +39,17 @@ if TYPE_CHECKING:
 ROLES: tuple[naming.FunctionRole, ...] = ("create", "get", "delete")
 
 
+def allow_invoking_deletes(role: iam.IRole, machines: Sequence[AsyncAgentStateMachine]) -> None:
+    """`lambda:InvokeFunction` on these agents' delete functions, and on no other function: what
+    `runtime.finalize.finalize_execution` calls, from finalize (`Finalizer`) and the sweeper (`Sweeper`)."""
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["lambda:InvokeFunction"],
+            resources=[m.delete_function.function_arn for m in machines],
+        )
+    )
+
+
 class AsyncAgentStateMachine(Construct):
     def __init__(
         self,
@@ -54,6 +65,7 @@ class AsyncAgentStateMachine(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.agent = agent
+        self.state_machine_name = naming.state_machine_name(deployment, agent.name)
         self.log_group = function_log_group(self, "Logs", naming.agent_log_group(deployment, agent.name))
         self.functions: dict[naming.FunctionRole, HandlerFunction] = {}
         for role in ROLES:
@@ -77,7 +89,7 @@ class AsyncAgentStateMachine(Construct):
             grant_agent_permissions(function.role, agent.name, agent.settings.permissions)
             self.functions[role] = function
 
-        name = naming.state_machine_name(deployment, agent.name)
+        name = self.state_machine_name
         self.execution_logs = logs.LogGroup(
             self,
             "ExecutionLogs",
@@ -125,3 +137,14 @@ class AsyncAgentStateMachine(Construct):
     @property
     def delete_function(self) -> lambda_.Function:
         return self.functions["delete"].function
+
+    @property
+    def executions_arn(self) -> str:
+        """Every execution of this state machine: execution names are task ids, known only when a task is
+        created (`arn:<partition>:states:<region>:<account>:execution:<state machine>:*`)."""
+        return Stack.of(self).format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{self.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )

@@ -1,7 +1,8 @@
 """`Dashboard`: one CloudWatch dashboard for the deployment, a row per concern.
 
-The API (requests, errors, latency) and the dead-letter queues; the shared functions (api, finalize); then
-each async agent (its executions, its functions), each sync agent (its function) and each sensor (its poke
+The API (requests, errors, latency) and the dead-letter queues; the shared functions (api, finalize); the
+sweeper (its errors, its duration, and the cleanups it ran: endings finalize had not cleaned up); then each
+async agent (its executions, its functions), each sync agent (its function) and each sensor (its poke
 function).
 """
 
@@ -16,6 +17,9 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from .handler_function import POWERTOOLS_NAMESPACE, POWERTOOLS_SERVICE
+from .sweeper import PERIOD as SWEEP_PERIOD
+
 if TYPE_CHECKING:
     from .async_agent_state_machine import AsyncAgentStateMachine
     from .handler_function import HandlerFunction
@@ -23,6 +27,8 @@ if TYPE_CHECKING:
     from .sync_agent_function import SyncAgentFunction
 
 WIDTH = 8  # three graphs to a row (24 columns)
+#: What functions/sweeper/handler.py counts (Powertools Metrics: the namespace, a `service` dimension).
+SWEPT_DELETES = "SweptDeletes"
 
 
 def _function_graphs(title: str, handlers: Sequence[HandlerFunction]) -> list[cloudwatch.IWidget]:
@@ -59,6 +65,7 @@ class Dashboard(Construct):
         async_agents: Sequence[AsyncAgentStateMachine],
         sync_agents: Sequence[SyncAgentFunction],
         sensors: Sequence[SensorTriggers] = (),
+        sweeper: HandlerFunction | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.dashboard = cloudwatch.Dashboard(
@@ -86,6 +93,24 @@ class Dashboard(Construct):
             ),
         )
         self.dashboard.add_widgets(*_function_graphs("api and finalize", shared))
+        if sweeper is not None:
+            self.dashboard.add_widgets(
+                *_function_graphs("sweeper", [sweeper])[1:],
+                cloudwatch.GraphWidget(
+                    title="sweeper: cleanups it ran",
+                    width=WIDTH,
+                    left=[
+                        cloudwatch.Metric(
+                            namespace=POWERTOOLS_NAMESPACE,
+                            metric_name=SWEPT_DELETES,
+                            dimensions_map={"service": POWERTOOLS_SERVICE},
+                            statistic="Sum",
+                            period=SWEEP_PERIOD,
+                            label="endings finalize had not cleaned up",
+                        )
+                    ],
+                ),
+            )
         for agent in async_agents:
             machine = agent.state_machine
             self.dashboard.add_widgets(

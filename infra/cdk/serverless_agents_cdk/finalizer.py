@@ -8,8 +8,8 @@ Two ways an ending can get lost, both ending in the dead-letter queue (alarmed i
 - EventBridge cannot deliver the event: it retries for up to a day (the rule target's retry policy);
 - finalize fails on it (the delete failed): Lambda retries the asynchronous invocation twice, then sends
   the invocation record, with the event as `requestPayload`, to the queue (an on-failure destination).
-Replaying a message is invoking finalize with that event. The runtime's sweeper (functions/sweeper),
-which finds endings whose event was lost, is not deployed by this app yet.
+Replaying a message is invoking finalize with that event. An event that never reaches the rule at all
+is the `Sweeper`'s to find: it finalizes the same endings again from the executions' list.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sqs as sqs
@@ -29,6 +28,7 @@ from constructs import Construct
 from serverless_agents import naming
 
 from . import nag
+from .async_agent_state_machine import allow_invoking_deletes
 from .handler_function import HandlerFunction, function_log_group
 
 if TYPE_CHECKING:
@@ -106,12 +106,7 @@ class Finalizer(Construct):
         """Route the endings of `machines` here, and let finalize invoke their delete functions only."""
         if not machines:
             return
-        self.handler.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["lambda:InvokeFunction"],
-                resources=[m.delete_function.function_arn for m in machines],
-            )
-        )
+        allow_invoking_deletes(self.handler.role, machines)
         for start in range(0, len(machines), MACHINES_PER_RULE):
             chunk = machines[start : start + MACHINES_PER_RULE]
             index = start // MACHINES_PER_RULE

@@ -129,6 +129,15 @@ def api_stops_executions(role: iam.IRole, execution_arns: Sequence[str]) -> None
     )
 
 
+def sweeper_describes_executions(role: iam.IRole, execution_arns: Sequence[str]) -> None:
+    _wildcards(
+        role,
+        execution_arns,
+        "execution names are task ids, known only when a task is created: the sweeper reads "
+        "(DescribeExecution) the ended executions it lists, of this deployment's agent state machines only",
+    )
+
+
 def poke_reads_requests(role: iam.IRole, payloads: PayloadBucket) -> None:
     from .payload_bucket import REQUESTS
 
@@ -161,11 +170,21 @@ def poke_deletes_own_schedules(role: iam.IRole, schedule_arn: str) -> None:
 def manifest_permission_wildcards(role: iam.IRole, agent: str, resources: Sequence[str]) -> None:
     _wildcards(
         role,
-        resources,
+        [r for r in resources if r != "*"],
         f"named by the deployer in the manifest ([[agents.{agent}.permissions]]) for the AWS calls of agent "
         f"{agent!r} itself, on resources outside this stack (e.g. the objects a FileSensor watches); the "
-        "manifest rejects wildcard actions and a bare '*', and the grant reaches this agent's functions only",
+        "manifest rejects wildcard actions, and the grant reaches this agent's functions only",
     )
+    if "*" in resources:
+        # The same finding as X-Ray's (`xray_needs_star`): one reason for both.
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "xray:PutTraceSegments and xray:PutTelemetryRecords (Lambda active tracing), and actions of "
+            f"[[agents.{agent}.permissions]] that IAM cannot scope to a resource (such as "
+            "ecs:RegisterTaskDefinition): the manifest accepts a bare '*' only alone in a statement and "
+            "only for such actions (serverless_agents.manifest._UNSCOPED_ACTIONS)",
+        )
 
 
 def secret_suffix_wildcards(role: iam.IRole, secret_arns: Sequence[str]) -> None:

@@ -1,10 +1,10 @@
 """`ServerlessAgentsStack`: a manifest's whole deployment, wired from one construct per concern.
 
 Shared: `TasksTable`, `PayloadBucket`, the api function behind `AgentsApi`, the `Finalizer`, `Alarms` and a
-`Dashboard`, and with sensors the `SchedulerRole`. Per async agent an `AsyncAgentStateMachine`, per sync
-agent a `SyncAgentFunction`, per sensor `SensorTriggers`. Function, state machine and schedule group names
-come from `serverless_agents.naming`, the environment from `serverless_agents.settings`' names, as the
-local stack (`serverless_agents.local.stack`) sets them.
+`Dashboard`, with async agents the `Sweeper`, and with sensors the `SchedulerRole`. Per async agent an
+`AsyncAgentStateMachine`, per sync agent a `SyncAgentFunction`, per sensor `SensorTriggers`. Function,
+state machine and schedule group names come from `serverless_agents.naming`, the environment from
+`serverless_agents.settings`' names, as the local stack (`serverless_agents.local.stack`) sets them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aws_cdk import ArnFormat, CfnOutput, Stack
+from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
@@ -31,6 +31,7 @@ from .finalizer import Finalizer
 from .handler_function import HandlerFunction, function_log_group
 from .payload_bucket import OUTPUTS, REQUESTS, PayloadBucket
 from .sensor_triggers import SCHEDULER_SERVICE, SchedulerRole, SensorTriggers
+from .sweeper import Sweeper
 from .sync_agent_function import SyncAgentFunction
 from .tasks_table import TasksTable
 
@@ -153,6 +154,17 @@ class ServerlessAgentsStack(Stack):
             self.scheduler_role.allow_invoking([s.function for s in self.sensors])
         self._grant_api(self.api_function)
         self.finalizer.watch(self.async_agents)
+        # Endings whose status-change event was lost; without state machines there is nothing to sweep.
+        self.sweeper: Sweeper | None = None
+        if self.async_agents:
+            self.sweeper = Sweeper(
+                self,
+                "Sweeper",
+                deployment=deployment,
+                code=code(CORE),
+                environment=environment,
+                machines=self.async_agents,
+            )
         self.api = AgentsApi(
             self,
             "Api",
@@ -166,6 +178,7 @@ class ServerlessAgentsStack(Stack):
         handlers = [
             self.api_function,
             self.finalizer.handler,
+            *([self.sweeper.handler] if self.sweeper is not None else []),
             *(f for a in self.async_agents for f in a.functions.values()),
             *(s.handler for s in self.sync_agents),
             *(s.handler for s in self.sensors),
@@ -175,10 +188,7 @@ class ServerlessAgentsStack(Stack):
             "Alarms",
             deployment=deployment,
             functions=handlers,
-            state_machines=[
-                (naming.state_machine_name(deployment, a.agent.name), a.state_machine)
-                for a in self.async_agents
-            ],
+            state_machines=[(a.state_machine_name, a.state_machine) for a in self.async_agents],
             dead_letters=self._dead_letters(),
             rest_api=self.api.rest_api,
         )
@@ -188,6 +198,7 @@ class ServerlessAgentsStack(Stack):
             deployment=deployment,
             rest_api=self.api.rest_api,
             shared=[self.api_function, self.finalizer.handler],
+            sweeper=self.sweeper.handler if self.sweeper is not None else None,
             dead_letters=self._dead_letters(),
             async_agents=self.async_agents,
             sync_agents=self.sync_agents,
@@ -245,16 +256,7 @@ class ServerlessAgentsStack(Stack):
                 resources=[a.state_machine.state_machine_arn for a in self.async_agents],
             )
         )
-        executions = [
-            self.format_arn(
-                service="states",
-                resource="execution",
-                # Execution names are task ids, known only when a task is created.
-                resource_name=f"{naming.state_machine_name(self.plan.deployment, a.agent.name)}:*",
-                arn_format=ArnFormat.COLON_RESOURCE_NAME,
-            )
-            for a in self.async_agents
-        ]
+        executions = [a.executions_arn for a in self.async_agents]
         api.role.add_to_policy(iam.PolicyStatement(actions=["states:StopExecution"], resources=executions))
         nag.api_stops_executions(api.role, executions)
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from serverless_agents import aws
+from serverless_agents.exceptions import ServerlessAgentsError, ServiceUnavailable
 from serverless_agents.runtime.finalize import finalize_execution
 
 ENDED_STATUSES = ("ABORTED", "TIMED_OUT", "FAILED")
@@ -78,13 +79,26 @@ def sweep(
     sfn_client: Any = None,
     lambda_client: Any = None,
 ) -> dict[str, int]:
-    """Finalize every execution that ended within `lookback`; returns how many were seen and cleaned."""
+    """Finalize every execution that ended within `lookback`; returns how many were seen and cleaned.
+
+    One ending that cannot be finalized does not stop the others; the sweep raises at the end, so its error
+    alarm fires and the next sweep tries again.
+    """
     sfn = sfn_client or aws.client("stepfunctions")
     since = datetime.now(UTC) - lookback
     seen = deleted = 0
+    failures: list[str] = []
     for summary in ended_executions(sfn, state_machine_arns, since):
-        execution = sfn.describe_execution(executionArn=summary["executionArn"])
-        result = finalize_execution(status_change_event(execution)["detail"], deployment, lambda_client)
         seen += 1
+        try:
+            execution = sfn.describe_execution(executionArn=summary["executionArn"])
+            result = finalize_execution(status_change_event(execution)["detail"], deployment, lambda_client)
+        except ServerlessAgentsError as e:
+            failures.append(f"{summary['name']}: {e}")
+            continue
         deleted += int(bool(result.get("deleted", {}).get("deleted")))
+    if failures:
+        raise ServiceUnavailable(
+            f"{len(failures)} of {seen} endings not finalized: {'; '.join(failures[:5])}"
+        )
     return {"seen": seen, "deleted": deleted}

@@ -1,0 +1,131 @@
+"""The sweeper: deployed with the async agents, run every 15 minutes, allowed what it calls and no more."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from infra.cdk.serverless_agents_cdk.sweeper import LOOKBACK_MINUTES, PERIOD_MINUTES
+
+from serverless_agents import naming
+from tests.infra.conftest import Synth
+from tests.infra.test_iam import ARN_PREFIX, REGION_ACCOUNT, as_list, own_statements, policies_by_owner
+from tests.infra.test_nag import acknowledgments
+
+DEPLOYMENT = "serverless-agents"
+SWEEPER = naming.shared_function_name(DEPLOYMENT, "sweeper")
+AGENTS = ("job", "batch")  # the base manifest's async agents
+
+
+def functions(synth: Synth) -> dict[str, dict[str, Any]]:
+    return {p["FunctionName"]: p for p in synth.properties("AWS::Lambda::Function")}
+
+
+def schedule(synth: Synth) -> tuple[str, dict[str, Any]]:
+    (found,) = [
+        (logical_id, r["Properties"])
+        for logical_id, r in synth.resources("AWS::Events::Rule").items()
+        if "ScheduleExpression" in r["Properties"]
+    ]
+    return found
+
+
+def test_sweeper_function_runs_the_sweeper_handler_from_the_core_bundle(base: Synth) -> None:
+    sweeper, api = functions(base)[SWEEPER], functions(base)[f"{DEPLOYMENT}-api"]
+
+    assert sweeper["Handler"] == "functions.sweeper.handler.handler"
+    assert (sweeper["MemorySize"], sweeper["Timeout"]) == (256, 300)  # as the local stack makes it
+    assert sweeper["Code"] == api["Code"]
+    # The shared environment (SA_STATE_MACHINE_ARN_PREFIX and the bundled manifest name the machines),
+    # and how far back it looks.
+    assert sweeper["Environment"]["Variables"] == {
+        **api["Environment"]["Variables"],
+        "SA_SWEEP_LOOKBACK_MINUTES": "60",
+    }
+    group = base.json["Resources"][sweeper["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"]
+    assert group["LogGroupName"] == f"/aws/lambda/{SWEEPER}"
+
+
+def test_a_schedule_runs_it_every_15_minutes_looking_back_four_periods(base: Synth) -> None:
+    rule_id, rule = schedule(base)
+    (target,) = rule["Targets"]
+
+    assert rule["ScheduleExpression"] == "rate(15 minutes)"
+    assert rule["State"] == "ENABLED"
+    assert rule["Name"] == SWEEPER
+    assert target["Arn"] == {"Fn::GetAtt": [base.function_id(SWEEPER), "Arn"]}
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 15 * 60}  # then it is the next sweep's
+    assert (PERIOD_MINUTES, LOOKBACK_MINUTES) == (15, 60)
+    (permission,) = [
+        p
+        for p in base.properties("AWS::Lambda::Permission")
+        if p["Principal"] == "events.amazonaws.com"
+        and p["FunctionName"] == {"Fn::GetAtt": [base.function_id(SWEEPER), "Arn"]}
+    ]
+    assert permission["SourceArn"] == {"Fn::GetAtt": [rule_id, "Arn"]}
+
+
+def test_sweeper_lists_describes_and_invokes_the_async_agents_deletes_only(base: Synth) -> None:
+    machines = [
+        {"Ref": base.logical_id("AWS::StepFunctions::StateMachine", StateMachineName=f"{DEPLOYMENT}-{a}")}
+        for a in AGENTS
+    ]
+    executions = [
+        {"Fn::Join": ["", [*ARN_PREFIX, ":states:", *REGION_ACCOUNT, f":execution:{DEPLOYMENT}-{a}:*"]]}
+        for a in AGENTS
+    ]
+    deletes = [{"Fn::GetAtt": [base.function_id(f"{DEPLOYMENT}-{a}-delete"), "Arn"]} for a in AGENTS]
+    statements = policies_by_owner(base)[SWEEPER]
+
+    assert own_statements(statements) == [
+        (("states:ListExecutions",), machines),
+        (("states:DescribeExecution",), executions),
+        (("lambda:InvokeFunction",), deletes),
+    ]
+    # Beyond those: its own log group and X-Ray, as every function (test_iam.py).
+    assert {a for s in statements for a in as_list(s["Action"])} == {
+        "states:ListExecutions",
+        "states:DescribeExecution",
+        "lambda:InvokeFunction",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }
+
+
+def test_sweeper_invokes_what_finalize_invokes(base: Synth, sensing: Synth) -> None:
+    for synth in (base, sensing):  # the sensor's poke function is no delete function
+        owners = policies_by_owner(synth)
+        invoked = [
+            [s for s in owners[name] if "lambda:InvokeFunction" in as_list(s["Action"])]
+            for name in (SWEEPER, f"{DEPLOYMENT}-finalize")
+        ]
+        assert invoked[0] == invoked[1]
+
+
+def test_cdk_nag_wildcards_acknowledged_are_the_execution_arns_and_x_ray(base: Synth) -> None:
+    found = acknowledgments(base)[f"{DEPLOYMENT}/Sweeper/Sweep/Role"]
+    region_account = "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>"
+
+    assert set(found) == {
+        "AwsSolutions-IAM5[Resource::*]",  # X-Ray
+        *(f"AwsSolutions-IAM5[Resource::{region_account}:execution:{DEPLOYMENT}-{a}:*]" for a in AGENTS),
+    }
+    assert (
+        "execution names are task ids"
+        in found[f"AwsSolutions-IAM5[Resource::{region_account}:execution:{DEPLOYMENT}-job:*]"]
+    )
+
+
+def test_alarms_and_dashboard_cover_the_sweeper(base: Synth) -> None:
+    alarms = {p["AlarmName"]: p for p in base.properties("AWS::CloudWatch::Alarm")}
+    (dashboard,) = base.properties("AWS::CloudWatch::Dashboard")
+    body = json.dumps(dashboard["DashboardBody"])
+
+    errors = alarms[f"{SWEEPER}-errors"]
+    assert errors["MetricName"] == "Errors"
+    assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": base.function_id(SWEEPER)}}]
+    assert f"{SWEEPER}-throttles" in alarms
+    assert "sweeper: errors and throttles" in body
+    assert '\\"SweptDeletes\\"' in body  # what functions/sweeper/handler.py counts
