@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test check lint typecheck unit clean
+.PHONY: run test bench lint typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ run: $(VENV)/.local-installed
 
 test: $(VENV)/.dev-installed lint typecheck
 	$(BIN)/python -m pytest -q
+
+# Run by hand, never in CI: the figures in docs/benchmarks.md come from here (about 10 minutes).
+bench: $(VENV)/.dev-installed
+	$(BIN)/python -m bench
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

@@ -70,7 +70,7 @@ class LocalApiGateway:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # the function's own logs say what happened
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server = _Server((host, port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-api", daemon=True)
 
@@ -122,6 +122,11 @@ class LocalApiGateway:
             {str(k): str(v) for k, v in (answer.get("headers") or {}).items()},
             payload,
         )
+
+
+class _Server(ThreadingHTTPServer):
+    # The standard library's listen backlog of 5 resets connections under a burst of concurrent clients.
+    request_queue_size = 128
 
 
 def _gateway_error(status: int, message: str) -> tuple[int, dict[str, str], bytes]:

@@ -62,6 +62,9 @@ class InProcessLambdas:
     def __init__(self) -> None:
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
         self._lock = threading.Lock()
+        # One warm container per function: Lambda never runs two invocations in one container at once,
+        # and handlers rely on it (Powertools' resolver keeps the current request on the app object).
+        self._containers: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._original: Any = None
         self.invocations: dict[str, int] = defaultdict(int)
 
@@ -116,14 +119,20 @@ class InProcessLambdas:
         if (headers or {}).get("X-Amz-Invocation-Type") == "Event":
             threading.Thread(target=self._call_async, args=(fn, event), daemon=True).start()
             return b""
-        payload, errored = self._call(fn, event)
+        payload, errored = self._call_in_container(fn, event)
         if errored:
             response_headers["x-amz-function-error"] = "Unhandled"
         return payload
 
+    def _call_in_container(self, fn: Any, event: Any) -> tuple[bytes, bool]:
+        with self._lock:
+            container = self._containers[fn.function_name]
+        with container:
+            return self._call(fn, event)
+
     def _call_async(self, fn: Any, event: Any) -> None:
         # Nobody waits for an asynchronous invocation's answer; Lambda would log its failure, so do we.
-        payload, errored = self._call(fn, event)
+        payload, errored = self._call_in_container(fn, event)
         if errored:
             logger.warning("asynchronous invocation of %s failed: %s", fn.function_name, payload[:2000])
 

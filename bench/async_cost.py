@@ -1,0 +1,297 @@
+"""Async cost per task: Step Functions state transitions, history events and dollars, by job length.
+
+The model follows `statemachines/async_agent.asl.json` for a job that ends on its own:
+
+    Create -> Ended? -> (Wait -> Get -> Ended?) x polls -> Succeeded
+
+The get Lambda asks for the next wait from the agent's `PollBackoff` (`wait_after(polls)`), so a job of
+length T needs the smallest number of polls whose waits add up to at least T. Then:
+
+- states entered = 3 + 3 * polls: every state entered is a step Step Functions bills as one transition
+  (the tasks table's `custom_info.state_transitions` counts 2 + 3 * polls: it leaves out the final
+  Succeed state);
+- history events = 11 + 9 * polls: ExecutionStarted; Create's TaskStateEntered, TaskScheduled,
+  TaskStarted, TaskSucceeded, TaskStateExited; each Choice and Wait entered and exited; the poll's Get
+  (5 events); SucceedStateEntered / Exited; ExecutionSucceeded. Retries would add more; none are modelled.
+
+The model is grounded on the local stack: one real job, polled every second, run through the real ASL on
+moto, and moto's `get_execution_history` for it compared with the model's prediction. Policies: the
+project's default backoff, each async agent's in agents.toml, and a fixed 10-second poll for contrast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import time
+from dataclasses import dataclass
+
+from bench._common import BENCH_MANIFEST, OFFLINE_AWS_ENV, ROOT, BenchError, Table, emit
+from serverless_agents.manifest import AgentSettings, PollBackoff, load_manifest
+
+#: AWS Step Functions, Standard workflows, us-east-1 list price (no free tier): per state transition.
+PRICE_PER_TRANSITION = 0.025 / 1000
+PRICE_SOURCE = (
+    "$0.025 per 1,000 state transitions: AWS Step Functions pricing, Standard workflows, us-east-1 "
+    "(https://aws.amazon.com/step-functions/pricing/), the list price quoted in issue 7 (2026); not "
+    "re-read online from this offline machine; the 4,000 free transitions a month are left out"
+)
+HISTORY_LIMIT = 25_000
+NEAR_FRACTION = 0.8
+JOB_LENGTHS = (("1 min", 60), ("10 min", 600), ("1 h", 3600), ("1 day", 86_400))
+#: The grounding job: polls before it ends on its own.
+GROUND_POLLS = 5
+_MAX_POLLS = 10_000_000
+
+
+def states_entered(polls: int) -> int:
+    return 3 + 3 * polls
+
+
+def history_events(polls: int) -> int:
+    return 11 + 9 * polls
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    initial: int
+    factor: float
+    cap: int
+    execution_timeout: int | None = None
+
+    def backoff(self) -> PollBackoff:
+        return PollBackoff(initial=self.initial, factor=self.factor, cap=self.cap)
+
+    def describe(self) -> str:
+        if self.factor == 1.0 or self.initial == self.cap:
+            return f"every {self.cap} s"
+        return f"{self.initial} s x{self.factor:g}, cap {self.cap} s"
+
+
+@dataclass(frozen=True)
+class Polling:
+    polls: int
+    seen_done_after: int  # seconds from Create to the Get that sees the job done
+
+
+def polls_for(policy: Policy, job_seconds: int) -> Polling:
+    """The number of gets until one sees a job of `job_seconds` done, and when that get runs."""
+    backoff = policy.backoff()
+    elapsed = polls = 0
+    while elapsed < job_seconds:
+        wait = backoff.wait_after(polls)
+        if wait == 0 and backoff.cap == 0:
+            raise BenchError(f"{policy.name}: a cap of 0 s polls without waiting: no finite count")
+        elapsed += wait
+        polls += 1
+        if polls > _MAX_POLLS:
+            raise BenchError(f"{policy.name}: more than {_MAX_POLLS} polls for {job_seconds} s")
+    return Polling(max(polls, 1), elapsed)
+
+
+def longest_job_within_history(policy: Policy) -> int:
+    """Seconds of job the history limit allows: waits summed over the most polls that fit."""
+    backoff = policy.backoff()
+    max_polls = (HISTORY_LIMIT - 11) // 9
+    return sum(backoff.wait_after(n) for n in range(max_polls))
+
+
+def policies() -> list[Policy]:
+    default = PollBackoff()
+    timeout = int(AgentSettings.model_fields["execution_timeout"].default)
+    found = [
+        Policy("fixed 10 s polling (for contrast)", 10, 1.0, 10, timeout),
+        Policy("project default", default.initial, default.factor, default.cap, timeout),
+    ]
+    manifest = load_manifest(ROOT / "agents.toml")
+    for name, settings in manifest.agents.items():
+        if "poll" not in settings.model_fields_set:
+            continue  # sync agents and sensors set none; an async agent without one is the default
+        poll = settings.poll
+        found.append(
+            Policy(f"agents.toml: {name}", poll.initial, poll.factor, poll.cap, settings.execution_timeout)
+        )
+    return found
+
+
+def _human(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 2 * 86_400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86_400:.1f} d"
+
+
+def model_table() -> Table:
+    table = Table(
+        "Async cost per task: Standard workflow, by job length and polling policy",
+        [
+            "policy",
+            "waits",
+            "job",
+            "gets",
+            "transitions",
+            "history events",
+            "% of 25,000",
+            "$ per task",
+            "$ per 1,000 tasks",
+            "seen done late by",
+            "flags",
+        ],
+    )
+    for policy in policies():
+        for label, seconds in JOB_LENGTHS:
+            polling = polls_for(policy, seconds)
+            events = history_events(polling.polls)
+            transitions = states_entered(polling.polls)
+            flags = []
+            if events >= HISTORY_LIMIT:
+                flags.append("OVER the history limit: the execution fails")
+            elif events >= NEAR_FRACTION * HISTORY_LIMIT:
+                flags.append("NEAR the history limit")
+            if policy.execution_timeout is not None and polling.seen_done_after >= policy.execution_timeout:
+                flags.append(f"hits execution_timeout ({_human(policy.execution_timeout)})")
+            table.add(
+                policy.name,
+                policy.describe(),
+                label,
+                polling.polls,
+                transitions,
+                events,
+                f"{100 * events / HISTORY_LIMIT:.1f}%",
+                f"${transitions * PRICE_PER_TRANSITION:.5f}",
+                f"${1000 * transitions * PRICE_PER_TRANSITION:.2f}",
+                _human(polling.seen_done_after - seconds),
+                "; ".join(flags) or "ok",
+            )
+    table.notes += [
+        f"price: {PRICE_SOURCE}.",
+        "transitions = states entered = 3 + 3 x gets; history events = 11 + 9 x gets (the grounding below "
+        "checks both against moto); no retries, no Lambda or DynamoDB charges.",
+        "seen done late by: from the job's end to the get that sees it (the price of fewer gets); "
+        "execution_timeout is the agent's (86,400 s by default) and covers the job plus that lateness.",
+    ]
+    return table
+
+
+def limits_table() -> Table:
+    table = Table(
+        "Longest job each policy can poll before the 25,000-event history limit",
+        ["policy", "waits", "gets that fit", "longest job"],
+    )
+    for policy in policies():
+        table.add(
+            policy.name,
+            policy.describe(),
+            (HISTORY_LIMIT - 11) // 9,
+            _human(longest_job_within_history(policy)),
+        )
+    return table
+
+
+# ------------------------------------------------------------------------------------------- grounding
+
+
+def ground() -> Table:
+    """One real job on the local stack, its real history next to the model's prediction."""
+    for name, value in OFFLINE_AWS_ENV.items():
+        os.environ.setdefault(name, value)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        os.environ.pop(name, None)
+    from serverless_agents.agent import Phase
+    from serverless_agents.client import ApiClient, task_id_from_resource_meta
+    from serverless_agents.local.stack import LocalStack, quiet_local_observability
+    from serverless_agents.testing import task_request
+
+    quiet_local_observability()
+    with LocalStack(BENCH_MANIFEST) as stack:
+        settings = stack.manifest.agents["job"]
+        policy = Policy("bench job", settings.poll.initial, settings.poll.factor, settings.poll.cap)
+        api = ApiClient(stack.api_url)
+        request = task_request(
+            "example_job",
+            {"n": 1},
+            {"n": 0, "polls": 0},
+            {"polls": GROUND_POLLS},
+            execution=f"cost{time.time_ns()}",
+        )
+        started = time.monotonic()
+        task_id = task_id_from_resource_meta(api.create_task(request).resource_meta)
+        deadline = started + 120
+        while True:
+            resource = api.get_task(task_id).resource
+            if Phase(resource.phase).is_terminal:
+                break
+            if time.monotonic() > deadline:
+                raise BenchError(f"the grounding job is still {Phase(resource.phase).name} after 120 s")
+            time.sleep(0.1)
+        elapsed = time.monotonic() - started
+        info = dict(resource.custom_info)
+        arn = str(info["execution_arn"])
+        sfn = stack.client("stepfunctions")
+        while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        events: list[dict[str, object]] = []
+        token: str | None = None
+        while True:
+            page = sfn.get_execution_history(executionArn=arn, **({"nextToken": token} if token else {}))
+            events += page["events"]
+            token = page.get("nextToken")
+            if not token:
+                break
+        status = sfn.describe_execution(executionArn=arn)["status"]
+    polls = int(info["polls"])
+    types = collections.Counter(str(e["type"]) for e in events)
+    entered = sum(n for kind, n in types.items() if kind.endswith("StateEntered"))
+    predicted = polls_for(policy, GROUND_POLLS * policy.cap)
+    table = Table(
+        f"Async cost model vs moto: one job of {GROUND_POLLS} polls, waits of {policy.describe()}",
+        ["quantity", "model", "moto (real execution)", "match"],
+    )
+    rows: list[tuple[str, object, object]] = [
+        ("gets (polls)", predicted.polls, polls),
+        ("states entered (billed transitions)", states_entered(predicted.polls), entered),
+        ("history events", history_events(predicted.polls), len(events)),
+        ("Task states (Create + Gets)", 1 + predicted.polls, types["TaskStateEntered"]),
+        ("Wait states", predicted.polls, types["WaitStateEntered"]),
+        ("Choice states", 1 + predicted.polls, types["ChoiceStateEntered"]),
+    ]
+    for quantity, model, real in rows:
+        table.add(quantity, model, real, "yes" if model == real else "NO")
+    table.add(
+        "custom_info.state_transitions (tasks table)",
+        states_entered(predicted.polls) - 1,
+        int(info.get("state_transitions", -1)),
+        "yes" if states_entered(predicted.polls) - 1 == int(info.get("state_transitions", -1)) else "NO",
+    )
+    table.notes += [
+        f"execution {status}; waits summed {predicted.seen_done_after} s, create to SUCCEEDED seen through "
+        f"the API {elapsed:.1f} s (the rest is Lambda, moto and this poll loop).",
+        "event types: " + ", ".join(f"{kind} {n}" for kind, n in sorted(types.items())),
+        "custom_info.state_transitions leaves out the final Succeed state: one transition less than "
+        "the states entered.",
+    ]
+    return table
+
+
+def run(quick: bool = False) -> list[Table]:
+    return [model_table(), limits_table(), ground()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="the same (it is quick)")
+    args = parser.parse_args(argv)
+    for table in run(args.quick):
+        emit(table.render())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
