@@ -23,7 +23,6 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from serverless_agents import naming
-from serverless_agents import settings as env_names
 from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
 
 from . import nag
@@ -69,15 +68,14 @@ class AsyncAgentStateMachine(Construct):
         self.log_group = function_log_group(self, "Logs", naming.agent_log_group(deployment, agent.name))
         self.functions: dict[naming.FunctionRole, HandlerFunction] = {}
         for role in ROLES:
-            function = HandlerFunction(
+            function = HandlerFunction.for_agent(
                 self,
                 role.title(),
-                function_name=naming.agent_function_name(deployment, agent.name, role),
-                handler=role,
+                deployment=deployment,
+                agent=agent,
+                role=role,
                 code=code,
-                memory=agent.settings.memory,
-                timeout=agent.settings.timeout,
-                environment={**environment, env_names.AGENT: agent.name},
+                environment=environment,
                 log_group=self.log_group,
             )
             # What runtime.async_steps calls: read the task, write its progress (conditional updates).

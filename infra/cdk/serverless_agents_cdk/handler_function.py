@@ -8,6 +8,7 @@ constructs that own it grant on their own resources.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
@@ -15,7 +16,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from serverless_agents import naming
+from serverless_agents import settings as env_names
+
 from . import nag
+
+if TYPE_CHECKING:
+    from .plan import PlannedAgent
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12  # what bundles.py builds for (pip --python-version 3.12)
 #: What functions/observability.py names in code; set here too so the environment says the same.
@@ -83,3 +90,29 @@ class HandlerFunction(Construct):
         log_group.grant_write(self.role)
         nag.xray_needs_star(self.role)
         nag.runtime_is_pinned(self.function)
+
+    @classmethod
+    def for_agent(
+        cls,
+        scope: Construct,
+        construct_id: str,
+        *,
+        deployment: str,
+        agent: PlannedAgent,
+        role: naming.FunctionRole,
+        code: lambda_.Code,
+        environment: Mapping[str, str],
+        log_group: logs.ILogGroup,
+    ) -> HandlerFunction:
+        """One of an agent's functions: named by `naming`, sized by its manifest entry, told its agent."""
+        return cls(
+            scope,
+            construct_id,
+            function_name=naming.agent_function_name(deployment, agent.name, role),
+            handler=role,
+            code=code,
+            memory=agent.settings.memory,
+            timeout=agent.settings.timeout,
+            environment={**environment, env_names.AGENT: agent.name},
+            log_group=log_group,
+        )

@@ -35,7 +35,6 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from serverless_agents import naming
-from serverless_agents import settings as env_names
 from serverless_agents.tasks_table import WATCH_INDEX
 
 from . import nag
@@ -128,15 +127,14 @@ class SensorTriggers(Construct):
         super().__init__(scope, construct_id)
         self.agent = agent
         self.log_group = function_log_group(self, "Logs", naming.agent_log_group(deployment, agent.name))
-        self.handler = HandlerFunction(
+        self.handler = HandlerFunction.for_agent(
             self,
             "Poke",
-            function_name=naming.agent_function_name(deployment, agent.name, "poke"),
-            handler="poke",
+            deployment=deployment,
+            agent=agent,
+            role="poke",
             code=code,
-            memory=agent.settings.memory,
-            timeout=agent.settings.timeout,
-            environment={**environment, env_names.AGENT: agent.name},
+            environment=environment,
             log_group=self.log_group,
         )
         role = self.handler.role

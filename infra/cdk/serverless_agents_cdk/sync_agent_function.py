@@ -15,7 +15,6 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from serverless_agents import naming
-from serverless_agents import settings as env_names
 
 from .agent_permissions import grant_agent_permissions
 from .agent_secrets import grant_agent_secrets
@@ -42,15 +41,14 @@ class SyncAgentFunction(Construct):
         super().__init__(scope, construct_id)
         self.agent = agent
         self.log_group = function_log_group(self, "Logs", naming.agent_log_group(deployment, agent.name))
-        self.handler = HandlerFunction(
+        self.handler = HandlerFunction.for_agent(
             self,
             "Sync",
-            function_name=naming.agent_function_name(deployment, agent.name, "sync"),
-            handler="sync",
+            deployment=deployment,
+            agent=agent,
+            role="sync",
             code=code,
-            memory=agent.settings.memory,
-            timeout=agent.settings.timeout,
-            environment={**environment, env_names.AGENT: agent.name},
+            environment=environment,
             log_group=self.log_group,
         )
         grant_agent_secrets(self.handler.role, agent.settings.secrets.values())
