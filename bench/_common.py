@@ -8,6 +8,7 @@ thread (a full pipe would stall it) and its last lines are kept for the error me
 
 from __future__ import annotations
 
+import argparse
 import collections
 import datetime
 import math
@@ -19,11 +20,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = Path(__file__).resolve().parent
@@ -160,6 +162,18 @@ _NUMERIC = re.compile(r"^[-+$]?[\d,]*\.?\d+(e[-+]?\d+)?( ?[%x])?$|^n/a$")
 
 def _looks_numeric(cell: str) -> bool:
     return bool(_NUMERIC.match(cell))
+
+
+def bench_main(
+    doc: str | None, quick_help: str, run: Callable[[bool], Iterable[Any]], argv: list[str] | None
+) -> int:
+    """A benchmark module's command line: `--quick`, then every table `run` returns, rendered."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    args = parser.parse_args(argv)
+    for table in run(args.quick):
+        emit(table.render())
+    return 0
 
 
 def emit(text: str) -> None:

@@ -21,13 +21,12 @@ project's default backoff, each async agent's in agents.toml, and a fixed 10-sec
 
 from __future__ import annotations
 
-import argparse
 import collections
 import os
 import time
 from dataclasses import dataclass
 
-from bench._common import BENCH_MANIFEST, OFFLINE_AWS_ENV, ROOT, BenchError, Table, emit
+from bench._common import BENCH_MANIFEST, OFFLINE_AWS_ENV, ROOT, BenchError, Table, bench_main
 from serverless_agents.manifest import AgentSettings, PollBackoff, load_manifest
 
 #: AWS Step Functions, Standard workflows, us-east-1 list price (no free tier): per state transition.
@@ -283,14 +282,7 @@ def run(quick: bool = False) -> list[Table]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="the same (it is quick)")
-    args = parser.parse_args(argv)
-    for table in run(args.quick):
-        emit(table.render())
-    return 0
+    return bench_main(__doc__, "the same (it is quick)", run, argv)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ this venv (importlib.metadata RECORD files, .pyc excluded), as is flytekit's con
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -36,7 +35,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from bench._common import PYTHON, ROOT, BenchError, Table, emit, flytekit_pythonpath, median
+from bench._common import PYTHON, ROOT, BenchError, Table, bench_main, emit, flytekit_pythonpath, median
 
 RUNS = 5
 QUICK_RUNS = 1
@@ -568,14 +567,7 @@ def _tables(runs: int) -> list[Table]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help=f"one run per import instead of {RUNS}")
-    args = parser.parse_args(argv)
-    for table in run(args.quick):
-        emit(table.render())
-    return 0
+    return bench_main(__doc__, f"one run per import instead of {RUNS}", run, argv)
 
 
 if __name__ == "__main__":

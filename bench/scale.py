@@ -12,7 +12,6 @@ A task is lost if it never reaches a final phase in time, or GetTask stops findi
 
 from __future__ import annotations
 
-import argparse
 import collections
 import threading
 import time
@@ -26,6 +25,7 @@ from bench._common import (
     MemorySampler,
     Table,
     adapter,
+    bench_main,
     emit,
     group,
     local_stack,
@@ -268,14 +268,7 @@ def table(runs: list[ScaleRun]) -> Table:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help=f"{QUICK_SIZES} tasks instead of {SIZES}")
-    args = parser.parse_args(argv)
-    for result in run(args.quick):
-        emit(result.render())
-    return 0
+    return bench_main(__doc__, f"{QUICK_SIZES} tasks instead of {SIZES}", run, argv)
 
 
 if __name__ == "__main__":

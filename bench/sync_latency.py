@@ -17,7 +17,6 @@ the two designs scale on the same cores.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import os
 import threading
@@ -37,6 +36,7 @@ from bench._common import (
     Child,
     Table,
     adapter,
+    bench_main,
     child_env,
     emit,
     flytekit_pythonpath,
@@ -299,14 +299,7 @@ def tables(runs: list[ServerRun], flytekit_problem: str = "") -> list[Table]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="fewer requests: a smoke run")
-    args = parser.parse_args(argv)
-    for table in run(args.quick):
-        emit(table.render())
-    return 0
+    return bench_main(__doc__, "fewer requests: a smoke run", run, argv)
 
 
 if __name__ == "__main__":
