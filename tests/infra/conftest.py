@@ -194,3 +194,20 @@ def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
         if not any(value in expected for value in values):
             return False
     return True
+
+
+# What every function's SA_FUNCTION_ARN_PREFIX synthesizes to.
+FUNCTION_ARN_PREFIX = {
+    "Fn::Join": [
+        "",
+        [
+            "arn:",
+            {"Ref": "AWS::Partition"},
+            ":lambda:",
+            {"Ref": "AWS::Region"},
+            ":",
+            {"Ref": "AWS::AccountId"},
+            ":function:",
+        ],
+    ]
+}

@@ -11,7 +11,7 @@ from infra.cdk.serverless_agents_cdk.plan import DEFAULT_MANIFEST
 
 from serverless_agents import naming
 from serverless_agents.manifest import parse_manifest
-from tests.infra.conftest import BASE_MANIFEST, GROWN_MANIFEST, Synth, synthesize
+from tests.infra.conftest import BASE_MANIFEST, FUNCTION_ARN_PREFIX, GROWN_MANIFEST, Synth, synthesize
 
 DEPLOYMENT = "serverless-agents"
 ROLES = {"job": ("create", "get", "delete"), "batch": ("create", "get", "delete"), "echo": ("sync",)}
@@ -147,20 +147,7 @@ def test_environment_matches_the_local_stack(base: Synth) -> None:
                 ]
             },
             "SA_TASK_TTL_DAYS": "30",
-            "SA_FUNCTION_ARN_PREFIX": {
-                "Fn::Join": [
-                    "",
-                    [
-                        "arn:",
-                        {"Ref": "AWS::Partition"},
-                        ":lambda:",
-                        {"Ref": "AWS::Region"},
-                        ":",
-                        {"Ref": "AWS::AccountId"},
-                        ":function:",
-                    ],
-                ]
-            },
+            "SA_FUNCTION_ARN_PREFIX": FUNCTION_ARN_PREFIX,
             # SA_SCHEDULER_ROLE_ARN only with sensors (test_sensors.py): no schedules, no role for them.
             "POWERTOOLS_SERVICE_NAME": "serverless-agents",
             "POWERTOOLS_METRICS_NAMESPACE": "ServerlessAgents",

@@ -15,6 +15,7 @@ from serverless_agents import naming
 from serverless_agents.agents.file_sensor import FileSensor
 from serverless_agents.manifest import parse_manifest
 from tests.infra.conftest import (
+    FUNCTION_ARN_PREFIX,
     SENSOR_MANIFEST,
     WATCHED_BUCKET,
     Synth,
@@ -101,20 +102,7 @@ def test_every_function_can_target_and_authorize_sensor_schedules(sensing: Synth
         if r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"]
         == "scheduler.amazonaws.com"
     ]
-    prefix = {
-        "Fn::Join": [
-            "",
-            [
-                "arn:",
-                {"Ref": "AWS::Partition"},
-                ":lambda:",
-                {"Ref": "AWS::Region"},
-                ":",
-                {"Ref": "AWS::AccountId"},
-                ":function:",
-            ],
-        ]
-    }
+    prefix = FUNCTION_ARN_PREFIX
     for properties in sensing.properties("AWS::Lambda::Function"):
         variables = properties["Environment"]["Variables"]
         assert variables["SA_FUNCTION_ARN_PREFIX"] == prefix, properties["FunctionName"]
