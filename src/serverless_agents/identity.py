@@ -1,9 +1,16 @@
-"""Task identity: one task id per Flyte task attempt, valid as a Step Functions execution name.
+"""Task identity: one task id per Flyte node execution and attempt, valid as a Step Functions execution name.
 
-Flyte retries a task by creating it again with a new `retry_attempt`; a repeated CreateTask for the same
-attempt (propeller retrying a timed-out call) must map to the same id, so the id is a pure function of
-`TaskExecutionIdentifier`. A readable prefix helps whoever looks at the Step Functions console; the hash
-makes it unique.
+What propeller guarantees unique per node execution and attempt is the `output_prefix`, not the
+`TaskExecutionIdentifier`: the identifier's node id is local to its (sub)workflow
+(`NodeExecutionIdentifier.node_id = node.GetID()`, flytepropeller/pkg/controller/nodes/node_exec_context.go),
+so a subworkflow called twice, or repeated dynamic children, send the same identifier for different node
+executions. The output prefix is `<node data dir>/<retry attempt>` (nodes/task/handler.go, `ioutils.
+NewRemoteFileOutputPaths`), and a nested node's data dir lies under its parent's, so it differs wherever the
+node execution differs, and is the same when propeller repeats a CreateTask for the same attempt (a call that
+timed out). The id hashes both: a repeated create maps to the same task, two node executions never share one.
+
+A readable prefix (execution name, node id, attempt) helps whoever looks at the Step Functions console; the
+hash makes it unique.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from serverless_agents.exceptions import InvalidRequest
@@ -23,7 +31,18 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
 
 
-def task_id_for(execution_id: TaskExecutionIdentifier) -> str:
+def task_id_from(readable: Sequence[str], attempt: int, key: Sequence[object]) -> str:
+    """The id for a task named by `key` (everything that makes it unique, JSON-serializable).
+
+    `readable` (two short names at most) and `attempt` only make the id legible; uniqueness is the hash's.
+    Shared by every protocol's identity rule (Flyte 1's and Flyte 2's), so ids look alike whichever sent them.
+    """
+    digest = hashlib.sha256(json.dumps(list(key)).encode()).hexdigest()[:16]
+    legible = "-".join(_UNSAFE.sub("_", part)[:24] for part in readable[:2])
+    return f"{legible}-a{attempt}-{digest}"
+
+
+def task_id_for(execution_id: TaskExecutionIdentifier, output_prefix: str) -> str:
     node = execution_id.node_execution_id
     workflow = node.execution_id
     task = execution_id.task_id
@@ -43,10 +62,9 @@ def task_id_for(execution_id: TaskExecutionIdentifier) -> str:
         task.name,
         task.version,
         execution_id.retry_attempt,
+        output_prefix,
     ]
-    digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
-    readable = "-".join(_UNSAFE.sub("_", part)[:24] for part in (workflow.name, node.node_id))
-    return f"{readable}-a{execution_id.retry_attempt}-{digest}"
+    return task_id_from((workflow.name, node.node_id), execution_id.retry_attempt, key)
 
 
 def check_task_id(task_id: str) -> str:

@@ -16,6 +16,8 @@ from flyteidl.core.identifier_pb2 import (
 from serverless_agents.exceptions import InvalidRequest
 from serverless_agents.identity import check_task_id, task_id_for
 
+# propeller's output prefix: `<node data dir>/<retry attempt>` (flytepropeller/pkg/controller/nodes/task/handler.go).
+PREFIX = "s3://my-flyte-bucket/metadata/propeller/flytesnacks-development-f6a2b9c/n0/data/0"
 EXECUTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
 
 
@@ -33,9 +35,9 @@ def execution_id(
 
 
 def test_task_id_is_a_pure_function_of_the_identifier() -> None:
-    task_id = task_id_for(execution_id())
+    task_id = task_id_for(execution_id(), PREFIX)
 
-    assert task_id == task_id_for(execution_id())
+    assert task_id == task_id_for(execution_id(), PREFIX)
     assert task_id.startswith("f6a2b9c-n0-a0-")
     assert check_task_id(task_id) == task_id
 
@@ -58,11 +60,11 @@ def test_task_id_differs_for_another_attempt_node_execution_or_task(
     changed = execution_id()
     change(changed)
 
-    assert task_id_for(changed) != task_id_for(execution_id())
+    assert task_id_for(changed, PREFIX) != task_id_for(execution_id(), PREFIX)
 
 
 def test_unsafe_characters_that_read_alike_still_give_distinct_ids() -> None:
-    assert task_id_for(execution_id(name="a b")) != task_id_for(execution_id(name="a/b"))
+    assert task_id_for(execution_id(name="a b"), PREFIX) != task_id_for(execution_id(name="a/b"), PREFIX)
 
 
 @pytest.mark.parametrize(
@@ -76,7 +78,7 @@ def test_unsafe_characters_that_read_alike_still_give_distinct_ids() -> None:
     ids=["long", "spaces", "unicode", "punctuation"],
 )
 def test_task_id_is_a_valid_execution_name(name: str, node: str) -> None:
-    task_id = task_id_for(execution_id(name=name, node=node, attempt=2**32 - 1))
+    task_id = task_id_for(execution_id(name=name, node=node, attempt=2**32 - 1), PREFIX)
 
     assert EXECUTION_NAME.fullmatch(task_id), task_id
     assert len(task_id) <= 80
@@ -85,7 +87,7 @@ def test_task_id_is_a_valid_execution_name(name: str, node: str) -> None:
 @pytest.mark.parametrize(("name", "node"), [("", "n0"), ("f6a2b9c", "")])
 def test_a_task_without_execution_name_or_node_is_invalid(name: str, node: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
-        task_id_for(execution_id(name=name, node=node))
+        task_id_for(execution_id(name=name, node=node), PREFIX)
     assert caught.value.field == "taskExecutionMetadata.taskExecutionId"
 
 
@@ -99,3 +101,13 @@ def test_check_task_id_rejects_what_is_not_a_task_id(bad: str) -> None:
 def test_check_task_id_rejects_a_trailing_newline() -> None:
     with pytest.raises(InvalidRequest):
         check_task_id("abc\n")
+
+
+def test_two_node_executions_sharing_an_identifier_get_two_ids() -> None:
+    # A subworkflow called twice sends the same TaskExecutionIdentifier for both calls (its node id is local to
+    # the subworkflow: flytepropeller/pkg/controller/nodes/node_exec_context.go); their data dirs differ.
+    first = task_id_for(execution_id(), "s3://b/metadata/propeller/p-d-f6a2b9c/n0/data/0/sub-n0/data/0")
+    second = task_id_for(execution_id(), "s3://b/metadata/propeller/p-d-f6a2b9c/n1/data/0/sub-n0/data/0")
+
+    assert first != second
+    assert first == task_id_for(execution_id(), "s3://b/metadata/propeller/p-d-f6a2b9c/n0/data/0/sub-n0/data/0")

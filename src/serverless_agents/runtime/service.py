@@ -99,7 +99,7 @@ class TaskService:
             )
         if not request.task_execution_metadata.HasField("task_execution_id"):
             raise InvalidRequest("taskExecutionMetadata.taskExecutionId", "required: it identifies the task")
-        task_id = task_id_for(request.task_execution_metadata.task_execution_id)
+        task_id = task_id_for(request.task_execution_metadata.task_execution_id, request.output_prefix)
         task_context(task_id, request)  # decoding the inputs now turns bad ones into a 400, before any write
         if agent.kind is AgentKind.SENSOR:
             sensor: BaseSensor = agent.cls(config=agent.settings.config)  # type: ignore[assignment]

@@ -19,7 +19,9 @@ def execute_sync(
     agent: SyncAgentBase, request: agent_pb2.CreateTaskRequest
 ) -> agent_pb2.ExecuteTaskSyncResponseHeader:
     execution_id = request.task_execution_metadata.task_execution_id
-    task_id = task_id_for(execution_id) if execution_id.node_execution_id.node_id else "sync"
+    task_id = (
+        task_id_for(execution_id, request.output_prefix) if execution_id.node_execution_id.node_id else "sync"
+    )
     task = task_context(task_id, request)
     if (task.template.type, task.template.task_type_version) != (agent.task_type, agent.task_type_version):
         raise InvalidRequest(
