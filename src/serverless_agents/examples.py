@@ -8,7 +8,9 @@ The template's `custom` steers it:
     {"polls": 3, "fail": true}   end FAILED instead
     {"raise_on": "create"}       create (or "get", "delete") raises AgentError
 
-The job's outputs are its inputs, for every name the task interface declares, plus `polls`.
+The job's outputs are its inputs, for every name the task interface declares, plus `polls`. The job keeps
+the inputs as Flyte literals (protobuf JSON), not as decoded values, so that every type comes back as it
+went in: a datetime as a datetime, a duration as a timedelta, an int in a dict as an int.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import json
 import uuid
 from typing import Any
 
-from serverless_agents import aws
+from flyteidl.core.literals_pb2 import LiteralMap
+
+from serverless_agents import aws, wire
 from serverless_agents.agent import (
     AsyncAgentBase,
     LogLink,
@@ -28,7 +32,7 @@ from serverless_agents.agent import (
     TaskContext,
 )
 from serverless_agents.exceptions import AgentError
-from serverless_agents.literals import jsonable
+from serverless_agents.literals import decode_literal_map
 from serverless_agents.settings import current_settings
 
 
@@ -52,7 +56,7 @@ class JobAgent(AsyncAgentBase[JobMetadata]):
                 "polls": int(settings.get("polls", 2)),
                 "fail": bool(settings.get("fail", False)),
                 "raise_on": settings.get("raise_on"),
-                "inputs": {name: jsonable(value) for name, value in task.inputs.items()},
+                "inputs": wire.to_dict(task.literals),
                 "gets": 0,
                 "deletes": 0,
             },
@@ -74,7 +78,7 @@ class JobAgent(AsyncAgentBase[JobMetadata]):
             Phase.SUCCEEDED,
             "done",
             links,
-            outputs={**job["inputs"], "polls": job["gets"]},
+            outputs={**_decoded(job["inputs"]), "polls": job["gets"]},
             custom_info={"job_id": metadata.job_id},
         )
 
@@ -97,6 +101,11 @@ class JobAgent(AsyncAgentBase[JobMetadata]):
         aws.client("s3").put_object(
             Bucket=metadata.bucket, Key=self.job_key(metadata.job_id), Body=json.dumps(job).encode()
         )
+
+
+def _decoded(literals: dict[str, Any]) -> dict[str, Any]:
+    literal_map = wire.from_dict(LiteralMap, literals, field="job.inputs")
+    return decode_literal_map(literal_map, None, prefix="job.inputs")
 
 
 class EchoAgent(SyncAgentBase):

@@ -1,9 +1,10 @@
 """Every error the project raises, in one place.
 
 Each transport maps these to its own vocabulary in exactly one function: HTTP status codes in the api
-Lambda (`serverless_agents.api.errors`), gRPC status codes in the adapter, and Step Functions error
-names (the exception class name, which Lambda reports as `errorType`) for the state machine's Retry
-and Catch rules. Messages are one line a user can act on.
+Lambda (`serverless_agents.http_api.error_response`), gRPC status codes in the adapter
+(`serverless_agents.adapter.errors.grpc_status`), and Step Functions error names (the exception class
+name, which Lambda reports as `errorType`) for the state machine's Retry and Catch rules.
+Messages are one line a user can act on.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ class RetryableAgentError(ServerlessAgentsError):
     Agents raise this (or a subclass) to say "try again". Anything else an agent raises, `AgentError` or
     not, ends the task FAILED with the exception's type and message.
     """
+
+
+class DeadlineExceeded(ServerlessAgentsError):
+    """A call did not finish within its time limit: a sync agent's `timeout`, or the caller's deadline."""
 
 
 class ServiceUnavailable(ServerlessAgentsError):

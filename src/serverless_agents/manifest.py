@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 
     AgentClass = type[AsyncAgentBase] | type[SyncAgentBase] | type[BaseSensor]  # type: ignore[type-arg]
 
+#: API Gateway's default integration timeout for REST APIs, in seconds.
+API_GATEWAY_TIMEOUT = 29
 # Agent names become parts of Lambda function and state machine names (64 / 80 characters at most).
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 # EventBridge Scheduler's rate expressions; AWS accepts nothing shorter than one minute.
@@ -126,7 +128,10 @@ class AgentSettings(BaseModel):
 
     class_path: Annotated[str, Field(alias="class", pattern=r"^[\w.]+:\w+$")]
     memory: Annotated[int, Field(ge=128, le=10240)] = 256
-    timeout: Annotated[int, Field(ge=1, le=900)] = 30
+    #: Seconds for each Lambda invocation; for a sync agent also the call's limit, which must fit API
+    #: Gateway's integration timeout (`[deployment] api_timeout`). The default, 29, is the most API
+    #: Gateway allows by default, so one default fits every kind.
+    timeout: Annotated[int, Field(ge=1, le=900)] = 29
     execution_timeout: Annotated[int, Field(ge=1, le=31_536_000)] = 86_400
     poll: PollBackoff = PollBackoff()
     secrets: dict[str, str] = {}
@@ -177,6 +182,9 @@ class DeploymentSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,19}$")] = "serverless-agents"
+    #: API Gateway's integration timeout in seconds: 29 unless the account's quota for Regional REST APIs
+    #: was raised (a Service Quotas request), then up to that quota. It bounds every sync agent's `timeout`.
+    api_timeout: Annotated[int, Field(ge=1, le=900)] = API_GATEWAY_TIMEOUT
 
 
 class Manifest(BaseModel):

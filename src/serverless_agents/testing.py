@@ -29,8 +29,14 @@ def task_request(
     custom: Mapping[str, Any] | None = None,
     execution: str = "demo",
     node: str = "n0",
+    attempt: int = 0,
+    output_prefix: str | None = None,
 ) -> agent_pb2.CreateTaskRequest:
-    """A CreateTaskRequest shaped like propeller's, for a task with simple typed inputs and outputs."""
+    """A CreateTaskRequest shaped like propeller's, for a task with simple typed inputs and outputs.
+
+    The output prefix is propeller's unless given: `<node data dir>/<retry attempt>`, the data dir under the
+    execution's (flytepropeller/pkg/controller/nodes/task/handler.go, `ioutils.NewRemoteFileOutputPaths`).
+    """
     template = tasks_pb2.TaskTemplate(
         id=identifier_pb2.Identifier(
             project="demo", domain="development", name=f"demo.{task_type}", version="1"
@@ -49,10 +55,13 @@ def task_request(
                 project="demo", domain="development", name=execution
             ),
         ),
+        retry_attempt=attempt,
     )
     return agent_pb2.CreateTaskRequest(
         template=template,
         inputs=literal_inputs,
-        output_prefix="s3://demo/outputs",
+        output_prefix=output_prefix
+        if output_prefix is not None
+        else f"s3://demo/metadata/propeller/demo-development-{execution}/{node}/data/{attempt}",
         task_execution_metadata=agent_pb2.TaskExecutionMetadata(task_execution_id=execution_id),
     )

@@ -106,7 +106,7 @@ class ServerlessAgentsStack(Stack):
             handler="api",
             code=code(CORE),
             memory=512,
-            timeout=29,  # API Gateway's integration timeout
+            timeout=plan.api_timeout,  # API Gateway's integration timeout
             environment=environment,
             log_group=function_log_group(self, "ApiFunctionLogs", f"/aws/lambda/{api_name}"),
         )
@@ -171,6 +171,7 @@ class ServerlessAgentsStack(Stack):
             deployment=deployment,
             api_function=self.api_function.function,
             sync_functions={s.agent.name: s.function for s in self.sync_agents},
+            integration_timeout=plan.api_timeout,
             throttle_rate=api_throttle_rate,
             throttle_burst=api_throttle_burst,
         )

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from serverless_agents import settings as env_names
 from serverless_agents.agent import AgentKind
+from serverless_agents.local import moto_fixes
 from serverless_agents.local.apigateway import LocalApiGateway
 from serverless_agents.local.driver import StatusChangeDriver
 from serverless_agents.local.lambda_dispatch import InProcessLambdas
@@ -113,6 +114,7 @@ class LocalStack:
         self._mock.start()
         try:
             self.lambdas.install()
+            moto_fixes.install()
             self._deploy()
             self.driver = StatusChangeDriver(
                 self.client("stepfunctions"),

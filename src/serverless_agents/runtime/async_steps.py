@@ -19,6 +19,7 @@ from flyteidl.admin import agent_pb2
 from serverless_agents import wire
 from serverless_agents.agent import Phase, resolve
 from serverless_agents.exceptions import InvalidRequest, LiteralConversionError
+from serverless_agents.failures import one_line, phase_for_error_name
 from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT
 from serverless_agents.runtime.translate import encode_outputs, task_context
 
@@ -27,23 +28,6 @@ if TYPE_CHECKING:
     from serverless_agents.manifest import PollBackoff
     from serverless_agents.payloads import PayloadStore
     from serverless_agents.tasks_table import TasksTable
-
-# Errors Step Functions retries (see the ASL's Retry rules) end a task as RETRYABLE_FAILED when retries
-# run out, so Flyte may try the task again; anything else is the task's own failure.
-_TRANSIENT_ERRORS = frozenset(
-    {
-        "RetryableAgentError",
-        "ServiceUnavailable",
-        "Lambda.TooManyRequestsException",
-        "Lambda.ServiceException",
-        "Lambda.AWSLambdaException",
-        "Lambda.SdkClientException",
-        "Lambda.Unknown",
-        "Runtime.ExitError",
-        "Sandbox.Timedout",
-        "States.Timeout",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -76,8 +60,7 @@ class CleanupReason:
             cause = str(detail.get("errorMessage", cause)) if isinstance(detail, dict) else cause
         except ValueError:
             pass
-        phase = Phase.RETRYABLE_FAILED if name in _TRANSIENT_ERRORS else Phase.FAILED
-        return cls(phase, f"{name}: {cause}" if cause else name)
+        return cls(phase_for_error_name(name), one_line(f"{name}: {cause}" if cause else name))
 
 
 class AsyncAgentSteps:

@@ -15,9 +15,11 @@ index; the conditional writes of the tasks table make concurrent pokes end a tas
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +27,8 @@ from flyteidl.admin import agent_pb2
 
 from serverless_agents import aws, wire
 from serverless_agents.agent import AgentKind, Phase, resolve
-from serverless_agents.exceptions import TaskNotFound
+from serverless_agents.exceptions import InvalidRequest, TaskNotFound
+from serverless_agents.failures import failure_phase, one_line
 from serverless_agents.naming import sensor_schedule_name
 from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT
 from serverless_agents.runtime.translate import task_context
@@ -134,6 +137,24 @@ def register_sensor_task(
             )
 
 
+def check_poke_inputs(sensor: BaseSensor, inputs: Mapping[str, Any]) -> None:
+    """Inputs the sensor's `poke` cannot take fail the create (a 400 naming the input), not the first poke."""
+    parameters = list(inspect.signature(sensor.poke).parameters.values())
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        named: set[str] | None = None  # **inputs: any name is welcome
+    else:
+        named = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    shown = ", ".join(str(p).split(":")[0].split("=")[0] for p in parameters)
+    signature = f"{type(sensor).__name__}.poke({shown})"
+    for name in sorted(inputs):
+        if named is not None and name not in named:
+            raise InvalidRequest(f"inputs.{name}", f"not a parameter of {signature}")
+    for p in parameters:
+        keyword = p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        if keyword and p.default is p.empty and p.name not in inputs:
+            raise InvalidRequest(f"inputs.{p.name}", f"missing: {signature} requires it")
+
+
 def stop_sensor_task(table: TasksTable, schedules: SensorSchedules, record: TaskRecord) -> None:
     """DELETE of a waiting sensor task: ABORTED, schedule removed. No sensor code runs."""
     if table.claim_cleanup(record.task_id) is not None:
@@ -191,7 +212,8 @@ class SensorSteps:
             errors = record.poke_errors + 1
             reason = f"{type(e).__name__}: {e}"
             if errors >= self.settings.max_poke_errors:
-                return self._end(record, Phase.FAILED, f"poke failed {errors} times in a row: {reason}")
+                ending = f"poke failed {errors} times in a row: {reason}"
+                return self._end(record, failure_phase(e), one_line(ending))
             logger.warning(
                 "poke of %s failed (%d of %d): %s", task_id, errors, self.settings.max_poke_errors, reason
             )

@@ -17,7 +17,7 @@ from google.protobuf.json_format import MessageToDict
 from serverless_agents import aws, wire
 from serverless_agents.agent import AgentKind, Phase
 from serverless_agents.console import log_group_link, task_links
-from serverless_agents.exceptions import InvalidRequest
+from serverless_agents.exceptions import InvalidRequest, TaskNotFound
 from serverless_agents.identity import task_id_for
 from serverless_agents.naming import (
     agent_function_name,
@@ -29,6 +29,7 @@ from serverless_agents.payloads import STATE_PAYLOAD_LIMIT
 from serverless_agents.runtime.sensors import (
     SensorRegistration,
     SensorSchedules,
+    check_poke_inputs,
     register_sensor_task,
     stop_sensor_task,
 )
@@ -100,9 +101,11 @@ class TaskService:
         if not request.task_execution_metadata.HasField("task_execution_id"):
             raise InvalidRequest("taskExecutionMetadata.taskExecutionId", "required: it identifies the task")
         task_id = task_id_for(request.task_execution_metadata.task_execution_id, request.output_prefix)
-        task_context(task_id, request)  # decoding the inputs now turns bad ones into a 400, before any write
+        # Decoding the inputs now turns bad ones into a 400, before any write.
+        task = task_context(task_id, request)
         if agent.kind is AgentKind.SENSOR:
             sensor: BaseSensor = agent.cls(config=agent.settings.config)  # type: ignore[assignment]
+            check_poke_inputs(sensor, task.inputs)
             register_sensor_task(
                 self.table,
                 self.payloads,
@@ -181,8 +184,16 @@ class TaskService:
         return agent_pb2.GetTaskResponse(resource=resource)
 
     def cancel(self, task_id: str) -> None:
-        """Stop the task: its execution (finalize then runs the agent's delete, once), or its schedule."""
-        record = self.table.get(task_id)
+        """Stop the task: its execution (finalize then runs the agent's delete, once), or its schedule.
+
+        Idempotent, as Flyte's delete is: propeller retries an abort that failed every round and gives up
+        after `max-workflow-retries` (10) rounds (flytepropeller/pkg/controller/handler.go). A task that is
+        unknown (never created here, or expired from the table) has nothing left to stop: a success.
+        """
+        try:
+            record = self.table.get(task_id)
+        except TaskNotFound:
+            return
         if record.phase.is_terminal or record.job_done or record.cleanup is not None:
             return
         if record.kind == AgentKind.SENSOR.value:
