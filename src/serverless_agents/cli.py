@@ -1,7 +1,7 @@
 """`serverless-agents`: the command line.
 
-serverless-agents up       [--manifest agents.toml] [--port 8080] [--grpc-port 8000] [--demo]
-serverless-agents adapter  --api URL [--port 8000] [--metrics-port 9090]
+serverless-agents up       [--manifest agents.toml] [--port 8080] [--grpc-port 8000] [--demo] [--timeout 10]
+serverless-agents adapter  --api URL [--port 8000] [--metrics-port 9090] [--timeout 10]
 """
 
 from __future__ import annotations
@@ -40,7 +40,11 @@ def _up(args: argparse.Namespace) -> int:
     quiet_local_observability()
     with LocalStack(args.manifest, region=args.region, host=args.host, port=args.port) as stack:
         adapter = Adapter(
-            stack.api_url, host=args.host, port=args.grpc_port, metrics_port=args.metrics_port
+            stack.api_url,
+            host=args.host,
+            port=args.grpc_port,
+            metrics_port=args.metrics_port,
+            call_timeout=args.timeout,
         ).start()
         try:
             print(
@@ -99,6 +103,17 @@ def _adapter(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_call_timeout(parser: argparse.ArgumentParser) -> None:
+    """`up` and `adapter` run the same adapter, so they take the same flag."""
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        help="seconds for an HTTP call whose gRPC call carries no deadline (default 10); "
+        "propeller's calls carry one, and get what remains of it",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="serverless-agents", description="Flyte agents on AWS Lambda.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo", action="store_true", help="run a short demo through the adapter, as Flyte would"
     )
     up.add_argument("--exit-after-demo", action="store_true", help="stop once the demo is done")
+    _add_call_timeout(up)
     up.set_defaults(run=_up)
 
     adapter = commands.add_parser("adapter", help="serve flyteidl's agent services in front of the HTTP API")
@@ -127,9 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     adapter.add_argument(
         "--metrics-port", type=int, default=9090, help="Prometheus metrics port (default 9090)"
     )
-    adapter.add_argument(
-        "--timeout", type=float, default=10.0, help="longest HTTP call in seconds (default 10)"
-    )
+    _add_call_timeout(adapter)
     adapter.set_defaults(run=_adapter)
     return parser
 

@@ -367,10 +367,7 @@ def test_a_sensor_task_whose_inputs_do_not_fit_poke_is_refused_before_any_write(
         propeller.create(create_request(sensor, {"path": "s3://b/k"}, execution()))
 
     assert error.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-    assert (
-        error.value.details()
-        == "inputs.path: not a parameter of MoodySensor.poke(bucket, key)"
-    )
+    assert error.value.details() == "inputs.path: not a parameter of MoodySensor.poke(bucket, key)"
     assert (harness.table_size(), len(scheduler.list_schedules()["Schedules"])) == before
 
 

@@ -4,11 +4,11 @@ state machine reports them) and sensors."""
 from __future__ import annotations
 
 import json
-import socket
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
+from urllib3.exceptions import ReadTimeoutError
 
 from serverless_agents.agent import Phase
 from serverless_agents.exceptions import AgentError, ManifestError, RetryableAgentError, ServiceUnavailable
@@ -49,7 +49,7 @@ def client_error(code: str, status: int) -> ClientError:
         (RetryableAgentError("later"), Phase.RETRYABLE_FAILED),
         (ServiceUnavailable("throttled"), Phase.RETRYABLE_FAILED),
         (TimeoutError("slow"), Phase.RETRYABLE_FAILED),
-        (socket.timeout("slow"), Phase.RETRYABLE_FAILED),
+        (ReadTimeoutError(None, "/", "read timed out"), Phase.RETRYABLE_FAILED),
         (ConnectionRefusedError("down"), Phase.RETRYABLE_FAILED),
         (EndpointConnectionError(endpoint_url="https://x"), Phase.RETRYABLE_FAILED),
         (APITimeoutError("slow"), Phase.RETRYABLE_FAILED),
