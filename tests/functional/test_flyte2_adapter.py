@@ -347,3 +347,27 @@ def test_logs_and_metrics_are_unimplemented_with_a_reason(executor: Executor) ->
 
     assert logs.value.code() is metrics.value.code() is grpc.StatusCode.UNIMPLEMENTED
     assert "log links" in logs.value.details()
+
+
+def test_a_flyte2_connector_serves_a_flyte1_client_too(adapter: Adapter) -> None:
+    flytekit_countdown = flyte_tasks.ExampleTask(
+        "flytesnacks.flyte1.countdown",
+        "countdown",
+        {"greeting": str, "xs": list[int]},
+        {"greeting": str, "total": int, "token": str},
+        polls=2,
+        configs={"region": "eu-west-1"},
+    )
+    propeller = FlyteClient(adapter.address)
+    try:
+        request = flyte_tasks.create_request(flytekit_countdown, {"greeting": "yo", "xs": [4]}, run_name())
+        resource = propeller.wait(propeller.create(request), "countdown", lambda line: None)
+    finally:
+        propeller.channel.close()
+
+    assert Phase(resource.phase) is Phase.SUCCEEDED, resource.message
+    assert flyte_tasks.decode_outputs(flytekit_countdown, resource.outputs) == {
+        "greeting": "yo!",
+        "total": 4,
+        "token": fingerprint(TOKEN),
+    }
