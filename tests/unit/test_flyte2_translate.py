@@ -239,3 +239,31 @@ def _literal(value: object) -> literals1_pb2.Literal:
     else:
         primitive.string_value = str(value)
     return literals1_pb2.Literal(scalar=literals1_pb2.Scalar(primitive=primitive))
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(data=st.binary(max_size=300))
+def test_any_request_the_stubs_can_parse_translates_or_is_invalid_argument(data: bytes) -> None:
+    """Hostile bytes on the wire: whatever parses as Flyte 2's CreateTaskRequest either becomes a request the
+    API's JSON mapping carries unchanged, or is refused naming a field, never another error."""
+    from google.protobuf.message import DecodeError
+
+    from serverless_agents import wire
+
+    request = connector_pb2.CreateTaskRequest()
+    try:
+        request.ParseFromString(flyte2_request().SerializeToString() + data)
+    except DecodeError:
+        return
+    try:
+        translated = flyte2.create_request(request)
+    except InvalidRequest as e:
+        refused: InvalidRequest | None = e
+    else:
+        refused = None
+    if refused is not None:
+        assert refused.field.startswith(("inputs.", "connection."))
+        return
+    carried = wire.from_dict(agent_pb2.CreateTaskRequest, wire.to_dict(translated), field="body")
+    translated.DiscardUnknownFields()  # Flyte 2's own fields: documented not to cross
+    assert carried == translated
