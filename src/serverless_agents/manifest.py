@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import sys
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -169,9 +170,16 @@ class AgentSettings(BaseModel):
             cls = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as e:
             raise ManifestError(f"cannot load agent class {self.class_path!r}: {e}") from e
+        # A Flyte 2 connector's module imported flyte's: only then can `cls` be one, and need wrapping.
+        connectors = sys.modules.get("flyte.connectors")
+        if connectors is not None and isinstance(cls, type) and issubclass(cls, connectors.AsyncConnector):
+            from serverless_agents.agents.flyte2_connector import connector_agent
+
+            cls = connector_agent(cls)
         if not (isinstance(cls, type) and issubclass(cls, AsyncAgentBase | SyncAgentBase | BaseSensor)):
             raise ManifestError(
-                f"{self.class_path!r} is not an AsyncAgentBase, SyncAgentBase or BaseSensor subclass"
+                f"{self.class_path!r} is not an AsyncAgentBase, SyncAgentBase or BaseSensor subclass "
+                "(or a flyte.connectors.AsyncConnector)"
             )
         if not getattr(cls, "task_type", ""):
             raise ManifestError(f"{self.class_path!r} declares no task_type")

@@ -19,15 +19,26 @@ from serverless_agents.settings import current_settings
 
 
 def get_agent_secret(name: str) -> str:
-    settings = current_settings()
-    if not settings.agent:
-        raise ManifestError(f"secret {name!r} asked for outside an agent's function (SA_AGENT is not set)")
-    secrets = cached_manifest(settings.manifest_path).agent(settings.agent).secrets
+    agent, secrets = _agent_secret_ids(f"secret {name!r}")
     if name not in secrets:
         raise ManifestError(
-            f"agent {settings.agent!r} has no secret {name!r} in agents.toml (it has: {sorted(secrets)})"
+            f"agent {agent!r} has no secret {name!r} in agents.toml (it has: {sorted(secrets)})"
         )
     return _secret_value(secrets[name])
+
+
+def get_agent_secrets() -> dict[str, str]:
+    """Every secret of the agent, by name: for code that takes its credentials as keyword arguments
+    (Flyte 2 connectors, which flyte-sdk's server calls with the `Connection` secrets that way)."""
+    _, secrets = _agent_secret_ids("the agent's secrets")
+    return {name: _secret_value(secret_id) for name, secret_id in secrets.items()}
+
+
+def _agent_secret_ids(asked_for: str) -> tuple[str, dict[str, str]]:
+    settings = current_settings()
+    if not settings.agent:
+        raise ManifestError(f"{asked_for} asked for outside an agent's function (SA_AGENT is not set)")
+    return settings.agent, cached_manifest(settings.manifest_path).agent(settings.agent).secrets
 
 
 @functools.cache
