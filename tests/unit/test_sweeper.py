@@ -36,7 +36,7 @@ class ExecutionDoesNotExist(Exception):
 class FakeStepFunctions:
     """Executions by name: (status, stop date)."""
 
-    class exceptions:  # noqa: N801 - boto3 clients name their exceptions so
+    class exceptions:  # as boto3 clients name it
         ExecutionDoesNotExist = ExecutionDoesNotExist
 
     def __init__(self, executions: dict[str, tuple[str, datetime]]) -> None:
@@ -216,7 +216,8 @@ def test_a_task_whose_execution_never_started_ends_without_a_delete(table: Tasks
     record = table.get("t1")
     assert record.phase is Phase.FAILED
     assert record.message == (
-        "the task did not end by its bound (execution_timeout + end_within); ended by its bound, no job was recorded"
+        "the task did not end by its bound (execution_timeout + end_within); "
+        "ended by its bound, no job was recorded"
     )
 
 

@@ -221,7 +221,8 @@ def test_a_claim_past_the_bound_leaves_it(bounded: TasksTable) -> None:
     claimed = bounded.claim_cleanup("b2")
 
     assert claimed is not None
-    assert claimed.end_by is not None and claimed.end_by < time.time()
+    assert claimed.end_by is not None
+    assert claimed.end_by < time.time()
 
 
 def test_release_keeps_the_first_reason_and_the_last_error(bounded: TasksTable) -> None:

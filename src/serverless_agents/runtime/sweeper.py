@@ -19,6 +19,7 @@ The local stack's status-change driver lists and shapes events with the same fun
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -155,10 +156,9 @@ def end_overdue_task(table: TasksTable, task_id: str, deployment: str, sfn: Any,
         if execution is not None and execution["status"] == "RUNNING":
             return False  # its TimeoutSeconds ends it, and finalize deletes its job
         if execution is not None and execution["status"] in ENDED_STATUSES:
-            try:
+            # A delete that fails here leaves the task open: it ends unconfirmed below.
+            with contextlib.suppress(ServerlessAgentsError):
                 finalize_execution(status_change_event(execution)["detail"], deployment, lambda_client)
-            except ServerlessAgentsError:
-                pass  # delete failed: the task ends unconfirmed below
         record = table.get(task_id)
     return table.end_unconfirmed(task_id, *bound_ending(record))
 
