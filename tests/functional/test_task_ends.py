@@ -165,6 +165,22 @@ def test_get_always_failing_ends_the_task_and_deletes_its_job_once(ends: Harness
     assert ends.api.get_task(task_id).resource.message == resource.message
 
 
+def test_get_crashing_through_every_retry_ends_the_task_retryable_and_deletes_its_job_once(
+    ends: Harness,
+) -> None:
+    # The first get and the Get state's three retries (statemachines/async_agent.asl.json): then Catch.
+    ends.stack.lambdas.inject_fault(ends.function("job", "get"), "crash", times=4)
+    task_id = ends.submit(ends.request(custom={"polls": 5}))
+
+    resource = ends.wait(task_id)
+
+    assert Phase(resource.phase) is Phase.RETRYABLE_FAILED  # transient trouble: Flyte may retry the task
+    assert resource.message.startswith("Runtime.ExitError")
+    job = ends.job(task_id)
+    assert (job["gets"], job["deletes"]) == (0, 1)
+    assert task_id not in open_tasks(ends)
+
+
 def test_a_delete_that_fails_once_runs_once_and_the_task_ends_as_usual(ends: Harness) -> None:
     task_id = ends.submit(
         ends.request("example_job_patient", custom={"raise_on": "get", "delete_failures": 1})

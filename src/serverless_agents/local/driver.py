@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +35,8 @@ class _Retry:
 
 
 class StatusChangeDriver:
-    """`sweeper_function`, when given, is invoked every `sweep_interval` seconds, as the schedule would."""
+    """`sweeper_function`, when given, is invoked every `sweep_interval` seconds, as the schedule would.
+    `clock` (monotonic seconds) is what retries and sweeps are timed by."""
 
     def __init__(
         self,
@@ -47,6 +48,7 @@ class StatusChangeDriver:
         interval: float = 0.2,
         sweeper_function: str | None = None,
         sweep_interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._sfn = sfn_client
         self._lambda = lambda_client
@@ -54,7 +56,8 @@ class StatusChangeDriver:
         self._finalize = finalize_function
         self._sweeper = sweeper_function
         self._sweep_interval = sweep_interval
-        self._next_sweep = time.monotonic() + sweep_interval
+        self._clock = clock
+        self._next_sweep = clock() + sweep_interval
         self._delivered: set[str] = set()
         self._retries: dict[str, _Retry] = {}
         self._loop = Periodic("status-change-driver", interval, self.step)
@@ -67,14 +70,14 @@ class StatusChangeDriver:
 
     def step(self) -> None:
         self.deliver_pending()
-        if self._sweeper is not None and time.monotonic() >= self._next_sweep:
-            self._next_sweep = time.monotonic() + self._sweep_interval
+        if self._sweeper is not None and self._clock() >= self._next_sweep:
+            self._next_sweep = self._clock() + self._sweep_interval
             self.sweep()
 
     def deliver_pending(self) -> int:
         """Deliver an event for every watched ending not yet delivered and not backing off; returns how
         many were sent."""
-        now = time.monotonic()
+        now = self._clock()
         pending = [
             summary["executionArn"]
             for summary in ended_executions(self._sfn, self._state_machines)
@@ -98,7 +101,7 @@ class StatusChangeDriver:
         if self._invoke(self._finalize, event) is None:
             retry = self._retries.get(execution_arn, _Retry(0, 0.0))
             delay = min(RETRY_CAP, RETRY_BASE * 2**retry.failures)
-            self._retries[execution_arn] = _Retry(retry.failures + 1, time.monotonic() + delay)
+            self._retries[execution_arn] = _Retry(retry.failures + 1, self._clock() + delay)
             return
         self._retries.pop(execution_arn, None)
         self._delivered.add(execution_arn)
