@@ -167,7 +167,7 @@ def test_a_task_whose_delete_kept_failing_ends_at_its_bound_naming_its_job(table
     assert (record.phase, record.cleanup) == (Phase.RETRYABLE_FAILED, "unconfirmed")
     assert record.message == (
         "RetryableAgentError: the warehouse is busy; the agent's delete could not be confirmed within "
-        f"end_within=60s (1 attempts, last: HTTP 503): job {METADATA} may still be running"
+        f"end_within=60s after 1 attempt (last error: HTTP 503): job {METADATA} may still be running"
     )
     again = sweep([ARN], "sa", timedelta(hours=1), table, sfn_client=sfn, lambda_client=deletes)
     assert again.ended == []
@@ -239,6 +239,7 @@ def test_the_message_is_one_line_and_quotes_at_most_a_few_hundred_characters() -
     assert "\n" not in message
     assert len(message) < 1000
     assert message.startswith(
-        "aborted (DeleteTask or StopExecution); the agent's delete could not be confirmed (3 attempts"
+        "aborted (DeleteTask or StopExecution); the agent's delete could not be confirmed "
+        "after 3 attempts (last error: line one line two eee"
     )
     assert message.endswith("may still be running")

@@ -175,6 +175,9 @@ def bound_ending(record: TaskRecord) -> tuple[Phase, str]:
         if record.end_within is not None:
             delete += f" within end_within={record.end_within}s"
         if record.cleanup_attempts:
-            delete += f" ({record.cleanup_attempts} attempts, last: {record.cleanup_error[:_QUOTE_LIMIT]})"
+            attempts = record.cleanup_attempts
+            delete += f" after {attempts} attempt{'s' if attempts > 1 else ''}"
+        if record.cleanup_error:
+            delete += f" (last error: {record.cleanup_error[:_QUOTE_LIMIT]})"
         message = f"{reason}; {delete}: job {record.metadata[:_QUOTE_LIMIT]} may still be running"
     return phase, " ".join(message.split())
