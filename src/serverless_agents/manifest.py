@@ -13,6 +13,7 @@ the manifest imports nothing; `AgentSettings.load_class()` imports exactly one a
     timeout = 30                        # s, each Lambda invocation
     execution_timeout = 86400           # s, the whole task (state machine TimeoutSeconds)
     poll = { initial = 5, factor = 2.0, cap = 300 }
+    end_within = 3600                   # s, a task whose delete keeps failing is ended FAILED by then
     secrets = { token = "arn:aws:secretsmanager:..." }
     config = { endpoint = "https://..." }
 
@@ -135,6 +136,10 @@ class AgentSettings(BaseModel):
     timeout: Annotated[int, Field(ge=1, le=900)] = 29
     execution_timeout: Annotated[int, Field(ge=1, le=31_536_000)] = 86_400
     poll: PollBackoff = PollBackoff()
+    #: Seconds a task may stay open once its job should stop (its cleanup began, or its execution ended
+    #: or timed out): then the sweeper ends it FAILED, naming the job that may still run. The default
+    #: lets finalize's and the sweeper's retries of `delete` run first (docs/manifest.md#end_within).
+    end_within: Annotated[int, Field(ge=1, le=604_800)] = 3600
     secrets: dict[str, str] = {}
     #: Free-form settings handed to the agent class as `self.config` (no secrets: they go in `secrets`).
     config: dict[str, str | int | float | bool | list[str]] = {}

@@ -276,21 +276,16 @@ def test_poke_function_reads_and_ends_its_tasks_queries_only_the_index_and_reads
     ]
 
 
-def test_only_the_poke_function_queries_the_table_and_only_its_index(sensing: Synth) -> None:
+def test_only_the_poke_function_and_the_sweeper_query_the_table_each_its_index(sensing: Synth) -> None:
     queries = {
         owner: [s["Resource"] for s in statements if "dynamodb:Query" in as_list(s["Action"])]
         for owner, statements in policies_by_owner(sensing).items()
     }
+    table = {"Fn::GetAtt": [sensing.logical_id("AWS::DynamoDB::Table"), "Arn"]}
 
     assert {owner: q for owner, q in queries.items() if q} == {
-        f"{DEPLOYMENT}-files-poke": [
-            {
-                "Fn::Join": [
-                    "",
-                    [{"Fn::GetAtt": [sensing.logical_id("AWS::DynamoDB::Table"), "Arn"]}, "/index/watching"],
-                ]
-            }
-        ]
+        f"{DEPLOYMENT}-files-poke": [{"Fn::Join": ["", [table, "/index/watching"]]}],
+        f"{DEPLOYMENT}-sweeper": [{"Fn::Join": ["", [table, "/index/open"]]}],
     }
 
 

@@ -38,7 +38,8 @@ def test_counts_follow_the_manifest(base: Synth) -> None:
     assert found["AWS::Events::Rule"] == 2  # status changes -> finalize; the sweeper's schedule
     assert found["AWS::DynamoDB::Table"] == found["AWS::S3::Bucket"] == found["AWS::SNS::Topic"] == 1
     assert found["AWS::ApiGateway::RestApi"] == found["AWS::CloudWatch::Dashboard"] == 1
-    assert found["AWS::CloudWatch::Alarm"] == 2 * 10 + 2 + 1 + 1  # errors and throttles; failures; DLQ; 5xx
+    # errors and throttles; failures; DLQ; 5xx; tasks ended by their bound
+    assert found["AWS::CloudWatch::Alarm"] == 2 * 10 + 2 + 1 + 1 + 1
 
 
 def test_one_more_async_agent_adds_its_functions_and_state_machine(base: Synth, grown: Synth) -> None:
@@ -162,14 +163,24 @@ def test_tasks_table_and_payload_bucket(base: Synth) -> None:
             "AttributeDefinitions": [
                 {"AttributeName": "id", "AttributeType": "S"},
                 {"AttributeName": "watch", "AttributeType": "S"},
+                {"AttributeName": "open", "AttributeType": "S"},
+                {"AttributeName": "end_by", "AttributeType": "N"},
             ],
-            # As the local stack makes it, with or without sensors: the runtime's `watching` index.
+            # As the local stack makes it, with or without sensors: the runtime's `watching` and `open`.
             "GlobalSecondaryIndexes": [
                 {
                     "IndexName": "watching",
                     "KeySchema": [{"AttributeName": "watch", "KeyType": "HASH"}],
                     "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
+                },
+                {
+                    "IndexName": "open",
+                    "KeySchema": [
+                        {"AttributeName": "open", "KeyType": "HASH"},
+                        {"AttributeName": "end_by", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                },
             ],
             "BillingMode": "PAY_PER_REQUEST",
             "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},

@@ -164,6 +164,7 @@ class ServerlessAgentsStack(Stack):
                 code=code(CORE),
                 environment=environment,
                 machines=self.async_agents,
+                tasks=self.tasks,
             )
         self.api = AgentsApi(
             self,

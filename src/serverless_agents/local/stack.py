@@ -36,7 +36,7 @@ from serverless_agents.naming import (
 )
 from serverless_agents.registry import AgentRegistry
 from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
-from serverless_agents.tasks_table import WATCH_INDEX
+from serverless_agents.tasks_table import TTL_ATTRIBUTE, table_definition
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -63,7 +63,8 @@ class LocalStack:
     """Start with `with LocalStack("agents.toml") as stack:`; `stack.api_url` is the HTTP API.
 
     `schedule_period` fires every sensor schedule that often (seconds) instead of at its rate: AWS's
-    shortest rate is a minute, which is long for a demo or a test.
+    shortest rate is a minute, which is long for a demo or a test. The sweeper runs every
+    `sweep_interval` seconds (on AWS, every 15 minutes).
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class LocalStack:
         port: int = 0,
         driver_interval: float = 0.2,
         schedule_period: float | None = None,
+        sweep_interval: float = 60.0,
     ) -> None:
         self.manifest_path = Path(manifest_path).resolve()
         self.manifest = load_manifest(self.manifest_path)
@@ -86,6 +88,7 @@ class LocalStack:
         self.lambdas = InProcessLambdas()
         self._host, self._port, self._driver_interval = host, port, driver_interval
         self._schedule_period = schedule_period
+        self._sweep_interval = sweep_interval
         self._mock: Any = None
         self.api: LocalApiGateway | None = None
         self.driver: StatusChangeDriver | None = None
@@ -122,6 +125,8 @@ class LocalStack:
                 self.state_machine_arns.values(),
                 shared_function_name(self.deployment, "finalize"),
                 interval=self._driver_interval,
+                sweeper_function=shared_function_name(self.deployment, "sweeper"),
+                sweep_interval=self._sweep_interval,
             )
             self.driver.start()
             self.sensor_triggers = SensorTriggers(
@@ -173,25 +178,10 @@ class LocalStack:
 
     def _deploy(self) -> None:
         dynamodb = self.client("dynamodb")
-        dynamodb.create_table(
-            TableName=self.tasks_table,
-            AttributeDefinitions=[
-                {"AttributeName": "id", "AttributeType": "S"},
-                {"AttributeName": "watch", "AttributeType": "S"},
-            ],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": WATCH_INDEX,
-                    "KeySchema": [{"AttributeName": "watch", "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        dynamodb.create_table(**table_definition(self.tasks_table))
         dynamodb.update_time_to_live(
             TableName=self.tasks_table,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
         )
         self.create_bucket(self.payload_bucket, eventbridge=False)
         role_arn = self.client("iam").create_role(

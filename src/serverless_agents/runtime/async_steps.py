@@ -129,7 +129,7 @@ class AsyncAgentSteps:
             try:
                 resolve(self.agent.delete(self._metadata(record.metadata)))
             except Exception as e:
-                self.table.release_cleanup(task_id, f"delete failed, will retry: {e}")
+                self.table.release_cleanup(task_id, reason.phase, reason.message, " ".join(str(e).split()))
                 raise
         self.table.finish_cleanup(task_id, reason.phase, reason.message)
         return record.metadata is not None

@@ -8,6 +8,7 @@ repeated create (or a retry after a crash between two writes) starts at most one
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,7 @@ from serverless_agents.tasks_table import TaskRecord
 
 if TYPE_CHECKING:
     from serverless_agents.agent import BaseSensor
+    from serverless_agents.manifest import AgentSettings
     from serverless_agents.payloads import PayloadStore
     from serverless_agents.registry import AgentRegistry, RegisteredAgent
     from serverless_agents.tasks_table import TasksTable
@@ -117,16 +119,29 @@ class TaskService:
                 request,
             )
         else:
-            self._start_execution(agent.name, task_id, request)
+            self._start_execution(agent.name, task_id, request, agent.settings)
         return agent_pb2.CreateTaskResponse(resource_meta=resource_meta(task_id, agent.name))
 
-    def _start_execution(self, agent: str, task_id: str, request: agent_pb2.CreateTaskRequest) -> None:
+    def _start_execution(
+        self, agent: str, task_id: str, request: agent_pb2.CreateTaskRequest, settings: AgentSettings
+    ) -> None:
         state_machine_arn = f"{self.state_machine_arn_prefix}{agent}"
         execution = execution_arn(state_machine_arn, task_id)
         request_json, request_ref = self.payloads.offload(
             f"requests/{task_id}.json", wire.to_dict(request), STATE_PAYLOAD_LIMIT
         )
-        self.table.create(TaskRecord(task_id, agent, AgentKind.ASYNC.value, execution_arn=execution))
+        # Every task ends: by its execution's timeout, and if its cleanup fails, by `end_within` after that.
+        end_by = time.time() + settings.execution_timeout + settings.end_within
+        self.table.create(
+            TaskRecord(
+                task_id,
+                agent,
+                AgentKind.ASYNC.value,
+                execution_arn=execution,
+                end_within=settings.end_within,
+                end_by=end_by,
+            )
+        )
         execution_input = {"task_id": task_id, "agent": agent}
         execution_input |= {"request_ref": request_ref} if request_ref else {"request": request_json}
         try:
