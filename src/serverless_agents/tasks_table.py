@@ -125,6 +125,8 @@ class TaskRecord:
     ending_message: str = ""
     cleanup_error: str = ""
     cleanup_attempts: int = 0
+    #: DeleteTask was called: whatever cleanup ends the task afterwards, it ends ABORTED.
+    abort_requested: bool = False
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> TaskRecord:
@@ -162,6 +164,7 @@ class TaskRecord:
             ending_message=s("ending_message") or "",
             cleanup_error=s("cleanup_error") or "",
             cleanup_attempts=int(item.get("cleanup_attempts", {}).get("N", 0)),
+            abort_requested=item.get("abort_requested", {}).get("BOOL", False),
         )
 
 
@@ -284,6 +287,15 @@ class TasksTable:
             values,
             condition="attribute_exists(id) AND attribute_not_exists(cleanup)",
             remove=("watch", "open"),
+        )
+
+    def request_abort(self, task_id: str) -> bool:
+        """Note that Flyte asked to stop the task (before stopping it); False if it had ended already."""
+        return self._update(
+            task_id,
+            {"abort_requested": {"BOOL": True}},
+            condition="attribute_exists(id) AND attribute_not_exists(job_done) "
+            "AND attribute_not_exists(cleanup)",
         )
 
     def claim_cleanup(self, task_id: str) -> TaskRecord | None:

@@ -259,3 +259,14 @@ def test_end_unconfirmed_leaves_a_task_that_ended(bounded: TasksTable) -> None:
 
     assert not bounded.end_unconfirmed("b2", Phase.FAILED, "gave up")
     assert bounded.get("b2").phase is Phase.ABORTED
+
+
+def test_an_abort_request_is_noted_only_while_the_task_is_open(table: TasksTable) -> None:
+    table.create(TaskRecord("open-1", "job", "async"))
+    table.create(TaskRecord("done-1", "job", "async"))
+    table.record_job_finished("done-1", Phase.SUCCEEDED, "done", [], {}, None, None, 1)
+
+    assert table.request_abort("open-1")
+    assert not table.request_abort("done-1")
+    assert table.get("open-1").abort_requested
+    assert not table.get("done-1").abort_requested

@@ -125,6 +125,10 @@ class AsyncAgentSteps:
         record = self.table.claim_cleanup(task_id)
         if record is None:
             return False
+        if record.abort_requested and reason.phase is not Phase.ABORTED:
+            # Flyte aborted the task: a failure racing the abort (a step failing as StopExecution lands)
+            # does not turn Flyte's abort into a task failure.
+            reason = CleanupReason(Phase.ABORTED, "aborted: DeleteTask was called")
         if record.metadata is not None:
             try:
                 resolve(self.agent.delete(self._metadata(record.metadata)))

@@ -214,6 +214,8 @@ class TaskService:
         if record.kind == AgentKind.SENSOR.value:
             stop_sensor_task(self.table, self._schedules(record.agent), record)
             return
+        if not self.table.request_abort(task_id):
+            return  # it ended (or its cleanup began) since we read it
         try:
             with aws.transient_errors_as_unavailable("Step Functions"):
                 self._sfn.stop_execution(
