@@ -43,7 +43,7 @@ name = "sa-webhook"
 
 [agents.webhook]
 class = "serverless_agents.agents.webhook:WebhookAgent"
-config = { timeout = 1, allowed_hosts = ["127.0.0.1"] }
+config = { timeout = 1, allowed_hosts = ["127.0.0.1"], allow_private_networks = ["127.0.0.1"] }
 secrets = { slack_token = "sa-test-slack-token" }
 """
 _runs = itertools.count()

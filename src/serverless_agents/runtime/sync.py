@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING
 
 from flyteidl.admin import agent_pb2
 
-from serverless_agents.agent import Phase, Resource, resolve
+from serverless_agents.agent import Phase, Resource
 from serverless_agents.exceptions import InvalidRequest, LiteralConversionError
 from serverless_agents.identity import task_id_for
+from serverless_agents.runtime.boundary import call_agent
 from serverless_agents.runtime.translate import resource_message, task_context
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ def execute_sync(
             f"this agent serves {agent.task_type!r} version {agent.task_type_version}, "
             f"not {task.template.type!r} version {task.template.task_type_version}",
         )
-    resource = resolve(agent.do(task))
+    resource = call_agent(agent.do, task)
     try:
         message = resource_message(resource, task.template)
     except LiteralConversionError as e:
