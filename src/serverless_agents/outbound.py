@@ -147,10 +147,8 @@ class OutboundClient:
         """Parse and check `url`; raises DestinationRefused or, when the name does not resolve,
         DestinationUnavailable. Nothing is sent."""
         scheme, host, port, target = _parse(url, field)
-        if self.allowed_hosts is not None and not any(_matches(host, p) for p in self.allowed_hosts):
-            raise DestinationRefused(field, f"host {host!r} is not in this agent's allowed_hosts")
-        literal = _ip(host)
-        if literal is not None:
+        self._check_host(host, field)
+        if _ip(host) is not None:
             addresses = [host]
         else:
             try:
@@ -174,6 +172,10 @@ class OutboundClient:
         """One request to one of the destination's addresses (the next one if connecting fails)."""
         import urllib3
 
+        # A Destination is a plain value: whoever built it, only what passes the checks is called.
+        self._check_host(destination.host, "url")
+        for address in destination.addresses:
+            self._check_address(destination.host, address, "url")
         headers = {k: v for k, v in headers.items() if k.lower() != "host"}
         headers["Host"] = destination.host_header
         deadline = time.monotonic() + timeout
@@ -252,6 +254,10 @@ class OutboundClient:
             destination.scheme,
             pool_kwargs=tls if destination.scheme == "https" else None,
         )
+
+    def _check_host(self, host: str, field: str) -> None:
+        if self.allowed_hosts is not None and not any(_matches(host, p) for p in self.allowed_hosts):
+            raise DestinationRefused(field, f"host {host!r} is not in this agent's allowed_hosts")
 
     def _check_address(self, host: str, address: str, field: str) -> None:
         try:

@@ -198,13 +198,6 @@ def _redacted_copy(error: BaseException, depth: int) -> BaseException:
     return copy
 
 
-class RedactedError(Exception):
-    """Stands in for an exception whose type cannot be subclassed or built bare; named like it."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
-
-
 def _copy_of(kind: type[BaseException], message: str) -> BaseException:
     cls = _redacted_class(kind)
     try:
@@ -218,6 +211,12 @@ def _copy_of(kind: type[BaseException], message: str) -> BaseException:
 
 def _message_of(self: BaseException) -> str:
     return str(self.args[0]) if self.args else ""
+
+
+class RedactedError(Exception):
+    """Stands in for an exception whose type cannot be subclassed or built bare; named like it."""
+
+    __str__ = _message_of
 
 
 _classes: dict[type[BaseException], type[BaseException]] = {}

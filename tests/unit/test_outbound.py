@@ -346,6 +346,15 @@ def _closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def test_a_destination_built_by_hand_is_checked_too() -> None:
+    forged = Destination("http", "slack.com", 80, "/", ("169.254.169.254",))
+
+    with pytest.raises(DestinationRefused, match="cloud metadata"):
+        OutboundClient(EXAMPLE_HOSTS).send(forged, "GET", {}, None, 5)
+    with pytest.raises(DestinationRefused, match="allowed_hosts"):
+        OutboundClient(["example.com"]).send(forged, "GET", {}, None, 5)
+
+
 # TLS: the socket goes to the checked address, the certificate is checked for the host name.
 
 
