@@ -186,41 +186,34 @@ def _run_everything(stack: LocalStack, fake: FakeHttpServer, flyte: FlyteClient,
     http("http", lambda: api.execute_sync("leakysync", sync))
     grpc_call(lambda: flyte.execute_sync(sync))
 
-    # The async agent: succeeding, failing in get, crashing in create; over HTTP and gRPC.
-    task_ids: list[str] = []
-    for mode in ("succeed", "fail", "crash"):
+    # The async agent: succeeding, failing in get, crashing in create, outputs large enough for S3; over
+    # HTTP and gRPC. All started before any is waited for: they run side by side.
+    tasks: dict[str, bytes] = {}  # task id -> resource_meta
+    for mode in ("succeed", "fail", "crash", "big"):
         request = _leaky_request(mode)
         created = http("http", lambda request=request: api.create_task(request))
-        task_ids.append(task_id_from_resource_meta(created.resource_meta))
-        found.add("resource_meta", created.resource_meta.decode())
         meta = grpc_call(lambda mode=mode: flyte.create(_leaky_request(mode)))
-        found.add("resource_meta", meta.decode())
-        task_ids.append(task_id_from_resource_meta(meta))
-        grpc_call(lambda meta=meta: flyte.wait(meta, "leaky_job", lambda line: None, timeout=60))
-    big = http("http", lambda: api.create_task(_leaky_request("big")))
-    task_ids.append(task_id_from_resource_meta(big.resource_meta))
+        for resource_meta in (created.resource_meta, meta):
+            found.add("resource_meta", resource_meta.decode())
+            tasks[task_id_from_resource_meta(resource_meta)] = resource_meta
     # One left running, then deleted: its delete raises with the secret.
-    waiting = http("http", lambda: api.create_task(_leaky_request("wait")))
-    waiting_id = task_id_from_resource_meta(waiting.resource_meta)
-    task_ids.append(waiting_id)
-    _wait_for(
-        lambda: Phase(api.get_task(waiting_id).resource.phase) is Phase.RUNNING and _polled(api, waiting_id)
-    )
-    http("http", lambda: api.delete_task(waiting_id))
-    _wait_for(lambda: "delete" in api.get_task(waiting_id).resource.message)
-
+    waiting = http("http", lambda: api.create_task(_leaky_request("wait"))).resource_meta
+    waiting_id = task_id_from_resource_meta(waiting)
+    tasks[waiting_id] = waiting
     # The sensor: its first poke raises with the secret, the next one is met.
     sensor = task_request("leaky_sensor", inputs={"key": "k"}, outputs={}, execution=f"sensor{next(_runs)}")
-    sensor_id = task_id_from_resource_meta(http("http", lambda: api.create_task(sensor)).resource_meta)
-    task_ids.append(sensor_id)
+    sensor_meta = http("http", lambda: api.create_task(sensor)).resource_meta
+    tasks[task_id_from_resource_meta(sensor_meta)] = sensor_meta
 
-    for task_id in task_ids:
+    _wait_for(lambda: _polled(api, waiting_id))
+    http("http", lambda: api.delete_task(waiting_id))
+    for task_id, resource_meta in tasks.items():
         _wait_for(lambda task_id=task_id: _ended_or_cleaning(api, task_id))
         http("http", lambda task_id=task_id: api.get_task(task_id))
         raw = urllib3.request("GET", f"{stack.api_url}/v1/tasks/{task_id}", retries=False)
         found.add("http", raw.data.decode())
-        meta = json.dumps({"task_id": task_id, "agent": "x"}).encode()
-        grpc_call(lambda meta=meta: flyte.get(meta, "leaky_job"))
+        task_type = "sensor" if resource_meta == sensor_meta else "leaky_job"
+        grpc_call(lambda meta=resource_meta, task_type=task_type: flyte.get(meta, task_type))
 
 
 def _leaky_request(mode: str) -> agent_pb2.CreateTaskRequest:
@@ -230,7 +223,8 @@ def _leaky_request(mode: str) -> agent_pb2.CreateTaskRequest:
 
 
 def _polled(api: ApiClient, task_id: str) -> bool:
-    return "used" in api.get_task(task_id).resource.message
+    resource = api.get_task(task_id).resource
+    return Phase(resource.phase) is Phase.RUNNING and "used" in resource.message
 
 
 def _ended_or_cleaning(api: ApiClient, task_id: str) -> bool:
