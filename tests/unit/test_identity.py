@@ -110,6 +110,4 @@ def test_two_node_executions_sharing_an_identifier_get_two_ids() -> None:
     second = task_id_for(execution_id(), "s3://b/metadata/propeller/p-d-f6a2b9c/n1/data/0/sub-n0/data/0")
 
     assert first != second
-    assert first == task_id_for(
-        execution_id(), "s3://b/metadata/propeller/p-d-f6a2b9c/n0/data/0/sub-n0/data/0"
-    )
+    assert first == task_id_for(execution_id(), "s3://b/metadata/propeller/p-d-f6a2b9c/n0/data/0/sub-n0/data/0")
