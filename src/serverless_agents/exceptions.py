@@ -65,3 +65,11 @@ class DeadlineExceeded(ServerlessAgentsError):
 
 class ServiceUnavailable(ServerlessAgentsError):
     """An AWS service we depend on is throttling us or cannot be reached right now."""
+
+
+class DestinationRefused(InvalidRequest):
+    """An agent's outbound URL is malformed or names a destination it may not call; nothing was sent."""
+
+
+class DestinationUnavailable(RetryableAgentError):
+    """An agent's outbound call got no answer: the name did not resolve, or connecting or reading failed."""

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 from flyteidl.admin import agent_pb2
 
 from serverless_agents import wire
-from serverless_agents.agent import Phase, resolve
+from serverless_agents.agent import Phase
 from serverless_agents.exceptions import InvalidRequest, LiteralConversionError
 from serverless_agents.failures import one_line, phase_for_error_name
 from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT
+from serverless_agents.runtime.boundary import call_agent
 from serverless_agents.runtime.translate import encode_outputs, task_context
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class AsyncAgentSteps:
         if record.metadata is not None:
             # An earlier attempt created the job and recorded it before failing to answer: reuse it.
             return self._waiting(record.metadata, polls=0, phase=record.phase, message=record.message)
-        metadata = resolve(self.agent.create(task_context(task_id, self._request(state))))
+        metadata = call_agent(self.agent.create, task_context(task_id, self._request(state)))
         metadata_json = metadata.model_dump_json()
         try:
             recorded = self.table.record_progress(
@@ -102,7 +103,7 @@ class AsyncAgentSteps:
         job = state["job"]
         metadata = self._metadata(job["metadata"])
         polls = int(job["polls"]) + 1
-        resource = resolve(self.agent.get(metadata))
+        resource = call_agent(self.agent.get, metadata)
         if not resource.phase.is_terminal:
             if not self.table.record_progress(
                 task_id,
@@ -131,7 +132,7 @@ class AsyncAgentSteps:
             reason = CleanupReason(Phase.ABORTED, "aborted: DeleteTask was called")
         if record.metadata is not None:
             try:
-                resolve(self.agent.delete(self._metadata(record.metadata)))
+                call_agent(self.agent.delete, self._metadata(record.metadata))
             except Exception as e:
                 self.table.release_cleanup(task_id, reason.phase, reason.message, " ".join(str(e).split()))
                 raise
@@ -170,7 +171,7 @@ class AsyncAgentSteps:
 
     def _delete_quietly(self, metadata: ResourceMetadata) -> None:
         try:
-            resolve(self.agent.delete(metadata))
+            call_agent(self.agent.delete, metadata)
         except Exception:
             import logging
 

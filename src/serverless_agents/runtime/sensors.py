@@ -26,11 +26,12 @@ from typing import TYPE_CHECKING, Any
 from flyteidl.admin import agent_pb2
 
 from serverless_agents import aws, wire
-from serverless_agents.agent import AgentKind, Phase, resolve
+from serverless_agents.agent import AgentKind, Phase
 from serverless_agents.exceptions import InvalidRequest, TaskNotFound
 from serverless_agents.failures import failure_phase, one_line
 from serverless_agents.naming import sensor_schedule_name
 from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT
+from serverless_agents.runtime.boundary import call_agent
 from serverless_agents.runtime.translate import task_context
 from serverless_agents.tasks_table import TaskRecord
 
@@ -114,7 +115,7 @@ def register_sensor_task(
             message="waiting for the condition",
             request=request_json,
             request_ref=request_ref,
-            watch=sensor.watch_key(**task.inputs),
+            watch=call_agent(sensor.watch_key, **task.inputs),
             deadline=time.time() + timeout,
             schedule=schedule,
         )
@@ -184,7 +185,7 @@ class SensorSteps:
         if "task_ids" in event:
             task_ids = [str(task_id) for task_id in event["task_ids"]]
         else:
-            keys = self.sensor.event_keys(event)
+            keys = call_agent(self.sensor.event_keys, event)
             task_ids = list(
                 dict.fromkeys(task_id for key in keys for task_id in self.table.tasks_watching(key))
             )
@@ -207,7 +208,7 @@ class SensorSteps:
             )
         task = task_context(task_id, self._request(record))
         try:
-            met = bool(resolve(self.sensor.poke(**task.inputs)))
+            met = bool(call_agent(self.sensor.poke, **task.inputs))
         except Exception as e:
             errors = record.poke_errors + 1
             reason = f"{type(e).__name__}: {e}"

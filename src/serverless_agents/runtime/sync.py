@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, TypeVar
 
 from flyteidl.admin import agent_pb2
 
-from serverless_agents.agent import Phase, Resource, resolve
+from serverless_agents.agent import Phase, Resource
 from serverless_agents.exceptions import DeadlineExceeded, InvalidRequest, LiteralConversionError
 from serverless_agents.failures import failure_resource
 from serverless_agents.identity import task_id_for
+from serverless_agents.runtime.boundary import call_agent
 from serverless_agents.runtime.translate import resource_message, task_context
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def execute_sync(
         )
     limit = target.timeout if time_left is None else min(target.timeout, time_left - ANSWER_MARGIN_SECONDS)
     try:
-        resource = _within(limit, lambda: resolve(agent.do(task)))
+        resource = _within(limit, lambda: call_agent(agent.do, task))
     except _LimitReached:
         raise DeadlineExceeded(
             f"sync agent {target.name!r} did not answer within its {target.timeout:g} s limit "
