@@ -19,7 +19,7 @@ from flyteidl.admin import agent_pb2
 from serverless_agents import wire
 from serverless_agents.agent import Phase, resolve
 from serverless_agents.exceptions import InvalidRequest, LiteralConversionError
-from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT
+from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT, payload_key
 from serverless_agents.runtime.translate import encode_outputs, task_context
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ class AsyncAgentSteps:
             return Phase.FAILED, f"the agent's outputs do not match the task interface: {e}", None, None
         assert literal_map is not None
         outputs, ref = self.payloads.offload(
-            f"outputs/{task_id}.json", wire.to_dict(literal_map), ITEM_PAYLOAD_LIMIT
+            payload_key("outputs", state["agent"], task_id), wire.to_dict(literal_map), ITEM_PAYLOAD_LIMIT
         )
         return resource.phase, resource.message, outputs, ref
 

@@ -25,7 +25,7 @@ from serverless_agents.naming import (
     execution_arn,
     sensor_schedule_group,
 )
-from serverless_agents.payloads import STATE_PAYLOAD_LIMIT
+from serverless_agents.payloads import STATE_PAYLOAD_LIMIT, payload_key
 from serverless_agents.runtime.sensors import (
     SensorRegistration,
     SensorSchedules,
@@ -121,7 +121,7 @@ class TaskService:
         state_machine_arn = f"{self.state_machine_arn_prefix}{agent}"
         execution = execution_arn(state_machine_arn, task_id)
         request_json, request_ref = self.payloads.offload(
-            f"requests/{task_id}.json", wire.to_dict(request), STATE_PAYLOAD_LIMIT
+            payload_key("requests", agent, task_id), wire.to_dict(request), STATE_PAYLOAD_LIMIT
         )
         self.table.create(TaskRecord(task_id, agent, AgentKind.ASYNC.value, execution_arn=execution))
         execution_input = {"task_id": task_id, "agent": agent}
