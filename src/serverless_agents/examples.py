@@ -1,7 +1,8 @@
 """Example agents for the demo and the tests: a job on a pretend platform, and an echo.
 
-`JobAgent`'s "platform" keeps each job as a JSON object in the payload bucket, so the job outlives the
-Lambda that created it (as a real warehouse query would) and a test can count how often `delete` ran.
+`JobAgent`'s "platform" keeps each job as a JSON object in the payload bucket, under the agent's own
+`state/` prefix (its functions may touch no other agent's keys), so the job outlives the Lambda that
+created it (as a real warehouse query would) and a test can count how often `delete` ran.
 The template's `custom` steers it:
 
     {"polls": 3}                 finish after three gets
@@ -33,6 +34,7 @@ from serverless_agents.agent import (
 )
 from serverless_agents.exceptions import AgentError
 from serverless_agents.literals import decode_literal_map
+from serverless_agents.payloads import payload_key
 from serverless_agents.settings import current_settings
 
 
@@ -49,7 +51,9 @@ class JobAgent(AsyncAgentBase[JobMetadata]):
         settings = dict(task.custom)
         if settings.get("raise_on") == "create":
             raise AgentError("the example platform refused the job (raise_on=create)")
-        metadata = JobMetadata(job_id=uuid.uuid4().hex, bucket=current_settings().payload_bucket)
+        runtime = current_settings()
+        # The id starts with the agent's name: `job_key` keeps the job under that agent's own prefix.
+        metadata = JobMetadata(job_id=f"{runtime.agent}/{uuid.uuid4().hex}", bucket=runtime.payload_bucket)
         self._save(
             metadata,
             {
@@ -91,7 +95,8 @@ class JobAgent(AsyncAgentBase[JobMetadata]):
 
     @staticmethod
     def job_key(job_id: str) -> str:
-        return f"example-jobs/{job_id}.json"
+        agent, _, job = job_id.partition("/")
+        return payload_key("state", agent, job)
 
     def _load(self, metadata: JobMetadata) -> dict[str, Any]:
         body = aws.client("s3").get_object(Bucket=metadata.bucket, Key=self.job_key(metadata.job_id))["Body"]

@@ -94,9 +94,7 @@ class Harness:
         return dict(json.loads(body["Body"].read()))
 
     def job_count(self) -> int:
-        listing = self.stack.client("s3").list_objects_v2(
-            Bucket=self.stack.payload_bucket, Prefix="example-jobs/"
-        )
+        listing = self.stack.client("s3").list_objects_v2(Bucket=self.stack.payload_bucket, Prefix="state/")
         return int(listing.get("KeyCount", 0))
 
     def executions(self, agent: str, task_id: str | None = None) -> list[dict[str, Any]]:

@@ -152,6 +152,9 @@ def test_environment_matches_the_local_stack(base: Synth) -> None:
             # SA_SCHEDULER_ROLE_ARN only with sensors (test_sensors.py): no schedules, no role for them.
             "POWERTOOLS_SERVICE_NAME": "serverless-agents",
             "POWERTOOLS_METRICS_NAMESPACE": "ServerlessAgents",
+            # No task data in X-Ray (test_iac_checks.py checks every function of every template).
+            "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+            "POWERTOOLS_TRACER_CAPTURE_ERROR": "false",
         }, name
 
 
@@ -197,7 +200,8 @@ def test_tasks_table_and_payload_bucket(base: Synth) -> None:
     expiring = {
         r["Prefix"]: r["ExpirationInDays"] for r in bucket["LifecycleConfiguration"]["Rules"] if "Prefix" in r
     }
-    assert expiring == {"requests/": 32, "outputs/": 32}  # the tasks' TTL (30 days) and a margin
+    # Every kind of payload key (serverless_agents.payloads): the tasks' TTL (30 days) and a margin.
+    assert expiring == {"requests/": 32, "outputs/": 32, "state/": 32}
     (policy,) = base.properties("AWS::S3::BucketPolicy")
     assert any(
         s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}

@@ -20,7 +20,7 @@ from serverless_agents import wire
 from serverless_agents.agent import Phase
 from serverless_agents.exceptions import InvalidRequest, LiteralConversionError
 from serverless_agents.failures import one_line, phase_for_error_name
-from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT
+from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT, payload_key
 from serverless_agents.runtime.boundary import call_agent
 from serverless_agents.runtime.translate import encode_outputs, task_context
 
@@ -151,7 +151,7 @@ class AsyncAgentSteps:
             return Phase.FAILED, f"the agent's outputs do not match the task interface: {e}", None, None
         assert literal_map is not None
         outputs, ref = self.payloads.offload(
-            f"outputs/{task_id}.json", wire.to_dict(literal_map), ITEM_PAYLOAD_LIMIT
+            payload_key("outputs", state["agent"], task_id), wire.to_dict(literal_map), ITEM_PAYLOAD_LIMIT
         )
         return resource.phase, resource.message, outputs, ref
 

@@ -30,7 +30,7 @@ from serverless_agents.agent import AgentKind, Phase
 from serverless_agents.exceptions import InvalidRequest, TaskNotFound
 from serverless_agents.failures import failure_phase, one_line
 from serverless_agents.naming import sensor_schedule_name
-from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT
+from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT, payload_key
 from serverless_agents.runtime.boundary import call_agent
 from serverless_agents.runtime.translate import task_context
 from serverless_agents.tasks_table import TaskRecord
@@ -103,7 +103,7 @@ def register_sensor_task(
     task = task_context(task_id, request)
     timeout = request.template.metadata.timeout.ToTimedelta().total_seconds() or settings.sensor_timeout
     request_json, request_ref = payloads.offload(
-        f"requests/{task_id}.json", wire.to_dict(request), ITEM_PAYLOAD_LIMIT
+        payload_key("requests", agent_name, task_id), wire.to_dict(request), ITEM_PAYLOAD_LIMIT
     )
     schedule = sensor_schedule_name(task_id)
     created = table.create(

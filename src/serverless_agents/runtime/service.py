@@ -26,7 +26,7 @@ from serverless_agents.naming import (
     execution_arn,
     sensor_schedule_group,
 )
-from serverless_agents.payloads import STATE_PAYLOAD_LIMIT
+from serverless_agents.payloads import STATE_PAYLOAD_LIMIT, payload_key
 from serverless_agents.runtime.sensors import (
     SensorRegistration,
     SensorSchedules,
@@ -128,7 +128,7 @@ class TaskService:
         state_machine_arn = f"{self.state_machine_arn_prefix}{agent}"
         execution = execution_arn(state_machine_arn, task_id)
         request_json, request_ref = self.payloads.offload(
-            f"requests/{task_id}.json", wire.to_dict(request), STATE_PAYLOAD_LIMIT
+            payload_key("requests", agent, task_id), wire.to_dict(request), STATE_PAYLOAD_LIMIT
         )
         # Every task ends: by its execution's timeout, and if its cleanup fails, by `end_within` after that.
         end_by = time.time() + settings.execution_timeout + settings.end_within
