@@ -12,5 +12,11 @@ from infra.cdk.serverless_agents_cdk.toolchain import packaged_node
 os.environ.setdefault("JSII_NODE", packaged_node())  # before the import below starts jsii
 
 from infra.cdk.serverless_agents_cdk.app import main
+from infra.cdk.serverless_agents_cdk.bundles import BundleError
 
-main()
+from serverless_agents.exceptions import ServerlessAgentsError
+
+try:
+    main()
+except (ServerlessAgentsError, BundleError) as e:  # a bad manifest is one line, as in `up`, not a traceback
+    sys.exit(f"app.py: {e}")

@@ -6,6 +6,8 @@ the manifest imports nothing; `AgentSettings.load_class()` imports exactly one a
 
     [deployment]
     name = "serverless-agents"          # prefix of every resource name
+    code_path = ["../my-agents"]        # folders of agent code outside this project, from the manifest's
+                                        # folder: importable under `up`, copied into the Lambda bundles
 
     [agents.job]
     class = "serverless_agents.examples:JobAgent"
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import sys
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -177,6 +180,8 @@ class DeploymentSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,19}$")] = "serverless-agents"
+    #: Folders holding agent code kept outside this project, relative to the manifest (`use_code_path`).
+    code_path: list[Annotated[str, Field(min_length=1)]] = []
 
 
 class Manifest(BaseModel):
@@ -221,3 +226,18 @@ def load_manifest(path: str | Path) -> Manifest:
     except OSError as e:
         raise ManifestError(f"cannot read manifest {path}: {e.strerror}") from e
     return parse_manifest(text, source=str(path))
+
+
+def use_code_path(manifest: Manifest, manifest_path: str | Path) -> None:
+    """Make the manifest's `deployment.code_path` folders importable (first on `sys.path`), as `up`, the
+    bundler and the CDK app need before they load agent classes. Lambdas do not call it: their bundle
+    already holds the agents' code at its root."""
+    base = Path(manifest_path).resolve().parent
+    for entry in reversed(manifest.deployment.code_path):
+        folder = (base / entry).resolve()
+        if not folder.is_dir():
+            raise ManifestError(
+                f"{manifest_path}: deployment.code_path: {entry!r} is not a folder ({folder})"
+            )
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))

@@ -3,8 +3,11 @@
 For each agent in the manifest: its Lambda functions (create / get / delete, sync, or poke) and, for async
 agents, the state machine rendered from `statemachines/async_agent.asl.json`; for sensors, a schedule group
 and the manifest's EventBridge rules. Shared: the tasks table, the payload bucket, the api and finalize
-functions. Then the in-process Lambda hook, the drivers standing in for EventBridge (status changes,
-sensor schedules and events) and the local API Gateway on localhost.
+functions; every bucket the sensors' event patterns name. Then the in-process Lambda hook, the drivers
+standing in for EventBridge (status changes, sensor schedules and events) and the local API Gateway on
+localhost; with `aws_port`, the emulated AWS APIs themselves on localhost too (moto's server, in a thread
+of this process, over the same in-memory backends), so `aws --endpoint-url` or boto3 can upload the file
+a sensor waits for.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from serverless_agents.local.apigateway import LocalApiGateway
 from serverless_agents.local.driver import StatusChangeDriver
 from serverless_agents.local.lambda_dispatch import InProcessLambdas
 from serverless_agents.local.sensor_triggers import SensorTriggers, SensorWiring
-from serverless_agents.manifest import load_manifest
+from serverless_agents.manifest import load_manifest, use_code_path
 from serverless_agents.naming import (
     FunctionRole,
     agent_function_name,
@@ -62,7 +65,8 @@ class LocalStack:
     """Start with `with LocalStack("agents.toml") as stack:`; `stack.api_url` is the HTTP API.
 
     `schedule_period` fires every sensor schedule that often (seconds) instead of at its rate: AWS's
-    shortest rate is a minute, which is long for a demo or a test.
+    shortest rate is a minute, which is long for a demo or a test. `aws_port` serves the emulated AWS APIs
+    on that port (0: any free port) at `stack.aws_url`.
     """
 
     def __init__(
@@ -74,9 +78,11 @@ class LocalStack:
         port: int = 0,
         driver_interval: float = 0.2,
         schedule_period: float | None = None,
+        aws_port: int | None = None,
     ) -> None:
         self.manifest_path = Path(manifest_path).resolve()
         self.manifest = load_manifest(self.manifest_path)
+        use_code_path(self.manifest, self.manifest_path)
         self.registry = AgentRegistry.from_manifest(self.manifest)
         self.deployment = self.manifest.deployment.name
         self.region = region
@@ -85,6 +91,8 @@ class LocalStack:
         self.lambdas = InProcessLambdas()
         self._host, self._port, self._driver_interval = host, port, driver_interval
         self._schedule_period = schedule_period
+        self._aws_port = aws_port
+        self._aws_server: Any = None
         self._mock: Any = None
         self.api: LocalApiGateway | None = None
         self.driver: StatusChangeDriver | None = None
@@ -98,6 +106,13 @@ class LocalStack:
     def api_url(self) -> str:
         assert self.api is not None, "the stack is not started"
         return self.api.url
+
+    @property
+    def aws_url(self) -> str:
+        """The emulated AWS APIs' endpoint (`aws --endpoint-url`), when started with `aws_port`."""
+        assert self._aws_server is not None, "the stack serves no AWS endpoint: pass aws_port"
+        host, port = self._aws_server.get_host_and_port()
+        return f"http://{host}:{port}"
 
     def client(self, service: str) -> Any:
         import boto3
@@ -133,12 +148,20 @@ class LocalStack:
             self.sensor_triggers.start()
             self.api = LocalApiGateway(self.client("lambda"), self.deployment, self._host, self._port)
             self.api.start()
+            if self._aws_port is not None:
+                from moto.server import ThreadedMotoServer
+
+                self._aws_server = ThreadedMotoServer(self._host, self._aws_port, verbose=False)
+                self._aws_server.start()
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
+        if self._aws_server is not None:
+            self._aws_server.stop()
+            self._aws_server = None
         if self.api is not None:
             self.api.stop()
         for driver in (self.driver, self.sensor_triggers):
@@ -160,6 +183,8 @@ class LocalStack:
     def create_bucket(self, name: str, *, eventbridge: bool = True) -> None:
         """A bucket of the user's, sending its events to EventBridge as sensors on S3 need."""
         s3 = self.client("s3")
+        if name in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+            return
         if self.region == "us-east-1":
             s3.create_bucket(Bucket=name)
         else:
@@ -275,11 +300,23 @@ class LocalStack:
                 rule = f"{self.deployment}-{agent.name}-{number}"
                 events.put_rule(Name=rule, EventPattern=json.dumps(pattern))
                 events.put_targets(Rule=rule, Targets=[{"Id": "poke", "Arn": queue_arn}])
+            for bucket in event_buckets(agent.settings.events):
+                self.create_bucket(bucket)
         self._sensors.append(
             SensorWiring(
                 agent.settings, agent_function_name(self.deployment, agent.name, "poke"), group, queue_url
             )
         )
+
+
+def event_buckets(patterns: list[dict[str, Any]]) -> list[str]:
+    """The buckets S3 event patterns name exactly (`detail.bucket.name`), in order."""
+    names: list[str] = []
+    for pattern in patterns:
+        for name in pattern.get("detail", {}).get("bucket", {}).get("name", []):
+            if isinstance(name, str) and name not in names:  # not a content filter such as {prefix = ...}
+                names.append(name)
+    return names
 
 
 def quiet_local_observability() -> None:

@@ -1,0 +1,110 @@
+"""docs/writing-agents.md, "A sensor under `serverless-agents up`", done as the page says: its sensor, its
+manifest (agent code found through `code_path`, no PYTHONPATH for it), `serverless-agents up` with its flags
+in a process of its own, and its `fire_marker.py` in another, which creates a task over the HTTP API and
+uploads the marker through the emulated S3 endpoint; the upload's event completes the task.
+
+The page's fixed ports (8080, 4566) become free ones: the test reads the URLs `up` prints.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from queue import Empty, Queue
+
+import pytest
+
+pytestmark = pytest.mark.functional
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = (ROOT / "docs" / "writing-agents.md").read_text()
+SECTION = PAGE[PAGE.index("## A sensor under `serverless-agents up`") :]
+STARTUP_LINES = 200  # `up` prints a handful before it serves; more means it never came up
+
+
+def blocks(text: str, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.DOTALL)
+
+
+def sensor_module() -> str:
+    (module,) = [b for b in blocks(PAGE, "python") if "class SuccessMarkerSensor" in b]
+    return module
+
+
+def read_until(lines: Queue[str | None], pattern: str, seen: list[str]) -> re.Match[str]:
+    for _ in range(STARTUP_LINES):
+        try:
+            line = lines.get(timeout=120)
+        except Empty:
+            break
+        if line is None:
+            break
+        seen.append(line)
+        if match := re.search(pattern, line):
+            return match
+    raise AssertionError(f"`up` never printed {pattern!r}:\n{''.join(seen)}")
+
+
+def test_the_pages_sensor_fires_on_an_upload_against_up(tmp_path: Path) -> None:
+    (tmp_path / "my_agents").mkdir()
+    (tmp_path / "my_agents" / "markers.py").write_text(sensor_module())
+    (manifest,) = [b for b in blocks(SECTION, "toml") if "SuccessMarkerSensor" in b]
+    (tmp_path / "markers.toml").write_text(manifest)
+    (script,) = blocks(SECTION, "python")
+    (command,) = [line for line in SECTION.splitlines() if line.startswith("$ ") and " up " in line]
+    flags = shlex.split(command)[2:]  # after `$ .../serverless-agents`
+    assert flags[:3] == ["up", "--manifest", "markers.toml"]
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    free_ports = ["--port", "0", "--grpc-port", "0", "--aws-port", "0"]
+    up = subprocess.Popen(
+        [str(Path(sys.executable).parent / "serverless-agents"), *flags, *free_ports],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: Queue[str | None] = Queue()
+
+    def pump() -> None:
+        assert up.stdout is not None
+        for line in up.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
+    try:
+        api = read_until(lines, r"HTTP API on (http://127\.0\.0\.1:\d+)", seen)[1]
+        aws = read_until(lines, r"emulated AWS APIs on (http://127\.0\.0\.1:\d+)", seen)[1]
+        read_until(lines, r"agent markers: sensor, task type 'success_marker'", seen)
+        (tmp_path / "fire_marker.py").write_text(
+            script.replace("http://127.0.0.1:8080", api).replace("http://127.0.0.1:4566", aws)
+        )
+        fired = subprocess.run(
+            [sys.executable, "fire_marker.py"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        up.send_signal(signal.SIGINT)
+        try:
+            up.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait()
+
+    assert fired.returncode == 0, fired.stderr[-3000:]
+    (expected,) = re.findall(r"^```\n\$ [^\n]* fire_marker\.py\n(.*?)```", SECTION, re.DOTALL | re.MULTILINE)
+    assert fired.stdout.splitlines() == expected.splitlines()
