@@ -8,6 +8,7 @@ serverless-agents adapter  --api URL [--port 8000] [--metrics-port 9090]
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import threading
@@ -38,6 +39,7 @@ def _up(args: argparse.Namespace) -> int:
     from serverless_agents.adapter.server import Adapter
     from serverless_agents.local.stack import LocalStack, quiet_local_observability
 
+    _configure_logging(args.verbose)
     quiet_local_observability()
     with LocalStack(
         args.manifest,
@@ -70,12 +72,27 @@ def _up(args: argparse.Namespace) -> int:
                 print("demo finished", flush=True)
                 if args.exit_after_demo:
                     return 0
+            # The demo narrates its own tasks; from here on, every task's events, one line each.
+            stack.watch_tasks(lambda line: print(line, flush=True))
             _serve_forever(
                 f"flytepropeller's agent endpoint: {adapter.address}; try: curl {stack.api_url}/v1/agents"
             )
         finally:
             adapter.stop()
     return 0
+
+
+def _configure_logging(verbose: bool) -> None:
+    """Warnings in one line each; the emulator's own logs and the functions' JSON logs with --verbose only
+    (a failed job is already one task line, and moto repeats it as a Step Functions error dump)."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if verbose:
+        os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO")
+    else:
+        logging.getLogger("moto").setLevel(logging.CRITICAL)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 
 def _sensor_bucket(stack: LocalStack) -> str | None:
@@ -147,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo", action="store_true", help="run a short demo through the adapter, as Flyte would"
     )
     up.add_argument("--exit-after-demo", action="store_true", help="stop once the demo is done")
+    up.add_argument(
+        "--verbose", action="store_true", help="also the emulator's logs and the functions' JSON logs"
+    )
     up.set_defaults(run=_up)
 
     adapter = commands.add_parser("adapter", help="serve flyteidl's agent services in front of the HTTP API")

@@ -1,7 +1,8 @@
 """docs/writing-agents.md, "A sensor under `serverless-agents up`", done as the page says: its sensor, its
 manifest (agent code found through `code_path`, no PYTHONPATH for it), `serverless-agents up` with its flags
 in a process of its own, and its `fire_marker.py` in another, which creates a task over the HTTP API and
-uploads the marker through the emulated S3 endpoint; the upload's event completes the task.
+uploads the marker through the emulated S3 endpoint; the upload's event completes the task, and `up` says so
+in one line per task event.
 
 The page's fixed ports (8080, 4566) become free ones: the test reads the URLs `up` prints.
 """
@@ -106,5 +107,44 @@ def test_the_pages_sensor_fires_on_an_upload_against_up(tmp_path: Path) -> None:
             up.wait()
 
     assert fired.returncode == 0, fired.stderr[-3000:]
+    # `up` said one line per task event, and nothing of the emulator's.
+    while (line := lines.get(timeout=30)) is not None:
+        seen.append(line)
+    events = [line.rstrip("\n") for line in seen if line.startswith("task ")]
+    assert [re.sub(r"^task [\w-]+: ", "", line) for line in events] == [
+        "created (agent markers), RUNNING: waiting for the condition",
+        "ended SUCCEEDED: the condition is met",
+    ]
+    assert not [line for line in seen if "Traceback" in line or "Exception" in line]
     (expected,) = re.findall(r"^```\n\$ [^\n]* fire_marker\.py\n(.*?)```", SECTION, re.DOTALL | re.MULTILINE)
     assert fired.stdout.splitlines() == expected.splitlines()
+
+
+def test_task_events_are_one_line_each_with_the_agents_own_error(tmp_path: Path) -> None:
+    """An async job whose `get` raises AgentError (examples.JobAgent, raise_on=get): created, running, and
+    ended FAILED with the agent's one-line message; nothing of Step Functions' failure event."""
+    from serverless_agents.client import ApiClient, task_id_from_resource_meta
+    from serverless_agents.local.stack import LocalStack
+    from serverless_agents.testing import task_request
+
+    manifest = tmp_path / "agents.toml"
+    manifest.write_text(
+        '[agents.job]\nclass = "serverless_agents.examples:JobAgent"\n'
+        "poll = { initial = 0, factor = 1.0, cap = 0 }\n"
+    )
+    said: list[str] = []
+    with LocalStack(manifest) as stack:
+        stack.watch_tasks(said.append)
+        api = ApiClient(stack.api_url)
+        request = task_request("example_job", inputs={}, outputs={}, custom={"raise_on": "get"})
+        task_id = task_id_from_resource_meta(api.create_task(request).resource_meta)
+        for _ in range(600):
+            if any(line.startswith(f"task {task_id}: ended") for line in said):
+                break
+            threading.Event().wait(0.1)
+
+    assert said[0].startswith(f"task {task_id}: created (agent job)")
+    assert said[-1] == (
+        f"task {task_id}: ended FAILED: AgentError: the example platform lost track of the job (raise_on=get)"
+    )
+    assert all("\n" not in line and "Exception" not in line for line in said)

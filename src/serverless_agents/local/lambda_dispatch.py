@@ -134,7 +134,8 @@ class InProcessLambdas:
         # Nobody waits for an asynchronous invocation's answer; Lambda would log its failure, so do we.
         payload, errored = self._call_in_container(fn, event)
         if errored:
-            logger.warning("asynchronous invocation of %s failed: %s", fn.function_name, payload[:2000])
+            logger.warning("asynchronous invocation of %s failed: %s", fn.function_name, error_line(payload))
+            logger.debug("its answer: %s", payload[:4000])
 
     @staticmethod
     def _call(fn: Any, event: Any) -> tuple[bytes, bool]:
@@ -189,3 +190,12 @@ def _discard_unpublished_metrics() -> None:
         from aws_lambda_powertools import Metrics
 
         Metrics().clear_metrics()
+
+
+def error_line(payload: bytes) -> str:
+    """A failed invocation's answer (`{"errorType", "errorMessage", "stackTrace"}`) as one line."""
+    try:
+        answer = json.loads(payload)
+        return f"{answer['errorType']}: {' '.join(str(answer['errorMessage']).split())}"
+    except (ValueError, TypeError, KeyError):
+        return " ".join(payload[:500].decode(errors="replace").split())

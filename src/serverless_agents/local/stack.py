@@ -17,6 +17,7 @@ import json
 import os
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from serverless_agents.local.apigateway import LocalApiGateway
 from serverless_agents.local.driver import StatusChangeDriver
 from serverless_agents.local.lambda_dispatch import InProcessLambdas
 from serverless_agents.local.sensor_triggers import SensorTriggers, SensorWiring
+from serverless_agents.local.task_events import TaskEvents
 from serverless_agents.manifest import load_manifest, use_code_path
 from serverless_agents.naming import (
     FunctionRole,
@@ -93,6 +95,7 @@ class LocalStack:
         self._schedule_period = schedule_period
         self._aws_port = aws_port
         self._aws_server: Any = None
+        self.task_events: TaskEvents | None = None
         self._mock: Any = None
         self.api: LocalApiGateway | None = None
         self.driver: StatusChangeDriver | None = None
@@ -159,6 +162,9 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        if self.task_events is not None:
+            self.task_events.stop()
+            self.task_events = None
         if self._aws_server is not None:
             self._aws_server.stop()
             self._aws_server = None
@@ -171,6 +177,14 @@ class LocalStack:
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
+
+    def watch_tasks(self, say: Callable[[str], object]) -> None:
+        """From now on, `say` one line per task event: created, phase change, ended (`local.task_events`)."""
+        if self.task_events is None:
+            self.task_events = TaskEvents(
+                self.client("dynamodb"), self.tasks_table, say, interval=self._driver_interval
+            )
+            self.task_events.start()
 
     def __enter__(self) -> LocalStack:
         return self.start()
