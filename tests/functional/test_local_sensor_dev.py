@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -148,3 +149,22 @@ def test_task_events_are_one_line_each_with_the_agents_own_error(tmp_path: Path)
         f"task {task_id}: ended FAILED: AgentError: the example platform lost track of the job (raise_on=get)"
     )
     assert all("\n" not in line and "Exception" not in line for line in said)
+
+
+def test_an_aws_port_in_use_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from serverless_agents.cli import main
+
+    manifest = tmp_path / "agents.toml"
+    manifest.write_text('[agents.echo]\nclass = "serverless_agents.examples:EchoAgent"\n')
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        code = main(
+            ["up", "--manifest", str(manifest), "--port", "0", "--grpc-port", "0", "--aws-port", str(port)]
+        )
+
+    assert code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"serverless-agents: cannot serve the emulated AWS APIs on 127.0.0.1:{port}: ")
+    assert "--aws-port" in line

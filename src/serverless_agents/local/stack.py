@@ -5,9 +5,8 @@ agents, the state machine rendered from `statemachines/async_agent.asl.json`; fo
 and the manifest's EventBridge rules. Shared: the tasks table, the payload bucket, the api and finalize
 functions; every bucket the sensors' event patterns name. Then the in-process Lambda hook, the drivers
 standing in for EventBridge (status changes, sensor schedules and events) and the local API Gateway on
-localhost; with `aws_port`, the emulated AWS APIs themselves on localhost too (moto's server, in a thread
-of this process, over the same in-memory backends), so `aws --endpoint-url` or boto3 can upload the file
-a sensor waits for.
+localhost; with `aws_port`, the emulated AWS APIs themselves on localhost too (`local.aws_endpoint`), so
+`aws --endpoint-url` or boto3 can upload the file a sensor waits for.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from serverless_agents import settings as env_names
 from serverless_agents.agent import AgentKind
 from serverless_agents.local.apigateway import LocalApiGateway
+from serverless_agents.local.aws_endpoint import AwsEndpoint
 from serverless_agents.local.driver import StatusChangeDriver
 from serverless_agents.local.lambda_dispatch import InProcessLambdas
 from serverless_agents.local.sensor_triggers import SensorTriggers, SensorWiring
@@ -94,7 +94,7 @@ class LocalStack:
         self._host, self._port, self._driver_interval = host, port, driver_interval
         self._schedule_period = schedule_period
         self._aws_port = aws_port
-        self._aws_server: Any = None
+        self._aws_server: AwsEndpoint | None = None
         self.task_events: TaskEvents | None = None
         self._mock: Any = None
         self.api: LocalApiGateway | None = None
@@ -114,8 +114,7 @@ class LocalStack:
     def aws_url(self) -> str:
         """The emulated AWS APIs' endpoint (`aws --endpoint-url`), when started with `aws_port`."""
         assert self._aws_server is not None, "the stack serves no AWS endpoint: pass aws_port"
-        host, port = self._aws_server.get_host_and_port()
-        return f"http://{host}:{port}"
+        return self._aws_server.url
 
     def client(self, service: str) -> Any:
         import boto3
@@ -152,10 +151,7 @@ class LocalStack:
             self.api = LocalApiGateway(self.client("lambda"), self.deployment, self._host, self._port)
             self.api.start()
             if self._aws_port is not None:
-                from moto.server import ThreadedMotoServer
-
-                self._aws_server = ThreadedMotoServer(self._host, self._aws_port, verbose=False)
-                self._aws_server.start()
+                self._aws_server = AwsEndpoint(self._host, self._aws_port).start()
         except BaseException:
             self.stop()
             raise
