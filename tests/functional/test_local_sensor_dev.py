@@ -168,3 +168,32 @@ def test_an_aws_port_in_use_is_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"serverless-agents: cannot serve the emulated AWS APIs on 127.0.0.1:{port}: ")
     assert "--aws-port" in line
+
+
+def test_a_bucket_a_sensor_tasks_inputs_name_exists_before_its_first_poke(tmp_path: Path) -> None:
+    """flytekit's FileSensor on a bucket no event pattern names: the stack makes it when the task starts,
+    so the first poke finds it, and an upload there completes the task (by its schedule: no rule matches)."""
+    from serverless_agents import Phase
+    from serverless_agents.client import ApiClient, task_id_from_resource_meta
+    from serverless_agents.local.stack import LocalStack
+    from serverless_agents.testing import task_request
+
+    manifest = tmp_path / "agents.toml"
+    manifest.write_text('[agents.files]\nclass = "serverless_agents.agents.file_sensor:FileSensor"\n')
+    custom = {"sensor_module": "flytekit.sensor.file_sensor", "sensor_name": "FileSensor"}
+    with LocalStack(manifest, schedule_period=0.2) as stack:
+        s3 = stack.client("s3")
+        assert "fresh-landing" not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+        api = ApiClient(stack.api_url)
+        request = task_request("sensor", {"path": "s3://fresh-landing/in/day.csv"}, {}, custom)
+        task_id = task_id_from_resource_meta(api.create_task(request).resource_meta)
+
+        assert "fresh-landing" in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+        s3.put_object(Bucket="fresh-landing", Key="in/day.csv", Body=b"id\n1\n")
+        for _ in range(600):
+            resource = api.get_task(task_id).resource
+            if Phase(resource.phase).is_terminal:
+                break
+            threading.Event().wait(0.1)
+
+    assert (Phase(resource.phase), resource.message) == (Phase.SUCCEEDED, "the condition is met")

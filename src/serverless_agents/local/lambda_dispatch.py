@@ -22,6 +22,7 @@ import time
 import traceback
 import uuid
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any, Literal
@@ -67,6 +68,8 @@ class InProcessLambdas:
         self._containers: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._original: Any = None
         self.invocations: dict[str, int] = defaultdict(int)
+        #: Called with the event before a function's handler runs: local set-up AWS would not need.
+        self.before_invoke: dict[str, Callable[[Any], None]] = {}
 
     def install(self) -> None:
         if version("moto") != PINNED_MOTO:
@@ -116,6 +119,8 @@ class InProcessLambdas:
         if fault is not None:
             return self._fail(fault, fn.function_name, response_headers)
         event = json.loads(body) if body else {}
+        if (prepare := self.before_invoke.get(fn.function_name)) is not None:
+            prepare(event)
         if (headers or {}).get("X-Amz-Invocation-Type") == "Event":
             threading.Thread(target=self._call_async, args=(fn, event), daemon=True).start()
             return b""

@@ -3,7 +3,8 @@
 For each agent in the manifest: its Lambda functions (create / get / delete, sync, or poke) and, for async
 agents, the state machine rendered from `statemachines/async_agent.asl.json`; for sensors, a schedule group
 and the manifest's EventBridge rules. Shared: the tasks table, the payload bucket, the api and finalize
-functions; every bucket the sensors' event patterns name. Then the in-process Lambda hook, the drivers
+functions; every bucket the sensors' event patterns name (and, when a sensor task starts, the bucket its
+inputs name). Then the in-process Lambda hook, the drivers
 standing in for EventBridge (status changes, sensor schedules and events) and the local API Gateway on
 localhost; with `aws_port`, the emulated AWS APIs themselves on localhost too (`local.aws_endpoint`), so
 `aws --endpoint-url` or boto3 can upload the file a sensor waits for.
@@ -11,6 +12,7 @@ localhost; with `aws_port`, the emulated AWS APIs themselves on localhost too (`
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -19,6 +21,8 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError, ParamValidationError
 
 from serverless_agents import settings as env_names
 from serverless_agents.agent import AgentKind
@@ -312,11 +316,22 @@ class LocalStack:
                 events.put_targets(Rule=rule, Targets=[{"Id": "poke", "Arn": queue_arn}])
             for bucket in event_buckets(agent.settings.events):
                 self.create_bucket(bucket)
-        self._sensors.append(
-            SensorWiring(
-                agent.settings, agent_function_name(self.deployment, agent.name, "poke"), group, queue_url
+        poke = agent_function_name(self.deployment, agent.name, "poke")
+        self.lambdas.before_invoke[poke] = self._create_watched_buckets
+        self._sensors.append(SensorWiring(agent.settings, poke, group, queue_url))
+
+    def _create_watched_buckets(self, event: dict[str, Any]) -> None:
+        """Before a task's poke (its first comes right after its creation): the bucket its inputs name, if
+        none of the manifest's patterns made it, so a sensor on any bucket can be tried without set-up."""
+        for task_id in event.get("task_ids", []) if isinstance(event, dict) else []:
+            item = self.client("dynamodb").get_item(
+                TableName=self.tasks_table, Key={"id": {"S": str(task_id)}}, ProjectionExpression="watch"
             )
-        )
+            watch = item.get("Item", {}).get("watch", {}).get("S", "")
+            if watch.startswith("s3://"):
+                # Not a valid bucket name: the sensor's own S3 call says so, as a failed poke.
+                with contextlib.suppress(ClientError, ParamValidationError):
+                    self.create_bucket(watch.removeprefix("s3://").partition("/")[0])
 
 
 def event_buckets(patterns: list[dict[str, Any]]) -> list[str]:
