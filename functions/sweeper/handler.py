@@ -1,4 +1,5 @@
-"""On a schedule: finalize executions whose status-change event was lost (see runtime.sweeper)."""
+"""On a schedule: finalize executions whose status-change event was lost, and end the tasks past their
+bound (see runtime.sweeper)."""
 
 from datetime import timedelta
 from typing import Any
@@ -7,9 +8,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.observability import logger, metrics, tracer
-from serverless_agents.runtime.sweeper import sweep
+from serverless_agents.runtime.sweeper import ENDED_BY_BOUND_METRIC, sweep
 from serverless_agents.runtime.wiring import async_state_machine_arns
 from serverless_agents.settings import current_settings
+from serverless_agents.tasks_table import TasksTable
 
 
 @logger.inject_lambda_context
@@ -18,6 +20,11 @@ from serverless_agents.settings import current_settings
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     settings = current_settings()
     lookback = timedelta(minutes=settings.sweep_lookback_minutes)
-    result = sweep(async_state_machine_arns(settings), settings.deployment, lookback)
-    metrics.add_metric(name="SweptDeletes", unit=MetricUnit.Count, value=result["deleted"])
-    return result
+    table = TasksTable(settings.tasks_table, ttl_days=settings.task_ttl_days)
+    result = sweep(async_state_machine_arns(settings), settings.deployment, lookback, table)
+    metrics.add_metric(name="SweptDeletes", unit=MetricUnit.Count, value=result.deleted)
+    metrics.add_metric(name=ENDED_BY_BOUND_METRIC, unit=MetricUnit.Count, value=len(result.ended))
+    if result.ended:
+        logger.warning("tasks ended by their bound; their jobs may still run", extra={"tasks": result.ended})
+    result.raise_for_failures()
+    return result.counts()

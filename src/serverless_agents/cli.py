@@ -1,8 +1,8 @@
 """`serverless-agents`: the command line.
 
 serverless-agents up       [--manifest agents.toml] [--port 8080] [--grpc-port 8000] [--aws-port 4566]
-                           [--schedule-period SECONDS] [--demo] [--verbose]
-serverless-agents adapter  --api URL [--port 8000] [--metrics-port 9090]
+                           [--schedule-period SECONDS] [--demo] [--verbose] [--timeout 10]
+serverless-agents adapter  --api URL [--port 8000] [--metrics-port 9090] [--timeout 10]
 """
 
 from __future__ import annotations
@@ -50,7 +50,11 @@ def _up(args: argparse.Namespace) -> int:
         schedule_period=args.schedule_period,
     ) as stack:
         adapter = Adapter(
-            stack.api_url, host=args.host, port=args.grpc_port, metrics_port=args.metrics_port
+            stack.api_url,
+            host=args.host,
+            port=args.grpc_port,
+            metrics_port=args.metrics_port,
+            call_timeout=args.timeout,
         ).start()
         try:
             print(
@@ -135,6 +139,17 @@ def _positive_seconds(text: str) -> float:
     return seconds
 
 
+def _add_call_timeout(parser: argparse.ArgumentParser) -> None:
+    """`up` and `adapter` run the same adapter, so they take the same flag."""
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        help="seconds for an HTTP call whose gRPC call carries no deadline (default 10); "
+        "propeller's calls carry one, and get what remains of it",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="serverless-agents", description="Flyte agents on AWS Lambda.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -167,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--verbose", action="store_true", help="also the emulator's logs and the functions' JSON logs"
     )
+    _add_call_timeout(up)
     up.set_defaults(run=_up)
 
     adapter = commands.add_parser("adapter", help="serve flyteidl's agent services in front of the HTTP API")
@@ -178,9 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     adapter.add_argument(
         "--metrics-port", type=int, default=9090, help="Prometheus metrics port (default 9090)"
     )
-    adapter.add_argument(
-        "--timeout", type=float, default=10.0, help="longest HTTP call in seconds (default 10)"
-    )
+    _add_call_timeout(adapter)
     adapter.set_defaults(run=_adapter)
     return parser
 

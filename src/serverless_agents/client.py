@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 from serverless_agents import wire
 from serverless_agents.exceptions import (
     AgentNotFound,
+    DeadlineExceeded,
     InvalidRequest,
     ServerlessAgentsError,
     ServiceUnavailable,
@@ -33,12 +34,24 @@ _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.(?P<region>[a-z0-9-]+)
 
 
 class ApiError(ServerlessAgentsError):
-    """The API answered with an error this client has no more specific exception for."""
+    """The API answered with an error this client has no more specific exception for.
+
+    The message is the API's own; the status and error code are attributes, not text, so that what reaches a
+    Flyte user reads as the cause, not as transport detail.
+    """
 
     def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"HTTP {status} {code}: {message}")
+        super().__init__(message)
         self.status = status
         self.code = code
+
+
+class ResponseTimeout(DeadlineExceeded):
+    """No answer within the time this client gave the call (the caller's deadline, or the default)."""
+
+    def __init__(self, base_url: str, seconds: float) -> None:
+        super().__init__(f"the API at {base_url} did not answer within {seconds:.1f} s")
+        self.seconds = seconds
 
 
 def task_id_from_resource_meta(resource_meta: bytes) -> str:
@@ -121,10 +134,13 @@ class ApiClient:
         headers = {"Content-Type": "application/json"}
         if self.signer is not None:
             headers = self.signer.headers(method, url, data, headers)
+        seconds = timeout or self.timeout
         try:
             response = self._pool.request(
-                method, url, body=data, headers=headers, timeout=timeout or self.timeout, redirect=False
+                method, url, body=data, headers=headers, timeout=seconds, redirect=False
             )
+        except urllib3.exceptions.ReadTimeoutError as e:
+            raise ResponseTimeout(self.base_url, seconds) from e
         except urllib3.exceptions.HTTPError as e:
             raise ServiceUnavailable(f"the API at {self.base_url} cannot be reached: {e}") from e
         if response.status >= 300:
@@ -142,7 +158,9 @@ def _error_from(status: int, body: bytes) -> ServerlessAgentsError:
         return InvalidRequest(field, message)
     if status == 404:
         return (TaskNotFound if code == "TaskNotFound" else AgentNotFound)(message)
-    if status in (429, 502, 503, 504):
+    if status == 504:  # the agent's own limit (our 504), or API Gateway's integration timeout
+        return DeadlineExceeded(message)
+    if status in (429, 502, 503):
         return ServiceUnavailable(f"the API answered {status}: {message}")
     if status == 403:
         return ApiError(status, code, f"{message} (are the adapter's AWS credentials allowed to call it?)")

@@ -22,9 +22,12 @@ from serverless_agents.testing import task_request
 
 
 class FlyteClient:
-    """flyteidl's stubs over one channel, with the deadlines propeller uses (10 s; 3 s for sync calls)."""
+    """flyteidl's stubs over one channel, with the deadline propeller's connector plugin gives every call
+    unless configured otherwise (`defaultTimeout`, 10 s: flyteplugins/go/tasks/plugins/webapi/connector/
+    config.go); `sync_timeout` stands for `timeouts.ExecuteTaskSync`."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, sync_timeout: float = 10.0) -> None:
+        self.sync_timeout = sync_timeout
         self.channel = grpc.insecure_channel(address)
         self.tasks = agent_pb2_grpc.AsyncAgentServiceStub(self.channel)
         self.sync = agent_pb2_grpc.SyncAgentServiceStub(self.channel)
@@ -61,7 +64,7 @@ class FlyteClient:
                 agent_pb2.ExecuteTaskSyncRequest(inputs=request.inputs),
             ]
         )
-        (response,) = list(self.sync.ExecuteTaskSync(stream, timeout=3))
+        (response,) = list(self.sync.ExecuteTaskSync(stream, timeout=self.sync_timeout))
         return response.header.resource
 
     def wait(

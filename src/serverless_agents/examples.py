@@ -1,14 +1,17 @@
 """Example agents for the demo and the tests: a job on a pretend platform, and an echo.
 
-`JobAgent`'s "platform" keeps each job as a JSON object in the payload bucket, so the job outlives the
-Lambda that created it (as a real warehouse query would) and a test can count how often `delete` ran.
+`JobAgent`'s "platform" keeps each job as a JSON object in the payload bucket, under the agent's own
+`state/` prefix (its functions may touch no other agent's keys), so the job outlives the Lambda that
+created it (as a real warehouse query would) and a test can count how often `delete` ran.
 The template's `custom` steers it:
 
     {"polls": 3}                 finish after three gets
     {"polls": 3, "fail": true}   end FAILED instead
     {"raise_on": "create"}       create (or "get", "delete") raises AgentError
 
-The job's outputs are its inputs, for every name the task interface declares, plus `polls`.
+The job's outputs are its inputs, for every name the task interface declares, plus `polls`. The job keeps
+the inputs as Flyte literals (protobuf JSON), not as decoded values, so that every type comes back as it
+went in: a datetime as a datetime, a duration as a timedelta, an int in a dict as an int.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import json
 import uuid
 from typing import Any
 
-from serverless_agents import aws
+from flyteidl.core.literals_pb2 import LiteralMap
+
+from serverless_agents import aws, wire
 from serverless_agents.agent import (
     AsyncAgentBase,
     LogLink,
@@ -28,7 +33,8 @@ from serverless_agents.agent import (
     TaskContext,
 )
 from serverless_agents.exceptions import AgentError
-from serverless_agents.literals import jsonable
+from serverless_agents.literals import decode_literal_map
+from serverless_agents.payloads import payload_key
 from serverless_agents.settings import current_settings
 
 
@@ -45,14 +51,16 @@ class JobAgent(AsyncAgentBase[JobMetadata]):
         settings = dict(task.custom)
         if settings.get("raise_on") == "create":
             raise AgentError("the example platform refused the job (raise_on=create)")
-        metadata = JobMetadata(job_id=uuid.uuid4().hex, bucket=current_settings().payload_bucket)
+        runtime = current_settings()
+        # The id starts with the agent's name: `job_key` keeps the job under that agent's own prefix.
+        metadata = JobMetadata(job_id=f"{runtime.agent}/{uuid.uuid4().hex}", bucket=runtime.payload_bucket)
         self._save(
             metadata,
             {
                 "polls": int(settings.get("polls", 2)),
                 "fail": bool(settings.get("fail", False)),
                 "raise_on": settings.get("raise_on"),
-                "inputs": {name: jsonable(value) for name, value in task.inputs.items()},
+                "inputs": wire.to_dict(task.literals),
                 "gets": 0,
                 "deletes": 0,
             },
@@ -74,7 +82,7 @@ class JobAgent(AsyncAgentBase[JobMetadata]):
             Phase.SUCCEEDED,
             "done",
             links,
-            outputs={**job["inputs"], "polls": job["gets"]},
+            outputs={**_decoded(job["inputs"]), "polls": job["gets"]},
             custom_info={"job_id": metadata.job_id},
         )
 
@@ -87,7 +95,8 @@ class JobAgent(AsyncAgentBase[JobMetadata]):
 
     @staticmethod
     def job_key(job_id: str) -> str:
-        return f"example-jobs/{job_id}.json"
+        agent, _, job = job_id.partition("/")
+        return payload_key("state", agent, job)
 
     def _load(self, metadata: JobMetadata) -> dict[str, Any]:
         body = aws.client("s3").get_object(Bucket=metadata.bucket, Key=self.job_key(metadata.job_id))["Body"]
@@ -97,6 +106,11 @@ class JobAgent(AsyncAgentBase[JobMetadata]):
         aws.client("s3").put_object(
             Bucket=metadata.bucket, Key=self.job_key(metadata.job_id), Body=json.dumps(job).encode()
         )
+
+
+def _decoded(literals: dict[str, Any]) -> dict[str, Any]:
+    literal_map = wire.from_dict(LiteralMap, literals, field="job.inputs")
+    return decode_literal_map(literal_map, None, prefix="job.inputs")
 
 
 class EchoAgent(SyncAgentBase):

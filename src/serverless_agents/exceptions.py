@@ -1,9 +1,10 @@
 """Every error the project raises, in one place.
 
 Each transport maps these to its own vocabulary in exactly one function: HTTP status codes in the api
-Lambda (`serverless_agents.api.errors`), gRPC status codes in the adapter, and Step Functions error
-names (the exception class name, which Lambda reports as `errorType`) for the state machine's Retry
-and Catch rules. Messages are one line a user can act on.
+Lambda (`serverless_agents.http_api.error_response`), gRPC status codes in the adapter
+(`serverless_agents.adapter.errors.grpc_status`), and Step Functions error names (the exception class
+name, which Lambda reports as `errorType`) for the state machine's Retry and Catch rules.
+Messages are one line a user can act on.
 """
 
 from __future__ import annotations
@@ -58,5 +59,17 @@ class RetryableAgentError(ServerlessAgentsError):
     """
 
 
+class DeadlineExceeded(ServerlessAgentsError):
+    """A call did not finish within its time limit: a sync agent's `timeout`, or the caller's deadline."""
+
+
 class ServiceUnavailable(ServerlessAgentsError):
     """An AWS service we depend on is throttling us or cannot be reached right now."""
+
+
+class DestinationRefused(InvalidRequest):
+    """An agent's outbound URL is malformed or names a destination it may not call; nothing was sent."""
+
+
+class DestinationUnavailable(RetryableAgentError):
+    """An agent's outbound call got no answer: the name did not resolve, or connecting or reading failed."""

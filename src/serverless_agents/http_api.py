@@ -25,6 +25,7 @@ from flyteidl.admin import agent_pb2
 from serverless_agents import wire
 from serverless_agents.exceptions import (
     AgentNotFound,
+    DeadlineExceeded,
     InvalidRequest,
     RetryableAgentError,
     RouteNotFound,
@@ -37,8 +38,8 @@ from serverless_agents.identity import check_task_id
 if TYPE_CHECKING:
     from google.protobuf.message import Message
 
-    from serverless_agents.agent import SyncAgentBase
     from serverless_agents.runtime.service import TaskService
+    from serverless_agents.runtime.sync import SyncTarget
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (TaskNotFound, 404),
     (ServiceUnavailable, 503),
     (RetryableAgentError, 503),
+    (DeadlineExceeded, 504),
 ]
 
 
@@ -114,18 +116,20 @@ def create_api(service: Callable[[], TaskService]) -> APIGatewayRestResolver:
     return app
 
 
-def create_sync_api(agent: Callable[[], tuple[str, SyncAgentBase]]) -> APIGatewayRestResolver:
-    """A sync agent's Lambda: `agent` returns (manifest name, instance) of the agent it serves."""
+def create_sync_api(agent: Callable[[], SyncTarget]) -> APIGatewayRestResolver:
+    """A sync agent's Lambda: `agent` returns the agent it serves (name, instance, time limit)."""
     from serverless_agents.runtime.sync import execute_sync
 
     app = _resolver()
 
     @app.post("/v1/sync/<name>")
     def run_sync(name: AgentName) -> Response[str]:
-        served, instance = agent()
-        if name != served:
-            raise AgentNotFound(f"no agent named {name!r} here (this function serves {served!r})")
+        target = agent()
+        if name != target.name:
+            raise AgentNotFound(f"no agent named {name!r} here (this function serves {target.name!r})")
         request = wire.from_json(agent_pb2.CreateTaskRequest, app.current_event.body)
-        return _message(execute_sync(instance, request))
+        context = getattr(app, "lambda_context", None)
+        time_left = context.get_remaining_time_in_millis() / 1000 if context is not None else None
+        return _message(execute_sync(target, request, time_left=time_left))
 
     return app

@@ -15,7 +15,8 @@ simple DATETIME          timezone-aware datetime in UTC (a naive datetime is tak
 simple DURATION          timedelta
 simple NONE              None (a literal with scalar.none_type)
 simple STRUCT            dict; decoded from scalar.generic (a protobuf Struct) or from a msgpack scalar.binary
-                         (what flytekit >= 1.14 writes for `dict` and dataclasses); encoded as scalar.generic
+                         (what flytekit >= 1.14 writes for `dict` and dataclasses); encoded as msgpack, so
+                         ints stay ints (a Struct holds every number as a float)
 simple BINARY            bytes (scalar.binary.value)
 collection_type          list (a tuple is accepted on encode)
 map_value_type           dict with str keys
@@ -44,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from flyteidl.core import literals_pb2 as lit
 from flyteidl.core import types_pb2 as types
 from flyteidl.core.literals_pb2 import Literal, LiteralMap
-from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, json_format, timestamp_pb2
 
 from serverless_agents.exceptions import LiteralConversionError
 
@@ -96,14 +97,37 @@ class StructuredDataset:
 
 
 def decode_literal_map(
-    literals: LiteralMap, variables: Mapping[str, Variable] | None, *, prefix: str = "inputs"
+    literals: LiteralMap,
+    variables: Mapping[str, Variable] | None,
+    *,
+    prefix: str = "inputs",
+    exact: bool = False,
 ) -> dict[str, Any]:
-    """Decode every literal; inputs absent from the map stay absent (Flyte fills defaults before us)."""
+    """Decode every literal, checked against its variable's type.
+
+    With `exact`, the names must be the interface's: none unknown, none missing but those whose type admits
+    None. That is what propeller sends: every input of the interface, defaults already filled in by the
+    workflow's bindings or the launch plan.
+    """
     variables = variables or {}
+    if exact:
+        _check_names(literals, variables, prefix)
     return {
         name: to_python(value, variables[name].type if name in variables else None, field=f"{prefix}.{name}")
         for name, value in literals.literals.items()
     }
+
+
+def _check_names(literals: LiteralMap, variables: Mapping[str, Variable], prefix: str) -> None:
+    unknown = sorted(name for name in literals.literals if name not in variables)
+    if unknown:
+        declared = ", ".join(sorted(variables)) or "nothing"
+        raise LiteralConversionError(
+            f"{prefix}.{unknown[0]}", f"not in the interface, which declares {declared}"
+        )
+    for name, variable in sorted(variables.items()):
+        if name not in literals.literals and not _allows_none(variable.type):
+            raise LiteralConversionError(f"{prefix}.{name}", f"missing: expected {_type_name(variable.type)}")
 
 
 def encode_literal_map(
@@ -277,10 +301,12 @@ def _encode_simple(value: Any, simple: int, field: str) -> Any:
     if simple == _S.NONE and value is None:
         return lit.Scalar(none_type=lit.Void())
     if simple == _S.STRUCT and isinstance(value, Mapping):
+        # As flytekit >= 1.14 writes `dict` and dataclasses: msgpack keeps 2 an int (a Struct makes it 2.0).
         try:
-            return lit.Scalar(generic=json_format.ParseDict(dict(value), struct_pb2.Struct()))
-        except (json_format.ParseError, TypeError, ValueError) as exc:
+            packed = _pack_msgpack(dict(value))
+        except (TypeError, ValueError, RecursionError) as exc:
             raise LiteralConversionError(field, f"expected a JSON-like dict with str keys, {exc}") from None
+        return lit.Scalar(binary=lit.Binary(value=packed, tag=_MSGPACK_TAG))
     if simple == _S.BINARY and isinstance(value, (bytes, bytearray)):
         return lit.Scalar(binary=lit.Binary(value=bytes(value)))
     return None
@@ -357,6 +383,89 @@ _MSGPACK_SIZED = {0xC4: (">B", "bin"), 0xC5: (">H", "bin"), 0xC6: (">I", "bin")}
 _MSGPACK_SIZED.update({0xD9: (">B", "str"), 0xDA: (">H", "str"), 0xDB: (">I", "str")})
 _MSGPACK_SIZED.update({0xDC: (">H", "array"), 0xDD: (">I", "array")})
 _MSGPACK_SIZED.update({0xDE: (">H", "map"), 0xDF: (">I", "map")})
+
+
+def _pack_msgpack(value: Any) -> bytes:
+    """Encode a JSON-like value as msgpack, byte for byte what `msgpack.dumps` writes, without the package.
+
+    Only what JSON holds (None, bool, int, float, str, lists, dicts with str keys): Flyte shows these values
+    as JSON, and flytekit's `dict` means a JSON-like dict.
+    """
+    out = bytearray()
+    _pack(value, out, depth=0)
+    return bytes(out)
+
+
+_MAX_PACK_DEPTH = 100
+
+
+def _pack(value: Any, out: bytearray, depth: int) -> None:
+    if depth > _MAX_PACK_DEPTH:
+        raise ValueError(f"nested deeper than {_MAX_PACK_DEPTH} levels")
+    if value is None or isinstance(value, bool):
+        out.append({None: 0xC0, False: 0xC2, True: 0xC3}[value])
+    elif isinstance(value, int):
+        _pack_int(value, out)
+    elif isinstance(value, float):
+        out += b"\xcb" + struct.pack(">d", value)
+    elif isinstance(value, str):
+        data = value.encode()
+        _pack_header(len(data), out, fix=(0xA0, 32), sized=(0xD9, 0xDA, 0xDB))
+        out += data
+    elif isinstance(value, list | tuple):
+        _pack_header(len(value), out, fix=(0x90, 16), sized=(None, 0xDC, 0xDD))
+        for item in value:
+            _pack(item, out, depth + 1)
+    elif isinstance(value, Mapping):
+        _pack_header(len(value), out, fix=(0x80, 16), sized=(None, 0xDE, 0xDF))
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"found a {type(key).__name__} key {key!r}")
+            _pack(key, out, depth + 1)
+            _pack(item, out, depth + 1)
+    else:
+        raise TypeError(f"found {_found(value)}, which JSON cannot hold")
+
+
+def _pack_int(value: int, out: bytearray) -> None:
+    if 0 <= value <= 0x7F or -32 <= value < 0:
+        out += struct.pack(">b" if value < 0 else ">B", value)
+    elif 0 <= value < 2**64:
+        for code, fmt, bound in (
+            (0xCC, ">B", 2**8),
+            (0xCD, ">H", 2**16),
+            (0xCE, ">I", 2**32),
+            (0xCF, ">Q", 2**64),
+        ):
+            if value < bound:
+                out += bytes([code]) + struct.pack(fmt, value)
+                return
+    elif -(2**63) <= value < 0:
+        for code, fmt, bound in (
+            (0xD0, ">b", 2**7),
+            (0xD1, ">h", 2**15),
+            (0xD2, ">i", 2**31),
+            (0xD3, ">q", 2**63),
+        ):
+            if value >= -bound:
+                out += bytes([code]) + struct.pack(fmt, value)
+                return
+    else:
+        raise ValueError(f"{value} does not fit in 64 bits")
+
+
+def _pack_header(
+    size: int, out: bytearray, fix: tuple[int, int] | None, sized: tuple[int | None, int, int]
+) -> None:
+    """A length prefix: the fix form under its limit, else 8, 16 or 32 bits (arrays and maps have no 8)."""
+    if fix is not None and size < fix[1]:
+        out.append(fix[0] | size)
+        return
+    for code, fmt, bound in zip(sized, (">B", ">H", ">I"), (2**8, 2**16, 2**32), strict=True):
+        if code is not None and size < bound:
+            out += bytes([code]) + struct.pack(fmt, size)
+            return
+    raise ValueError(f"{size} items or bytes is more than msgpack holds")
 
 
 def _unpack_msgpack(data: bytes) -> Any:

@@ -15,6 +15,7 @@ the manifest imports nothing; `AgentSettings.load_class()` imports exactly one a
     timeout = 30                        # s, each Lambda invocation
     execution_timeout = 86400           # s, the whole task (state machine TimeoutSeconds)
     poll = { initial = 5, factor = 2.0, cap = 300 }
+    end_within = 3600                   # s, a task whose delete keeps failing is ended FAILED by then
     secrets = { token = "arn:aws:secretsmanager:..." }
     config = { endpoint = "https://..." }
 
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
 
     AgentClass = type[AsyncAgentBase] | type[SyncAgentBase] | type[BaseSensor]  # type: ignore[type-arg]
 
+#: API Gateway's default integration timeout for REST APIs, in seconds.
+API_GATEWAY_TIMEOUT = 29
 # Agent names become parts of Lambda function and state machine names (64 / 80 characters at most).
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 # EventBridge Scheduler's rate expressions; AWS accepts nothing shorter than one minute.
@@ -129,9 +132,16 @@ class AgentSettings(BaseModel):
 
     class_path: Annotated[str, Field(alias="class", pattern=r"^[\w.]+:\w+$")]
     memory: Annotated[int, Field(ge=128, le=10240)] = 256
-    timeout: Annotated[int, Field(ge=1, le=900)] = 30
+    #: Seconds for each Lambda invocation; for a sync agent also the call's limit, which must fit API
+    #: Gateway's integration timeout (`[deployment] api_timeout`). The default, 29, is the most API
+    #: Gateway allows by default, so one default fits every kind.
+    timeout: Annotated[int, Field(ge=1, le=900)] = 29
     execution_timeout: Annotated[int, Field(ge=1, le=31_536_000)] = 86_400
     poll: PollBackoff = PollBackoff()
+    #: Seconds a task may stay open once its job should stop (its cleanup began, or its execution ended
+    #: or timed out): then the sweeper ends it FAILED, naming the job that may still run. The default
+    #: lets finalize's and the sweeper's retries of `delete` run first (docs/manifest.md#end_within).
+    end_within: Annotated[int, Field(ge=1, le=604_800)] = 3600
     secrets: dict[str, str] = {}
     #: Free-form settings handed to the agent class as `self.config` (no secrets: they go in `secrets`).
     config: dict[str, str | int | float | bool | list[str]] = {}
@@ -167,9 +177,16 @@ class AgentSettings(BaseModel):
             cls = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as e:
             raise ManifestError(f"cannot load agent class {self.class_path!r}: {e}") from e
+        # A Flyte 2 connector's module imported flyte's: only then can `cls` be one, and need wrapping.
+        connectors = sys.modules.get("flyte.connectors")
+        if connectors is not None and isinstance(cls, type) and issubclass(cls, connectors.AsyncConnector):
+            from serverless_agents.agents.flyte2_connector import connector_agent
+
+            cls = connector_agent(cls)
         if not (isinstance(cls, type) and issubclass(cls, AsyncAgentBase | SyncAgentBase | BaseSensor)):
             raise ManifestError(
-                f"{self.class_path!r} is not an AsyncAgentBase, SyncAgentBase or BaseSensor subclass"
+                f"{self.class_path!r} is not an AsyncAgentBase, SyncAgentBase or BaseSensor subclass "
+                "(or a flyte.connectors.AsyncConnector)"
             )
         if not getattr(cls, "task_type", ""):
             raise ManifestError(f"{self.class_path!r} declares no task_type")
@@ -180,6 +197,9 @@ class DeploymentSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,19}$")] = "serverless-agents"
+    #: API Gateway's integration timeout in seconds: 29 unless the account's quota for Regional REST APIs
+    #: was raised (a Service Quotas request), then up to that quota. It bounds every sync agent's `timeout`.
+    api_timeout: Annotated[int, Field(ge=1, le=900)] = API_GATEWAY_TIMEOUT
     #: Folders holding agent code kept outside this project, relative to the manifest (`use_code_path`).
     code_path: list[Annotated[str, Field(min_length=1)]] = []
 

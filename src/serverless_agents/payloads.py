@@ -1,13 +1,15 @@
 """The payload bucket: what is too large for a state machine's state (256 KB) or a table item (400 KB).
 
 Large requests and outputs are written here and travel as `s3://bucket/key` references. Keys derive from
-the task id, so a retried write lands on the same object instead of leaving an orphan.
+the task id, so a retried write lands on the same object instead of leaving an orphan, and carry the
+agent's name, so IAM can give each agent's functions its own prefix and no other agent's (infra/cdk grants
+`payload_key(kind, agent, "*")`).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal, get_args
 
 from serverless_agents import aws
 from serverless_agents.exceptions import InvalidRequest
@@ -15,6 +17,17 @@ from serverless_agents.exceptions import InvalidRequest
 #: Kept well under the hard limits, leaving room for the rest of the state or item around the payload.
 STATE_PAYLOAD_LIMIT = 200_000
 ITEM_PAYLOAD_LIMIT = 300_000
+
+#: `requests`: what Flyte sent (the api writes, the agent's functions read); `outputs`: what Flyte receives
+#: (get writes, the api reads); `state`: what an async agent keeps between its calls (the example JobAgent's
+#: jobs). Each is a top-level prefix, so one lifecycle rule expires it for every agent.
+PayloadKind = Literal["requests", "outputs", "state"]
+PAYLOAD_KINDS: tuple[PayloadKind, ...] = get_args(PayloadKind)
+
+
+def payload_key(kind: PayloadKind, agent: str, name: str) -> str:
+    """`<kind>/<agent>/<name>.json`; `name` is a task id (or `*` in an IAM grant)."""
+    return f"{kind}/{agent}/{name}.json"
 
 
 class PayloadStore:

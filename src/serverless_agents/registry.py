@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from serverless_agents.exceptions import AgentNotFound, DuplicateAgentError, InvalidRequest
+from serverless_agents.exceptions import AgentNotFound, DuplicateAgentError, InvalidRequest, ManifestError
 
 SENSOR_TASK_TYPE = "sensor"
 
@@ -50,7 +50,8 @@ class AgentRegistry:
     def from_manifest(cls, manifest: Manifest) -> AgentRegistry:
         registry = cls()
         for name, settings in manifest.agents.items():
-            registry.register(name, settings.load_class(), settings)
+            entry = registry.register(name, settings.load_class(), settings)
+            _check_sync_timeout(entry, manifest.deployment.api_timeout)
         return registry
 
     def register(self, name: str, agent_cls: AgentClass, settings: AgentSettings) -> RegisteredAgent:
@@ -114,3 +115,16 @@ class AgentRegistry:
 
     def __len__(self) -> int:
         return len(self._by_name)
+
+
+def _check_sync_timeout(entry: RegisteredAgent, api_timeout: int) -> None:
+    """A sync call answers through API Gateway, which cuts it off after its integration timeout: an agent
+    allowed longer would keep running with nobody left to hear its answer (and be retried by propeller)."""
+    from serverless_agents.agent import AgentKind
+
+    if entry.kind is AgentKind.SYNC and entry.settings.timeout > api_timeout:
+        raise ManifestError(
+            f"agents.{entry.name}.timeout: {entry.settings.timeout} s is more than API Gateway's integration "
+            f"timeout ({api_timeout} s, [deployment] api_timeout) allows a sync agent: lower it, or raise "
+            "the account's integration timeout quota for Regional REST APIs and set api_timeout to match"
+        )

@@ -6,7 +6,15 @@ Every write is conditional, so late or repeated writers cannot undo an ending:
 - progress (`record_progress`) is written only while the task is open;
 - the job's own ending (`record_job_finished`) sets `job_done`, after which cleanup never runs;
 - cleanup is claimed once (`claim_cleanup`), so the agent's delete runs exactly once, and released
-  (`release_cleanup`) if delete itself failed, so a retry may claim it again.
+  (`release_cleanup`) if delete itself failed, so a retry may claim it again;
+- a task whose cleanup kept failing past its bound is ended by `end_unconfirmed`, after which nobody
+  claims cleanup again.
+
+Every task ends. An async task carries `end_by`, the time it must be final by: at creation its
+execution_timeout plus its agent's `end_within`, lowered to `end_within` after the first cleanup claim.
+While it is open it also carries `open` (its kind); every ending removes it. The sparse index `open`
+(key `open`, sort key `end_by`) holds open tasks only, so the sweeper finds those past their bound with
+one query (`overdue`), whatever happened to their executions.
 
 A waiting sensor task carries `watch` (what it waits for, e.g. `s3://bucket/key`), indexed by the sparse
 global secondary index `watching`: an event finds the tasks it concerns with one query, never a scan.
@@ -19,9 +27,10 @@ number type would turn floats into Decimals, and nothing queries inside them.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from serverless_agents import aws
 from serverless_agents.agent import LogLink, Phase
@@ -31,7 +40,50 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 _OPEN = "attribute_exists(id) AND attribute_not_exists(job_done) AND attribute_not_exists(cleanup)"
+_NAME = re.compile(r"#(\w+)")
 WATCH_INDEX = "watching"
+OPEN_INDEX = "open"
+
+
+@dataclass(frozen=True)
+class Index:
+    """A global secondary index of the tasks table, KEYS_ONLY; keys as (attribute, DynamoDB type)."""
+
+    name: str
+    partition: tuple[str, Literal["S", "N"]]
+    sort: tuple[str, Literal["S", "N"]] | None = None
+
+    @property
+    def attributes(self) -> list[tuple[str, Literal["S", "N"]]]:
+        return [self.partition, *([self.sort] if self.sort else [])]
+
+
+#: The table's indexes, as the CDK construct and the local stack both make them: the waiting sensor tasks
+#: by what they watch, and the open tasks by kind, oldest bound first.
+INDEXES = (Index(WATCH_INDEX, ("watch", "S")), Index(OPEN_INDEX, ("open", "S"), ("end_by", "N")))
+TTL_ATTRIBUTE = "expires_at"
+
+
+def table_definition(table_name: str) -> dict[str, Any]:
+    """`CreateTable`'s arguments for the tasks table (the local stack's; `infra/cdk` builds the same)."""
+    attributes = {"id": "S"} | {name: kind for index in INDEXES for name, kind in index.attributes}
+    return {
+        "TableName": table_name,
+        "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t} for n, t in attributes.items()],
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": index.name,
+                "KeySchema": [
+                    {"AttributeName": name, "KeyType": key_type}
+                    for (name, _), key_type in zip(index.attributes, ("HASH", "RANGE"), strict=False)
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+            for index in INDEXES
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
 
 
 @dataclass
@@ -65,6 +117,16 @@ class TaskRecord:
     schedule: str | None = None
     pokes: int = 0
     poke_errors: int = 0
+    # Async tasks: the agent's `end_within` (s), when the task must be final by, and, once a delete
+    # failed, why cleanup ran (the phase and message the task ends with) and the delete's last error.
+    end_within: int | None = None
+    end_by: float | None = None
+    ending_phase: Phase | None = None
+    ending_message: str = ""
+    cleanup_error: str = ""
+    cleanup_attempts: int = 0
+    #: DeleteTask was called: whatever cleanup ends the task afterwards, it ends ABORTED.
+    abort_requested: bool = False
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> TaskRecord:
@@ -96,6 +158,13 @@ class TaskRecord:
             schedule=s("schedule"),
             pokes=int(item.get("pokes", {}).get("N", 0)),
             poke_errors=int(item.get("poke_errors", {}).get("N", 0)),
+            end_within=int(item["end_within"]["N"]) if "end_within" in item else None,
+            end_by=float(item["end_by"]["N"]) if "end_by" in item else None,
+            ending_phase=Phase[item["ending_phase"]["S"]] if "ending_phase" in item else None,
+            ending_message=s("ending_message") or "",
+            cleanup_error=s("cleanup_error") or "",
+            cleanup_attempts=int(item.get("cleanup_attempts", {}).get("N", 0)),
+            abort_requested=item.get("abort_requested", {}).get("BOOL", False),
         )
 
 
@@ -131,6 +200,10 @@ class TasksTable:
         item |= {name: {"S": value} for name, value in optional.items() if value}
         if record.deadline is not None:
             item["deadline"] = {"N": repr(record.deadline)}
+        if record.end_by is not None:
+            item |= {"end_by": {"N": repr(record.end_by)}, "open": {"S": record.kind}}
+        if record.end_within is not None:
+            item["end_within"] = {"N": str(record.end_within)}
         try:
             with aws.transient_errors_as_unavailable("DynamoDB"):
                 self._client.put_item(
@@ -213,30 +286,91 @@ class TasksTable:
             task_id,
             values,
             condition="attribute_exists(id) AND attribute_not_exists(cleanup)",
-            remove=("watch",),
+            remove=("watch", "open"),
+        )
+
+    def request_abort(self, task_id: str) -> bool:
+        """Note that Flyte asked to stop the task (before stopping it); False if it had ended already."""
+        return self._update(
+            task_id,
+            {"abort_requested": {"BOOL": True}},
+            condition="attribute_exists(id) AND attribute_not_exists(job_done) "
+            "AND attribute_not_exists(cleanup)",
         )
 
     def claim_cleanup(self, task_id: str) -> TaskRecord | None:
-        """Take the right to run the agent's delete; None if the job finished or cleanup is taken."""
-        return self._update_returning(
+        """Take the right to run the agent's delete; None if the job finished or cleanup is taken.
+
+        The first claim also brings the task's bound to `end_within` from now: a job that should stop
+        has that long to be deleted before the task is ended without it."""
+        record = self._update_returning(
             task_id,
             {"cleanup": {"S": "claimed"}},
             condition="attribute_exists(id) AND attribute_not_exists(job_done) "
             "AND (attribute_not_exists(cleanup) OR cleanup = :failed)",
             extra_values={":failed": {"S": "failed"}},
+            add={"cleanup_attempts": 1},
         )
+        if record is None or record.end_within is None:
+            return record
+        due = time.time() + record.end_within
+        if record.end_by is None or due < record.end_by:
+            lowered = self._update_returning(
+                task_id,
+                {"end_by": {"N": repr(due)}},
+                condition="attribute_exists(#open) AND (attribute_not_exists(end_by) OR end_by > :end_by)",
+            )
+            return lowered or record
+        return record
 
-    def release_cleanup(self, task_id: str, message: str) -> None:
-        """Delete failed: let the next attempt claim cleanup again."""
-        self._update(task_id, {"cleanup": {"S": "failed"}, "message": {"S": message}}, condition=None)
+    def release_cleanup(self, task_id: str, phase: Phase, reason: str, error: str) -> None:
+        """Delete failed: let the next attempt claim cleanup again. The first reason for cleanup (the
+        phase and message the task is to end with) is kept, for the sweeper should the bound pass."""
+        self._update(
+            task_id,
+            {
+                "cleanup": {"S": "failed"},
+                "message": {"S": f"delete failed, will retry: {error}"},
+                "cleanup_error": {"S": error},
+            },
+            condition=None,
+            first={"ending_phase": {"S": phase.name}, "ending_message": {"S": reason}},
+        )
 
     def finish_cleanup(self, task_id: str, phase: Phase, message: str) -> None:
         self._update(
             task_id,
             {"cleanup": {"S": "done"}, "phase": {"S": phase.name}, "message": {"S": message}},
             condition=None,
-            remove=("watch",),
+            remove=("watch", "open"),
         )
+
+    def end_unconfirmed(self, task_id: str, phase: Phase, message: str) -> bool:
+        """End an open task whose job could not be confirmed deleted; False if it ended meanwhile.
+
+        `cleanup` becomes "unconfirmed": no later claim runs delete, and the job's own late ending cannot
+        overwrite this one."""
+        return self._update(
+            task_id,
+            {"cleanup": {"S": "unconfirmed"}, "phase": {"S": phase.name}, "message": {"S": message}},
+            condition="attribute_exists(#open)",
+            remove=("watch", "open"),
+        )
+
+    def overdue(self, kind: str, now: float) -> list[str]:
+        """The ids of the open tasks of `kind` whose bound is before `now` (one query on `open`)."""
+        ids: list[str] = []
+        paginator = self._client.get_paginator("query")
+        with aws.transient_errors_as_unavailable("DynamoDB"):
+            for page in paginator.paginate(
+                TableName=self.table_name,
+                IndexName=OPEN_INDEX,
+                KeyConditionExpression="#open = :kind AND end_by < :now",
+                ExpressionAttributeNames={"#open": "open"},
+                ExpressionAttributeValues={":kind": {"S": kind}, ":now": {"N": repr(now)}},
+            ):
+                ids.extend(item["id"]["S"] for item in page["Items"])
+        return ids
 
     @staticmethod
     def _report(
@@ -257,9 +391,15 @@ class TasksTable:
         *,
         add: dict[str, int] | None = None,
         remove: tuple[str, ...] = (),
+        first: dict[str, Any] | None = None,
     ) -> bool:
         updated = self._update_returning(
-            task_id, values, condition=condition or "attribute_exists(id)", add=add, remove=remove
+            task_id,
+            values,
+            condition=condition or "attribute_exists(id)",
+            add=add,
+            remove=remove,
+            first=first,
         )
         return updated is not None
 
@@ -272,15 +412,21 @@ class TasksTable:
         extra_values: dict[str, Any] | None = None,
         add: dict[str, int] | None = None,
         remove: tuple[str, ...] = (),
+        first: dict[str, Any] | None = None,
     ) -> TaskRecord | None:
+        """One conditional UpdateItem; `first` sets attributes only where they are not set yet."""
         counters = {"version": 1, **(add or {})}
-        names = {f"#{key}": key for key in [*values, *counters, *remove]}
-        assignments = ", ".join(f"#{key} = :{key}" for key in values)
+        assignments = ", ".join(
+            [f"#{key} = :{key}" for key in values]
+            + [f"#{key} = if_not_exists(#{key}, :{key})" for key in first or {}]
+        )
         increments = ", ".join(f"#{key} :add_{key}" for key in counters)
         expression = f"SET {assignments}, updated_at = :now ADD {increments}"
         if remove:
             expression += " REMOVE " + ", ".join(f"#{key}" for key in remove)
-        attribute_values = {f":{key}": value for key, value in values.items()}
+        # Every `#name` of the update and the condition: some attribute names are reserved words (open).
+        names = {f"#{key}": key for key in _NAME.findall(f"{expression} {condition}")}
+        attribute_values = {f":{key}": value for key, value in {**values, **(first or {})}.items()}
         attribute_values[":now"] = {"N": repr(time.time())}
         attribute_values |= {f":add_{key}": {"N": str(amount)} for key, amount in counters.items()}
         attribute_values.update(extra_values or {})

@@ -1,12 +1,13 @@
 """Test-only agents: the example job agent under other task types, so one manifest holds it with
-different settings (fast polling, slow polling, a short execution timeout); and a sensor whose poke
-fails on request."""
+different settings (fast polling, slow polling, a short execution timeout); one whose delete fails; and a
+sensor whose poke fails on request."""
 
 from __future__ import annotations
 
 from serverless_agents import aws
-from serverless_agents.agent import BaseSensor
-from serverless_agents.examples import JobAgent
+from serverless_agents.agent import BaseSensor, TaskContext
+from serverless_agents.examples import JobAgent, JobMetadata
+from serverless_agents.exceptions import AgentError
 
 
 class SlowJobAgent(JobAgent):
@@ -15,6 +16,32 @@ class SlowJobAgent(JobAgent):
 
 class ShortTimeoutJobAgent(JobAgent):
     task_type = "example_job_short_timeout"
+
+
+class StubbornJobAgent(JobAgent):
+    """The example job whose delete fails its first `custom.delete_failures` attempts (-1, the default:
+    every one), as a platform that cannot cancel would. Its job record counts `delete_attempts`."""
+
+    task_type = "example_job_stubborn"
+
+    def create(self, task: TaskContext) -> JobMetadata:
+        metadata = super().create(task)
+        job = self._load(metadata)
+        job |= {"delete_failures": int(task.custom.get("delete_failures", -1)), "delete_attempts": 0}
+        self._save(metadata, job)
+        return metadata
+
+    def delete(self, metadata: JobMetadata) -> None:
+        job = self._load(metadata)
+        job["delete_attempts"] += 1
+        self._save(metadata, job)
+        if job["delete_failures"] < 0 or job["delete_attempts"] <= job["delete_failures"]:
+            raise AgentError("the example platform cannot cancel jobs right now")
+        super().delete(metadata)
+
+
+class PatientJobAgent(StubbornJobAgent):
+    task_type = "example_job_patient"
 
 
 class MoodySensor(BaseSensor):

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from flyteidl.admin import agent_pb2
 
+from serverless_agents.adapter.server import Adapter
 from serverless_agents.agent import Phase
 from serverless_agents.client import ApiClient, task_id_from_resource_meta
 from serverless_agents.examples import JobAgent
@@ -93,9 +94,7 @@ class Harness:
         return dict(json.loads(body["Body"].read()))
 
     def job_count(self) -> int:
-        listing = self.stack.client("s3").list_objects_v2(
-            Bucket=self.stack.payload_bucket, Prefix="example-jobs/"
-        )
+        listing = self.stack.client("s3").list_objects_v2(Bucket=self.stack.payload_bucket, Prefix="state/")
         return int(listing.get("KeyCount", 0))
 
     def executions(self, agent: str, task_id: str | None = None) -> list[dict[str, Any]]:
@@ -127,3 +126,11 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     manifest.write_text(MANIFEST)
     with LocalStack(manifest, driver_interval=0.1) as stack:
         yield Harness(stack)
+
+
+@pytest.fixture(scope="module")
+def adapter(harness: Harness) -> Iterator[Adapter]:
+    """The gRPC adapter (Flyte 1's and Flyte 2's services) in front of the module's stack."""
+    running = Adapter(harness.stack.api_url, host="127.0.0.1", port=0).start()
+    yield running
+    running.stop()

@@ -41,9 +41,19 @@ def serialize(task: PythonTask) -> Any:
 
 
 def create_request(
-    task: PythonTask, inputs: dict[str, Any], execution: str, retry_attempt: int = 0
+    task: PythonTask,
+    inputs: dict[str, Any],
+    execution: str,
+    retry_attempt: int = 0,
+    node: str = "n0",
+    data_dir: str | None = None,
 ) -> agent_pb2.CreateTaskRequest:
-    """What propeller sends: the serialized template, TypeEngine-encoded inputs, the execution's identity."""
+    """What propeller sends: the serialized template, TypeEngine-encoded inputs, the execution's identity.
+
+    The output prefix is `<node data dir>/<retry attempt>` (flytepropeller/pkg/controller/nodes/task/
+    handler.go); `data_dir` names the node's data dir where it is not the top-level node's (a node inside a
+    subworkflow has its data dir under its parent node's).
+    """
     ctx = FlyteContextManager.current_context()
     literals = TypeEngine.dict_to_literal_map(ctx, inputs, task.python_interface.inputs).to_flyte_idl()
     template = serialize(task)
@@ -51,7 +61,7 @@ def create_request(
         task_id=template.id,
         retry_attempt=retry_attempt,
         node_execution_id=identifier_pb2.NodeExecutionIdentifier(
-            node_id="n0",
+            node_id=node,
             execution_id=identifier_pb2.WorkflowExecutionIdentifier(
                 project="flytesnacks", domain="development", name=execution
             ),
@@ -60,7 +70,7 @@ def create_request(
     return agent_pb2.CreateTaskRequest(
         inputs=literals,
         template=template,
-        output_prefix=f"s3://flyte-data/metadata/{execution}/n0/data/0",
+        output_prefix=f"{data_dir or f's3://flyte-data/metadata/{execution}/{node}/data'}/{retry_attempt}",
         task_execution_metadata=agent_pb2.TaskExecutionMetadata(
             task_execution_id=execution_id, namespace="flytesnacks-development"
         ),

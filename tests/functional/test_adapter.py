@@ -67,13 +67,6 @@ def registry_as_propeller_builds_it(response: agent_pb2.ListAgentsResponse) -> d
 
 
 @pytest.fixture(scope="module")
-def adapter(harness: Harness) -> Iterator[Adapter]:
-    running = Adapter(harness.stack.api_url, host="127.0.0.1", port=0).start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
 def propeller(adapter: Adapter) -> Iterator[Propeller]:
     client = Propeller(adapter.address)
     yield client

@@ -49,7 +49,12 @@ def test_a_condition_already_true_succeeds_at_registration(events_only: SensorHa
 
 def test_one_event_pokes_only_the_sensor_waiting_for_its_key(events_only: SensorHarness) -> None:
     task_ids = [events_only.file_task(f"s3://{BUCKET}/many/{n}.csv") for n in range(200)]
-    wait_for(lambda: all(events_only.pokes().get(t, 0) == 1 for t in task_ids), timeout=60)
+
+    def all_poked_once() -> bool:
+        pokes = events_only.pokes()  # one scan per check, not one per task
+        return all(pokes.get(t, 0) == 1 for t in task_ids)
+
+    wait_for(all_poked_once, timeout=60)
     poke_function = events_only.function("files", "poke")
     invocations = events_only.stack.lambdas.invocations[poke_function]
 

@@ -28,7 +28,7 @@ def test_sweeper_cleans_up_an_abort_whose_event_was_lost(harness: Harness) -> No
     second = json.loads(lambdas.invoke(FunctionName=sweeper, Payload=b"{}")["Payload"].read())
 
     assert first["deleted"] == 1
-    assert second == {"seen": first["seen"], "deleted": 0}  # the sweeper may run any number of times
+    assert second == {"seen": first["seen"], "deleted": 0, "ended": 0}  # it may run any number of times
     assert harness.job(task_id)["deletes"] == 1
     resource = harness.api.get_task(task_id).resource
     assert Phase(resource.phase) is Phase.ABORTED

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import flytekit.extras
 import pytest
@@ -43,7 +44,19 @@ name = "sa-webhook"
 
 [agents.webhook]
 class = "serverless_agents.agents.webhook:WebhookAgent"
-config = { timeout = 1, allowed_hosts = ["127.0.0.1"] }
+config = { timeout = 1, allowed_hosts = ["127.0.0.1"], allow_private_networks = ["127.0.0.1"] }
+secrets = { slack_token = "sa-test-slack-token" }
+
+# The example manifest's rules (agents.toml): Slack and one domain, no private network.
+[agents.slackhook]
+class = "tests.functional.secret_agents:SlackWebhookAgent"
+config = { timeout = 1, allowed_hosts = ["slack.com", "*.slack.com", "*.example.com"] }
+secrets = { slack_token = "sa-test-slack-token" }
+
+# Any host: only the address rules stand in the way.
+[agents.anyhost]
+class = "tests.functional.secret_agents:AnyHostWebhookAgent"
+config = { timeout = 1 }
 secrets = { slack_token = "sa-test-slack-token" }
 """
 _runs = itertools.count()
@@ -61,9 +74,10 @@ class HttpCallTask(PythonTask):  # type: ignore[misc]
         data: Any = None,
         inputs: dict[str, type] | None = None,
         timeout_sec: float = 10,
+        task_type: str = "webhook",
     ) -> None:
         super().__init__(
-            task_type="webhook",
+            task_type=task_type,
             name=name,
             interface=Interface(inputs=inputs or {}, outputs={"status": int, "body": str}),
         )
@@ -287,3 +301,74 @@ def test_a_host_outside_allowed_hosts_fails_and_sends_nothing(harness: Harness, 
     assert Phase(resource.phase) is Phase.FAILED
     assert resource.message == "custom.url: host 'localhost' is not in this agent's allowed_hosts"
     assert fake.requests == []
+
+
+# The allowed_hosts bypass (issue 11) and its relatives. The fake endpoint on 127.0.0.1 plays the
+# attacker's server: none of these may reach it, and none may answer with the secret.
+
+ATTACKS = [
+    # urlsplit reads hooks.slack.com; urllib3 read 127.0.0.1:<port> and sent the secret header there.
+    "http://127.0.0.1:{port}\\@hooks.slack.com/steal",
+    "http://127.0.0.1:{port}\\@slack.com/steal",
+    "http://hooks.slack.com@127.0.0.1:{port}/steal",
+    "http://x:{secret:slack_token}@127.0.0.1:{port}/steal",
+    "http://[127.0.0.1]:{port}/steal",
+    "http://[::ffff:127.0.0.1]:{port}/steal",
+    "http://[::1]:{port}/steal",
+    "http://2130706433:{port}/steal",
+    "http://0x7f000001:{port}/steal",
+    "http://0177.0.0.1:{port}/steal",
+    "http://127.1:{port}/steal",
+    "http://127.0.0.1:{port}/steal",
+    "http://localhost:{port}/steal",  # a real DNS name resolving to 127.0.0.1
+    "http://localhost.:{port}/steal",
+    "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+    "http://[fd00:ec2::254]/latest/meta-data/",
+    "http://127.0.0.1:{port}/st\teal",
+    "file:///etc/passwd",
+]
+
+
+@pytest.mark.parametrize("agent", ["slackhook", "anyhost"])
+@pytest.mark.parametrize("url", ATTACKS)
+def test_a_template_cannot_send_the_secret_elsewhere(
+    harness: Harness, fake: FakeHttpServer, agent: str, url: str
+) -> None:
+    port = str(urlsplit(fake.url).port)
+    task = slack_task(fake, url=url.replace("{port}", port), task_type=f"webhook_{agent[:-4]}")
+
+    resource = harness.api.execute_sync(agent, webhook_request(task, SLACK_INPUTS)).resource
+
+    assert Phase(resource.phase) is Phase.FAILED, resource.message
+    assert resource.message.startswith("custom.url: ")
+    assert "\n" not in resource.message
+    assert fake.requests == []
+    assert TOKEN not in str(wire.to_dict(resource))
+
+
+def test_a_secret_in_the_host_is_not_named_in_the_refusal(harness: Harness, fake: FakeHttpServer) -> None:
+    task = slack_task(fake, url="http://t{secret:slack_token}.hooks.invalid/x", task_type="webhook_slack")
+
+    resource = harness.api.execute_sync("slackhook", webhook_request(task, SLACK_INPUTS)).resource
+
+    assert Phase(resource.phase) is Phase.FAILED
+    assert resource.message == (
+        "custom.url: host 't{secret:slack_token}.hooks.invalid' is not in this agent's allowed_hosts"
+    )
+
+
+@pytest.mark.parametrize("location", ["{elsewhere}/collect", "http://localhost:{port}/collect", "/same-host"])
+def test_a_redirect_is_not_followed(harness: Harness, fake: FakeHttpServer, location: str) -> None:
+    with FakeHttpServer() as elsewhere:
+        port = str(urlsplit(elsewhere.url).port)
+        target = location.replace("{elsewhere}", elsewhere.url).replace("{port}", port)
+        fake.reply(Reply(302, "moved", headers={"Location": target}))
+
+        resource = harness.api.execute_sync(
+            "webhook", webhook_request(slack_task(fake), SLACK_INPUTS)
+        ).resource
+
+        assert Phase(resource.phase) is Phase.FAILED
+        assert resource.message == f"POST {fake.url}/hooks/alerts answered HTTP 302, to {target}: moved"
+        assert len(fake.requests) == 1
+        assert elsewhere.requests == []

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
 
+from serverless_agents.payloads import PAYLOAD_KINDS, payload_key
 from tests.infra.conftest import WATCHED_BUCKET, Synth
 
 DEPLOYMENT = "serverless-agents"
@@ -105,9 +107,66 @@ def test_every_function_writes_its_own_log_group_only(synth: Synth) -> None:
         ]
 
 
+def payload_keys(synth: Synth, *keys: str) -> list[dict[str, Any]]:
+    """The ARNs of `keys` (`requests/job/*.json`, ...) in the payload bucket, as synthesized."""
+    bucket = {"Fn::GetAtt": [synth.logical_id("AWS::S3::Bucket"), "Arn"]}
+    return [{"Fn::Join": ["", [bucket, f"/{key}"]]} for key in keys]
+
+
+def payload_grants(synth: Synth) -> dict[str, set[tuple[str, str]]]:
+    """Each owner's grants in the payload bucket, as (action, key pattern); only owners with some."""
+    bucket = {"Fn::GetAtt": [synth.logical_id("AWS::S3::Bucket"), "Arn"]}
+    grants: dict[str, set[tuple[str, str]]] = {}
+    for owner, statements in policies_by_owner(synth).items():
+        for statement in statements:
+            for resource in as_list(statement["Resource"]):
+                parts = resource.get("Fn::Join", ["", []])[1] if isinstance(resource, dict) else []
+                if parts[:1] == [bucket]:
+                    (key,) = parts[1:]
+                    actions = as_list(statement["Action"])
+                    grants.setdefault(owner, set()).update((a, key.removeprefix("/")) for a in actions)
+    return grants
+
+
+def test_each_role_reaches_its_own_agents_payload_keys_only(sensing: Synth) -> None:
+    def agent(name: str, requests: bool, outputs: bool, state: bool) -> set[tuple[str, str]]:
+        read_write = ("s3:GetObject", "s3:PutObject")
+        return {
+            *([("s3:GetObject", f"requests/{name}/*.json")] if requests else []),
+            *([("s3:PutObject", f"outputs/{name}/*.json")] if outputs else []),
+            *([(a, f"state/{name}/*.json") for a in read_write] if state else []),
+        }
+
+    expected = {
+        # Writes the requests of the agents that take tasks through it, reads the outputs of async agents.
+        f"{DEPLOYMENT}-api": {
+            *{("s3:PutObject", f"requests/{a}/*.json") for a in ("job", "batch", "files")},
+            *{("s3:GetObject", f"outputs/{a}/*.json") for a in ("job", "batch")},
+        },
+        # Outputs, what Flyte receives, are written by the agent's get function and no other function.
+        **{
+            f"{DEPLOYMENT}-{a}-{role}": agent(a, role != "delete", role == "get", True)
+            for a in ("job", "batch")
+            for role in ("create", "get", "delete")
+        },
+        f"{DEPLOYMENT}-files-poke": agent("files", True, False, False),
+    }
+
+    # The sync agent, finalize, the sweeper, the state machines and the scheduler role: nothing there.
+    assert payload_grants(sensing) == expected
+
+
+@pytest.mark.parametrize("kind", PAYLOAD_KINDS)
+def test_the_runtimes_keys_fall_under_their_own_agents_grant_and_no_other(kind: Any) -> None:
+    # IAM's `*` matches any characters, `/` included: a key of agent `etl` must not match `etl-nightly`'s.
+    agents = ("job", "etl", "etl-nightly")
+    for owner in agents:
+        key = payload_key(kind, owner, "serverless-agents-n0-0-a1b2c3")
+        assert [a for a in agents if fnmatchcase(key, payload_key(kind, a, "*"))] == [owner]
+
+
 def test_api_reaches_the_table_its_payload_keys_and_the_agents_executions(base: Synth) -> None:
     table = {"Fn::GetAtt": [base.logical_id("AWS::DynamoDB::Table"), "Arn"]}
-    bucket = {"Fn::GetAtt": [base.logical_id("AWS::S3::Bucket"), "Arn"]}
     machines = {
         agent: base.logical_id("AWS::StepFunctions::StateMachine", StateMachineName=f"{DEPLOYMENT}-{agent}")
         for agent in ("job", "batch")
@@ -115,8 +174,8 @@ def test_api_reaches_the_table_its_payload_keys_and_the_agents_executions(base: 
 
     assert own_statements(policies_by_owner(base)[f"{DEPLOYMENT}-api"]) == [
         (("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"), [table]),
-        (("s3:PutObject",), [{"Fn::Join": ["", [bucket, "/requests/*"]]}]),
-        (("s3:GetObject",), [{"Fn::Join": ["", [bucket, "/outputs/*"]]}]),
+        (("s3:PutObject",), payload_keys(base, "requests/job/*.json", "requests/batch/*.json")),
+        (("s3:GetObject",), payload_keys(base, "outputs/job/*.json", "outputs/batch/*.json")),
         (("states:StartExecution",), [{"Ref": machines["job"]}, {"Ref": machines["batch"]}]),
         (
             ("states:StopExecution",),
@@ -134,20 +193,28 @@ def test_api_reaches_the_table_its_payload_keys_and_the_agents_executions(base: 
 
 
 @pytest.mark.parametrize("role", ["create", "get", "delete"])
-def test_async_agent_functions_reach_the_table_the_bucket_and_their_own_secrets(
+def test_async_agent_functions_reach_the_table_their_payloads_and_their_own_secrets(
     base: Synth, role: str
 ) -> None:
     table = {"Fn::GetAtt": [base.logical_id("AWS::DynamoDB::Table"), "Arn"]}
-    objects = {"Fn::Join": ["", [{"Fn::GetAtt": [base.logical_id("AWS::S3::Bucket"), "Arn"]}, "/*"]]}
-    common = [
-        (("dynamodb:GetItem", "dynamodb:UpdateItem"), [table]),
-        (("s3:GetObject", "s3:PutObject"), [objects]),
-    ]
+
+    def common(agent: str) -> list[tuple[tuple[str, ...], list[Any]]]:
+        return [
+            (("dynamodb:GetItem", "dynamodb:UpdateItem"), [table]),
+            *(
+                [(("s3:GetObject",), payload_keys(base, f"requests/{agent}/*.json"))]
+                if role != "delete"
+                else []
+            ),
+            *([(("s3:PutObject",), payload_keys(base, f"outputs/{agent}/*.json"))] if role == "get" else []),
+            (("s3:GetObject", "s3:PutObject"), payload_keys(base, f"state/{agent}/*.json")),
+        ]
+
     statements = policies_by_owner(base)
 
     job_secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:job-token"
     assert own_statements(statements[f"{DEPLOYMENT}-job-{role}"]) == [
-        *common,
+        *common("job"),
         (("secretsmanager:GetSecretValue",), [job_secret, job_secret + "-??????"]),
     ]
     # A secret given by name: this account and region, and its random suffix.
@@ -155,7 +222,7 @@ def test_async_agent_functions_reach_the_table_the_bucket_and_their_own_secrets(
         "Fn::Join": ["", [*ARN_PREFIX, ":secretsmanager:", *REGION_ACCOUNT, ":secret:batch/password-??????"]]
     }
     assert own_statements(statements[f"{DEPLOYMENT}-batch-{role}"]) == [
-        *common,
+        *common("batch"),
         (("secretsmanager:GetSecretValue",), [batch_secret]),
     ]
 
@@ -230,8 +297,16 @@ def test_api_registers_sensor_tasks_in_the_sensor_groups_only(base: Synth, sensi
         (("iam:PassRole",), [{"Fn::GetAtt": [role, "Arn"]}]),
         (("lambda:InvokeFunction",), [poke_arn(sensing)]),  # the first poke of each task
     ]
-    # What it had without sensors comes first, unchanged; it never queries the index.
-    assert statements[:-3] == own_statements(policies_by_owner(base)[f"{DEPLOYMENT}-api"])
+    # What it had without sensors comes first, and it writes the sensor's requests too (a request too
+    # large for the task's item); it never queries the index.
+    before = own_statements(policies_by_owner(base)[f"{DEPLOYMENT}-api"])
+    requests = (("s3:PutObject",), payload_keys(sensing, *(f"requests/{a}/*.json" for a in ("job", "batch"))))
+    assert requests in before
+    before[before.index(requests)] = (
+        requests[0],
+        [*requests[1], *payload_keys(sensing, "requests/files/*.json")],
+    )
+    assert statements[:-3] == before
     assert not [s for s in statements if any(a.startswith("dynamodb:Query") for a in s[0])]
 
 
@@ -263,12 +338,14 @@ def test_poke_function_reads_and_ends_its_tasks_queries_only_the_index_and_reads
     sensing: Synth,
 ) -> None:
     table = sensing.logical_id("AWS::DynamoDB::Table")
-    bucket = {"Fn::GetAtt": [sensing.logical_id("AWS::S3::Bucket"), "Arn"]}
+    (queue,) = [k for k in sensing.resources("AWS::SQS::Queue") if k.startswith("SensorFiles")]
 
     assert own_statements(policies_by_owner(sensing)[f"{DEPLOYMENT}-files-poke"]) == [
+        # Its on-failure destination: the sensor's dead-letter queue.
+        (("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"), [{"Fn::GetAtt": [queue, "Arn"]}]),
         (("dynamodb:GetItem", "dynamodb:UpdateItem"), [{"Fn::GetAtt": [table, "Arn"]}]),
         (("dynamodb:Query",), [{"Fn::Join": ["", [{"Fn::GetAtt": [table, "Arn"]}, "/index/watching"]]}]),
-        (("s3:GetObject",), [{"Fn::Join": ["", [bucket, "/requests/*"]]}]),
+        (("s3:GetObject",), payload_keys(sensing, "requests/files/*.json")),
         (("scheduler:DeleteSchedule",), [SENSOR_SCHEDULES]),
         # The manifest's permissions: the objects it waits for, and 404 rather than 403 for a missing one.
         (("s3:GetObject",), [f"arn:aws:s3:::{WATCHED_BUCKET}/*"]),
@@ -276,21 +353,16 @@ def test_poke_function_reads_and_ends_its_tasks_queries_only_the_index_and_reads
     ]
 
 
-def test_only_the_poke_function_queries_the_table_and_only_its_index(sensing: Synth) -> None:
+def test_only_the_poke_function_and_the_sweeper_query_the_table_each_its_index(sensing: Synth) -> None:
     queries = {
         owner: [s["Resource"] for s in statements if "dynamodb:Query" in as_list(s["Action"])]
         for owner, statements in policies_by_owner(sensing).items()
     }
+    table = {"Fn::GetAtt": [sensing.logical_id("AWS::DynamoDB::Table"), "Arn"]}
 
     assert {owner: q for owner, q in queries.items() if q} == {
-        f"{DEPLOYMENT}-files-poke": [
-            {
-                "Fn::Join": [
-                    "",
-                    [{"Fn::GetAtt": [sensing.logical_id("AWS::DynamoDB::Table"), "Arn"]}, "/index/watching"],
-                ]
-            }
-        ]
+        f"{DEPLOYMENT}-files-poke": [{"Fn::Join": ["", [table, "/index/watching"]]}],
+        f"{DEPLOYMENT}-sweeper": [{"Fn::Join": ["", [table, "/index/open"]]}],
     }
 
 

@@ -79,7 +79,7 @@ def test_poke_role_acknowledges_exactly_its_own_wildcards(sensing: Synth) -> Non
 
     assert set(poke) == {
         "AwsSolutions-IAM5[Resource::*]",  # X-Ray
-        "AwsSolutions-IAM5[Resource::<PayloadBucketF1E70C09.Arn>/requests/*]",
+        "AwsSolutions-IAM5[Resource::<PayloadBucketF1E70C09.Arn>/requests/files/*.json]",  # its own only
         f"AwsSolutions-IAM5[Resource::{partition_region_account}:schedule/serverless-agents-files/*]",
         f"AwsSolutions-IAM5[Resource::arn:aws:s3:::{WATCHED_BUCKET}/*]",  # the manifest's
     }

@@ -38,7 +38,8 @@ def test_counts_follow_the_manifest(base: Synth) -> None:
     assert found["AWS::Events::Rule"] == 2  # status changes -> finalize; the sweeper's schedule
     assert found["AWS::DynamoDB::Table"] == found["AWS::S3::Bucket"] == found["AWS::SNS::Topic"] == 1
     assert found["AWS::ApiGateway::RestApi"] == found["AWS::CloudWatch::Dashboard"] == 1
-    assert found["AWS::CloudWatch::Alarm"] == 2 * 10 + 2 + 1 + 1  # errors and throttles; failures; DLQ; 5xx
+    # errors and throttles; failures; DLQ; 5xx; tasks ended by their bound
+    assert found["AWS::CloudWatch::Alarm"] == 2 * 10 + 2 + 1 + 1 + 1
 
 
 def test_one_more_async_agent_adds_its_functions_and_state_machine(base: Synth, grown: Synth) -> None:
@@ -151,6 +152,9 @@ def test_environment_matches_the_local_stack(base: Synth) -> None:
             # SA_SCHEDULER_ROLE_ARN only with sensors (test_sensors.py): no schedules, no role for them.
             "POWERTOOLS_SERVICE_NAME": "serverless-agents",
             "POWERTOOLS_METRICS_NAMESPACE": "ServerlessAgents",
+            # No task data in X-Ray (test_iac_checks.py checks every function of every template).
+            "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+            "POWERTOOLS_TRACER_CAPTURE_ERROR": "false",
         }, name
 
 
@@ -162,14 +166,24 @@ def test_tasks_table_and_payload_bucket(base: Synth) -> None:
             "AttributeDefinitions": [
                 {"AttributeName": "id", "AttributeType": "S"},
                 {"AttributeName": "watch", "AttributeType": "S"},
+                {"AttributeName": "open", "AttributeType": "S"},
+                {"AttributeName": "end_by", "AttributeType": "N"},
             ],
-            # As the local stack makes it, with or without sensors: the runtime's `watching` index.
+            # As the local stack makes it, with or without sensors: the runtime's `watching` and `open`.
             "GlobalSecondaryIndexes": [
                 {
                     "IndexName": "watching",
                     "KeySchema": [{"AttributeName": "watch", "KeyType": "HASH"}],
                     "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
+                },
+                {
+                    "IndexName": "open",
+                    "KeySchema": [
+                        {"AttributeName": "open", "KeyType": "HASH"},
+                        {"AttributeName": "end_by", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                },
             ],
             "BillingMode": "PAY_PER_REQUEST",
             "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
@@ -186,7 +200,8 @@ def test_tasks_table_and_payload_bucket(base: Synth) -> None:
     expiring = {
         r["Prefix"]: r["ExpirationInDays"] for r in bucket["LifecycleConfiguration"]["Rules"] if "Prefix" in r
     }
-    assert expiring == {"requests/": 32, "outputs/": 32}  # the tasks' TTL (30 days) and a margin
+    # Every kind of payload key (serverless_agents.payloads): the tasks' TTL (30 days) and a margin.
+    assert expiring == {"requests/": 32, "outputs/": 32, "state/": 32}
     (policy,) = base.properties("AWS::S3::BucketPolicy")
     assert any(
         s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}

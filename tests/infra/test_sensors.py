@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from infra.cdk.serverless_agents_cdk.app import poke_reserved_concurrency_from
+from infra.cdk.serverless_agents_cdk.sensor_triggers import POKE_RESERVED_CONCURRENCY
 
 from serverless_agents import naming
 from serverless_agents.agents.file_sensor import FileSensor
@@ -61,8 +63,9 @@ def test_a_sensor_adds_its_poke_function_schedule_group_and_rule(base: Synth, se
             "AWS::Scheduler::ScheduleGroup": 1,
             "AWS::Events::Rule": 1,  # one per pattern in `events`
             "AWS::Lambda::Permission": 1,  # EventBridge may invoke poke, from that rule
-            "AWS::SQS::Queue": 1,  # the rule's dead-letter queue
+            "AWS::SQS::Queue": 1,  # the rule's dead-letter queue, and the poke function's
             "AWS::SQS::QueuePolicy": 1,  # EventBridge may send to it, from that rule
+            "AWS::Lambda::EventInvokeConfig": 1,  # failed or stale pokes go to that queue
             "AWS::IAM::Role": 2,  # the poke function's; the one sensor schedules run as
             "AWS::IAM::Policy": 2,
             "AWS::Logs::LogGroup": 1,  # the agent's
@@ -175,13 +178,11 @@ def test_tasks_table_has_the_sparse_watching_index(sensing: Synth) -> None:
     (table,) = sensing.properties("AWS::DynamoDB::Table")
 
     assert {"AttributeName": "watch", "AttributeType": "S"} in table["AttributeDefinitions"]
-    assert table["GlobalSecondaryIndexes"] == [
-        {
-            "IndexName": "watching",
-            "KeySchema": [{"AttributeName": "watch", "KeyType": "HASH"}],
-            "Projection": {"ProjectionType": "KEYS_ONLY"},
-        }
-    ]
+    assert {
+        "IndexName": "watching",
+        "KeySchema": [{"AttributeName": "watch", "KeyType": "HASH"}],
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
+    } in table["GlobalSecondaryIndexes"]
 
 
 def test_alarms_and_dashboard_cover_the_poke_function_and_the_dead_letters(sensing: Synth) -> None:
@@ -189,7 +190,7 @@ def test_alarms_and_dashboard_cover_the_poke_function_and_the_dead_letters(sensi
     (dashboard,) = sensing.properties("AWS::CloudWatch::Dashboard")
     body = json.dumps(dashboard["DashboardBody"])
 
-    assert {f"{POKE}-errors", f"{POKE}-throttles", f"{DEPLOYMENT}-files-event-dead-letters"} <= names
+    assert {f"{POKE}-errors", f"{POKE}-throttles", f"{DEPLOYMENT}-files-dead-letters"} <= names
     assert POKE in body
     assert "files pokes: invocations" in body
 
@@ -198,10 +199,47 @@ def test_outputs_name_the_sensor_dead_letter_queue(sensing: Synth, rule: dict[st
     (target,) = rule["Targets"]
     queue = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
 
-    assert sensing.json["Outputs"]["EventDeadLetterQueueUrlFiles"]["Value"] == {"Ref": queue}
+    assert sensing.json["Outputs"]["SensorDeadLetterQueueUrlFiles"]["Value"] == {"Ref": queue}
 
 
-def test_a_sensor_without_events_gets_no_rule_and_no_queue(tmp_path: Path) -> None:
+def test_poke_function_reserves_its_concurrency_and_sends_failed_pokes_to_the_dead_letter_queue(
+    sensing: Synth, rule: dict[str, Any]
+) -> None:
+    poke = sensing.function_id(POKE)
+    (target,) = rule["Targets"]
+    (config,) = [
+        p for p in sensing.properties("AWS::Lambda::EventInvokeConfig") if p["FunctionName"] == {"Ref": poke}
+    ]
+
+    # Every invocation is asynchronous (schedules, rules, the first poke): a burst waits in Lambda's queue
+    # instead of taking the account's concurrency from the api and the agents (docs/deploy.md).
+    assert sensing.json["Resources"][poke]["Properties"]["ReservedConcurrentExecutions"] == 10
+    assert config == {
+        "FunctionName": {"Ref": poke},
+        "Qualifier": "$LATEST",
+        "MaximumRetryAttempts": 2,
+        "MaximumEventAgeInSeconds": 3600,  # by then its schedule has poked the task again
+        "DestinationConfig": {"OnFailure": {"Destination": target["DeadLetterConfig"]["Arn"]}},
+    }
+    # No other function reserves any: the api and the agents share the account's pool.
+    reserving = [
+        p["FunctionName"]
+        for p in sensing.properties("AWS::Lambda::Function")
+        if "ReservedConcurrentExecutions" in p
+    ]
+    assert reserving == [POKE]
+
+
+@pytest.mark.parametrize(
+    ("context", "reserved"), [(None, POKE_RESERVED_CONCURRENCY), ("25", 25), ("0", None), (0, None)]
+)
+def test_context_sets_the_poke_reserved_concurrency_and_zero_reserves_none(
+    context: Any, reserved: int | None
+) -> None:
+    assert poke_reserved_concurrency_from(context) == reserved
+
+
+def test_a_sensor_without_events_gets_no_rule_but_its_dead_letter_queue(tmp_path: Path) -> None:
     synth = synthesize(
         '[agents.files]\nclass = "serverless_agents.agents.file_sensor:FileSensor"\n', tmp_path
     )
@@ -210,5 +248,7 @@ def test_a_sensor_without_events_gets_no_rule_and_no_queue(tmp_path: Path) -> No
     assert found["AWS::Lambda::Function"] == 3  # api, finalize, poke: no state machine, so no sweeper
     assert found["AWS::Scheduler::ScheduleGroup"] == 1
     assert found["AWS::Events::Rule"] == 0  # no state machine to finalize, no sensor events
-    assert found["AWS::SQS::Queue"] == 1  # finalize's
-    assert not [k for k in synth.json["Outputs"] if k.startswith("EventDeadLetterQueueUrl")]
+    assert found["AWS::SQS::Queue"] == 2  # finalize's; the poke function's on-failure destination
+    assert [k for k in synth.json["Outputs"] if k.startswith("SensorDeadLetterQueueUrl")] == [
+        "SensorDeadLetterQueueUrlFiles"
+    ]

@@ -1,4 +1,5 @@
-"""The sweeper: deployed with the async agents, run every 15 minutes, allowed what it calls and no more."""
+"""The sweeper: deployed with the async agents, run every 15 minutes, allowed what it calls and no more,
+and alarmed when it ends a task by its bound."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from infra.cdk.serverless_agents_cdk.sweeper import LOOKBACK_MINUTES, PERIOD_MINUTES
 
 from serverless_agents import naming
+from serverless_agents.runtime.sweeper import ENDED_BY_BOUND_METRIC
 from tests.infra.conftest import Synth
 from tests.infra.test_iam import ARN_PREFIX, REGION_ACCOUNT, as_list, own_statements, policies_by_owner
 from tests.infra.test_nag import acknowledgments
@@ -75,18 +77,25 @@ def test_sweeper_lists_describes_and_invokes_the_async_agents_deletes_only(base:
         for a in AGENTS
     ]
     deletes = [{"Fn::GetAtt": [base.function_id(f"{DEPLOYMENT}-{a}-delete"), "Arn"]} for a in AGENTS]
+    table = {"Fn::GetAtt": [base.logical_id("AWS::DynamoDB::Table"), "Arn"]}
     statements = policies_by_owner(base)[SWEEPER]
 
     assert own_statements(statements) == [
         (("states:ListExecutions",), machines),
         (("states:DescribeExecution",), executions),
         (("lambda:InvokeFunction",), deletes),
+        # The open tasks past their bound: one index, and the items it names (read, then ended).
+        (("dynamodb:Query",), [{"Fn::Join": ["", [table, "/index/open"]]}]),
+        (("dynamodb:GetItem", "dynamodb:UpdateItem"), [table]),
     ]
     # Beyond those: its own log group and X-Ray, as every function (test_iam.py).
     assert {a for s in statements for a in as_list(s["Action"])} == {
         "states:ListExecutions",
         "states:DescribeExecution",
         "lambda:InvokeFunction",
+        "dynamodb:Query",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "xray:PutTraceSegments",
@@ -116,6 +125,24 @@ def test_cdk_nag_wildcards_acknowledged_are_the_execution_arns_and_x_ray(base: S
         "execution names are task ids"
         in found[f"AwsSolutions-IAM5[Resource::{region_account}:execution:{DEPLOYMENT}-job:*]"]
     )
+
+
+def test_a_task_ended_by_its_bound_raises_an_alarm(base: Synth, sensing: Synth) -> None:
+    alarms = {p["AlarmName"]: p for p in base.properties("AWS::CloudWatch::Alarm")}
+    (topic,) = base.resources("AWS::SNS::Topic")
+
+    alarm = alarms[f"{DEPLOYMENT}-tasks-ended-by-bound"]
+    # What functions/sweeper/handler.py counts: Powertools' namespace and `service` dimension.
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("ServerlessAgents", ENDED_BY_BOUND_METRIC)
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "serverless-agents"}]
+    assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("Sum", 300, 1)
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"  # no sweep, or nothing ended: all is well
+    assert alarm["AlarmActions"] == [{"Ref": topic}]
+    # The sensing manifest has async agents too; a deployment without any has no sweeper to count.
+    assert f"{DEPLOYMENT}-tasks-ended-by-bound" in {
+        p["AlarmName"] for p in sensing.properties("AWS::CloudWatch::Alarm")
+    }
 
 
 def test_alarms_and_dashboard_cover_the_sweeper(base: Synth) -> None:

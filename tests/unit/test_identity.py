@@ -16,7 +16,8 @@ from flyteidl.core.identifier_pb2 import (
 from serverless_agents.exceptions import InvalidRequest
 from serverless_agents.identity import check_task_id, task_id_for
 
-# propeller's output prefix: `<node data dir>/<retry attempt>` (flytepropeller/pkg/controller/nodes/task/handler.go).
+# propeller's output prefix: `<node data dir>/<retry attempt>`
+# (flytepropeller/pkg/controller/nodes/task/handler.go).
 PREFIX = "s3://my-flyte-bucket/metadata/propeller/flytesnacks-development-f6a2b9c/n0/data/0"
 EXECUTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
 
@@ -104,10 +105,12 @@ def test_check_task_id_rejects_a_trailing_newline() -> None:
 
 
 def test_two_node_executions_sharing_an_identifier_get_two_ids() -> None:
-    # A subworkflow called twice sends the same TaskExecutionIdentifier for both calls (its node id is local to
-    # the subworkflow: flytepropeller/pkg/controller/nodes/node_exec_context.go); their data dirs differ.
+    # A subworkflow called twice sends the same TaskExecutionIdentifier for both calls (its node id is local
+    # to the subworkflow: flytepropeller/pkg/controller/nodes/node_exec_context.go); their data dirs differ.
     first = task_id_for(execution_id(), "s3://b/metadata/propeller/p-d-f6a2b9c/n0/data/0/sub-n0/data/0")
     second = task_id_for(execution_id(), "s3://b/metadata/propeller/p-d-f6a2b9c/n1/data/0/sub-n0/data/0")
 
     assert first != second
-    assert first == task_id_for(execution_id(), "s3://b/metadata/propeller/p-d-f6a2b9c/n0/data/0/sub-n0/data/0")
+    assert first == task_id_for(
+        execution_id(), "s3://b/metadata/propeller/p-d-f6a2b9c/n0/data/0/sub-n0/data/0"
+    )

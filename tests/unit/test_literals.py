@@ -417,8 +417,8 @@ CROSS: list[tuple[str, Any, Any, Any, Callable[[Any], Any] | None, bool]] = [
         same,
         True,
     ),
-    # flytekit writes an untyped dict as msgpack and we write a Struct, so the wire bytes differ.
-    ("dict-generic", dict, UNTYPED_DICT, UNTYPED_DICT, same, False),
+    # An untyped dict is msgpack on both sides, byte for byte: 1 stays an int through flytekit.
+    ("dict-generic", dict, UNTYPED_DICT, UNTYPED_DICT, same, True),
     ("enum", Color, Color.BLUE, "blue", lambda c: c.value, True),
     ("flytefile", FlyteFile, FlyteFile("s3://bucket/key.csv"), Blob("s3://bucket/key.csv"), None, True),
     (
@@ -495,3 +495,23 @@ def test_flytekit_old_generic_dict_format(ctx: Any, monkeypatch: pytest.MonkeyPa
     flytekit_literal = TypeEngine.to_literal(ctx, value, dict, literal_type).to_flyte_idl()
     assert flytekit_literal.scalar.WhichOneof("value") == "generic"
     assert to_python(flytekit_literal, literal_type.to_flyte_idl(), field="inputs.x") == value
+
+
+def test_exact_decoding_refuses_unknown_and_missing_names_but_not_optional_ones() -> None:
+    from flyteidl.core import interface_pb2
+
+    optional = types_pb2.LiteralType(
+        union_type=types_pb2.UnionType(variants=[simple(S.INTEGER), simple(S.NONE)])
+    )
+    variables = {
+        "n": interface_pb2.Variable(type=simple(S.INTEGER)),
+        "maybe": interface_pb2.Variable(type=optional),
+    }
+    n = literals_pb2.Literal(scalar=literals_pb2.Scalar(primitive=literals_pb2.Primitive(integer=1)))
+
+    assert decode_literal_map(literals_pb2.LiteralMap(literals={"n": n}), variables, exact=True) == {"n": 1}
+    with pytest.raises(LiteralConversionError, match=r"^inputs\.extra: not in the interface, which declares"):
+        decode_literal_map(literals_pb2.LiteralMap(literals={"n": n, "extra": n}), variables, exact=True)
+    with pytest.raises(LiteralConversionError, match=r"^inputs\.n: missing: expected INTEGER$"):
+        decode_literal_map(literals_pb2.LiteralMap(), variables, exact=True)
+    assert decode_literal_map(literals_pb2.LiteralMap(literals={"extra": n}), variables) == {"extra": 1}

@@ -48,7 +48,8 @@ def test_omitted_settings_take_their_defaults() -> None:
 
     assert manifest.deployment.name == "serverless-agents"
     settings = manifest.agent("mine")
-    assert (settings.memory, settings.timeout, settings.execution_timeout) == (256, 30, 86_400)
+    assert (settings.memory, settings.timeout, settings.execution_timeout) == (256, 29, 86_400)
+    assert manifest.deployment.api_timeout == 29
     assert settings.poll == PollBackoff(initial=5, factor=2.0, cap=300)
     assert settings.secrets == {}
 

@@ -99,3 +99,22 @@ def test_importing_agents_registers_nothing() -> None:
     assert list(registry) == []
     with pytest.raises(AgentNotFound):
         registry.for_task("example_job")
+
+
+def test_a_sync_agent_allowed_longer_than_api_gateway_waits_is_a_manifest_error() -> None:
+    from serverless_agents.exceptions import ManifestError
+
+    manifest = parse_manifest('[agents.echo]\nclass = "serverless_agents.examples:EchoAgent"\ntimeout = 40\n')
+
+    with pytest.raises(ManifestError, match=r"^agents\.echo\.timeout: 40 s is more than API Gateway's"):
+        AgentRegistry.from_manifest(manifest)
+
+
+def test_a_raised_api_timeout_admits_a_longer_sync_agent_and_async_agents_are_not_bound() -> None:
+    manifest = parse_manifest(
+        "[deployment]\napi_timeout = 60\n"
+        '[agents.echo]\nclass = "serverless_agents.examples:EchoAgent"\ntimeout = 40\n'
+        '[agents.job]\nclass = "serverless_agents.examples:JobAgent"\ntimeout = 300\n'
+    )
+
+    assert {agent.name for agent in AgentRegistry.from_manifest(manifest)} == {"echo", "job"}

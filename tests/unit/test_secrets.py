@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,8 +12,16 @@ import pytest
 from moto import mock_aws
 
 from serverless_agents import get_agent_secret
-from serverless_agents.exceptions import ManifestError
-from serverless_agents.secrets import _secret_value
+from serverless_agents.agent import LogLink, Phase, Resource
+from serverless_agents.exceptions import InvalidRequest, ManifestError, RetryableAgentError
+from serverless_agents.runtime.boundary import call_agent
+from serverless_agents.secrets import (
+    forget_secrets,
+    has_secrets,
+    redact,
+    redact_exception,
+    redact_value,
+)
 from serverless_agents.settings import lambda_environment
 
 
@@ -28,10 +38,10 @@ def agent_environment(tmp_path: Path) -> Iterator[str]:
             "SA_MANIFEST": str(manifest),
             "SA_AGENT": "echo",
         }
-        _secret_value.cache_clear()
+        forget_secrets()
         with lambda_environment(variables):
             yield arn
-        _secret_value.cache_clear()
+        forget_secrets()
 
 
 def test_secret_is_read_by_its_manifest_name(agent_environment: str) -> None:
@@ -56,3 +66,182 @@ def test_secret_outside_an_agent_function_is_an_error(tmp_path: Path) -> None:
         pytest.raises(ManifestError, match="SA_AGENT"),
     ):
         get_agent_secret("api_key")
+
+
+# Masking: every value read is remembered, and masked wherever text leaves the agent's code.
+
+TOKEN = "sk-test/with+chars"
+PEM = "\n".join(
+    [
+        "-----BEGIN PRIVATE KEY-----",
+        "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC",
+        "BKcwggSjAgEAAoIBAQC7",
+        "-----END PRIVATE KEY-----",
+    ]
+)
+
+
+@pytest.fixture
+def remembered(tmp_path: Path) -> Iterator[None]:
+    """A container that has read three secrets: a token, a JSON secret and a PEM key."""
+    with mock_aws():
+        client = boto3.client("secretsmanager")
+        values = {
+            "token": "sk-test/with+chars",
+            "db": '{"user": "app", "password": "hunter2-long"}',
+            "pem": PEM,
+        }
+        arns = {name: client.create_secret(Name=name, SecretString=v)["ARN"] for name, v in values.items()}
+        manifest = tmp_path / "agents.toml"
+        secrets = ", ".join(f'{name} = "{arn}"' for name, arn in arns.items())
+        manifest.write_text(
+            f'[agents.echo]\nclass = "serverless_agents.examples:EchoAgent"\nsecrets = {{ {secrets} }}\n'
+        )
+        variables = {"SA_TASKS_TABLE": "t", "SA_PAYLOAD_BUCKET": "b", "SA_MANIFEST": str(manifest)}
+        forget_secrets()
+        with lambda_environment({**variables, "SA_AGENT": "echo"}):
+            for name in values:
+                get_agent_secret(name)
+        yield
+        forget_secrets()
+
+
+def test_redact_masks_every_spelling_of_a_secret(remembered: None) -> None:
+    text = (
+        "token sk-test/with+chars, encoded sk-test%2Fwith%2Bchars, password hunter2-long, "
+        f"key line MIIEvQIBADANBgkqhkiG9w0BAQEFAASC, whole key {' '.join(PEM.split())}"
+    )
+
+    assert redact(text) == (
+        "token {secret:token}, encoded {secret:token}, password {secret:db}, "
+        "key line {secret:pem}, whole key {secret:pem}"
+    )
+
+
+def test_redact_value_walks_containers_and_keeps_other_values(remembered: None) -> None:
+    value = {"a": ["sk-test/with+chars", 3, None], "sk-test/with+chars": ("x", "hunter2-long"), "n": 1.5}
+
+    assert redact_value(value) == {
+        "a": ["{secret:token}", 3, None],
+        "{secret:token}": ("x", "{secret:db}"),
+        "n": 1.5,
+    }
+
+
+def test_nothing_is_masked_before_a_secret_is_read() -> None:
+    forget_secrets()
+
+    assert redact("sk-test/with+chars") == "sk-test/with+chars"
+    assert not has_secrets()
+
+
+def test_a_redacted_exception_keeps_its_class_name_and_kind(remembered: None) -> None:
+    original = RetryableAgentError("throttled for sk-test/with+chars\nsecond line")
+
+    copy = redact_exception(original)
+
+    assert type(copy).__name__ == "RetryableAgentError"
+    assert type(copy).__module__ == "serverless_agents.exceptions"
+    assert isinstance(copy, RetryableAgentError)
+    assert str(copy) == "throttled for {secret:token} second line"
+
+
+def test_a_redacted_exception_keeps_its_attributes_masked(remembered: None) -> None:
+    copy = redact_exception(InvalidRequest("custom.token", "sk-test/with+chars is wrong"))
+
+    assert isinstance(copy, InvalidRequest)
+    assert (copy.field, copy.problem) == ("custom.token", "{secret:token} is wrong")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        KeyError("sk-test/with+chars"),
+        OSError(2, "No such file", "/tmp/sk-test/with+chars"),
+        UnicodeDecodeError("utf-8", b"\xff", 0, 1, "sk-test/with+chars"),
+        ValueError(),
+    ],
+)
+def test_exceptions_with_their_own_constructors_are_copied(remembered: None, error: Exception) -> None:
+    copy = redact_exception(error)
+
+    assert type(copy).__name__ == type(error).__name__
+    assert isinstance(copy, type(error))
+    assert "sk-test" not in str(copy)
+
+
+def test_log_records_are_masked_when_made(remembered: None) -> None:
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(self.format(record) + repr(getattr(record, "token", "")))
+
+    password = "hunter2-long"
+    handler = Keep()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("tests.secrets")
+    logger.addHandler(handler)
+    try:
+        logger.warning("token %s", "sk-test/with+chars", extra={"token": ["hunter2-long"]})
+        try:
+            raise ValueError(f"cannot use {TOKEN}") from KeyError(password)
+        except ValueError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+
+    text = "\n".join(records)
+    assert "token {secret:token}['{secret:db}']" in text
+    assert "ValueError: cannot use {secret:token}" in text
+    assert "KeyError: '{secret:db}'" in text
+    assert "sk-test" not in text
+    assert "hunter2" not in text
+
+
+# The boundary: the one place agent code is called.
+
+
+class _Agent:
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+
+    def do(self) -> Resource:
+        return Resource(
+            Phase.SUCCEEDED,
+            f"used {self.secret}",
+            log_links=[LogLink("log", f"https://logs.example.com/?t={self.secret}")],
+            outputs={"o": [self.secret]},
+            custom_info={"k": {"v": self.secret}},
+        )
+
+    async def get(self) -> Resource:
+        raise RetryableAgentError(f"busy {self.secret}")
+
+    def poke(self) -> bool:
+        raise ValueError(f"bad {self.secret}")
+
+
+def test_call_agent_masks_a_returned_resource(remembered: None) -> None:
+    resource = call_agent(_Agent(TOKEN).do)
+
+    assert resource.message == "used {secret:token}"
+    assert resource.log_links == [LogLink("log", "https://logs.example.com/?t={secret:token}")]
+    assert resource.outputs == {"o": ["{secret:token}"]}
+    assert resource.custom_info == {"k": {"v": "{secret:token}"}}
+
+
+def test_call_agent_reraises_a_masked_copy_of_the_same_kind(remembered: None) -> None:
+    with pytest.raises(RetryableAgentError) as raised:
+        call_agent(_Agent(TOKEN).get)
+
+    assert type(raised.value).__name__ == "RetryableAgentError"
+    assert str(raised.value) == "busy {secret:token}"
+    assert raised.value.__cause__ is None
+    assert raised.value.__suppress_context__
+    assert "sk-test" not in "".join(traceback.format_exception(raised.value))
+
+
+def test_call_agent_masks_a_plain_exception_too(remembered: None) -> None:
+    with pytest.raises(ValueError, match=r"^bad \{secret:token\}$"):
+        call_agent(_Agent(TOKEN).poke)

@@ -119,6 +119,10 @@ def test_create_and_get_failures_go_to_cleanup(states: dict[str, dict[str, Any]]
 def test_cleanup_ends_in_a_fail_state(states: dict[str, dict[str, Any]]) -> None:
     assert states[states["Cleanup"]["Next"]]["Type"] == "Fail"
     assert states["Cleanup"]["ResultPath"] is None  # keeps $.error for the Fail state's cause
+    # A delete that keeps failing still ends the execution, with the error that made it clean up.
+    (catch,) = states["Cleanup"]["Catch"]
+    assert (catch["ErrorEquals"], catch["Next"]) == (["States.ALL"], states["Cleanup"]["Next"])
+    assert catch["ResultPath"] == "$.cleanup_error"
 
 
 def test_the_timeout_is_the_substituted_number() -> None:

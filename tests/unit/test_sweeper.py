@@ -1,86 +1,245 @@
-"""The sweeper's loop, with in-memory fakes of Step Functions and Lambda: one ending that cannot be
-finalized does not keep the others from it, and the sweep still reports the failure."""
+"""The sweeper's loop, with in-memory fakes of Step Functions and of the delete functions (over the real
+tasks table on moto DynamoDB): one ending that cannot be finalized does not keep the others from it, the
+sweep still reports the failure, and every task past its bound ends, naming its job."""
 
 from __future__ import annotations
 
 import io
 import json
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
+from serverless_agents.agent import Phase
 from serverless_agents.exceptions import ServiceUnavailable
-from serverless_agents.runtime.sweeper import sweep
+from serverless_agents.runtime.async_steps import CleanupReason
+from serverless_agents.runtime.sweeper import bound_ending, sweep
+from serverless_agents.tasks_table import TaskRecord, TasksTable, table_definition
 
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:sa-job"
+METADATA = '{"job_id":"q-01b2","warehouse":"w"}'
+
+
+def execution_arn(name: str) -> str:
+    return f"{ARN.replace(':stateMachine:', ':execution:')}:{name}"
+
+
+class ExecutionDoesNotExist(Exception):
+    pass
 
 
 class FakeStepFunctions:
-    def __init__(self, endings: dict[str, datetime]) -> None:
-        self.endings = endings
+    """Executions by name: (status, stop date)."""
+
+    class exceptions:  # as boto3 clients name it
+        ExecutionDoesNotExist = ExecutionDoesNotExist
+
+    def __init__(self, executions: dict[str, tuple[str, datetime]]) -> None:
+        self.executions = executions
 
     def get_paginator(self, name: str) -> FakeStepFunctions:
         assert name == "list_executions"
         return self
 
     def paginate(self, stateMachineArn: str, statusFilter: str) -> list[dict[str, Any]]:
-        if statusFilter != "ABORTED":
-            return [{"executions": []}]
-        newest_first = sorted(self.endings.items(), key=lambda item: item[1], reverse=True)
-        return [{"executions": [self._summary(name, stopped) for name, stopped in newest_first]}]
+        newest_first = sorted(self.executions.items(), key=lambda item: item[1][1], reverse=True)
+        return [
+            {
+                "executions": [
+                    self._summary(name) for name, (status, _) in newest_first if status == statusFilter
+                ]
+            }
+        ]
 
     def describe_execution(self, executionArn: str) -> dict[str, Any]:
         name = executionArn.rsplit(":", 1)[-1]
-        return {
-            **self._summary(name, self.endings[name]),
-            "input": json.dumps({"task_id": name, "agent": "job"}),
-        }
+        if name not in self.executions:
+            raise ExecutionDoesNotExist(name)
+        return {**self._summary(name), "input": json.dumps({"task_id": name, "agent": "job"})}
 
-    @staticmethod
-    def _summary(name: str, stopped: datetime) -> dict[str, Any]:
-        arn = f"{ARN.replace(':stateMachine:', ':execution:')}:{name}"
+    def _summary(self, name: str) -> dict[str, Any]:
+        status, stopped = self.executions[name]
         return {
-            "executionArn": arn,
+            "executionArn": execution_arn(name),
             "stateMachineArn": ARN,
             "name": name,
-            "status": "ABORTED",
+            "status": status,
             "stopDate": stopped,
         }
 
 
-class FakeLambda:
-    """The delete functions: fails for the task ids in `failing`, else reports a delete."""
+class FakeDeletes:
+    """The agents' delete functions, over the real table: claim cleanup, then fail (for the task ids in
+    `failing`) or delete once, as runtime.async_steps' cleanup does."""
 
-    def __init__(self, failing: set[str]) -> None:
+    def __init__(self, table: TasksTable, failing: set[str]) -> None:
+        self.table = table
         self.failing = failing
         self.invoked: list[str] = []
 
     def invoke(self, FunctionName: str, Payload: bytes) -> dict[str, Any]:
-        task_id = json.loads(Payload)["task_id"]
+        event = json.loads(Payload)
+        task_id = event["task_id"]
         self.invoked.append(task_id)
+        reason = CleanupReason.from_event(event)
+        if self.table.claim_cleanup(task_id) is None:
+            return {"Payload": io.BytesIO(b'{"deleted": false}')}
         if task_id in self.failing:
+            self.table.release_cleanup(task_id, reason.phase, reason.message, "boom")
             return {"FunctionError": "Unhandled", "Payload": io.BytesIO(b'{"errorMessage": "boom"}')}
+        self.table.finish_cleanup(task_id, reason.phase, reason.message)
         return {"Payload": io.BytesIO(b'{"deleted": true}')}
 
 
-def test_sweeps_every_ending_in_the_window_and_only_those() -> None:
+@pytest.fixture
+def table() -> Iterator[TasksTable]:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(**table_definition("tasks"))
+        yield TasksTable("tasks", client=client)
+
+
+def task(table: TasksTable, task_id: str, end_by: float, metadata: str | None = METADATA) -> None:
+    record = TaskRecord(
+        task_id, "job", "async", execution_arn=execution_arn(task_id), end_within=60, end_by=end_by
+    )
+    assert table.create(record)
+    if metadata is not None:
+        assert table.record_progress(task_id, Phase.RUNNING, "job created", [], {}, metadata=metadata)
+
+
+def test_sweeps_every_ending_in_the_window_and_only_those(table: TasksTable) -> None:
     now = datetime.now(UTC)
-    sfn = FakeStepFunctions({"t1": now, "t2": now - timedelta(minutes=30), "old": now - timedelta(hours=3)})
-    lambdas = FakeLambda(failing=set())
+    later = time.time() + 3600
+    for name in ("t1", "t2", "old"):
+        task(table, name, later)
+    sfn = FakeStepFunctions(
+        {
+            "t1": ("ABORTED", now),
+            "t2": ("ABORTED", now - timedelta(minutes=30)),
+            "old": ("ABORTED", now - timedelta(hours=3)),
+        }
+    )
+    deletes = FakeDeletes(table, failing=set())
 
-    result = sweep([ARN], "sa", timedelta(hours=1), sfn_client=sfn, lambda_client=lambdas)
+    result = sweep([ARN], "sa", timedelta(hours=1), table, sfn_client=sfn, lambda_client=deletes)
 
-    assert result == {"seen": 2, "deleted": 2}
-    assert lambdas.invoked == ["t1", "t2"]
+    assert result.counts() == {"seen": 2, "deleted": 2, "ended": 0}
+    assert deletes.invoked == ["t1", "t2"]
 
 
-def test_one_failing_ending_does_not_stop_the_others() -> None:
+def test_one_failing_ending_does_not_stop_the_others(table: TasksTable) -> None:
     now = datetime.now(UTC)
-    sfn = FakeStepFunctions({"t1": now, "t2": now - timedelta(minutes=1), "t3": now - timedelta(minutes=2)})
-    lambdas = FakeLambda(failing={"t1"})
+    for name in ("t1", "t2", "t3"):
+        task(table, name, time.time() + 3600)
+    sfn = FakeStepFunctions(
+        {name: ("FAILED", now - timedelta(minutes=n)) for n, name in enumerate(("t1", "t2", "t3"))}
+    )
+    deletes = FakeDeletes(table, failing={"t1"})
 
+    result = sweep([ARN], "sa", timedelta(hours=1), table, sfn_client=sfn, lambda_client=deletes)
+
+    assert deletes.invoked == ["t1", "t2", "t3"]
+    assert result.deleted == 2
     with pytest.raises(ServiceUnavailable, match=r"1 of 3 endings not finalized: t1: "):
-        sweep([ARN], "sa", timedelta(hours=1), sfn_client=sfn, lambda_client=lambdas)
+        result.raise_for_failures()
 
-    assert lambdas.invoked == ["t1", "t2", "t3"]
+
+def test_a_task_whose_delete_kept_failing_ends_at_its_bound_naming_its_job(table: TasksTable) -> None:
+    task(table, "t1", time.time() - 1)  # the bound has passed
+    sfn = FakeStepFunctions({"t1": ("FAILED", datetime.now(UTC) - timedelta(hours=2))})  # out of the window
+    deletes = FakeDeletes(table, failing={"t1"})
+    assert table.claim_cleanup("t1") is not None
+    table.release_cleanup(
+        "t1", Phase.RETRYABLE_FAILED, "RetryableAgentError: the warehouse is busy", "HTTP 503"
+    )
+
+    result = sweep([ARN], "sa", timedelta(hours=1), table, sfn_client=sfn, lambda_client=deletes)
+
+    assert result.ended == ["t1"]
+    assert deletes.invoked == []  # it was tried, and failed: no delete after the bound
+    record = table.get("t1")
+    assert (record.phase, record.cleanup) == (Phase.RETRYABLE_FAILED, "unconfirmed")
+    assert record.message == (
+        "RetryableAgentError: the warehouse is busy; the agent's delete could not be confirmed within "
+        f"end_within=60s after 1 attempt (last error: HTTP 503): job {METADATA} may still be running"
+    )
+    again = sweep([ARN], "sa", timedelta(hours=1), table, sfn_client=sfn, lambda_client=deletes)
+    assert again.ended == []
+    assert table.get("t1").message == record.message
+
+
+def test_a_task_nobody_cleaned_up_gets_one_delete_before_its_bound_ends_it(table: TasksTable) -> None:
+    past = time.time() - 1
+    for name in ("deletes", "fails"):
+        task(table, name, past)
+    old = datetime.now(UTC) - timedelta(days=2)
+    sfn = FakeStepFunctions({"deletes": ("ABORTED", old), "fails": ("TIMED_OUT", old)})
+    deletes = FakeDeletes(table, failing={"fails"})
+
+    result = sweep([ARN], "sa", timedelta(hours=1), table, sfn_client=sfn, lambda_client=deletes)
+
+    assert sorted(deletes.invoked) == ["deletes", "fails"]
+    assert result.ended == ["fails"]
+    assert table.get("deletes").phase is Phase.ABORTED  # its delete ran: an ordinary ending
+    failed = table.get("fails")
+    assert failed.phase is Phase.FAILED
+    assert failed.message.startswith("timed out: the task ran past its execution_timeout; ")
+    assert "q-01b2" in failed.message
+
+
+def test_a_task_whose_execution_still_runs_is_left_to_its_timeout(table: TasksTable) -> None:
+    task(table, "t1", time.time() - 1)
+    sfn = FakeStepFunctions({"t1": ("RUNNING", datetime.now(UTC))})
+    deletes = FakeDeletes(table, failing=set())
+
+    result = sweep([ARN], "sa", timedelta(hours=1), table, sfn_client=sfn, lambda_client=deletes)
+
+    assert (result.ended, deletes.invoked) == ([], [])
+    assert table.get("t1").phase is Phase.RUNNING
+
+
+def test_a_task_whose_execution_never_started_ends_without_a_delete(table: TasksTable) -> None:
+    task(table, "t1", time.time() - 1, metadata=None)
+    deletes = FakeDeletes(table, failing=set())
+
+    result = sweep(
+        [ARN], "sa", timedelta(hours=1), table, sfn_client=FakeStepFunctions({}), lambda_client=deletes
+    )
+
+    assert (result.ended, deletes.invoked) == (["t1"], [])
+    record = table.get("t1")
+    assert record.phase is Phase.FAILED
+    assert record.message == (
+        "the task did not end by its bound (execution_timeout + end_within); "
+        "ended by its bound, no job was recorded"
+    )
+
+
+def test_the_message_is_one_line_and_quotes_at_most_a_few_hundred_characters() -> None:
+    record = TaskRecord(
+        "t1",
+        "job",
+        "async",
+        metadata='{"job_id":"' + "j" * 5000 + '"}',
+        ending_phase=Phase.ABORTED,
+        ending_message="aborted (DeleteTask or StopExecution)",
+        cleanup_error="line one\nline two " + "e" * 5000,
+        cleanup_attempts=3,
+    )
+
+    phase, message = bound_ending(record)
+
+    assert phase is Phase.FAILED
+    assert "\n" not in message
+    assert len(message) < 1000
+    assert message.startswith(
+        "aborted (DeleteTask or StopExecution); the agent's delete could not be confirmed "
+        "after 3 attempts (last error: line one line two eee"
+    )
+    assert message.endswith("may still be running")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +12,7 @@ from moto import mock_aws
 
 from serverless_agents.agent import LogLink, Phase
 from serverless_agents.exceptions import TaskNotFound
-from serverless_agents.tasks_table import TaskRecord, TasksTable
+from serverless_agents.tasks_table import TaskRecord, TasksTable, table_definition
 
 ARN = "arn:aws:states:us-east-1:123456789012:execution:sa-job:t1"
 LINKS = [LogLink("Job", "https://example.invalid/jobs/1")]
@@ -21,12 +22,7 @@ LINKS = [LogLink("Job", "https://example.invalid/jobs/1")]
 def client() -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="tasks",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        client.create_table(**table_definition("tasks"))
         yield client
 
 
@@ -137,9 +133,9 @@ def test_cleanup_is_claimed_once_until_released(table: TasksTable) -> None:
     assert (claimed.task_id, claimed.cleanup) == ("t1", "claimed")
     assert table.claim_cleanup("t1") is None
 
-    table.release_cleanup("t1", "delete failed: timeout")
+    table.release_cleanup("t1", Phase.FAILED, "get failed", "timeout")
     released = table.get("t1")
-    assert (released.cleanup, released.message) == ("failed", "delete failed: timeout")
+    assert (released.cleanup, released.message) == ("failed", "delete failed, will retry: timeout")
 
     again = table.claim_cleanup("t1")
     assert again is not None
@@ -174,3 +170,103 @@ def test_a_report_for_an_unknown_task_creates_nothing(table: TasksTable, client:
     # Reachable: the item's TTL (30 days) is shorter than the longest execution_timeout (1 year).
     assert not write(table)
     assert "Item" not in client.get_item(TableName="tasks", Key={"id": {"S": "ghost"}})
+
+
+@pytest.fixture
+def bounded(table: TasksTable) -> TasksTable:
+    """t1 unbounded (as sensors are), and two async tasks: b1 due in an hour, b2 due a minute ago."""
+    now = time.time()
+    for task_id, end_by in (("b1", now + 3600), ("b2", now - 60)):
+        assert table.create(TaskRecord(task_id, "job", "async", end_within=600, end_by=end_by))
+    return table
+
+
+def test_overdue_finds_the_open_tasks_past_their_bound_only(bounded: TasksTable) -> None:
+    assert bounded.overdue("async", time.time()) == ["b2"]
+    assert bounded.overdue("async", time.time() + 7200) == ["b2", "b1"]  # oldest bound first
+    assert bounded.overdue("sensor", time.time() + 7200) == []
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [
+        lambda table: table.record_job_finished("b2", Phase.SUCCEEDED, "done", [], {}, None, None, 1),
+        lambda table: table.finish_cleanup("b2", Phase.ABORTED, "aborted"),
+        lambda table: table.end_unconfirmed("b2", Phase.FAILED, "gave up"),
+    ],
+    ids=["job", "cleanup", "bound"],
+)
+def test_every_ending_takes_the_task_out_of_the_open_index(bounded: TasksTable, ending: Any) -> None:
+    ending(bounded)
+
+    assert bounded.overdue("async", time.time()) == []
+
+
+def test_the_first_cleanup_claim_brings_the_bound_to_end_within(bounded: TasksTable) -> None:
+    before = time.time()
+    claimed = bounded.claim_cleanup("b1")
+    assert claimed is not None
+    assert claimed.end_by is not None
+    assert before + 600 <= claimed.end_by <= time.time() + 600
+    assert claimed.cleanup_attempts == 1
+    bounded.release_cleanup("b1", Phase.RETRYABLE_FAILED, "get throttled", "platform down")
+
+    again = bounded.claim_cleanup("b1")  # a later claim never moves the bound further out
+
+    assert again is not None
+    assert (again.end_by, again.cleanup_attempts) == (claimed.end_by, 2)
+
+
+def test_a_claim_past_the_bound_leaves_it(bounded: TasksTable) -> None:
+    claimed = bounded.claim_cleanup("b2")
+
+    assert claimed is not None
+    assert claimed.end_by is not None
+    assert claimed.end_by < time.time()
+
+
+def test_release_keeps_the_first_reason_and_the_last_error(bounded: TasksTable) -> None:
+    for reason, error in (("get failed", "e1"), ("failed: again", "e2")):
+        assert bounded.claim_cleanup("b1") is not None
+        bounded.release_cleanup("b1", Phase.RETRYABLE_FAILED, reason, error)
+
+    record = bounded.get("b1")
+    assert (record.ending_phase, record.ending_message) == (Phase.RETRYABLE_FAILED, "get failed")
+    assert (record.cleanup_error, record.cleanup_attempts, record.phase) == ("e2", 2, Phase.QUEUED)
+
+
+def test_end_unconfirmed_ends_the_task_for_good(bounded: TasksTable) -> None:
+    assert bounded.claim_cleanup("b2") is not None
+    bounded.release_cleanup("b2", Phase.FAILED, "get failed", "e1")
+
+    assert bounded.end_unconfirmed("b2", Phase.FAILED, "gave up: job j may still run")
+
+    record = bounded.get("b2")
+    assert (record.phase, record.message, record.cleanup) == (
+        Phase.FAILED,
+        "gave up: job j may still run",
+        "unconfirmed",
+    )
+    assert bounded.claim_cleanup("b2") is None  # no delete after the ending
+    assert not bounded.record_job_finished("b2", Phase.SUCCEEDED, "done", [], {}, None, None, 1)
+    assert not bounded.end_unconfirmed("b2", Phase.FAILED, "again")
+    assert bounded.get("b2").message == "gave up: job j may still run"
+
+
+def test_end_unconfirmed_leaves_a_task_that_ended(bounded: TasksTable) -> None:
+    assert bounded.claim_cleanup("b2") is not None
+    bounded.finish_cleanup("b2", Phase.ABORTED, "aborted")
+
+    assert not bounded.end_unconfirmed("b2", Phase.FAILED, "gave up")
+    assert bounded.get("b2").phase is Phase.ABORTED
+
+
+def test_an_abort_request_is_noted_only_while_the_task_is_open(table: TasksTable) -> None:
+    table.create(TaskRecord("open-1", "job", "async"))
+    table.create(TaskRecord("done-1", "job", "async"))
+    table.record_job_finished("done-1", Phase.SUCCEEDED, "done", [], {}, None, None, 1)
+
+    assert table.request_abort("open-1")
+    assert not table.request_abort("done-1")
+    assert table.get("open-1").abort_requested
+    assert not table.get("done-1").abort_requested

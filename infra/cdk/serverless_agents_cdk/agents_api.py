@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -35,6 +35,7 @@ class AgentsApi(Construct):
         deployment: str,
         api_function: lambda_.IFunction,
         sync_functions: Mapping[str, lambda_.IFunction],
+        integration_timeout: int,
         throttle_rate: float,
         throttle_burst: int,
     ) -> None:
@@ -82,7 +83,9 @@ class AgentsApi(Construct):
         ) -> None:
             resource.add_method(
                 method,
-                apigw.LambdaIntegration(function, allow_test_invoke=False),
+                apigw.LambdaIntegration(
+                    function, allow_test_invoke=False, timeout=Duration.seconds(integration_timeout)
+                ),
                 request_validator=validator,
                 request_parameters={f"method.request.path.{path_parameter}": True}
                 if path_parameter

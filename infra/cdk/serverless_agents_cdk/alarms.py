@@ -3,6 +3,8 @@
 - each function (poke functions and the sweeper included): any error, any throttle, in 5 minutes (a
   sweeper error is a sweep that failed, whose endings the next sweeps try again);
 - each state machine: any failed execution (a job that failed, or a create / get that kept failing);
+- with async agents, any task the sweeper ended by its bound (`end_within`): its delete could not be
+  confirmed, so its job may still run and cost money until someone stops it (the message names it);
 - each dead-letter queue: any message (finalize's: an abort or timeout whose cleanup did not run; a
   sensor's: events its rules could not deliver to its poke function);
 - the API: any 5XX.
@@ -23,7 +25,10 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from serverless_agents.runtime.sweeper import ENDED_BY_BOUND_METRIC
+
 from . import nag
+from .handler_function import POWERTOOLS_NAMESPACE, POWERTOOLS_SERVICE
 
 if TYPE_CHECKING:
     from .handler_function import HandlerFunction
@@ -82,6 +87,17 @@ class Alarms(Construct):
             )
         for name, machine in state_machines:
             self._alarm(f"{name}-failed-executions", machine.metric_failed(period=PERIOD, statistic="Sum"))
+        if state_machines:
+            self._alarm(
+                f"{deployment}-tasks-ended-by-bound",
+                cloudwatch.Metric(
+                    namespace=POWERTOOLS_NAMESPACE,
+                    metric_name=ENDED_BY_BOUND_METRIC,
+                    dimensions_map={"service": POWERTOOLS_SERVICE},
+                    period=PERIOD,
+                    statistic="Sum",
+                ),
+            )
         for name, queue in dead_letters:
             self._alarm(
                 name,

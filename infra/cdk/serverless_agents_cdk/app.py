@@ -8,6 +8,8 @@ Context:
                            the manifest only (no pip, no network); for tests and for reviewing templates
     api_throttle_rate=N    the API stage's steady requests per second (default 100)
     api_throttle_burst=N   its burst (default 200)
+    poke_reserved_concurrency=N
+                           each sensor's poke function's reserved concurrency (default 10; 0: none)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from .bundles import assemble_standin, build_bundle
 from .plan import DEFAULT_MANIFEST, plan_deployment
+from .sensor_triggers import POKE_RESERVED_CONCURRENCY
 from .stack import ServerlessAgentsStack
 
 CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
@@ -56,11 +59,19 @@ def build_app(
         code_paths=code_paths,
         api_throttle_rate=float(app.node.try_get_context("api_throttle_rate") or 100),
         api_throttle_burst=int(app.node.try_get_context("api_throttle_burst") or 200),
+        poke_reserved_concurrency=poke_reserved_concurrency_from(
+            app.node.try_get_context("poke_reserved_concurrency")
+        ),
         description=f"Flyte agents on Lambda and Step Functions: deployment {plan.deployment} "
         f"({len(plan.agents)} agents, from {plan.manifest_path.name})",
     )
     Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     return app, stack
+
+
+def poke_reserved_concurrency_from(value: Any) -> int | None:
+    concurrency = POKE_RESERVED_CONCURRENCY if value is None else int(value)
+    return concurrency or None  # Lambda would read 0 as "never run": here it means no reservation
 
 
 def main() -> None:

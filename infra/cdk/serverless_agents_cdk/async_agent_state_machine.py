@@ -80,9 +80,13 @@ class AsyncAgentStateMachine(Construct):
             )
             # What runtime.async_steps calls: read the task, write its progress (conditional updates).
             tasks.grant_items(function.role, "dynamodb:GetItem", "dynamodb:UpdateItem")
-            # Requests and outputs, and whatever the agent keeps there (the example job agent does).
-            payloads.grant_objects(function.role, ["s3:GetObject", "s3:PutObject"], [""])
-            nag.agent_payload_objects(function.role, payloads)
+            # Its own agent's payloads only: create and get read a request the api offloaded, get writes
+            # the outputs Flyte will receive, and each keeps the agent's own state (the example's jobs).
+            if role in ("create", "get"):
+                payloads.grant(function.role, ["s3:GetObject"], "requests", [agent.name])
+            if role == "get":
+                payloads.grant(function.role, ["s3:PutObject"], "outputs", [agent.name])
+            payloads.grant(function.role, ["s3:GetObject", "s3:PutObject"], "state", [agent.name])
             grant_agent_secrets(function.role, agent.settings.secrets.values())
             grant_agent_permissions(function.role, agent.name, agent.settings.permissions)
             self.functions[role] = function
@@ -130,7 +134,6 @@ class AsyncAgentStateMachine(Construct):
             tracing_enabled=True,
         )
         nag.state_machine_log_delivery_and_xray(self.role)
-        nag.definition_comment_placeholder(self.state_machine)
 
     @property
     def delete_function(self) -> lambda_.Function:

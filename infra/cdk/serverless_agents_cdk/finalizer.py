@@ -47,13 +47,15 @@ TARGET_MAX_EVENT_AGE = Duration.hours(24)
 
 def dead_letter_queue(scope: Construct, construct_id: str) -> sqs.Queue:
     """A dead-letter queue as every one here is: SQS-managed encryption, TLS only, kept 14 days."""
-    return sqs.Queue(
+    queue = sqs.Queue(
         scope,
         construct_id,
         encryption=sqs.QueueEncryption.SQS_MANAGED,
         enforce_ssl=True,
         retention_period=Duration.days(14),
     )
+    nag.dead_letter_queue_encryption(queue)
+    return queue
 
 
 def status_change_pattern(state_machine_arns: Sequence[str]) -> events.EventPattern:

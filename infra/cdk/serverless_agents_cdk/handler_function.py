@@ -28,6 +28,12 @@ RUNTIME = lambda_.Runtime.PYTHON_3_12  # what bundles.py builds for (pip --pytho
 #: What functions/observability.py names in code; set here too so the environment says the same.
 POWERTOOLS_SERVICE = "serverless-agents"
 POWERTOOLS_NAMESPACE = "ServerlessAgents"
+#: Powertools' Tracer records neither a handler's response (a task's outputs, for Flyte) nor its exception
+#: (which may quote task data) in X-Ray: no task data in traces, and no response too large to send.
+TRACER_WITHOUT_TASK_DATA = {
+    "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+    "POWERTOOLS_TRACER_CAPTURE_ERROR": "false",
+}
 #: Logs are kept as long as the tasks they tell about (SA_TASK_TTL_DAYS defaults to 30).
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
@@ -57,6 +63,7 @@ class HandlerFunction(Construct):
         timeout: int,
         environment: Mapping[str, str],
         log_group: logs.ILogGroup,
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function_name = function_name
@@ -81,7 +88,9 @@ class HandlerFunction(Construct):
                 **environment,
                 "POWERTOOLS_SERVICE_NAME": POWERTOOLS_SERVICE,
                 "POWERTOOLS_METRICS_NAMESPACE": POWERTOOLS_NAMESPACE,
+                **TRACER_WITHOUT_TASK_DATA,
             },
+            reserved_concurrent_executions=reserved_concurrency,
             role=self.role,
             log_group=log_group,
             logging_format=lambda_.LoggingFormat.JSON,
@@ -90,6 +99,7 @@ class HandlerFunction(Construct):
         log_group.grant_write(self.role)
         nag.xray_needs_star(self.role)
         nag.runtime_is_pinned(self.function)
+        nag.function_choices(self.function, handler, reserved_concurrency=reserved_concurrency is not None)
 
     @classmethod
     def for_agent(
@@ -103,6 +113,7 @@ class HandlerFunction(Construct):
         code: lambda_.Code,
         environment: Mapping[str, str],
         log_group: logs.ILogGroup,
+        reserved_concurrency: int | None = None,
     ) -> HandlerFunction:
         """One of an agent's functions: named by `naming`, sized by its manifest entry, told its agent."""
         return cls(
@@ -115,4 +126,5 @@ class HandlerFunction(Construct):
             timeout=agent.settings.timeout,
             environment={**environment, env_names.AGENT: agent.name},
             log_group=log_group,
+            reserved_concurrency=reserved_concurrency,
         )

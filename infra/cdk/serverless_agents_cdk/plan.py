@@ -37,6 +37,8 @@ class PlannedAgent:
 class DeploymentPlan:
     manifest_path: Path
     deployment: str
+    #: API Gateway's integration timeout (`[deployment] api_timeout`), which every sync agent fits.
+    api_timeout: int
     agents: tuple[PlannedAgent, ...]
     #: Top-level packages (or modules) of agent classes outside this project, copied into every bundle.
     agent_code: tuple[Path, ...]
@@ -71,6 +73,7 @@ def plan_deployment(manifest_path: str | Path) -> DeploymentPlan:
     return DeploymentPlan(
         manifest_path=path,
         deployment=manifest.deployment.name,
+        api_timeout=manifest.deployment.api_timeout,
         agents=agents,
         agent_code=_agent_code(agent.settings.class_path for agent in registry),
     )

@@ -6,14 +6,19 @@ the poke function, and invokes the poke function once. Per sensor agent this con
 
 - the poke function (`<deployment>-<agent>-poke`, `functions/poke/handler.py`), logging to the agent's
   log group, with the table (read a task, write its pokes and ending), `dynamodb:Query` on the `watching`
-  index only (an event finds its tasks there), the request payloads (read), DeleteSchedule in its own
-  group (each ending removes its task's schedule), the agent's secrets and the manifest's `permissions`;
+  index only (an event finds its tasks there), its own agent's request payloads (read), DeleteSchedule in
+  its own group (each ending removes its task's schedule), the agent's secrets and the manifest's
+  `permissions`. Everything invokes it asynchronously, one invocation per waiting task and period and per
+  matching event, so it has a reserved concurrency (`POKE_RESERVED_CONCURRENCY`): a burst of events or
+  of waiting tasks waits in Lambda's queue instead of taking the account's concurrency from the api and
+  the agents. An invocation that kept failing, or waited past `POKE_MAX_EVENT_AGE`, goes to the sensor's
+  dead-letter queue (an on-failure destination);
 - the schedule group `<deployment>-<agent>`, empty at deploy: the api fills it, one schedule per task;
 - one EventBridge rule per `events` pattern of the manifest, on the default bus, passed to EventBridge as
   written there (the local stack puts the same pattern), targeting the poke function with the
-  finalizer's retry policy and a dead-letter queue of its own. A lost event costs little: the task's
-  schedule pokes it within one period anyway. The queue is alarmed all the same, because a full one
-  means events are not arriving (a deleted function, a broken permission).
+  finalizer's retry policy and the same dead-letter queue. A lost event or poke costs little: the task's
+  schedule pokes it within one period anyway. The queue is alarmed all the same, because messages there
+  mean pokes are not keeping up or events are not arriving (a deleted function, a broken permission).
 
 The schedules' role is shared (`SchedulerRole`): EventBridge Scheduler assumes it for schedules in this
 deployment's sensor groups only (trust conditions `aws:SourceAccount`, `aws:SourceArn`), and it may invoke
@@ -25,13 +30,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
-from aws_cdk import ArnFormat, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_scheduler as scheduler
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from serverless_agents import naming
@@ -42,7 +47,6 @@ from .agent_permissions import grant_agent_permissions
 from .agent_secrets import grant_agent_secrets
 from .finalizer import TARGET_MAX_EVENT_AGE, TARGET_RETRY_ATTEMPTS, dead_letter_queue
 from .handler_function import HandlerFunction, function_log_group
-from .payload_bucket import REQUESTS
 
 if TYPE_CHECKING:
     from .payload_bucket import PayloadBucket
@@ -50,6 +54,15 @@ if TYPE_CHECKING:
     from .tasks_table import TasksTable
 
 SCHEDULER_SERVICE = "scheduler.amazonaws.com"
+#: Concurrent pokes per sensor: a poke is a table read and write and the sensor's check (a HeadObject for a
+#: FileSensor), a fraction of a second, so 10 serve thousands of waiting tasks a minute. Context
+#: `poke_reserved_concurrency` changes it (0: none, for accounts whose quota leaves nothing to reserve).
+POKE_RESERVED_CONCURRENCY = 10
+#: A poke waiting longer than this (throttled) is dropped to the dead-letter queue: the task's schedule has
+#: poked it again meanwhile, so running it late would only add to the backlog.
+POKE_MAX_EVENT_AGE = Duration.hours(1)
+#: Retries of a poke that failed (the table or the payload bucket unavailable): Lambda's default.
+POKE_RETRY_ATTEMPTS = 2
 
 
 def schedule_group_arn(scope: Construct, group: str) -> str:
@@ -123,6 +136,7 @@ class SensorTriggers(Construct):
         environment: Mapping[str, str],
         tasks: TasksTable,
         payloads: PayloadBucket,
+        reserved_concurrency: int | None = POKE_RESERVED_CONCURRENCY,
     ) -> None:
         super().__init__(scope, construct_id)
         self.agent = agent
@@ -136,14 +150,21 @@ class SensorTriggers(Construct):
             code=code,
             environment=environment,
             log_group=self.log_group,
+            reserved_concurrency=reserved_concurrency,
+        )
+        self.dead_letters = dead_letter_queue(self, "DeadLetters")
+        nag.sensor_dead_letter_queue(self.dead_letters)
+        self.handler.function.configure_async_invoke(
+            retry_attempts=POKE_RETRY_ATTEMPTS,
+            max_event_age=POKE_MAX_EVENT_AGE,
+            on_failure=destinations.SqsDestination(self.dead_letters),
         )
         role = self.handler.role
         # What runtime.sensors calls: read a task, record its pokes and its ending (conditional updates),
         # find the tasks an event concerns on the sparse index, read a request offloaded to the bucket.
         tasks.grant_items(role, "dynamodb:GetItem", "dynamodb:UpdateItem")
         tasks.grant_index_query(role, WATCH_INDEX)
-        payloads.grant_objects(role, ["s3:GetObject"], [REQUESTS])
-        nag.poke_reads_requests(role, payloads)
+        payloads.grant(role, ["s3:GetObject"], "requests", [agent.name])
 
         self.group_name = naming.sensor_schedule_group(deployment, agent.name)
         self.schedule_group = scheduler.ScheduleGroup(
@@ -161,11 +182,7 @@ class SensorTriggers(Construct):
         grant_agent_secrets(role, agent.settings.secrets.values())
         grant_agent_permissions(role, agent.name, agent.settings.permissions)
 
-        self.dead_letters: sqs.Queue | None = None
         self.rules: list[events.Rule] = []
-        if agent.settings.events:
-            self.dead_letters = dead_letter_queue(self, "EventDeadLetters")
-            nag.sensor_events_dead_letter_queue(self.dead_letters)
         for number, pattern in enumerate(agent.settings.events):
             rule = events.Rule(
                 self,

@@ -29,8 +29,8 @@ from .bundles import CORE
 from .dashboard import Dashboard
 from .finalizer import Finalizer
 from .handler_function import HandlerFunction, function_log_group
-from .payload_bucket import OUTPUTS, REQUESTS, PayloadBucket
-from .sensor_triggers import SCHEDULER_SERVICE, SchedulerRole, SensorTriggers
+from .payload_bucket import PayloadBucket
+from .sensor_triggers import POKE_RESERVED_CONCURRENCY, SCHEDULER_SERVICE, SchedulerRole, SensorTriggers
 from .sweeper import Sweeper
 from .sync_agent_function import SyncAgentFunction
 from .tasks_table import TasksTable
@@ -59,6 +59,7 @@ class ServerlessAgentsStack(Stack):
         code_paths: Mapping[str, Path],
         api_throttle_rate: float = 100,
         api_throttle_burst: int = 200,
+        poke_reserved_concurrency: int | None = POKE_RESERVED_CONCURRENCY,
         description: str | None = None,
     ) -> None:
         super().__init__(scope, stack_id, description=description)
@@ -73,6 +74,7 @@ class ServerlessAgentsStack(Stack):
             return codes[code_paths[family]]
 
         self.tasks = TasksTable(self, "TasksTable")
+        nag.tasks_table_key(self.tasks.table)
         self.payloads = PayloadBucket(self, "PayloadBucket", task_ttl_days=TASK_TTL_DAYS)
         environment = {
             env_names.TASKS_TABLE: self.tasks.table.table_name,
@@ -106,7 +108,7 @@ class ServerlessAgentsStack(Stack):
             handler="api",
             code=code(CORE),
             memory=512,
-            timeout=29,  # API Gateway's integration timeout
+            timeout=plan.api_timeout,  # API Gateway's integration timeout
             environment=environment,
             log_group=function_log_group(self, "ApiFunctionLogs", f"/aws/lambda/{api_name}"),
         )
@@ -147,6 +149,7 @@ class ServerlessAgentsStack(Stack):
                 environment=environment,
                 tasks=self.tasks,
                 payloads=self.payloads,
+                reserved_concurrency=poke_reserved_concurrency,
             )
             for agent in plan.sensor_agents
         ]
@@ -164,6 +167,7 @@ class ServerlessAgentsStack(Stack):
                 code=code(CORE),
                 environment=environment,
                 machines=self.async_agents,
+                tasks=self.tasks,
             )
         self.api = AgentsApi(
             self,
@@ -171,6 +175,7 @@ class ServerlessAgentsStack(Stack):
             deployment=deployment,
             api_function=self.api_function.function,
             sync_functions={s.agent.name: s.function for s in self.sync_agents},
+            integration_timeout=plan.api_timeout,
             throttle_rate=api_throttle_rate,
             throttle_burst=api_throttle_burst,
         )
@@ -205,6 +210,7 @@ class ServerlessAgentsStack(Stack):
             sensors=self.sensors,
         )
         self._outputs()
+        nag.log_groups_without_customer_key(self)
 
     def _dead_letters(self) -> list[tuple[str, sqs.IQueue]]:
         """Each dead-letter queue with the name its alarm and graph go by."""
@@ -212,19 +218,20 @@ class ServerlessAgentsStack(Stack):
             (f"{self.plan.deployment}-finalize-dead-letters", self.finalizer.dead_letters)
         ]
         queues += [
-            (f"{self.plan.deployment}-{s.agent.name}-event-dead-letters", s.dead_letters)
-            for s in self.sensors
-            if s.dead_letters is not None
+            (f"{self.plan.deployment}-{s.agent.name}-dead-letters", s.dead_letters) for s in self.sensors
         ]
         return queues
 
     def _grant_api(self, api: HandlerFunction) -> None:
-        """What runtime.service calls: the tasks table, its payload keys, the agents' executions, and the
-        sensors' schedules (create, delete) and poke functions (the first poke of each task)."""
+        """What runtime.service calls: the tasks table, the payload keys it writes (requests of async agents
+        and sensors) and reads (outputs of async agents), the agents' executions, and the sensors' schedules
+        (create, delete) and poke functions (the first poke of each task)."""
         self.tasks.grant_items(api.role, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
-        self.payloads.grant_objects(api.role, ["s3:PutObject"], [REQUESTS])
-        self.payloads.grant_objects(api.role, ["s3:GetObject"], [OUTPUTS])
-        nag.api_payload_prefixes(api.role, self.payloads)
+        async_agents = [a.agent.name for a in self.async_agents]
+        self.payloads.grant(
+            api.role, ["s3:PutObject"], "requests", async_agents + [s.agent.name for s in self.sensors]
+        )
+        self.payloads.grant(api.role, ["s3:GetObject"], "outputs", async_agents)
         if self.async_agents:
             self._grant_api_executions(api)
         if self.sensors and self.scheduler_role is not None:
@@ -284,11 +291,10 @@ class ServerlessAgentsStack(Stack):
             description="endings whose cleanup did not run: replay by invoking finalize with the event",
         )
         for sensor in self.sensors:
-            if sensor.dead_letters is not None:
-                CfnOutput(
-                    self,
-                    f"EventDeadLetterQueueUrl{construct_id(sensor.agent.name)}",
-                    value=sensor.dead_letters.queue_url,
-                    description=f"sensor {sensor.agent.name}: events its rules could not deliver (replay: "
-                    "invoke its poke function with the message body)",
-                )
+            CfnOutput(
+                self,
+                f"SensorDeadLetterQueueUrl{construct_id(sensor.agent.name)}",
+                value=sensor.dead_letters.queue_url,
+                description=f"sensor {sensor.agent.name}: events its rules could not deliver and pokes that "
+                "kept failing or waited too long (replay: invoke its poke function with the event)",
+            )

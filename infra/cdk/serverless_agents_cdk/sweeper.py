@@ -6,13 +6,15 @@ sees nothing) leaves the task's job running. Every `PERIOD` the sweeper (`functi
 `runtime.sweeper`) lists each async agent's executions that ended ABORTED, TIMED_OUT or FAILED within the
 last `LOOKBACK_MINUTES`, describes each (its input names the agent) and finalizes it as finalize would:
 it invokes the agent's delete function, whose cleanup claim in the tasks table makes a second cleanup a
-no-op.
+no-op. Then it queries the tasks table's `open` index for the tasks past their bound (the manifest's
+`end_within`) and ends them, naming the job that may still run; `Alarms` alarms on how many it ended.
 
 Its role may, besides writing its log group and X-Ray:
 - `states:ListExecutions` on the async agents' state machines;
 - `states:DescribeExecution` on their executions (`execution:<state machine>:*`: names are task ids);
-- `lambda:InvokeFunction` on their delete functions, the finalizer's grant (`allow_invoking_deletes`).
-It reads nothing else: no table, no bucket. A deployment without async agents has no sweeper.
+- `lambda:InvokeFunction` on their delete functions, the finalizer's grant (`allow_invoking_deletes`);
+- `dynamodb:Query` on the tasks table's `open` index, `dynamodb:GetItem` and `UpdateItem` on its items.
+It reads nothing else: no bucket, no other index. A deployment without async agents has no sweeper.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from constructs import Construct
 
 from serverless_agents import naming
 from serverless_agents import settings as env_names
+from serverless_agents.tasks_table import OPEN_INDEX
 
 from . import nag
 from .async_agent_state_machine import allow_invoking_deletes
@@ -37,6 +40,7 @@ from .handler_function import HandlerFunction, function_log_group
 
 if TYPE_CHECKING:
     from .async_agent_state_machine import AsyncAgentStateMachine
+    from .tasks_table import TasksTable
 
 PERIOD_MINUTES = 15
 PERIOD = Duration.minutes(PERIOD_MINUTES)
@@ -63,6 +67,7 @@ class Sweeper(Construct):
         code: lambda_.Code,
         environment: Mapping[str, str],
         machines: Sequence[AsyncAgentStateMachine],
+        tasks: TasksTable,
     ) -> None:
         super().__init__(scope, construct_id)
         name = naming.shared_function_name(deployment, "sweeper")
@@ -78,12 +83,15 @@ class Sweeper(Construct):
             log_group=function_log_group(self, "Logs", f"/aws/lambda/{name}"),
         )
         self._grant(machines)
+        tasks.grant_index_query(self.handler.role, OPEN_INDEX)
+        tasks.grant_items(self.handler.role, "dynamodb:GetItem", "dynamodb:UpdateItem")
         self.rule = events.Rule(
             self,
             "Schedule",
             rule_name=name,
             description=f"every {PERIOD_MINUTES} minutes -> sweeper: finalizes {', '.join(ENDINGS)} "
-            f"executions of the last {LOOKBACK_MINUTES} minutes whose status-change event was lost",
+            f"executions of the last {LOOKBACK_MINUTES} minutes whose status-change event was lost, "
+            "ends tasks past their bound",
             schedule=events.Schedule.rate(PERIOD),
             # A sweep not delivered within its period is the next one's to do.
             targets=[targets.LambdaFunction(self.function, max_event_age=PERIOD)],

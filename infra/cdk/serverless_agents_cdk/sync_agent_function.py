@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from aws_cdk import Annotations
-from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from serverless_agents import naming
@@ -21,10 +19,9 @@ from .agent_secrets import grant_agent_secrets
 from .handler_function import HandlerFunction, function_log_group
 
 if TYPE_CHECKING:
-    from .plan import PlannedAgent
+    from aws_cdk import aws_lambda as lambda_
 
-#: API Gateway's default integration timeout (REST APIs; raising it is a per-region quota request).
-API_GATEWAY_TIMEOUT_SECONDS = 29
+    from .plan import PlannedAgent
 
 
 class SyncAgentFunction(Construct):
@@ -53,13 +50,6 @@ class SyncAgentFunction(Construct):
         )
         grant_agent_secrets(self.handler.role, agent.settings.secrets.values())
         grant_agent_permissions(self.handler.role, agent.name, agent.settings.permissions)
-        if agent.settings.timeout > API_GATEWAY_TIMEOUT_SECONDS:
-            Annotations.of(self).add_warning_v2(
-                "serverless-agents:sync-timeout",
-                f"sync agent {agent.name!r} has timeout = {agent.settings.timeout} s, but API Gateway "
-                f"answers 504 after {API_GATEWAY_TIMEOUT_SECONDS} s: callers see a timeout while the "
-                "function runs on",
-            )
 
     @property
     def function(self) -> lambda_.Function:

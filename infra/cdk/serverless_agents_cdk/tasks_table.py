@@ -4,8 +4,11 @@ Key `id` (S), on-demand, items expiring at `expires_at` (epoch seconds the runti
 SA_TASK_TTL_DAYS), point-in-time recovery. CloudFormation names it, so a retained table never blocks a
 redeploy; the functions get the name in SA_TASKS_TABLE.
 
-The sparse global secondary index `watching` (key `watch`, S, KEYS_ONLY) holds only waiting sensor tasks:
-an event finds the tasks it concerns with one query on it (`TasksTable.tasks_watching`), never a scan.
+Its global secondary indexes are the runtime's `INDEXES` (which the local stack makes too), both sparse
+and KEYS_ONLY: `watching` (key `watch`, S) holds only waiting sensor tasks, so an event finds the tasks it
+concerns with one query (`TasksTable.tasks_watching`), never a scan; `open` (key `open`, S, sort key
+`end_by`, N) holds only open tasks, so the sweeper finds those past their bound with one query
+(`TasksTable.overdue`).
 """
 
 from __future__ import annotations
@@ -15,10 +18,9 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from serverless_agents.tasks_table import WATCH_INDEX
+from serverless_agents.tasks_table import INDEXES, TTL_ATTRIBUTE
 
-TTL_ATTRIBUTE = "expires_at"
-WATCH_ATTRIBUTE = "watch"
+_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
 
 
 class TasksTable(Construct):
@@ -36,11 +38,13 @@ class TasksTable(Construct):
             # Tasks in flight outlive a mistaken `cdk destroy`; delete the table by hand once drained.
             removal_policy=RemovalPolicy.RETAIN,
         )
-        self.table.add_global_secondary_index(
-            index_name=WATCH_INDEX,
-            partition_key=dynamodb.Attribute(name=WATCH_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
-            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
-        )
+        for index in INDEXES:
+            self.table.add_global_secondary_index(
+                index_name=index.name,
+                partition_key=_attribute(*index.partition),
+                sort_key=_attribute(*index.sort) if index.sort else None,
+                projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+            )
 
     def grant_items(self, grantee: iam.IGrantable, *actions: str) -> None:
         """Item-level actions on this table only (`dynamodb:GetItem`, ...): no scans, no other table."""
@@ -56,3 +60,7 @@ class TasksTable(Construct):
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(actions=["dynamodb:Query"], resources=[self.index_arn(index)])
         )
+
+
+def _attribute(name: str, kind: str) -> dynamodb.Attribute:
+    return dynamodb.Attribute(name=name, type=_TYPES[kind])

@@ -9,6 +9,7 @@ import grpc
 from serverless_agents.client import ApiError
 from serverless_agents.exceptions import (
     AgentNotFound,
+    DeadlineExceeded,
     InvalidRequest,
     RetryableAgentError,
     ServiceUnavailable,
@@ -23,6 +24,7 @@ _CODES: list[tuple[type[Exception], grpc.StatusCode]] = [
     (InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
     (ServiceUnavailable, grpc.StatusCode.UNAVAILABLE),
     (RetryableAgentError, grpc.StatusCode.UNAVAILABLE),
+    (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
 ]
 
 

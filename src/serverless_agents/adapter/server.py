@@ -1,4 +1,5 @@
-"""The adapter's gRPC server: the three agent services, `grpc.health.v1`, and Prometheus metrics."""
+"""The adapter's gRPC server: Flyte 1's three agent services and Flyte 2's two connector services on one
+port, `grpc.health.v1`, and Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import grpc
 from flyteidl.service import agent_pb2, agent_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from serverless_agents.adapter.flyte2 import SERVICE_NAMES as FLYTE2_SERVICE_NAMES
+from serverless_agents.adapter.flyte2 import add_flyte2_services
 from serverless_agents.adapter.metrics import AdapterMetrics
 from serverless_agents.adapter.servicers import (
     AgentDirectory,
@@ -59,11 +62,14 @@ class Adapter:
         agent_pb2_grpc.add_AgentMetadataServiceServicer_to_server(
             AgentMetadataServicer(calls, agents), server
         )
+        add_flyte2_services(server, calls, agents)
         health_servicer = health.HealthServicer()
         for name in _SERVICES:
             health_servicer.set(
                 agent_pb2.DESCRIPTOR.services_by_name[name].full_name, health_pb2.HealthCheckResponse.SERVING
             )
+        for full_name in FLYTE2_SERVICE_NAMES:
+            health_servicer.set(full_name, health_pb2.HealthCheckResponse.SERVING)
         health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         self.port = server.add_insecure_port(f"{self._host}:{self._requested_port}")

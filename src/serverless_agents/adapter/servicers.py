@@ -1,8 +1,10 @@
 """flyteidl's agent servicers over the HTTP API: decode, call, encode; errors and metrics in `rpc`.
 
-Deadlines: propeller gives each call a deadline (10 s by default on the connector plugin, 3 s for
-`ExecuteTaskSync` on the older agent plugin); the HTTP call gets what remains of it, less a margin to
-answer in, so a slow API becomes a clean `DEADLINE_EXCEEDED`/`UNAVAILABLE` instead of a late reply.
+Deadlines: propeller gives each call the deadline its connector config names (`timeouts.<Operation>`, else
+`defaultTimeout`, 10 s: flyteplugins/go/tasks/plugins/webapi/connector/config.go and `getFinalContext` in
+plugin.go); the HTTP call gets what remains of it, less a margin to answer in, so a slow API becomes a clean
+`DEADLINE_EXCEEDED` instead of a late reply. The adapter's own `--timeout` only serves calls that carry no
+deadline. A sync agent's call is bounded by the agent's own `timeout` too, which its function enforces.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from flyteidl.admin import agent_pb2
 from flyteidl.service import agent_pb2_grpc
 
 from serverless_agents.adapter.errors import grpc_status
-from serverless_agents.client import task_id_from_resource_meta
-from serverless_agents.exceptions import AgentNotFound
+from serverless_agents.client import ResponseTimeout, task_id_from_resource_meta
+from serverless_agents.exceptions import AgentNotFound, DeadlineExceeded
 
 if TYPE_CHECKING:
     from serverless_agents.adapter.metrics import AdapterMetrics
@@ -31,6 +33,7 @@ _HTTP_STATUS = {
     grpc.StatusCode.INTERNAL: 500,
     grpc.StatusCode.UNIMPLEMENTED: 501,
     grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
 R = TypeVar("R")
 _ANSWER_MARGIN = 0.2  # seconds kept back from the caller's deadline to send the answer
@@ -45,10 +48,11 @@ class ApiCalls:
         self.default_timeout = default_timeout
 
     def timeout(self, context: grpc.ServicerContext) -> float:
+        """What remains of the caller's deadline, less a margin to answer in; the default without one."""
         remaining = context.time_remaining()
         if remaining is None:
             return self.default_timeout
-        return max(0.1, min(self.default_timeout, remaining - _ANSWER_MARGIN))
+        return max(0.1, remaining - _ANSWER_MARGIN)
 
     def run(self, context: grpc.ServicerContext, task_type: str, operation: str, call: Callable[[], R]) -> R:
         """Time the call, count it, and turn any exception into a status on `context` (never a traceback)."""
@@ -144,9 +148,15 @@ class SyncAgentServicer(agent_pb2_grpc.SyncAgentServiceServicer):  # type: ignor
         def call() -> agent_pb2.ExecuteTaskSyncResponse:
             agent = self._agents.sync_agent_for(task_type, version, self._calls)
             timeout = self._calls.timeout(context)
-            return agent_pb2.ExecuteTaskSyncResponse(
-                header=self._calls.api.execute_sync(agent, request, timeout=timeout)
-            )
+            try:
+                header = self._calls.api.execute_sync(agent, request, timeout=timeout)
+            except ResponseTimeout as e:
+                raise DeadlineExceeded(
+                    f"sync agent {agent!r} did not answer within the caller's deadline "
+                    f"({e.seconds:.1f} s left of it): raise propeller's timeouts.ExecuteTaskSync "
+                    "above the agent's timeout"
+                ) from None
+            return agent_pb2.ExecuteTaskSyncResponse(header=header)
 
         yield self._calls.run(context, task_type, "do", call)
 

@@ -21,35 +21,35 @@ flytekit's `info` dict. Otherwise:
 
 Config: `timeout` caps the template's `timeout_sec` (default 8 s: propeller waits 10 s for a sync call);
 `allowed_hosts` (a list of host names, `*.example.com` for subdomains) limits where requests, and with
-them the secrets, may go.
+them the secrets, may go; `allow_private_networks` lists the non-public networks (loopback, private,
+link-local, ...) a request may reach, none by default. Requests go through `serverless_agents.outbound`:
+the URL is checked, and resolved, before any secret is filled into the headers and body.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from serverless_agents.agent import Phase, Resource, SyncAgentBase, TaskContext
-from serverless_agents.exceptions import ManifestError
+from serverless_agents.exceptions import DestinationRefused, DestinationUnavailable, ManifestError
 from serverless_agents.literals import jsonable
+from serverless_agents.outbound import Destination, OutboundClient
 from serverless_agents.secrets import get_agent_secret
-
-if TYPE_CHECKING:
-    import urllib3
 
 DEFAULT_TIMEOUT = 8.0
 #: flytekit's WebhookTask default, when a template carries no timeout_sec.
 TEMPLATE_TIMEOUT = 10.0
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
-MAX_BODY = 1024 * 1024
 _EXCERPT = 200
 _PLACEHOLDER = re.compile(r"\{(?:(?P<inputs>inputs(?:\.\w+)+)|(?:secret:|secrets\.)(?P<secret>[\w-]+))\}")
+#: RFC 9110 token: what http.client accepts as a header name.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 class TemplateError(ValueError):
@@ -57,53 +57,42 @@ class TemplateError(ValueError):
 
 
 class WebhookAgent(SyncAgentBase):
-    """Sends the request the template describes. Config: `timeout` (s, default 8), `allowed_hosts`."""
+    """Sends the request the template describes.
+
+    Config: `timeout` (s, default 8), `allowed_hosts`, `allow_private_networks`."""
 
     task_type = "webhook"
 
-    def do(self, task: TaskContext) -> Resource:
-        import urllib3
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        super().__init__(config)
+        self.client = OutboundClient.from_config(self.config)
 
+    def do(self, task: TaskContext) -> Resource:
         custom = task.custom
         try:
-            request = _Request.from_template(custom, task.inputs, self._timeout(custom))
-            self._check_host(request.url)
-        except TemplateError as e:
-            return Resource(Phase.FAILED, str(e))
-        try:
-            response = _pool().request(
-                request.method,
-                request.url,
-                body=request.body,
-                fields=request.fields,
-                headers=request.headers,
-                timeout=urllib3.Timeout(total=request.timeout),
-                redirect=False,
-                preload_content=False,
+            call = _Call.from_template(custom, task.inputs, self._timeout(custom))
+            destination = self.client.destination(call.url, "custom.url")
+            # Only now that the destination passed do the secrets go into the headers and the body.
+            request = call.request(destination)
+            answer = self.client.send(
+                request.destination, call.method, request.headers, request.body, call.timeout
             )
-            try:
-                content = response.read(MAX_BODY)
-            finally:
-                response.release_conn()
-        except urllib3.exceptions.TimeoutError:
-            return Resource(
-                Phase.RETRYABLE_FAILED, f"{request.shown}: no answer within {request.timeout:g} s"
-            )
-        except urllib3.exceptions.LocationValueError as e:
-            return Resource(Phase.FAILED, f"custom.url: {_one_line(e)}")
-        except urllib3.exceptions.HTTPError as e:
-            return Resource(Phase.RETRYABLE_FAILED, f"{request.shown}: cannot connect: {_one_line(e)}")
-        text = content.decode("utf-8", errors="replace")
-        status = response.status
+        except (TemplateError, DestinationRefused) as e:
+            return Resource(Phase.FAILED, _one_line(e))
+        except DestinationUnavailable as e:
+            return Resource(Phase.RETRYABLE_FAILED, f"{call.shown}: {e}")
+        text = answer.body.decode("utf-8", errors="replace")
+        status = answer.status
         if not 200 <= status < 300:
             phase = Phase.RETRYABLE_FAILED if status in (408, 429) or status >= 500 else Phase.FAILED
-            where = f", to {response.headers['Location']}" if 300 <= status < 400 else ""
+            location = answer.headers.get("Location")
+            where = f", to {_one_line(location)[:_EXCERPT]}" if 300 <= status < 400 and location else ""
             excerpt = _one_line(text)[:_EXCERPT] or "(empty body)"
-            return Resource(phase, f"{request.shown} answered HTTP {status}{where}: {excerpt}")
+            return Resource(phase, f"{call.shown} answered HTTP {status}{where}: {excerpt}")
         return Resource(
             Phase.SUCCEEDED,
-            f"{request.shown} answered HTTP {status}",
-            outputs=_outputs(task, status, text, custom, request),
+            f"{call.shown} answered HTTP {status}",
+            outputs=_outputs(task, status, text, custom, call),
         )
 
     def _timeout(self, custom: Mapping[str, Any]) -> float:
@@ -112,73 +101,99 @@ class WebhookAgent(SyncAgentBase):
             raise TemplateError(f"custom.timeout_sec: a positive number of seconds, not {asked!r}")
         return min(float(asked), float(self.config.get("timeout", DEFAULT_TIMEOUT)))
 
-    def _check_host(self, url: str) -> None:
-        allowed = self.config.get("allowed_hosts")
-        if not allowed:
-            return
-        host = (urlsplit(url).hostname or "").lower()
-        if not any(fnmatch.fnmatchcase(host, str(pattern).lower()) for pattern in allowed):
-            raise TemplateError(f"custom.url: host {host!r} is not in this agent's allowed_hosts")
-
 
 @dataclass(frozen=True)
 class _Request:
-    method: str
-    url: str
+    destination: Destination
     headers: dict[str, str]
     body: bytes | None
-    fields: dict[str, str] | None
+
+
+@dataclass(frozen=True)
+class _Call:
+    """The template's call before its headers and body are rendered: what the destination check needs."""
+
+    custom: Mapping[str, Any]
+    inputs: Mapping[str, Any]
+    method: str
+    #: Rendered with its secrets (a secret may be the whole URL, as a Slack webhook's is).
+    url: str
     timeout: float
     #: "POST https://host/path" with `{secret:...}` kept: what messages and outputs may show.
     shown: str
     shown_url: str
-    shown_data: Any
 
     @classmethod
-    def from_template(cls, custom: Mapping[str, Any], inputs: Mapping[str, Any], timeout: float) -> _Request:
+    def from_template(cls, custom: Mapping[str, Any], inputs: Mapping[str, Any], timeout: float) -> _Call:
         method = str(custom.get("method") or "POST").upper()
         if method not in METHODS:
             raise TemplateError(f"custom.method: one of {', '.join(sorted(METHODS))}, not {method!r}")
         if not isinstance(custom.get("url"), str):
             raise TemplateError("custom.url: required, a string")
-        render = functools.partial(_render, inputs=inputs, secret=get_agent_secret)
-        show = functools.partial(_render, inputs=inputs, secret=lambda name: f"{{secret:{name}}}")
-        url, shown_url = render(custom["url"], "url"), show(custom["url"], "url")
-        if urlsplit(str(url)).scheme not in ("http", "https") or not urlsplit(str(url)).hostname:
-            raise TemplateError(f"custom.url: an http(s) URL, not {shown_url!r}")
-        raw_headers = custom.get("headers") or {}
+        url = _text(_render(custom["url"], "url", inputs=inputs, secret=get_agent_secret))
+        shown_url = _text(_render(custom["url"], "url", inputs=inputs, secret=_placeholder))
+        return cls(custom, inputs, method, url, timeout, f"{method} {_without_query(shown_url)}", shown_url)
+
+    def request(self, destination: Destination) -> _Request:
+        render = functools.partial(_render, inputs=self.inputs, secret=get_agent_secret)
+        raw_headers = self.custom.get("headers") or {}
         if not isinstance(raw_headers, dict):
             raise TemplateError("custom.headers: an object of header names to values")
         headers = {str(k): _text(render(v, f"headers.{k}")) for k, v in raw_headers.items()}
         for name, value in headers.items():
-            if "\r" in value or "\n" in value:  # an input must not add headers of its own
-                raise TemplateError(f"custom.headers.{name}: the value holds a line break")
-        data = custom.get("data")
-        rendered = render(data, "data") if data is not None else None
-        body, fields = None, None
-        if method == "GET":
+            _check_header(name, value)
+        rendered = render(self.data, "data") if self.data is not None else None
+        body = None
+        if self.method == "GET":
             if not isinstance(rendered, dict | None):
                 raise TemplateError("custom.data: a GET sends data as query parameters, so an object")
-            fields = {str(k): _text(v) for k, v in (rendered or {}).items()} or None
+            destination = destination.with_query({str(k): _text(v) for k, v in (rendered or {}).items()})
         elif isinstance(rendered, str):
             body = rendered.encode()
             _default_header(headers, "Content-Type", "text/plain; charset=utf-8")
         elif rendered is not None:
             body = json.dumps(rendered).encode()
             _default_header(headers, "Content-Type", "application/json")
-        parts = urlsplit(str(shown_url))
-        target = f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else str(shown_url)
-        return cls(
-            method=method,
-            url=str(url),
-            headers=headers,
-            body=body,
-            fields=fields,
-            timeout=timeout,
-            shown=f"{method} {target}",
-            shown_url=str(shown_url),
-            shown_data=show(data, "data") if data is not None else None,
+        return _Request(destination, headers, body)
+
+    @property
+    def data(self) -> Any:
+        return self.custom.get("data")
+
+    @property
+    def shown_data(self) -> Any:
+        return (
+            _render(self.data, "data", inputs=self.inputs, secret=_placeholder)
+            if self.data is not None
+            else None
         )
+
+
+def _placeholder(name: str) -> str:
+    return f"{{secret:{name}}}"
+
+
+def _without_query(url: str) -> str:
+    """For messages: scheme, host and path (a query often holds tokens). Display only, never sent."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.partition("?")[0]
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.netloc else url.partition("?")[0]
+
+
+def _check_header(name: str, value: str) -> None:
+    if not _HEADER_NAME.fullmatch(name):
+        raise TemplateError(f"custom.headers: {name!r} is not a valid header name")
+    if name.lower() == "host":
+        raise TemplateError("custom.headers.Host: the Host header comes from custom.url")
+    if any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value):
+        # An input must not add headers of its own.
+        raise TemplateError(f"custom.headers.{name}: the value holds a line break or a control character")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise TemplateError(f"custom.headers.{name}: HTTP header values are Latin-1 text") from None
 
 
 def _render(value: Any, where: str, *, inputs: Mapping[str, Any], secret: Callable[[str], str]) -> Any:
@@ -230,24 +245,16 @@ def _default_header(headers: dict[str, str], name: str, value: str) -> None:
         headers[name] = value
 
 
-def _outputs(task: TaskContext, status: int, text: str, custom: Mapping[str, Any], request: _Request) -> Any:
+def _outputs(task: TaskContext, status: int, text: str, custom: Mapping[str, Any], call: _Call) -> Any:
     declared = task.template.interface.outputs.variables if task.template.HasField("interface") else {}
     info: dict[str, Any] = {"status_code": status, "response_data": text}
     if custom.get("show_data"):
-        info["input_data"] = request.shown_data
+        info["input_data"] = call.shown_data
     if custom.get("show_url"):
-        info["url"] = request.shown_url
+        info["url"] = call.shown_url
     available = {"status": status, "body": text, "info": info}
     return {name: value for name, value in available.items() if name in declared}
 
 
 def _one_line(value: object) -> str:
     return " ".join(str(value).split())
-
-
-@functools.cache
-def _pool() -> urllib3.PoolManager:
-    """One pool per container: a warm Lambda reuses its connections to the same hosts."""
-    import urllib3
-
-    return urllib3.PoolManager(retries=False)

@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 
 from serverless_agents import settings as env_names
 from serverless_agents.agent import AgentKind
+from serverless_agents.local import moto_fixes
 from serverless_agents.local.apigateway import LocalApiGateway
 from serverless_agents.local.aws_endpoint import AwsEndpoint
 from serverless_agents.local.driver import StatusChangeDriver
@@ -44,7 +45,7 @@ from serverless_agents.naming import (
 )
 from serverless_agents.registry import AgentRegistry
 from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
-from serverless_agents.tasks_table import WATCH_INDEX
+from serverless_agents.tasks_table import TTL_ATTRIBUTE, table_definition
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -71,8 +72,9 @@ class LocalStack:
     """Start with `with LocalStack("agents.toml") as stack:`; `stack.api_url` is the HTTP API.
 
     `schedule_period` fires every sensor schedule that often (seconds) instead of at its rate: AWS's
-    shortest rate is a minute, which is long for a demo or a test. `aws_port` serves the emulated AWS APIs
-    on that port (0: any free port) at `stack.aws_url`.
+    shortest rate is a minute, which is long for a demo or a test. The sweeper runs every
+    `sweep_interval` seconds (on AWS, every 15 minutes). `aws_port` serves the emulated AWS APIs on that
+    port (0: any free port) at `stack.aws_url`.
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class LocalStack:
         driver_interval: float = 0.2,
         schedule_period: float | None = None,
         aws_port: int | None = None,
+        sweep_interval: float = 60.0,
     ) -> None:
         self.manifest_path = Path(manifest_path).resolve()
         self.manifest = load_manifest(self.manifest_path)
@@ -100,6 +103,7 @@ class LocalStack:
         self._aws_port = aws_port
         self._aws_server: AwsEndpoint | None = None
         self.task_events: TaskEvents | None = None
+        self._sweep_interval = sweep_interval
         self._mock: Any = None
         self.api: LocalApiGateway | None = None
         self.driver: StatusChangeDriver | None = None
@@ -134,6 +138,7 @@ class LocalStack:
         self._mock.start()
         try:
             self.lambdas.install()
+            moto_fixes.install()
             self._deploy()
             self.driver = StatusChangeDriver(
                 self.client("stepfunctions"),
@@ -141,6 +146,8 @@ class LocalStack:
                 self.state_machine_arns.values(),
                 shared_function_name(self.deployment, "finalize"),
                 interval=self._driver_interval,
+                sweeper_function=shared_function_name(self.deployment, "sweeper"),
+                sweep_interval=self._sweep_interval,
             )
             self.driver.start()
             self.sensor_triggers = SensorTriggers(
@@ -210,25 +217,10 @@ class LocalStack:
 
     def _deploy(self) -> None:
         dynamodb = self.client("dynamodb")
-        dynamodb.create_table(
-            TableName=self.tasks_table,
-            AttributeDefinitions=[
-                {"AttributeName": "id", "AttributeType": "S"},
-                {"AttributeName": "watch", "AttributeType": "S"},
-            ],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": WATCH_INDEX,
-                    "KeySchema": [{"AttributeName": "watch", "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        dynamodb.create_table(**table_definition(self.tasks_table))
         dynamodb.update_time_to_live(
             TableName=self.tasks_table,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
         )
         self.create_bucket(self.payload_bucket, eventbridge=False)
         role_arn = self.client("iam").create_role(

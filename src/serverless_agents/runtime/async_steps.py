@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 from flyteidl.admin import agent_pb2
 
 from serverless_agents import wire
-from serverless_agents.agent import Phase, resolve
+from serverless_agents.agent import Phase
 from serverless_agents.exceptions import InvalidRequest, LiteralConversionError
-from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT
+from serverless_agents.failures import one_line, phase_for_error_name
+from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT, payload_key
+from serverless_agents.runtime.boundary import call_agent
 from serverless_agents.runtime.translate import encode_outputs, task_context
 
 if TYPE_CHECKING:
@@ -27,23 +29,6 @@ if TYPE_CHECKING:
     from serverless_agents.manifest import PollBackoff
     from serverless_agents.payloads import PayloadStore
     from serverless_agents.tasks_table import TasksTable
-
-# Errors Step Functions retries (see the ASL's Retry rules) end a task as RETRYABLE_FAILED when retries
-# run out, so Flyte may try the task again; anything else is the task's own failure.
-_TRANSIENT_ERRORS = frozenset(
-    {
-        "RetryableAgentError",
-        "ServiceUnavailable",
-        "Lambda.TooManyRequestsException",
-        "Lambda.ServiceException",
-        "Lambda.AWSLambdaException",
-        "Lambda.SdkClientException",
-        "Lambda.Unknown",
-        "Runtime.ExitError",
-        "Sandbox.Timedout",
-        "States.Timeout",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -76,8 +61,7 @@ class CleanupReason:
             cause = str(detail.get("errorMessage", cause)) if isinstance(detail, dict) else cause
         except ValueError:
             pass
-        phase = Phase.RETRYABLE_FAILED if name in _TRANSIENT_ERRORS else Phase.FAILED
-        return cls(phase, f"{name}: {cause}" if cause else name)
+        return cls(phase_for_error_name(name), one_line(f"{name}: {cause}" if cause else name))
 
 
 class AsyncAgentSteps:
@@ -99,7 +83,7 @@ class AsyncAgentSteps:
         if record.metadata is not None:
             # An earlier attempt created the job and recorded it before failing to answer: reuse it.
             return self._waiting(record.metadata, polls=0, phase=record.phase, message=record.message)
-        metadata = resolve(self.agent.create(task_context(task_id, self._request(state))))
+        metadata = call_agent(self.agent.create, task_context(task_id, self._request(state)))
         metadata_json = metadata.model_dump_json()
         try:
             recorded = self.table.record_progress(
@@ -119,7 +103,7 @@ class AsyncAgentSteps:
         job = state["job"]
         metadata = self._metadata(job["metadata"])
         polls = int(job["polls"]) + 1
-        resource = resolve(self.agent.get(metadata))
+        resource = call_agent(self.agent.get, metadata)
         if not resource.phase.is_terminal:
             if not self.table.record_progress(
                 task_id,
@@ -142,11 +126,15 @@ class AsyncAgentSteps:
         record = self.table.claim_cleanup(task_id)
         if record is None:
             return False
+        if record.abort_requested and reason.phase is not Phase.ABORTED:
+            # Flyte aborted the task: a failure racing the abort (a step failing as StopExecution lands)
+            # does not turn Flyte's abort into a task failure.
+            reason = CleanupReason(Phase.ABORTED, "aborted: DeleteTask was called")
         if record.metadata is not None:
             try:
-                resolve(self.agent.delete(self._metadata(record.metadata)))
+                call_agent(self.agent.delete, self._metadata(record.metadata))
             except Exception as e:
-                self.table.release_cleanup(task_id, f"delete failed, will retry: {e}")
+                self.table.release_cleanup(task_id, reason.phase, reason.message, " ".join(str(e).split()))
                 raise
         self.table.finish_cleanup(task_id, reason.phase, reason.message)
         return record.metadata is not None
@@ -163,7 +151,7 @@ class AsyncAgentSteps:
             return Phase.FAILED, f"the agent's outputs do not match the task interface: {e}", None, None
         assert literal_map is not None
         outputs, ref = self.payloads.offload(
-            f"outputs/{task_id}.json", wire.to_dict(literal_map), ITEM_PAYLOAD_LIMIT
+            payload_key("outputs", state["agent"], task_id), wire.to_dict(literal_map), ITEM_PAYLOAD_LIMIT
         )
         return resource.phase, resource.message, outputs, ref
 
@@ -183,7 +171,7 @@ class AsyncAgentSteps:
 
     def _delete_quietly(self, metadata: ResourceMetadata) -> None:
         try:
-            resolve(self.agent.delete(metadata))
+            call_agent(self.agent.delete, metadata)
         except Exception:
             import logging
 

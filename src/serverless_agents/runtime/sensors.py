@@ -15,19 +15,23 @@ index; the conditional writes of the tasks table make concurrent pokes end a tas
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flyteidl.admin import agent_pb2
 
 from serverless_agents import aws, wire
-from serverless_agents.agent import AgentKind, Phase, resolve
-from serverless_agents.exceptions import TaskNotFound
+from serverless_agents.agent import AgentKind, Phase
+from serverless_agents.exceptions import InvalidRequest, TaskNotFound
+from serverless_agents.failures import failure_phase, one_line
 from serverless_agents.naming import sensor_schedule_name
-from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT
+from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT, payload_key
+from serverless_agents.runtime.boundary import call_agent
 from serverless_agents.runtime.translate import task_context
 from serverless_agents.tasks_table import TaskRecord
 
@@ -99,7 +103,7 @@ def register_sensor_task(
     task = task_context(task_id, request)
     timeout = request.template.metadata.timeout.ToTimedelta().total_seconds() or settings.sensor_timeout
     request_json, request_ref = payloads.offload(
-        f"requests/{task_id}.json", wire.to_dict(request), ITEM_PAYLOAD_LIMIT
+        payload_key("requests", agent_name, task_id), wire.to_dict(request), ITEM_PAYLOAD_LIMIT
     )
     schedule = sensor_schedule_name(task_id)
     created = table.create(
@@ -111,7 +115,7 @@ def register_sensor_task(
             message="waiting for the condition",
             request=request_json,
             request_ref=request_ref,
-            watch=sensor.watch_key(**task.inputs),
+            watch=call_agent(sensor.watch_key, **task.inputs),
             deadline=time.time() + timeout,
             schedule=schedule,
         )
@@ -132,6 +136,24 @@ def register_sensor_task(
                 InvocationType="Event",
                 Payload=json.dumps({"task_ids": [task_id]}).encode(),
             )
+
+
+def check_poke_inputs(sensor: BaseSensor, inputs: Mapping[str, Any]) -> None:
+    """Inputs the sensor's `poke` cannot take fail the create (a 400 naming the input), not the first poke."""
+    parameters = list(inspect.signature(sensor.poke).parameters.values())
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        named: set[str] | None = None  # **inputs: any name is welcome
+    else:
+        named = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    shown = ", ".join(str(p).split(":")[0].split("=")[0] for p in parameters)
+    signature = f"{type(sensor).__name__}.poke({shown})"
+    for name in sorted(inputs):
+        if named is not None and name not in named:
+            raise InvalidRequest(f"inputs.{name}", f"not a parameter of {signature}")
+    for p in parameters:
+        keyword = p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        if keyword and p.default is p.empty and p.name not in inputs:
+            raise InvalidRequest(f"inputs.{p.name}", f"missing: {signature} requires it")
 
 
 def stop_sensor_task(table: TasksTable, schedules: SensorSchedules, record: TaskRecord) -> None:
@@ -163,7 +185,7 @@ class SensorSteps:
         if "task_ids" in event:
             task_ids = [str(task_id) for task_id in event["task_ids"]]
         else:
-            keys = self.sensor.event_keys(event)
+            keys = call_agent(self.sensor.event_keys, event)
             task_ids = list(
                 dict.fromkeys(task_id for key in keys for task_id in self.table.tasks_watching(key))
             )
@@ -186,12 +208,13 @@ class SensorSteps:
             )
         task = task_context(task_id, self._request(record))
         try:
-            met = bool(resolve(self.sensor.poke(**task.inputs)))
+            met = bool(call_agent(self.sensor.poke, **task.inputs))
         except Exception as e:
             errors = record.poke_errors + 1
             reason = f"{type(e).__name__}: {e}"
             if errors >= self.settings.max_poke_errors:
-                return self._end(record, Phase.FAILED, f"poke failed {errors} times in a row: {reason}")
+                ending = f"poke failed {errors} times in a row: {reason}"
+                return self._end(record, failure_phase(e), one_line(ending))
             logger.warning(
                 "poke of %s failed (%d of %d): %s", task_id, errors, self.settings.max_poke_errors, reason
             )

@@ -8,6 +8,7 @@ repeated create (or a retry after a crash between two writes) starts at most one
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from google.protobuf.json_format import MessageToDict
 from serverless_agents import aws, wire
 from serverless_agents.agent import AgentKind, Phase
 from serverless_agents.console import log_group_link, task_links
-from serverless_agents.exceptions import InvalidRequest
+from serverless_agents.exceptions import InvalidRequest, TaskNotFound
 from serverless_agents.identity import task_id_for
 from serverless_agents.naming import (
     agent_function_name,
@@ -25,10 +26,11 @@ from serverless_agents.naming import (
     execution_arn,
     sensor_schedule_group,
 )
-from serverless_agents.payloads import STATE_PAYLOAD_LIMIT
+from serverless_agents.payloads import STATE_PAYLOAD_LIMIT, payload_key
 from serverless_agents.runtime.sensors import (
     SensorRegistration,
     SensorSchedules,
+    check_poke_inputs,
     register_sensor_task,
     stop_sensor_task,
 )
@@ -42,6 +44,7 @@ from serverless_agents.tasks_table import TaskRecord
 
 if TYPE_CHECKING:
     from serverless_agents.agent import BaseSensor
+    from serverless_agents.manifest import AgentSettings
     from serverless_agents.payloads import PayloadStore
     from serverless_agents.registry import AgentRegistry, RegisteredAgent
     from serverless_agents.tasks_table import TasksTable
@@ -100,9 +103,11 @@ class TaskService:
         if not request.task_execution_metadata.HasField("task_execution_id"):
             raise InvalidRequest("taskExecutionMetadata.taskExecutionId", "required: it identifies the task")
         task_id = task_id_for(request.task_execution_metadata.task_execution_id, request.output_prefix)
-        task_context(task_id, request)  # decoding the inputs now turns bad ones into a 400, before any write
+        # Decoding the inputs now turns bad ones into a 400, before any write.
+        task = task_context(task_id, request)
         if agent.kind is AgentKind.SENSOR:
             sensor: BaseSensor = agent.cls(config=agent.settings.config)  # type: ignore[assignment]
+            check_poke_inputs(sensor, task.inputs)
             register_sensor_task(
                 self.table,
                 self.payloads,
@@ -114,16 +119,29 @@ class TaskService:
                 request,
             )
         else:
-            self._start_execution(agent.name, task_id, request)
+            self._start_execution(agent.name, task_id, request, agent.settings)
         return agent_pb2.CreateTaskResponse(resource_meta=resource_meta(task_id, agent.name))
 
-    def _start_execution(self, agent: str, task_id: str, request: agent_pb2.CreateTaskRequest) -> None:
+    def _start_execution(
+        self, agent: str, task_id: str, request: agent_pb2.CreateTaskRequest, settings: AgentSettings
+    ) -> None:
         state_machine_arn = f"{self.state_machine_arn_prefix}{agent}"
         execution = execution_arn(state_machine_arn, task_id)
         request_json, request_ref = self.payloads.offload(
-            f"requests/{task_id}.json", wire.to_dict(request), STATE_PAYLOAD_LIMIT
+            payload_key("requests", agent, task_id), wire.to_dict(request), STATE_PAYLOAD_LIMIT
         )
-        self.table.create(TaskRecord(task_id, agent, AgentKind.ASYNC.value, execution_arn=execution))
+        # Every task ends: by its execution's timeout, and if its cleanup fails, by `end_within` after that.
+        end_by = time.time() + settings.execution_timeout + settings.end_within
+        self.table.create(
+            TaskRecord(
+                task_id,
+                agent,
+                AgentKind.ASYNC.value,
+                execution_arn=execution,
+                end_within=settings.end_within,
+                end_by=end_by,
+            )
+        )
         execution_input = {"task_id": task_id, "agent": agent}
         execution_input |= {"request_ref": request_ref} if request_ref else {"request": request_json}
         try:
@@ -181,13 +199,23 @@ class TaskService:
         return agent_pb2.GetTaskResponse(resource=resource)
 
     def cancel(self, task_id: str) -> None:
-        """Stop the task: its execution (finalize then runs the agent's delete, once), or its schedule."""
-        record = self.table.get(task_id)
+        """Stop the task: its execution (finalize then runs the agent's delete, once), or its schedule.
+
+        Idempotent, as Flyte's delete is: propeller retries an abort that failed every round and gives up
+        after `max-workflow-retries` (10) rounds (flytepropeller/pkg/controller/handler.go). A task that is
+        unknown (never created here, or expired from the table) has nothing left to stop: a success.
+        """
+        try:
+            record = self.table.get(task_id)
+        except TaskNotFound:
+            return
         if record.phase.is_terminal or record.job_done or record.cleanup is not None:
             return
         if record.kind == AgentKind.SENSOR.value:
             stop_sensor_task(self.table, self._schedules(record.agent), record)
             return
+        if not self.table.request_abort(task_id):
+            return  # it ended (or its cleanup began) since we read it
         try:
             with aws.transient_errors_as_unavailable("Step Functions"):
                 self._sfn.stop_execution(

@@ -1,4 +1,5 @@
-"""The sweeper: cleanup for executions whose status-change event never reached the finalize Lambda.
+"""The sweeper: cleanup for executions whose status-change event never reached the finalize Lambda, and
+the end of every task that outlived its bound.
 
 EventBridge delivers "Step Functions Execution Status Change" at least once, but a delivery can still be
 lost (a rule disabled during a deploy, a finalize that failed past its retries). On a schedule, the
@@ -6,20 +7,38 @@ sweeper lists each state machine's executions that ended ABORTED, TIMED_OUT or F
 window and finalizes each again. Finalizing is idempotent (the tasks table's cleanup claim), so a task
 cleaned up already costs one conditional write and nothing else.
 
+Then it asks the tasks table, not the executions, for the open tasks past their bound (`end_by`: the
+execution timeout plus the agent's `end_within`, or `end_within` after cleanup began): a task whose
+delete kept failing, whose cleanup crashed half-way, or whose ending was lost longer ago than the
+look-back. A task nobody tried to clean up gets its one delete first (finalizing its ended execution);
+then every one still open is ended FAILED (RETRYABLE_FAILED if it was cleaned up for transient trouble),
+its message naming the job that may still be running. After that, no cleanup claims it again.
+
 The local stack's status-change driver lists and shapes events with the same functions.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serverless_agents import aws
+from serverless_agents.agent import AgentKind, Phase
 from serverless_agents.exceptions import ServerlessAgentsError, ServiceUnavailable
 from serverless_agents.runtime.finalize import finalize_execution
 
+if TYPE_CHECKING:
+    from serverless_agents.tasks_table import TaskRecord, TasksTable
+
 ENDED_STATUSES = ("ABORTED", "TIMED_OUT", "FAILED")
+#: The metric functions/sweeper counts tasks ended by their bound under (alarmed in infra/cdk's Alarms).
+ENDED_BY_BOUND_METRIC = "TasksEndedByBound"
+# How much of the job's metadata and of the delete's error a message quotes: it stays one readable line.
+_QUOTE_LIMIT = 400
 
 
 def ended_executions(
@@ -72,33 +91,93 @@ def status_change_event(execution: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@dataclass
+class Sweep:
+    """What one sweep did: endings seen and deletes they ran, tasks ended by their bound, and failures."""
+
+    seen: int = 0
+    deleted: int = 0
+    #: The ids of the tasks this sweep ended by their bound.
+    ended: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def raise_for_failures(self) -> None:
+        """One ending that cannot be handled does not stop the others; the sweep raises at the end, so
+        its error alarm fires and the next sweep tries again."""
+        if self.failures:
+            raise ServiceUnavailable(
+                f"{len(self.failures)} of {self.seen} endings not finalized: {'; '.join(self.failures[:5])}"
+            )
+
+    def counts(self) -> dict[str, int]:
+        return {"seen": self.seen, "deleted": self.deleted, "ended": len(self.ended)}
+
+
 def sweep(
     state_machine_arns: Iterable[str],
     deployment: str,
     lookback: timedelta,
+    table: TasksTable,
     sfn_client: Any = None,
     lambda_client: Any = None,
-) -> dict[str, int]:
-    """Finalize every execution that ended within `lookback`; returns how many were seen and cleaned.
-
-    One ending that cannot be finalized does not stop the others; the sweep raises at the end, so its error
-    alarm fires and the next sweep tries again.
-    """
+) -> Sweep:
+    """Finalize every execution that ended within `lookback`, then end the tasks past their bound."""
     sfn = sfn_client or aws.client("stepfunctions")
     since = datetime.now(UTC) - lookback
-    seen = deleted = 0
-    failures: list[str] = []
+    result = Sweep()
     for summary in ended_executions(sfn, state_machine_arns, since):
-        seen += 1
+        result.seen += 1
         try:
             execution = sfn.describe_execution(executionArn=summary["executionArn"])
-            result = finalize_execution(status_change_event(execution)["detail"], deployment, lambda_client)
+            answer = finalize_execution(status_change_event(execution)["detail"], deployment, lambda_client)
         except ServerlessAgentsError as e:
-            failures.append(f"{summary['name']}: {e}")
+            result.failures.append(f"{summary['name']}: {e}")
             continue
-        deleted += int(bool(result.get("deleted", {}).get("deleted")))
-    if failures:
-        raise ServiceUnavailable(
-            f"{len(failures)} of {seen} endings not finalized: {'; '.join(failures[:5])}"
-        )
-    return {"seen": seen, "deleted": deleted}
+        result.deleted += int(bool(answer.get("deleted", {}).get("deleted")))
+    for task_id in table.overdue(AgentKind.ASYNC.value, time.time()):
+        result.seen += 1
+        try:
+            if end_overdue_task(table, task_id, deployment, sfn, lambda_client):
+                result.ended.append(task_id)
+        except ServerlessAgentsError as e:
+            result.failures.append(f"{task_id}: {e}")
+    return result
+
+
+def end_overdue_task(table: TasksTable, task_id: str, deployment: str, sfn: Any, lambda_client: Any) -> bool:
+    """End a task past its bound, unless its execution still runs; True if this ended it."""
+    record = table.get(task_id)
+    if record.cleanup is None and record.execution_arn:
+        # Nobody tried its delete yet (its ending was lost, longer ago than the look-back): one try.
+        try:
+            execution = sfn.describe_execution(executionArn=record.execution_arn)
+        except sfn.exceptions.ExecutionDoesNotExist:
+            execution = None  # never started: no job to delete
+        if execution is not None and execution["status"] == "RUNNING":
+            return False  # its TimeoutSeconds ends it, and finalize deletes its job
+        if execution is not None and execution["status"] in ENDED_STATUSES:
+            # A delete that fails here leaves the task open: it ends unconfirmed below.
+            with contextlib.suppress(ServerlessAgentsError):
+                finalize_execution(status_change_event(execution)["detail"], deployment, lambda_client)
+        record = table.get(task_id)
+    return table.end_unconfirmed(task_id, *bound_ending(record))
+
+
+def bound_ending(record: TaskRecord) -> tuple[Phase, str]:
+    """The phase and one-line message of a task ended by its bound: why it was being cleaned up, that
+    delete could not be confirmed, and which job may still run (its resource metadata: no secrets)."""
+    phase = Phase.RETRYABLE_FAILED if record.ending_phase is Phase.RETRYABLE_FAILED else Phase.FAILED
+    reason = record.ending_message or "the task did not end by its bound (execution_timeout + end_within)"
+    if record.metadata is None:
+        message = f"{reason}; ended by its bound, no job was recorded"
+    else:
+        delete = "the agent's delete could not be confirmed"
+        if record.end_within is not None:
+            delete += f" within end_within={record.end_within}s"
+        if record.cleanup_attempts:
+            attempts = record.cleanup_attempts
+            delete += f" after {attempts} attempt{'s' if attempts > 1 else ''}"
+        if record.cleanup_error:
+            delete += f" (last error: {record.cleanup_error[:_QUOTE_LIMIT]})"
+        message = f"{reason}; {delete}: job {record.metadata[:_QUOTE_LIMIT]} may still be running"
+    return phase, " ".join(message.split())

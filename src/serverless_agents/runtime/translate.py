@@ -28,11 +28,13 @@ def task_context(task_id: str, request: agent_pb2.CreateTaskRequest) -> TaskCont
     """The agent's view of a task; bad inputs raise `InvalidRequest` naming the input."""
     check_create_request(request)
     template = request.template
-    variables = template.interface.inputs.variables if template.HasField("interface") else None
+    # A template without an interface (a hand-written request) is decoded by the literals' own shapes.
+    typed = template.HasField("interface")
+    variables = template.interface.inputs.variables if typed else None
     return TaskContext(
         task_id=task_id,
         template=template,
-        inputs=decode_literal_map(request.inputs, variables, prefix="inputs"),
+        inputs=decode_literal_map(request.inputs, variables, prefix="inputs", exact=typed),
         literals=request.inputs,
         output_prefix=request.output_prefix,
         execution_metadata=request.task_execution_metadata

@@ -14,6 +14,7 @@ from serverless_agents.runtime.async_steps import AsyncAgentSteps
 from serverless_agents.runtime.loading import cached_manifest, load_agent
 from serverless_agents.runtime.sensors import SensorSchedules, SensorSteps
 from serverless_agents.runtime.service import SensorTargets, TaskService
+from serverless_agents.runtime.sync import SyncTarget
 from serverless_agents.tasks_table import TasksTable
 
 if TYPE_CHECKING:
@@ -73,8 +74,8 @@ def async_steps(settings: RuntimeSettings) -> AsyncAgentSteps:
     return AsyncAgentSteps(instance, loaded.settings.poll, table, payloads)
 
 
-def sync_agent(settings: RuntimeSettings) -> tuple[str, SyncAgentBase]:
+def sync_agent(settings: RuntimeSettings) -> SyncTarget:
     loaded = load_agent(settings.manifest_path, settings.agent)
     if not isinstance(loaded.instance, SyncAgentBase):
         raise ManifestError(f"agent {loaded.name!r} is not a sync agent")
-    return loaded.name, loaded.instance
+    return SyncTarget(loaded.name, loaded.instance, float(loaded.settings.timeout))

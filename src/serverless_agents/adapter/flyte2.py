@@ -1,0 +1,151 @@
+"""flyteidl2's connector services, for Flyte 2's executor, over the same HTTP API as Flyte 1's agent services.
+
+The executor's connector plugin (flyteorg/flyte, flyteplugins/go/tasks/plugins/webapi/connector/plugin.go)
+calls CreateTask, then GetTask until the phase is terminal, DeleteTask on abort, and ListConnectors every
+`pollInterval` to learn which task types go where (client.go). Each method here translates the flyteidl2
+request into the flyteidl one the HTTP API takes (`serverless_agents.flyte2`), calls the API through the
+same `ApiCalls` as Flyte 1's servicers (one deadline rule, one error mapping, one set of metrics), and
+translates the answer back. Flyte 2 has no sync service, so sync agents are not offered to it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NoReturn, TypeVar
+
+import grpc
+from flyteidl2.connector import connector_pb2, service_pb2, service_pb2_grpc
+
+from serverless_agents import flyte2
+from serverless_agents.client import task_id_from_resource_meta
+from serverless_agents.exceptions import AgentNotFound
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from flyteidl.admin import agent_pb2
+
+    from serverless_agents.adapter.servicers import AgentDirectory, ApiCalls
+
+R = TypeVar("R")
+
+#: What `grpc.health.v1` reports SERVING for, beside Flyte 1's services.
+SERVICE_NAMES = tuple(service.full_name for service in service_pb2.DESCRIPTOR.services_by_name.values())
+
+
+def add_flyte2_services(server: grpc.Server, calls: ApiCalls, agents: AgentDirectory) -> None:
+    service_pb2_grpc.add_AsyncConnectorServiceServicer_to_server(AsyncConnectorServicer(calls), server)
+    service_pb2_grpc.add_ConnectorMetadataServiceServicer_to_server(
+        ConnectorMetadataServicer(calls, agents), server
+    )
+
+
+class AsyncConnectorServicer(service_pb2_grpc.AsyncConnectorServiceServicer):  # type: ignore[misc]
+    def __init__(self, calls: ApiCalls) -> None:
+        self._calls = calls
+
+    def CreateTask(
+        self, request: connector_pb2.CreateTaskRequest, context: grpc.ServicerContext
+    ) -> connector_pb2.CreateTaskResponse:
+        task_type = request.template.type
+        self._calls.metrics.input_bytes.labels(task_type).observe(request.inputs.ByteSize())
+        timeout = self._calls.timeout(context)
+
+        def call() -> connector_pb2.CreateTaskResponse:
+            created = self._calls.api.create_task(flyte2.create_request(request), timeout=timeout)
+            return connector_pb2.CreateTaskResponse(resource_meta=created.resource_meta)
+
+        return self._calls.run(context, task_type, "create", call)
+
+    def GetTask(
+        self, request: connector_pb2.GetTaskRequest, context: grpc.ServicerContext
+    ) -> connector_pb2.GetTaskResponse:
+        def get(task_id: str, timeout: float) -> connector_pb2.GetTaskResponse:
+            answer = self._calls.api.get_task(task_id, timeout=timeout)
+            return connector_pb2.GetTaskResponse(resource=flyte2.resource(answer.resource))
+
+        return self._on_task(request, context, "get", get)
+
+    def DeleteTask(
+        self, request: connector_pb2.DeleteTaskRequest, context: grpc.ServicerContext
+    ) -> connector_pb2.DeleteTaskResponse:
+        def delete(task_id: str, timeout: float) -> connector_pb2.DeleteTaskResponse:
+            self._calls.api.delete_task(task_id, timeout=timeout)
+            return connector_pb2.DeleteTaskResponse()
+
+        return self._on_task(request, context, "delete", delete)
+
+    def _on_task(
+        self,
+        request: connector_pb2.GetTaskRequest | connector_pb2.DeleteTaskRequest,
+        context: grpc.ServicerContext,
+        operation: str,
+        call: Callable[[str, float], R],
+    ) -> R:
+        """A call on the task a `resource_meta` names, with the Connection the executor kept checked again."""
+        timeout = self._calls.timeout(context)
+
+        def checked() -> R:
+            flyte2.check_connection(request.connection)
+            return call(task_id_from_resource_meta(request.resource_meta), timeout)
+
+        return self._calls.run(context, request.task_category.name, operation, checked)
+
+    def GetTaskMetrics(
+        self, request: connector_pb2.GetTaskMetricsRequest, context: grpc.ServicerContext
+    ) -> None:
+        _unsupported(
+            context, "GetTaskMetrics", "the task's CloudWatch log link leads to its Lambdas' metrics"
+        )
+
+    def GetTaskLogs(
+        self, request: connector_pb2.GetTaskLogsRequest, context: grpc.ServicerContext
+    ) -> Iterator[connector_pb2.GetTaskLogsResponse]:
+        _unsupported(
+            context, "GetTaskLogs", "follow the task's log links (Step Functions execution, its logs)"
+        )
+
+
+def _unsupported(context: grpc.ServicerContext, method: str, instead: str) -> NoReturn:
+    context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not supported: {instead}")
+
+
+class ConnectorMetadataServicer(service_pb2_grpc.ConnectorMetadataServiceServicer):  # type: ignore[misc]
+    """The async agents and sensors, as connectors: the executor routes each of their task categories here."""
+
+    def __init__(self, calls: ApiCalls, agents: AgentDirectory) -> None:
+        self._calls = calls
+        self._agents = agents
+
+    def _connectors(self) -> list[connector_pb2.Connector]:
+        return [_connector(agent) for agent in self._agents.agents(self._calls).agents if not agent.is_sync]
+
+    def ListConnectors(
+        self, request: connector_pb2.ListConnectorsRequest, context: grpc.ServicerContext
+    ) -> connector_pb2.ListConnectorsResponse:
+        return self._calls.run(
+            context,
+            "",
+            "list_connectors",
+            lambda: connector_pb2.ListConnectorsResponse(connectors=self._connectors()),
+        )
+
+    def GetConnector(
+        self, request: connector_pb2.GetConnectorRequest, context: grpc.ServicerContext
+    ) -> connector_pb2.GetConnectorResponse:
+        def call() -> connector_pb2.GetConnectorResponse:
+            for connector in self._connectors():
+                if connector.name == request.name:
+                    return connector_pb2.GetConnectorResponse(connector=connector)
+            raise AgentNotFound(f"no async agent or sensor named {request.name!r} is deployed")
+
+        return self._calls.run(context, "", "get_connector", call)
+
+
+def _connector(agent: agent_pb2.Agent) -> connector_pb2.Connector:
+    return connector_pb2.Connector(
+        name=agent.name,
+        supported_task_categories=[
+            connector_pb2.TaskCategory(name=category.name, version=category.version)
+            for category in agent.supported_task_categories
+        ],
+    )

@@ -1,0 +1,113 @@
+"""How an agent's failure becomes a Flyte phase: one mapping, for sync agents, async agents and sensors.
+
+flytepropeller treats a gRPC error from an agent call as a system failure and retries the task
+(flyteplugins/go/tasks/pluginmachinery/internal/webapi/launcher.go: a Create error becomes
+`PhaseInfoRetryableFailure`), repeating side effects such as a webhook post. So an agent's own failure never
+travels as a gRPC status: it is a `Resource` in phase FAILED (the task cannot succeed as it is: a user error,
+rejected credentials, a missing secret, a 4xx from the remote service) or RETRYABLE_FAILED (transient trouble:
+throttling, a 5xx, a timeout of the remote service), with a one-line message. Only trouble of this project's
+own transport (the HTTP API, the adapter) is a transport error.
+
+Async agents fail inside Lambdas: the state machine's Retry and Catch rules match the exception's class name
+(Lambda's `errorType`), and `TRANSIENT_ERROR_NAMES` is the set they retry, so a task whose retries ran out on
+one of them ends RETRYABLE_FAILED, any other error FAILED — the same answer `failure_phase` gives in-process.
+"""
+
+from __future__ import annotations
+
+from serverless_agents.agent import Phase, Resource
+from serverless_agents.exceptions import RetryableAgentError, ServiceUnavailable
+
+#: Error names the state machine retries (statemachines/async_agent.asl.json's Retry rules); a task whose
+#: retries ran out on one of them may succeed when Flyte tries again.
+TRANSIENT_ERROR_NAMES = frozenset(
+    {
+        "RetryableAgentError",
+        "ServiceUnavailable",
+        "Lambda.TooManyRequestsException",
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+        "Lambda.Unknown",
+        "Runtime.ExitError",
+        "Sandbox.Timedout",
+        "States.Timeout",
+    }
+)
+
+# Exceptions of the libraries agents use that mean "not now", by name so that none of them is imported here:
+# the standard library's, botocore's and urllib3's network failures, httpx's and the OpenAI client's.
+_TRANSIENT_NAMES = frozenset(
+    {
+        "TimeoutError",
+        "ConnectionError",
+        "ConnectionResetError",
+        "ConnectionRefusedError",
+        "ConnectionAbortedError",
+        "BrokenPipeError",
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "NewConnectionError",
+        "ProtocolError",
+        "ConnectTimeout",
+        "ReadTimeout",
+        "PoolTimeout",
+        "ConnectError",
+        "RemoteProtocolError",
+        "APITimeoutError",
+        "APIConnectionError",
+        "RateLimitError",
+        "InternalServerError",
+    }
+)
+# HTTP statuses a remote service answers when trying again later may work.
+_TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+_MAX_MESSAGE = 1000
+
+
+def failure_phase(error: BaseException) -> Phase:
+    """RETRYABLE_FAILED for transient trouble, FAILED for everything else."""
+    if isinstance(error, RetryableAgentError | ServiceUnavailable):
+        return Phase.RETRYABLE_FAILED
+    if any(kind.__name__ in _TRANSIENT_NAMES for kind in type(error).__mro__):
+        return Phase.RETRYABLE_FAILED
+    status = _http_status(error)
+    if status is not None:
+        return Phase.RETRYABLE_FAILED if status in _TRANSIENT_STATUSES else Phase.FAILED
+    return Phase.FAILED
+
+
+def failure_resource(error: BaseException) -> Resource:
+    """The Resource a failed agent call reports: its phase, and the error's type and message on one line."""
+    phase = failure_phase(error)
+    return Resource(
+        phase, one_line(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
+    )
+
+
+def phase_for_error_name(name: str) -> Phase:
+    """The phase for an error the state machine caught, by its name (Lambda's `errorType`)."""
+    return Phase.RETRYABLE_FAILED if name in TRANSIENT_ERROR_NAMES else Phase.FAILED
+
+
+def one_line(text: str) -> str:
+    """Propeller shows the message verbatim in Flyte's UI: one line, of a length a person reads."""
+    line = " ".join(text.split())
+    return line if len(line) <= _MAX_MESSAGE else line[: _MAX_MESSAGE - 3] + "..."
+
+
+def _http_status(error: BaseException) -> int | None:
+    """The HTTP status a client library's error carries: `status_code` (OpenAI, httpx's response), `status`
+    (urllib3), or botocore's `response["ResponseMetadata"]["HTTPStatusCode"]`."""
+    for holder in (error, getattr(error, "response", None)):
+        for attribute in ("status_code", "status"):
+            value = getattr(holder, attribute, None)
+            if isinstance(value, int) and 100 <= value <= 599:
+                return value
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if isinstance(status, int):
+            return status
+    return None

@@ -1,0 +1,65 @@
+"""The one place the runtime calls an agent's code: its results and errors leave with secrets masked.
+
+Every agent method the runtime calls (`create`, `get`, `delete`, `do`, `poke`, `watch_key`, `event_keys`)
+goes through `call_agent`. What comes back is what reaches Flyte, the tasks table, the state machine's
+history and S3, so it is masked here (`secrets.redact_value`): a `Resource`'s message, outputs, custom
+info and log links, resource metadata, and plain values. An exception the agent raises is raised again as
+a masked one-line copy of the same class (see `secrets.redact_exception`), without the original chained
+to it: Lambda's `errorMessage`, the state machine's `Cause` and any log of it show the copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from google.protobuf.message import Message
+from pydantic import BaseModel
+
+from serverless_agents import wire
+from serverless_agents.agent import LogLink, Resource, resolve
+from serverless_agents.secrets import has_secrets, redact, redact_exception, redact_value
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+T = TypeVar("T")
+
+
+def call_agent(method: Callable[..., T | Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    """`method(*args, **kwargs)`, run to completion whether plain or `async def`, with secrets masked."""
+    try:
+        result = resolve(method(*args, **kwargs))
+    except Exception as e:
+        error = redact_exception(e)
+    else:
+        return _redacted(result)
+    # Raised outside the `except` block, so the original is not even the copy's implicit context.
+    raise error from None
+
+
+def _redacted(result: T) -> T:
+    if not has_secrets():
+        return result
+    if isinstance(result, Resource):
+        masked: Any = dataclasses.replace(
+            result,
+            message=redact(result.message),
+            log_links=[LogLink(redact(link.name), redact(link.uri)) for link in result.log_links],
+            outputs=_redacted_outputs(result.outputs),
+            custom_info=redact_value(result.custom_info),
+        )
+        return masked  # type: ignore[no-any-return]
+    if isinstance(result, BaseModel):
+        dumped = result.model_dump(mode="json")
+        redacted = redact_value(dumped)
+        return result if redacted == dumped else type(result).model_validate(redacted)
+    return redact_value(result)
+
+
+def _redacted_outputs(outputs: Any) -> Any:
+    if isinstance(outputs, Message):  # a LiteralMap the agent built itself
+        data = wire.to_dict(outputs)
+        redacted = redact_value(data)
+        return outputs if redacted == data else wire.from_dict(type(outputs), redacted, field="outputs")
+    return redact_value(dict(outputs)) if outputs is not None else None

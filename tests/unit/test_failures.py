@@ -1,0 +1,98 @@
+"""One mapping from agent failures to Flyte phases, for sync agents, async agents (by error name, as the
+state machine reports them) and sensors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+from urllib3.exceptions import ReadTimeoutError
+
+from serverless_agents.agent import Phase
+from serverless_agents.exceptions import AgentError, ManifestError, RetryableAgentError, ServiceUnavailable
+from serverless_agents.failures import (
+    TRANSIENT_ERROR_NAMES,
+    failure_phase,
+    failure_resource,
+    one_line,
+    phase_for_error_name,
+)
+from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
+
+
+class StatusError(Exception):
+    """Shaped like openai.APIStatusError / httpx's error: a `status_code` attribute."""
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"HTTP {status_code}")
+        self.status_code = status_code
+
+
+class APITimeoutError(Exception):
+    """Named as the OpenAI client's timeout is."""
+
+
+def client_error(code: str, status: int) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Op"
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "phase"),
+    [
+        (AgentError("the job cannot run"), Phase.FAILED),
+        (ManifestError("no secret 'x'"), Phase.FAILED),
+        (ValueError("bad"), Phase.FAILED),
+        (RetryableAgentError("later"), Phase.RETRYABLE_FAILED),
+        (ServiceUnavailable("throttled"), Phase.RETRYABLE_FAILED),
+        (TimeoutError("slow"), Phase.RETRYABLE_FAILED),
+        (ReadTimeoutError(None, "/", "read timed out"), Phase.RETRYABLE_FAILED),
+        (ConnectionRefusedError("down"), Phase.RETRYABLE_FAILED),
+        (EndpointConnectionError(endpoint_url="https://x"), Phase.RETRYABLE_FAILED),
+        (APITimeoutError("slow"), Phase.RETRYABLE_FAILED),
+        (StatusError(401), Phase.FAILED),
+        (StatusError(404), Phase.FAILED),
+        (StatusError(429), Phase.RETRYABLE_FAILED),
+        (StatusError(503), Phase.RETRYABLE_FAILED),
+        (client_error("ResourceNotFoundException", 400), Phase.FAILED),
+        (client_error("AccessDeniedException", 400), Phase.FAILED),
+        (client_error("InternalFailure", 500), Phase.RETRYABLE_FAILED),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
+)
+def test_failure_phase(error: BaseException, phase: Phase) -> None:
+    assert failure_phase(error) is phase
+
+
+def test_failure_resource_is_one_line_naming_the_error() -> None:
+    resource = failure_resource(AgentError("line one\n  line two\ttabbed"))
+
+    assert resource.phase is Phase.FAILED
+    assert resource.message == "AgentError: line one line two tabbed"
+    assert failure_resource(KeyError()).message == "KeyError"
+
+
+def test_one_line_bounds_the_length() -> None:
+    assert len(one_line("x" * 5000)) == 1000
+    assert one_line("x" * 5000).endswith("...")
+
+
+def test_every_error_the_state_machine_retries_is_transient() -> None:
+    # A task whose retries ran out on an error the ASL retries ends RETRYABLE_FAILED: Flyte may try again.
+    functions = AsyncAgentFunctions("aws", "arn:c", "arn:g", "arn:d", 60)
+    states: dict[str, Any] = json.loads(render_definition(functions.substitutions()))["States"]
+    retried = {
+        error
+        for name, state in states.items()
+        if name != "Cleanup"  # cleanup retries everything (States.ALL): delete must run
+        for retry in state.get("Retry", [])
+        for error in retry["ErrorEquals"]
+    }
+
+    assert retried
+    assert retried <= TRANSIENT_ERROR_NAMES
+    assert {phase_for_error_name(name) for name in retried} == {Phase.RETRYABLE_FAILED}
+    assert phase_for_error_name("AgentError") is Phase.FAILED
