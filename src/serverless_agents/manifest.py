@@ -146,13 +146,23 @@ class AgentSettings(BaseModel):
     #: Free-form settings handed to the agent class as `self.config` (no secrets: they go in `secrets`).
     config: dict[str, str | int | float | bool | list[str]] = {}
     # Sensors only.
-    schedule: Annotated[str, Field(pattern=_RATE.pattern)] = "rate(1 minute)"
+    schedule: str = "rate(1 minute)"
     sensor_timeout: Annotated[int, Field(ge=1, le=31_536_000)] = 86_400
     max_poke_errors: Annotated[int, Field(ge=1, le=100)] = 3
     #: EventBridge event patterns (as in a rule) whose events poke this sensor's waiting tasks.
     events: list[dict[str, Any]] = []
     #: IAM statements for the agent's own AWS calls, granted to this agent's functions only.
     permissions: list[Permission] = []
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_is_a_rate(cls, schedule: str) -> str:
+        if not _RATE.match(schedule):
+            raise ValueError(
+                f"{schedule!r}: expected rate(N minute|minutes|hour|hours|day|days), N at least 1 (AWS's "
+                "shortest is a minute); to poke faster locally: up --schedule-period SECONDS"
+            )
+        return schedule
 
     @field_validator("events")
     @classmethod

@@ -197,3 +197,23 @@ def test_a_bucket_a_sensor_tasks_inputs_name_exists_before_its_first_poke(tmp_pa
             threading.Event().wait(0.1)
 
     assert (Phase(resource.phase), resource.message) == (Phase.SUCCEEDED, "the condition is met")
+
+
+def test_a_seconds_rate_points_at_the_local_schedule_period(tmp_path: Path) -> None:
+    from serverless_agents.exceptions import ManifestError
+    from serverless_agents.manifest import parse_manifest
+
+    manifest = '[agents.files]\nclass = "serverless_agents.agents.file_sensor:FileSensor"\n'
+    with pytest.raises(ManifestError) as refused:
+        parse_manifest(manifest + 'schedule = "rate(10 seconds)"\n')
+    assert "agents.files.schedule: Value error, 'rate(10 seconds)'" in str(refused.value)
+    assert "--schedule-period" in str(refused.value)
+
+
+@pytest.mark.parametrize("period", ["0", "-1", "soon", "nan"])
+def test_schedule_period_must_be_positive_seconds(period: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from serverless_agents.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["up", "--schedule-period", period])
+    assert "--schedule-period" in capsys.readouterr().err
