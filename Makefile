@@ -9,7 +9,7 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
-.PHONY: run test bench lint typecheck clean
+.PHONY: run test bench lint typecheck wheel clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,9 +43,15 @@ bench: $(VENV)/.dev-installed
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile
+
+# The wheel the adapter image installs, built the way the Dockerfile builds it (tests/infra/test_wheel.py
+# checks that it installs and runs).
+wheel: $(BIN)/python
+	$(BIN)/pip wheel --no-deps --wheel-dir dist .
 
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .mypy_cache .ruff_cache .pytest_cache dist

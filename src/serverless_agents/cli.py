@@ -1,12 +1,14 @@
 """`serverless-agents`: the command line.
 
-serverless-agents up       [--manifest agents.toml] [--port 8080] [--grpc-port 8000] [--demo] [--timeout 10]
+serverless-agents up       [--manifest agents.toml] [--port 8080] [--grpc-port 8000] [--aws-port 4566]
+                           [--schedule-period SECONDS] [--demo] [--verbose] [--timeout 10]
 serverless-agents adapter  --api URL [--port 8000] [--metrics-port 9090] [--timeout 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import threading
@@ -37,8 +39,16 @@ def _up(args: argparse.Namespace) -> int:
     from serverless_agents.adapter.server import Adapter
     from serverless_agents.local.stack import LocalStack, quiet_local_observability
 
+    _configure_logging(args.verbose)
     quiet_local_observability()
-    with LocalStack(args.manifest, region=args.region, host=args.host, port=args.port) as stack:
+    with LocalStack(
+        args.manifest,
+        region=args.region,
+        host=args.host,
+        port=args.port,
+        aws_port=args.aws_port,
+        schedule_period=args.schedule_period,
+    ) as stack:
         adapter = Adapter(
             stack.api_url,
             host=args.host,
@@ -50,6 +60,7 @@ def _up(args: argparse.Namespace) -> int:
             print(
                 f"local stack up: HTTP API on {stack.api_url}, gRPC adapter on {adapter.address}", flush=True
             )
+            print(f"  emulated AWS APIs on {stack.aws_url} (aws --endpoint-url {stack.aws_url})", flush=True)
             for agent in stack.registry:
                 print(f"  agent {agent.name}: {agent.kind.value}, task type {agent.task_type!r}", flush=True)
             if args.demo:
@@ -65,6 +76,8 @@ def _up(args: argparse.Namespace) -> int:
                 print("demo finished", flush=True)
                 if args.exit_after_demo:
                     return 0
+            # The demo narrates its own tasks; from here on, every task's events, one line each.
+            stack.watch_tasks(lambda line: print(line, flush=True))
             _serve_forever(
                 f"flytepropeller's agent endpoint: {adapter.address}; try: curl {stack.api_url}/v1/agents"
             )
@@ -73,14 +86,27 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_logging(verbose: bool) -> None:
+    """Warnings in one line each; the emulator's own logs and the functions' JSON logs with --verbose only
+    (a failed job is already one task line, and moto repeats it as a Step Functions error dump)."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if verbose:
+        os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO")
+    else:
+        logging.getLogger("moto").setLevel(logging.CRITICAL)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+
 def _sensor_bucket(stack: LocalStack) -> str | None:
-    """The bucket a FileSensor of the manifest watches (made in the emulator for the demo), if any."""
+    """The first bucket a FileSensor of the manifest watches (the stack made it), for the demo, if any."""
+    from serverless_agents.local.stack import event_buckets
+
     for agent in stack.registry:
         if agent.cls.__name__ == "FileSensor":
-            for pattern in agent.settings.events:
-                for name in pattern.get("detail", {}).get("bucket", {}).get("name", []):
-                    stack.create_bucket(name)
-                    return str(name)
+            for name in event_buckets(agent.settings.events):
+                return name
     return None
 
 
@@ -101,6 +127,16 @@ def _adapter(args: argparse.Namespace) -> int:
     finally:
         adapter.stop()
     return 0
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < 86_400:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected seconds, more than 0 (e.g. 5 or 0.5)")
+    return seconds
 
 
 def _add_call_timeout(parser: argparse.ArgumentParser) -> None:
@@ -125,12 +161,27 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=8080, help="the HTTP API's port (0: any free port)")
     up.add_argument("--grpc-port", type=int, default=8000, help="the adapter's gRPC port (0: any free port)")
+    up.add_argument(
+        "--aws-port",
+        type=int,
+        default=4566,
+        help="serve the emulated AWS APIs (S3, ...) on this port, for aws --endpoint-url (0: any free port)",
+    )
+    up.add_argument(
+        "--schedule-period",
+        type=_positive_seconds,
+        default=None,
+        help="fire sensor schedules every SECONDS instead of at their manifest rate (a minute at least)",
+    )
     up.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
     up.add_argument("--region", default="us-east-1")
     up.add_argument(
         "--demo", action="store_true", help="run a short demo through the adapter, as Flyte would"
     )
     up.add_argument("--exit-after-demo", action="store_true", help="stop once the demo is done")
+    up.add_argument(
+        "--verbose", action="store_true", help="also the emulator's logs and the functions' JSON logs"
+    )
     _add_call_timeout(up)
     up.set_defaults(run=_up)
 

@@ -6,6 +6,8 @@ the manifest imports nothing; `AgentSettings.load_class()` imports exactly one a
 
     [deployment]
     name = "serverless-agents"          # prefix of every resource name
+    code_path = ["../my-agents"]        # folders of agent code outside this project, from the manifest's
+                                        # folder: importable under `up`, copied into the Lambda bundles
 
     [agents.job]
     class = "serverless_agents.examples:JobAgent"
@@ -144,13 +146,23 @@ class AgentSettings(BaseModel):
     #: Free-form settings handed to the agent class as `self.config` (no secrets: they go in `secrets`).
     config: dict[str, str | int | float | bool | list[str]] = {}
     # Sensors only.
-    schedule: Annotated[str, Field(pattern=_RATE.pattern)] = "rate(1 minute)"
+    schedule: str = "rate(1 minute)"
     sensor_timeout: Annotated[int, Field(ge=1, le=31_536_000)] = 86_400
     max_poke_errors: Annotated[int, Field(ge=1, le=100)] = 3
     #: EventBridge event patterns (as in a rule) whose events poke this sensor's waiting tasks.
     events: list[dict[str, Any]] = []
     #: IAM statements for the agent's own AWS calls, granted to this agent's functions only.
     permissions: list[Permission] = []
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_is_a_rate(cls, schedule: str) -> str:
+        if not _RATE.match(schedule):
+            raise ValueError(
+                f"{schedule!r}: expected rate(N minute|minutes|hour|hours|day|days), N at least 1 (AWS's "
+                "shortest is a minute); to poke faster locally: up --schedule-period SECONDS"
+            )
+        return schedule
 
     @field_validator("events")
     @classmethod
@@ -198,6 +210,8 @@ class DeploymentSettings(BaseModel):
     #: API Gateway's integration timeout in seconds: 29 unless the account's quota for Regional REST APIs
     #: was raised (a Service Quotas request), then up to that quota. It bounds every sync agent's `timeout`.
     api_timeout: Annotated[int, Field(ge=1, le=900)] = API_GATEWAY_TIMEOUT
+    #: Folders holding agent code kept outside this project, relative to the manifest (`use_code_path`).
+    code_path: list[Annotated[str, Field(min_length=1)]] = []
 
 
 class Manifest(BaseModel):
@@ -242,3 +256,18 @@ def load_manifest(path: str | Path) -> Manifest:
     except OSError as e:
         raise ManifestError(f"cannot read manifest {path}: {e.strerror}") from e
     return parse_manifest(text, source=str(path))
+
+
+def use_code_path(manifest: Manifest, manifest_path: str | Path) -> None:
+    """Make the manifest's `deployment.code_path` folders importable (first on `sys.path`), as `up`, the
+    bundler and the CDK app need before they load agent classes. Lambdas do not call it: their bundle
+    already holds the agents' code at its root."""
+    base = Path(manifest_path).resolve().parent
+    for entry in reversed(manifest.deployment.code_path):
+        folder = (base / entry).resolve()
+        if not folder.is_dir():
+            raise ManifestError(
+                f"{manifest_path}: deployment.code_path: {entry!r} is not a folder ({folder})"
+            )
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))

@@ -23,6 +23,8 @@ def test_up_runs_the_demo_on_the_example_manifest(capsys: pytest.CaptureFixture[
             "0",
             "--grpc-port",
             "0",
+            "--aws-port",
+            "0",
             "--demo",
             "--exit-after-demo",
         ]
@@ -45,5 +47,7 @@ def test_up_reports_a_bad_manifest_in_one_line(tmp_path: Path, capsys: pytest.Ca
     manifest = tmp_path / "agents.toml"
     manifest.write_text('[agents.Bad_Name]\nclass = "x:Y"\n')
 
-    assert main(["up", "--manifest", str(manifest), "--port", "0", "--grpc-port", "0"]) == 2
+    assert (
+        main(["up", "--manifest", str(manifest), "--port", "0", "--grpc-port", "0", "--aws-port", "0"]) == 2
+    )
     assert "Bad_Name" in capsys.readouterr().err

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from infra.cdk.serverless_agents_cdk.toolchain import packaged_node
 
-# Node 20 is past jsii's support window: quiet the banner it prints on every kernel start.
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+# jsii starts Node on the first `aws_cdk` import: the packaged one, not whatever is on PATH.
+os.environ.setdefault("JSII_NODE", packaged_node())
 
 from aws_cdk import App
 from aws_cdk.assertions import Template

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from serverless_agents.agent import AgentKind
 from serverless_agents.exceptions import ManifestError
-from serverless_agents.manifest import AgentSettings, load_manifest
+from serverless_agents.manifest import AgentSettings, load_manifest, use_code_path
 from serverless_agents.registry import AgentRegistry
 
 from .bundles import CORE, ROOT, family_for
@@ -64,6 +64,7 @@ class DeploymentPlan:
 def plan_deployment(manifest_path: str | Path) -> DeploymentPlan:
     path = Path(manifest_path).resolve()
     manifest = load_manifest(path)
+    use_code_path(manifest, path)
     registry = AgentRegistry.from_manifest(manifest)
     agents = tuple(
         PlannedAgent(agent.name, agent.kind, agent.settings, family_for(agent.settings.class_path))

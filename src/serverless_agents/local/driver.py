@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from serverless_agents.local.lambda_dispatch import error_line
 from serverless_agents.local.periodic import Periodic
 from serverless_agents.runtime.sweeper import ended_executions, status_change_event
 
@@ -111,6 +112,6 @@ class StatusChangeDriver:
         response = self._lambda.invoke(FunctionName=function, Payload=json.dumps(event).encode())
         answer = response["Payload"].read()
         if response.get("FunctionError"):
-            logger.warning("%s failed: %s", function, answer[:500])
+            logger.warning("%s failed: %s", function, error_line(answer))
             return None
         return json.loads(answer or b"null")

@@ -22,6 +22,7 @@ import time
 import traceback
 import uuid
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any, Literal
@@ -67,6 +68,8 @@ class InProcessLambdas:
         self._containers: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._original: Any = None
         self.invocations: dict[str, int] = defaultdict(int)
+        #: Called with the event before a function's handler runs: local set-up AWS would not need.
+        self.before_invoke: dict[str, Callable[[Any], None]] = {}
 
     def install(self) -> None:
         if version("moto") != PINNED_MOTO:
@@ -116,6 +119,8 @@ class InProcessLambdas:
         if fault is not None:
             return self._fail(fault, fn.function_name, response_headers)
         event = json.loads(body) if body else {}
+        if (prepare := self.before_invoke.get(fn.function_name)) is not None:
+            prepare(event)
         if (headers or {}).get("X-Amz-Invocation-Type") == "Event":
             threading.Thread(target=self._call_async, args=(fn, event), daemon=True).start()
             return b""
@@ -134,7 +139,8 @@ class InProcessLambdas:
         # Nobody waits for an asynchronous invocation's answer; Lambda would log its failure, so do we.
         payload, errored = self._call_in_container(fn, event)
         if errored:
-            logger.warning("asynchronous invocation of %s failed: %s", fn.function_name, payload[:2000])
+            logger.warning("asynchronous invocation of %s failed: %s", fn.function_name, error_line(payload))
+            logger.debug("its answer: %s", payload[:4000])
 
     @staticmethod
     def _call(fn: Any, event: Any) -> tuple[bytes, bool]:
@@ -189,3 +195,12 @@ def _discard_unpublished_metrics() -> None:
         from aws_lambda_powertools import Metrics
 
         Metrics().clear_metrics()
+
+
+def error_line(payload: bytes) -> str:
+    """A failed invocation's answer (`{"errorType", "errorMessage", "stackTrace"}`) as one line."""
+    try:
+        answer = json.loads(payload)
+        return f"{answer['errorType']}: {' '.join(str(answer['errorMessage']).split())}"
+    except (ValueError, TypeError, KeyError):
+        return " ".join(payload[:500].decode(errors="replace").split())

@@ -3,28 +3,37 @@
 For each agent in the manifest: its Lambda functions (create / get / delete, sync, or poke) and, for async
 agents, the state machine rendered from `statemachines/async_agent.asl.json`; for sensors, a schedule group
 and the manifest's EventBridge rules. Shared: the tasks table, the payload bucket, the api and finalize
-functions. Then the in-process Lambda hook, the drivers standing in for EventBridge (status changes,
-sensor schedules and events) and the local API Gateway on localhost.
+functions; every bucket the sensors' event patterns name (and, when a sensor task starts, the bucket its
+inputs name). Then the in-process Lambda hook, the drivers
+standing in for EventBridge (status changes, sensor schedules and events) and the local API Gateway on
+localhost; with `aws_port`, the emulated AWS APIs themselves on localhost too (`local.aws_endpoint`), so
+`aws --endpoint-url` or boto3 can upload the file a sensor waits for.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError, ParamValidationError
 
 from serverless_agents import settings as env_names
 from serverless_agents.agent import AgentKind
 from serverless_agents.local import moto_fixes
 from serverless_agents.local.apigateway import LocalApiGateway
+from serverless_agents.local.aws_endpoint import AwsEndpoint
 from serverless_agents.local.driver import StatusChangeDriver
 from serverless_agents.local.lambda_dispatch import InProcessLambdas
 from serverless_agents.local.sensor_triggers import SensorTriggers, SensorWiring
-from serverless_agents.manifest import load_manifest
+from serverless_agents.local.task_events import TaskEvents
+from serverless_agents.manifest import load_manifest, use_code_path
 from serverless_agents.naming import (
     FunctionRole,
     agent_function_name,
@@ -64,7 +73,8 @@ class LocalStack:
 
     `schedule_period` fires every sensor schedule that often (seconds) instead of at its rate: AWS's
     shortest rate is a minute, which is long for a demo or a test. The sweeper runs every
-    `sweep_interval` seconds (on AWS, every 15 minutes).
+    `sweep_interval` seconds (on AWS, every 15 minutes). `aws_port` serves the emulated AWS APIs on that
+    port (0: any free port) at `stack.aws_url`.
     """
 
     def __init__(
@@ -76,10 +86,12 @@ class LocalStack:
         port: int = 0,
         driver_interval: float = 0.2,
         schedule_period: float | None = None,
+        aws_port: int | None = None,
         sweep_interval: float = 60.0,
     ) -> None:
         self.manifest_path = Path(manifest_path).resolve()
         self.manifest = load_manifest(self.manifest_path)
+        use_code_path(self.manifest, self.manifest_path)
         self.registry = AgentRegistry.from_manifest(self.manifest)
         self.deployment = self.manifest.deployment.name
         self.region = region
@@ -88,6 +100,9 @@ class LocalStack:
         self.lambdas = InProcessLambdas()
         self._host, self._port, self._driver_interval = host, port, driver_interval
         self._schedule_period = schedule_period
+        self._aws_port = aws_port
+        self._aws_server: AwsEndpoint | None = None
+        self.task_events: TaskEvents | None = None
         self._sweep_interval = sweep_interval
         self._mock: Any = None
         self.api: LocalApiGateway | None = None
@@ -102,6 +117,12 @@ class LocalStack:
     def api_url(self) -> str:
         assert self.api is not None, "the stack is not started"
         return self.api.url
+
+    @property
+    def aws_url(self) -> str:
+        """The emulated AWS APIs' endpoint (`aws --endpoint-url`), when started with `aws_port`."""
+        assert self._aws_server is not None, "the stack serves no AWS endpoint: pass aws_port"
+        return self._aws_server.url
 
     def client(self, service: str) -> Any:
         import boto3
@@ -140,12 +161,20 @@ class LocalStack:
             self.sensor_triggers.start()
             self.api = LocalApiGateway(self.client("lambda"), self.deployment, self._host, self._port)
             self.api.start()
+            if self._aws_port is not None:
+                self._aws_server = AwsEndpoint(self._host, self._aws_port).start()
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
+        if self.task_events is not None:
+            self.task_events.stop()
+            self.task_events = None
+        if self._aws_server is not None:
+            self._aws_server.stop()
+            self._aws_server = None
         if self.api is not None:
             self.api.stop()
         for driver in (self.driver, self.sensor_triggers):
@@ -155,6 +184,14 @@ class LocalStack:
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
+
+    def watch_tasks(self, say: Callable[[str], object]) -> None:
+        """From now on, `say` one line per task event: created, phase change, ended (`local.task_events`)."""
+        if self.task_events is None:
+            self.task_events = TaskEvents(
+                self.client("dynamodb"), self.tasks_table, say, interval=self._driver_interval
+            )
+            self.task_events.start()
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -167,6 +204,8 @@ class LocalStack:
     def create_bucket(self, name: str, *, eventbridge: bool = True) -> None:
         """A bucket of the user's, sending its events to EventBridge as sensors on S3 need."""
         s3 = self.client("s3")
+        if name in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+            return
         if self.region == "us-east-1":
             s3.create_bucket(Bucket=name)
         else:
@@ -267,11 +306,34 @@ class LocalStack:
                 rule = f"{self.deployment}-{agent.name}-{number}"
                 events.put_rule(Name=rule, EventPattern=json.dumps(pattern))
                 events.put_targets(Rule=rule, Targets=[{"Id": "poke", "Arn": queue_arn}])
-        self._sensors.append(
-            SensorWiring(
-                agent.settings, agent_function_name(self.deployment, agent.name, "poke"), group, queue_url
+            for bucket in event_buckets(agent.settings.events):
+                self.create_bucket(bucket)
+        poke = agent_function_name(self.deployment, agent.name, "poke")
+        self.lambdas.before_invoke[poke] = self._create_watched_buckets
+        self._sensors.append(SensorWiring(agent.settings, poke, group, queue_url))
+
+    def _create_watched_buckets(self, event: dict[str, Any]) -> None:
+        """Before a task's poke (its first comes right after its creation): the bucket its inputs name, if
+        none of the manifest's patterns made it, so a sensor on any bucket can be tried without set-up."""
+        for task_id in event.get("task_ids", []) if isinstance(event, dict) else []:
+            item = self.client("dynamodb").get_item(
+                TableName=self.tasks_table, Key={"id": {"S": str(task_id)}}, ProjectionExpression="watch"
             )
-        )
+            watch = item.get("Item", {}).get("watch", {}).get("S", "")
+            if watch.startswith("s3://"):
+                # Not a valid bucket name: the sensor's own S3 call says so, as a failed poke.
+                with contextlib.suppress(ClientError, ParamValidationError):
+                    self.create_bucket(watch.removeprefix("s3://").partition("/")[0])
+
+
+def event_buckets(patterns: list[dict[str, Any]]) -> list[str]:
+    """The buckets S3 event patterns name exactly (`detail.bucket.name`), in order."""
+    names: list[str] = []
+    for pattern in patterns:
+        for name in pattern.get("detail", {}).get("bucket", {}).get("name", []):
+            if isinstance(name, str) and name not in names:  # not a content filter such as {prefix = ...}
+                names.append(name)
+    return names
 
 
 def quiet_local_observability() -> None:

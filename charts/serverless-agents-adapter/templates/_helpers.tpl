@@ -1,0 +1,28 @@
+{{/* Names and labels, as in Flyte's flyteconnector chart. */}}
+
+{{- define "adapter.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "adapter.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "adapter.serviceAccountName" -}}
+{{- default (include "adapter.name" .) .Values.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "adapter.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "adapter.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "adapter.labels" -}}
+{{ include "adapter.selectorLabels" . }}
+helm.sh/chart: {{ include "adapter.chart" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
