@@ -43,6 +43,12 @@ def _client(service: str, region: str | None) -> Any:
     return boto3.client(service, region_name=region)  # type: ignore[call-overload]
 
 
+def forget_clients() -> None:
+    """Drop every client made so far: the next `client()` makes a new one (after a SnapStart restore,
+    whose snapshot must not hand one environment's connections to another)."""
+    _client.cache_clear()
+
+
 def error_code(error: Exception) -> str:
     response = getattr(error, "response", None)
     return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""

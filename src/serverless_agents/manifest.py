@@ -15,6 +15,8 @@ the manifest imports nothing; `AgentSettings.load_class()` imports exactly one a
     poll = { initial = 5, factor = 2.0, cap = 300 }
     secrets = { token = "arn:aws:secretsmanager:..." }
     config = { endpoint = "https://..." }
+    tracing = false                     # Powertools' Tracer (X-Ray SDK) in its functions: slower cold starts
+    snapstart = false                   # Lambda SnapStart on its functions (published versions)
 
     [agents.files]                      # a sensor: poked on a schedule and by matching events
     class = "serverless_agents.agents.file_sensor:FileSensor"
@@ -140,6 +142,11 @@ class AgentSettings(BaseModel):
     events: list[dict[str, Any]] = []
     #: IAM statements for the agent's own AWS calls, granted to this agent's functions only.
     permissions: list[Permission] = []
+    #: Powertools' Tracer (the X-Ray SDK: a subsegment per AWS call) in this agent's functions. Off, Lambda's
+    #: active tracing still traces each invocation; on, every cold start imports the SDK (~0.25 s).
+    tracing: bool = False
+    #: Lambda SnapStart for this agent's functions: each deploy publishes a version, and callers invoke it.
+    snapstart: bool = False
 
     @field_validator("events")
     @classmethod
