@@ -39,7 +39,21 @@ _EXPORTS = {
     "StructuredDataset": "serverless_agents.literals",
 }
 
-__all__ = [*sorted(_EXPORTS), "get_agent_secret"]
+__all__ = [
+    "AgentError",
+    "AsyncAgentBase",
+    "BaseSensor",
+    "Blob",
+    "LogLink",
+    "Phase",
+    "Resource",
+    "ResourceMetadata",
+    "RetryableAgentError",
+    "StructuredDataset",
+    "SyncAgentBase",
+    "TaskContext",
+    "get_agent_secret",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -141,3 +141,15 @@ def test_without_snapstart_init_primes_nothing() -> None:
     modules = loaded_by("functions.create.handler")
 
     assert "serverless_agents.examples" not in modules
+
+
+def test_the_sdk_names_load_at_first_access() -> None:
+    script = (
+        "import json, sys, serverless_agents as sa; lazy = 'serverless_agents.agent' not in sys.modules; "
+        "names = {n: getattr(sa, n).__name__ for n in sa.__all__}; print(json.dumps([lazy, names]))"
+    )
+    lazy, names = run_child(script)
+
+    assert lazy
+    assert names == {name: name for name in names}  # every exported name is the object it names
+    assert {"AsyncAgentBase", "SyncAgentBase", "BaseSensor", "get_agent_secret"} <= set(names)

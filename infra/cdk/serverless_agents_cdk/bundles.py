@@ -74,8 +74,8 @@ PIP_PLATFORM_ARGS = (
     LAMBDA_PYTHON,
     "--only-binary=:all:",
 )
-#: Beyond pyproject's `dependencies`: Powertools' Tracer imports `aws_xray_sdk` as soon as
-#: `functions/observability.py` creates it, and the core dependencies name Powertools without `[tracer]`.
+#: Beyond pyproject's `dependencies`: Powertools' Tracer needs `aws_xray_sdk` in the functions of agents
+#: with `tracing = true` (functions/observability.py); the other functions never import it.
 BUNDLE_REQUIREMENTS = ("aws-xray-sdk>=2.14,<3",)
 #: Built-in agent modules and the pyproject extra their family needs. Anything else runs on the core.
 EXTRA_FOR_MODULE = {
@@ -286,31 +286,44 @@ def build_bundle(
 ) -> Bundle:
     """The family's asset folder, pip-installing its dependencies only when they changed."""
     target = build_dir / family
-    stamp = build_dir / f"{family}.requirements.txt"
-    compiler = compiler_python()
-    wanted = build_stamp(family, compiled=compiler is not None)
-    if refresh or not target.is_dir() or not stamp.exists() or stamp.read_text() != wanted:
-        _pip_install(family, target, requirements(family), compiler)
-        stamp.write_text(wanted)
+    compiler = install_dependencies(target, requirements(family), refresh=refresh)
     assemble_project_code(target, plan.manifest_path, plan.agent_code, compiler=compiler)
-    bundle = Bundle(
-        family,
+    return check_size(measure_bundle(family, target, compiler), limit)
+
+
+def install_dependencies(
+    target: Path, requirement_list: Sequence[str], *, refresh: bool = False
+) -> str | None:
+    """pip-install `requirement_list` for Lambda into `target`, compiled by `compiler_python()`, unless the
+    stamp beside it says that is what it holds already; returns the compiler (None: source only)."""
+    stamp = target.with_name(f"{target.name}.requirements.txt")
+    compiler = compiler_python()
+    wanted = build_stamp(requirement_list, compiled=compiler is not None)
+    if refresh or not target.is_dir() or not stamp.exists() or stamp.read_text() != wanted:
+        _pip_install(target, list(requirement_list), compiler)
+        stamp.write_text(wanted)
+    return compiler
+
+
+def measure_bundle(name: str, target: Path, compiler: str | None) -> Bundle:
+    return Bundle(
+        name,
         target,
         folder_size(target),
         source_bytes=folder_size(target, bytecode=False),
         compiled_by=f"{compiler} ({LAMBDA_PYTHON})" if compiler else "",
     )
-    return check_size(bundle, limit)
 
 
-def build_stamp(family: str, *, compiled: bool) -> str:
-    """What a family's dependencies were built from: pip's platform, the requirements, and bytecode or not.
+def build_stamp(requirement_list: Sequence[str], *, compiled: bool) -> str:
+    """What a folder's dependencies were built from: pip's platform, the requirements, and bytecode or not.
     A change in any of them installs the dependencies again."""
     bytecode = f"bytecode: cpython {LAMBDA_PYTHON}, unchecked-hash" if compiled else "bytecode: none"
-    return "\n".join([" ".join(PIP_PLATFORM_ARGS), *requirements(family), bytecode]) + "\n"
+    return "\n".join([" ".join(PIP_PLATFORM_ARGS), *requirement_list, bytecode]) + "\n"
 
 
-def _pip_install(family: str, target: Path, requirement_list: list[str], compiler: str | None) -> None:
+def _pip_install(target: Path, requirement_list: list[str], compiler: str | None) -> None:
+    family = target.name
     staging = target.with_name(f".{family}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
