@@ -2,15 +2,15 @@
 
 With SnapStart, Lambda runs a function's init once, when a version is published, snapshots its memory and
 resumes every cold start from that snapshot. Init is then free, so `prime` (called by each agent handler
-at import) does there what the first invocation would otherwise do: import the agent's module, parse the
-manifest, import boto3. It makes no client: anything unique per environment made before the snapshot
-(random state, connections, credentials a client caches) would be shared by every environment restored
-from it. The after-restore hook re-seeds `random` and drops whatever clients and agent instances exist,
-so each restored environment makes its own at first use.
+at import) does there what the first invocation would otherwise do: import the runtime modules the
+handler uses, boto3 and the agent's module, and parse the manifest. It makes no client: anything unique
+per environment made before the snapshot (random state, connections, credentials a client caches) would
+be shared by every environment restored from it. The after-restore hook re-seeds `random` and drops
+whatever clients and agent instances exist, so each restored environment makes its own at first use.
 
-Only an init Lambda runs for a snapshot (`AWS_LAMBDA_INITIALIZATION_TYPE=snap-start`) primes; anywhere
-else `prime` does nothing. The hooks come from `snapshot_restore_py`, which Lambda's Python runtimes
-(3.12 and later) provide; it is imported only there, and its absence is logged, not fatal.
+`prime` works only in the init Lambda runs to take a snapshot (`AWS_LAMBDA_INITIALIZATION_TYPE` is
+`snap-start`); anywhere else it does nothing. The hooks come from `snapshot_restore_py`, which Lambda's
+Python runtimes (3.12 and later) provide; it is imported only there, and its absence is logged, not fatal.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ def snapshot_init() -> bool:
     return os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == SNAP_START
 
 
-def prime() -> None:
-    """Load the function's agent before the snapshot, and register the after-restore hook."""
+def prime(*modules: str) -> None:
+    """Before the snapshot: import `modules` (what the handler imports at first use) and the function's
+    agent, and register the after-restore hook."""
     if not snapshot_init():
         return
     try:
@@ -37,8 +38,8 @@ def prime() -> None:
         logging.getLogger(__name__).warning("snapshot_restore_py is missing: no after-restore hook")
     else:
         hooks.register_after_restore(after_restore)
-    import boto3  # noqa: F401  (its import, not a client: a client holds connections and credentials)
-
+    for module in ("boto3", *modules):  # imports, not clients: a client holds connections and credentials
+        importlib.import_module(module)
     from serverless_agents.runtime.loading import load_agent
     from serverless_agents.settings import current_settings
 

@@ -10,7 +10,7 @@ from functions.observability import capture_lambda_handler, logger, metrics
 from functions.snapstart import prime
 from serverless_agents.settings import current_settings
 
-prime()
+prime("serverless_agents.runtime.wiring")
 
 
 @logger.inject_lambda_context

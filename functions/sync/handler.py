@@ -13,7 +13,7 @@ from serverless_agents.settings import current_settings
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
-prime()
+prime("serverless_agents.http_api", "serverless_agents.runtime.wiring")
 
 
 @functools.cache

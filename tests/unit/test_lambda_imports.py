@@ -102,6 +102,7 @@ from serverless_agents.runtime import loading
 
 primed = {
     "agent_module": "serverless_agents.examples" in sys.modules,
+    "runtime": "serverless_agents.runtime.wiring" in sys.modules,
     "boto3": "boto3" in sys.modules,
     "clients": aws._client.cache_info().currsize,
     "agents": loading.load_agent.cache_info().currsize,
@@ -133,7 +134,14 @@ def test_snapstart_init_loads_the_agent_and_restore_drops_what_is_unique() -> No
         AWS_SECRET_ACCESS_KEY="testing",
     )
 
-    assert primed == {"agent_module": True, "boto3": True, "clients": 0, "agents": 1, "hooks": 1}
+    assert primed == {
+        "agent_module": True,
+        "runtime": True,
+        "boto3": True,
+        "clients": 0,
+        "agents": 1,
+        "hooks": 1,
+    }
     assert restored == {"clients": 0, "agents": 0, "random_reseeded": True}
 
 
