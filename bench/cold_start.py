@@ -22,6 +22,7 @@ Each row is the median of `runs` children; the heaviest imports come from one `-
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -307,7 +308,7 @@ def cases(core: Path, sensors: Path, flytekit: Path) -> list[Case]:
 
 
 def ratio(theirs: float, ours: float) -> float | str:
-    return theirs / ours if ours == ours and theirs == theirs and ours > 0 else "n/a"  # nan-safe
+    return "n/a" if math.isnan(theirs) or math.isnan(ours) or ours <= 0 else theirs / ours
 
 
 def cold_start_table(
@@ -333,7 +334,7 @@ def cold_start_table(
     )
     all_cases = cases(built[bundles.CORE].path, built["sensors"].path, flytekit.path)
     samples: dict[str, Sample] = {}
-    for case in reversed(all_cases):  # flytekit's rows first: ours need their figures for the ratios
+    for case in all_cases:
         emit(f"  cold start: {case.label} ...")
         samples[case.label] = measure(case, python, runs)
     for case in all_cases:

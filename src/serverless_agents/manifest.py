@@ -144,9 +144,9 @@ class AgentSettings(BaseModel):
     permissions: list[Permission] = []
     #: Powertools' Tracer (the X-Ray SDK: a subsegment per AWS call) in this agent's functions. Off, Lambda's
     #: active tracing still traces each invocation; on, every cold start imports the SDK (~0.25 s).
-    tracing: bool = False
+    tracing: Annotated[bool, Field(strict=True)] = False
     #: Lambda SnapStart for this agent's functions: each deploy publishes a version, and callers invoke it.
-    snapstart: bool = False
+    snapstart: Annotated[bool, Field(strict=True)] = False
 
     @field_validator("events")
     @classmethod

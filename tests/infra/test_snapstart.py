@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from serverless_agents.exceptions import ManifestError
+from serverless_agents.manifest import parse_manifest
 from tests.infra.conftest import BASE_MANIFEST, WATCHED_BUCKET, Synth, synthesize
 
 DEPLOYMENT = "serverless-agents"
@@ -142,3 +144,11 @@ def test_tracing_is_set_for_the_agents_that_turn_it_on(snapstart: Synth) -> None
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+@pytest.mark.parametrize("value", ['"yes"', '"true"', "1"])
+def test_snapstart_and_tracing_take_toml_booleans_only(value: str) -> None:
+    for key in ("snapstart", "tracing"):
+        manifest = f'[agents.job]\nclass = "serverless_agents.examples:JobAgent"\n{key} = {value}\n'
+        with pytest.raises(ManifestError, match=f"agents.job.{key}: Input should be a valid boolean"):
+            parse_manifest(manifest)
