@@ -108,7 +108,7 @@ primed = {
     "agents": loading.load_agent.cache_info().currsize,
     "hooks": len(snapshot_restore_py.get_after_restore()),
 }
-aws.client("dynamodb")  # as if an invocation had run before the snapshot
+aws.client("dynamodb").meta  # as if an invocation had used a client before the snapshot
 before = random.getstate()
 for function, args, kwargs in snapshot_restore_py.get_after_restore():
     function(*args, **kwargs)
@@ -161,3 +161,23 @@ def test_the_sdk_names_load_at_first_access() -> None:
     assert lazy
     assert names == {name: name for name in names}  # every exported name is the object it names
     assert {"AsyncAgentBase", "SyncAgentBase", "BaseSensor", "get_agent_secret"} <= set(names)
+
+
+_FIRST_USE = """
+import json
+from serverless_agents import aws
+from serverless_agents.payloads import PayloadStore
+from serverless_agents.tasks_table import TasksTable
+
+made = lambda: aws._client.cache_info().currsize
+table, payloads = TasksTable("tasks"), PayloadStore("payloads")
+after_building = made()
+region = table._client.meta.region_name  # the first use of one of them
+print(json.dumps([after_building, made(), region]))
+"""
+
+
+def test_clients_are_made_at_first_use_not_when_a_store_is_built() -> None:
+    built, used, region = run_child(_FIRST_USE, AWS_REGION="eu-west-1")
+
+    assert (built, used, region) == (0, 1, "eu-west-1")
