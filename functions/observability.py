@@ -1,7 +1,52 @@
-"""Powertools' Logger, Metrics and Tracer, shared by the handlers (and only by them)."""
+"""Powertools' Logger and Metrics for the handlers (and only for them), and its Tracer where it is asked for.
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+Creating a Tracer imports the X-Ray SDK and patches botocore: about a third of a cold start. Lambda's
+active tracing (on for every function) and Step Functions' tracing draw the service map without it; the
+SDK only adds a subsegment per AWS call and the handler's annotations. So `capture_lambda_handler` makes
+a Tracer only for a function whose agent sets `tracing = true` in the manifest (the CDK app then sets
+`SA_TRACING=true` in its environment), and only at its first invocation.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from aws_lambda_powertools import Logger, Metrics
+
+from serverless_agents.settings import TRACING, environ
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
 
 logger = Logger(service="serverless-agents")
 metrics = Metrics(namespace="ServerlessAgents", service="serverless-agents")
-tracer = Tracer(service="serverless-agents")
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+def tracing_on() -> bool:
+    return environ().get(TRACING, "").lower() == "true"
+
+
+@functools.cache
+def tracer() -> Tracer:
+    from aws_lambda_powertools import Tracer
+
+    return Tracer(service="serverless-agents")
+
+
+@functools.cache
+def _traced(handler: Handler) -> Handler:
+    return cast("Handler", tracer().capture_lambda_handler(handler))
+
+
+def capture_lambda_handler(handler: Handler) -> Handler:
+    """Powertools' `Tracer.capture_lambda_handler` around `handler` where tracing is on; else `handler`."""
+
+    @functools.wraps(handler)
+    def maybe_traced(event: Any, context: Any) -> Any:
+        return (_traced(handler) if tracing_on() else handler)(event, context)
+
+    return cast("Handler", maybe_traced)

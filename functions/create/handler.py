@@ -6,15 +6,19 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.observability import logger, metrics, tracer
-from serverless_agents.runtime.wiring import async_steps
+from functions.observability import capture_lambda_handler, logger, metrics
+from functions.snapstart import prime
 from serverless_agents.settings import current_settings
+
+prime("serverless_agents.runtime.wiring")
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    from serverless_agents.runtime.wiring import async_steps  # at first use: see functions/__init__.py
+
     logger.append_keys(task_id=event.get("task_id"))
     result = async_steps(current_settings()).create(event)
     metrics.add_metric(name="JobsCreated", unit=MetricUnit.Count, value=1)

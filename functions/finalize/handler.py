@@ -5,15 +5,16 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.observability import logger, metrics, tracer
-from serverless_agents.runtime.finalize import finalize_execution
+from functions.observability import capture_lambda_handler, logger, metrics
 from serverless_agents.settings import current_settings
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    from serverless_agents.runtime.finalize import finalize_execution  # at first use: functions/__init__.py
+
     detail = event["detail"]
     logger.append_keys(task_id=detail.get("name"), status=detail.get("status"))
     result = finalize_execution(detail, current_settings().deployment)

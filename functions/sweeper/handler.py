@@ -7,17 +7,19 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions.observability import logger, metrics, tracer
-from serverless_agents.runtime.sweeper import ENDED_BY_BOUND_METRIC, sweep
-from serverless_agents.runtime.wiring import async_state_machine_arns
+from functions.observability import capture_lambda_handler, logger, metrics
 from serverless_agents.settings import current_settings
-from serverless_agents.tasks_table import TasksTable
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+    # At first use: see functions/__init__.py.
+    from serverless_agents.runtime.sweeper import ENDED_BY_BOUND_METRIC, sweep
+    from serverless_agents.runtime.wiring import async_state_machine_arns
+    from serverless_agents.tasks_table import TasksTable
+
     settings = current_settings()
     lookback = timedelta(minutes=settings.sweep_lookback_minutes)
     table = TasksTable(settings.tasks_table, ttl_days=settings.task_ttl_days)

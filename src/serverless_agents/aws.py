@@ -1,6 +1,9 @@
 """boto3 clients, made once per process (a Lambda container) and only when first used.
 
-Every store takes an optional client instead, so tests and the local stack can hand in their own.
+`client()` hands out a stand-in that makes the client at its first attribute access: building a store
+(the tasks table, the payload bucket) costs nothing until it calls AWS, and a path that never calls a
+service never loads that service's model (tens of milliseconds of a cold start each). Every store takes
+an optional client instead, so tests and the local stack can hand in their own.
 """
 
 from __future__ import annotations
@@ -29,11 +32,29 @@ _TRANSIENT_CODES = frozenset(
 
 
 def client(service: str) -> Any:
-    """A client in the invoking function's region (`AWS_REGION`, which the Lambda runtime sets)."""
+    """A client in the invoking function's region (`AWS_REGION`, which the Lambda runtime sets), made
+    when first used."""
     from serverless_agents.settings import environ
 
     env = environ()
-    return _client(service, env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"))
+    return _ClientOnFirstUse(service, env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"))
+
+
+class _ClientOnFirstUse:
+    """Every attribute is the shared client's (`_client`), which is made at the first one."""
+
+    __slots__ = ("_region", "_service")
+
+    def __init__(self, service: str, region: str | None) -> None:
+        self._service = service
+        self._region = region
+
+    def __getattr__(self, name: str) -> Any:
+        # Looked up on each use, not kept: after `forget_clients` the next use makes a new client.
+        return getattr(_client(self._service, self._region), name)
+
+    def __repr__(self) -> str:
+        return f"<{self._service} client in {self._region or 'the default region'}, made at first use>"
 
 
 @functools.cache
@@ -41,6 +62,12 @@ def _client(service: str, region: str | None) -> Any:
     import boto3
 
     return boto3.client(service, region_name=region)  # type: ignore[call-overload]
+
+
+def forget_clients() -> None:
+    """Drop every client made so far: the next `client()` makes a new one (after a SnapStart restore,
+    whose snapshot must not hand one environment's connections to another)."""
+    _client.cache_clear()
 
 
 def error_code(error: Exception) -> str:

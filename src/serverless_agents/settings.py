@@ -28,6 +28,8 @@ DEPLOYMENT = "SA_DEPLOYMENT"
 FUNCTION_ARN_PREFIX = "SA_FUNCTION_ARN_PREFIX"
 SCHEDULER_ROLE_ARN = "SA_SCHEDULER_ROLE_ARN"
 SWEEP_LOOKBACK_MINUTES = "SA_SWEEP_LOOKBACK_MINUTES"
+#: "true": the function runs Powertools' Tracer (the X-Ray SDK); the manifest's `tracing` sets it.
+TRACING = "SA_TRACING"
 
 
 @contextmanager

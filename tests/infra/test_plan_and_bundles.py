@@ -1,19 +1,30 @@
-"""The manifest read into a plan, and Lambda bundles: families, requirements, contents, the size limit.
-No synth and no pip here: the real pip bundling runs in `python infra/cdk/bundle.py`, which needs PyPI."""
+"""The manifest read into a plan, and Lambda bundles: families, requirements, contents, bytecode, the size
+limit. No synth and no pip here: the real pip bundling runs in `python infra/cdk/bundle.py`, which needs
+PyPI. Bytecode is compiled by this interpreter (the bundler looks for the Lambda runtime's version; the
+compilation is the same)."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import marshal
+import sys
 from pathlib import Path
 
 import pytest
 from infra.cdk.serverless_agents_cdk import bundles
 from infra.cdk.serverless_agents_cdk.bundles import (
     CORE,
+    LAMBDA_PYTHON,
     Bundle,
     BundleError,
     assemble_project_code,
+    build_stamp,
     check_size,
+    compile_bytecode,
+    compiler_python,
     family_for,
+    folder_size,
     requirements,
 )
 from infra.cdk.serverless_agents_cdk.plan import plan_deployment
@@ -45,7 +56,7 @@ def test_requirements_are_the_core_plus_the_familys_extra() -> None:
     snowflake = requirements("snowflake")
 
     assert any(r.startswith("aws-lambda-powertools") for r in core)
-    assert any(r.startswith("aws-xray-sdk") for r in core)  # Powertools' Tracer imports it at load
+    assert any(r.startswith("aws-xray-sdk") for r in core)  # for the agents with `tracing = true`
     assert not any(r.startswith(("moto", "aws-cdk-lib", "grpcio", "flytekit")) for r in core)
     assert snowflake[: len(core)] == core
     assert [r for r in snowflake if r.startswith("snowflake-connector-python")]
@@ -133,3 +144,64 @@ def test_a_bad_manifest_fails_the_plan_as_it_would_fail_the_api_function(tmp_pat
 
     with pytest.raises(Exception, match="both serve task type 'example_job'"):
         plan_deployment(manifest)
+
+
+def digest(folder: Path) -> str:
+    """One hash of every file's path and bytes: what decides the CDK asset hash."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def test_bundled_project_code_carries_reproducible_bytecode(tmp_path: Path) -> None:
+    manifest = tmp_path / "agents.toml"
+    manifest.write_text(BASE_MANIFEST)
+    digests = []
+    for attempt in ("one", "two"):
+        target = tmp_path / attempt / "core"
+        assemble_project_code(target, manifest, compiler=sys.executable)
+        digests.append(digest(target))
+
+    pyc = target / "functions" / "create" / "__pycache__" / f"handler.{sys.implementation.cache_tag}.pyc"
+    header = pyc.read_bytes()[:16]
+    code = marshal.loads(pyc.read_bytes()[16:])
+    assert digests[0] == digests[1]  # built twice, byte for byte the same: the asset hash does not move
+    assert header[:4] == importlib.util.MAGIC_NUMBER
+    assert int.from_bytes(header[4:8], "little") == 0b01  # PEP 552: hash-based, source never checked
+    assert code.co_filename == "/var/task/functions/create/handler.py"  # where Lambda puts it
+    assert folder_size(target, bytecode=False) < folder_size(target)
+
+
+def test_a_module_that_does_not_compile_stays_source(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "good.py").write_text("X = {'a', 'b'}\n")
+    (tmp_path / "pkg" / "py2_only.py").write_text("print 'hello'\n")
+
+    assert compile_bytecode(tmp_path / "pkg", sys.executable) is False
+    assert [p.name.split(".")[0] for p in (tmp_path / "pkg" / "__pycache__").iterdir()] == ["good"]
+
+
+def test_a_bundle_says_what_compiled_it_or_that_it_ships_source() -> None:
+    compiled = Bundle("core", Path("/b"), 3 * 2**20, source_bytes=2 * 2**20, compiled_by="python3.12")
+    source = Bundle("core", Path("/b"), 2 * 2**20, source_bytes=2 * 2**20)
+
+    assert "2.0 MB source + 1.0 MB bytecode by python3.12" in compiled.describe()
+    assert "source only: no python3.12 here" in source.describe()
+
+
+def test_the_compiler_is_an_interpreter_of_the_lambda_runtimes_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    this = f"{sys.version_info.major}.{sys.version_info.minor}"
+    monkeypatch.setenv(bundles.LAMBDA_PYTHON_ENV, sys.executable)
+
+    assert compiler_python(this) == sys.executable
+    assert compiler_python("2.0") is None  # no such interpreter anywhere: the bundle ships source
+
+
+def test_bytecode_or_not_is_part_of_what_the_dependencies_were_built_from() -> None:
+    core = requirements(CORE)
+
+    assert build_stamp(core, compiled=True) != build_stamp(core, compiled=False)
+    assert f"cpython {LAMBDA_PYTHON}" in build_stamp(core, compiled=True)

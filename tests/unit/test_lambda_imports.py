@@ -1,17 +1,53 @@
-"""What `functions/` imports decides cold start: no emulator, CDK, gRPC, flytekit or test code."""
+"""What `functions/` imports decides cold start: no emulator, CDK, gRPC, flytekit or test code, and at init
+(the handler module's import) nothing beyond Powertools' Logger and Metrics and the settings.
+
+Each check runs in a fresh interpreter: what this test process imported must not hide what a handler
+pulls in. The budget is a count of modules, not a time: it holds on any machine, and a new import at init
+shows up as a failing count naming the modules it added.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).parents[2]
 HANDLERS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/handler.py"))
 FORBIDDEN = ("moto", "aws_cdk", "grpc", "flytekit", "tests", "docker", "serverless_agents.local")
+#: Loaded at the first invocation, where they are used (functions/__init__.py), never at init: the X-Ray
+#: SDK only where tracing is on, pydantic and flyteidl with the runtime, boto3 with the first client.
+NOT_AT_INIT = ("aws_xray_sdk", "pydantic", "flyteidl", "google.protobuf", "boto3", "botocore.client")
+#: Modules in sys.modules after a handler's import, the interpreter's own included (about 60 for a bare
+#: python3.12, 75 for 3.11; Powertools' Logger and Metrics add about 100). Measured at 177-180.
+MODULE_BUDGET = 200
+#: The Lambda variables that change an import: Powertools turns its Tracer on inside Lambda.
+LAMBDA_ENV = {"LAMBDA_TASK_ROOT": str(ROOT), "AWS_LAMBDA_FUNCTION_NAME": "test-imports"}
+
+
+def run_child(script: str, **env: str) -> Any:
+    """Run `script` in a fresh interpreter from the repository root; it prints one JSON value."""
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("SA_", "AWS_LAMBDA_", "_X_AMZN"))}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**child_env, **LAMBDA_ENV, **env},
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def loaded_by(module: str) -> list[str]:
+    script = f"import importlib, json, sys; importlib.import_module({module!r})"
+    return list(run_child(script + "; print(json.dumps(sorted(sys.modules)))"))
 
 
 def test_every_role_has_a_handler() -> None:
@@ -19,18 +55,129 @@ def test_every_role_has_a_handler() -> None:
 
 
 @pytest.mark.parametrize("role", HANDLERS)
-def test_handler_imports_stay_lean(role: str) -> None:
-    # A fresh interpreter: what this test process imported must not hide what the handler pulls in.
-    script = (
-        "import json, sys, importlib; "
-        f"importlib.import_module('functions.{role}.handler'); "
-        "print(json.dumps(sorted(sys.modules)))"
-    )
-    modules = json.loads(
-        subprocess.run(
-            [sys.executable, "-c", script], check=True, capture_output=True, text=True, cwd=ROOT
-        ).stdout
+def test_handler_init_stays_lean(role: str) -> None:
+    modules = loaded_by(f"functions.{role}.handler")
+
+    def present(prefixes: tuple[str, ...]) -> list[str]:
+        return sorted({m for m in modules for p in prefixes if m == p or m.startswith(p + ".")})
+
+    assert present(FORBIDDEN) == [], f"functions.{role}.handler imports {present(FORBIDDEN)}"
+    assert present(NOT_AT_INIT) == [], f"functions.{role}.handler imports at init {present(NOT_AT_INIT)}"
+    assert len(modules) <= MODULE_BUDGET, (
+        f"functions.{role}.handler loads {len(modules)} modules at init, over its budget of {MODULE_BUDGET}: "
+        f"{sorted(set(modules) - set(loaded_by('functions.observability')))}"
     )
 
-    leaked = sorted({m for m in modules for f in FORBIDDEN if m == f or m.startswith(f + ".")})
-    assert leaked == [], f"functions.{role}.handler imports {leaked}"
+
+_TRACED_CALL = """
+import json, sys
+from functions.observability import capture_lambda_handler
+
+@capture_lambda_handler
+def handler(event, context):
+    return "ok"
+
+answer = handler({}, None)
+print(json.dumps([answer, "aws_xray_sdk" in sys.modules]))
+"""
+
+
+@pytest.mark.parametrize(("tracing", "sdk_loaded"), [("", False), ("false", False), ("true", True)])
+def test_the_xray_sdk_loads_only_where_tracing_is_on(tracing: str, sdk_loaded: bool) -> None:
+    # POWERTOOLS_TRACE_DISABLED: the Tracer is made (and imports the SDK) but sends nothing, offline.
+    answer = run_child(_TRACED_CALL, SA_TRACING=tracing, POWERTOOLS_TRACE_DISABLED="true")
+
+    assert answer == ["ok", sdk_loaded]
+
+
+#: A SnapStart init as Lambda's Python runtime runs it: import the handler module, then (after the
+#: snapshot) call every registered after-restore hook, as the runtime does with snapshot_restore_py's
+#: registry (aws/snapshot-restore-py: `get_after_restore`, a list of (function, args, kwargs)).
+_SNAPSTART = """
+import json, random, sys
+import snapshot_restore_py
+import functions.create.handler
+from serverless_agents import aws
+from serverless_agents.runtime import loading
+
+primed = {
+    "agent_module": "serverless_agents.examples" in sys.modules,
+    "runtime": "serverless_agents.runtime.wiring" in sys.modules,
+    "boto3": "boto3" in sys.modules,
+    "clients": aws._client.cache_info().currsize,
+    "agents": loading.load_agent.cache_info().currsize,
+    "hooks": len(snapshot_restore_py.get_after_restore()),
+}
+aws.client("dynamodb").meta  # as if an invocation had used a client before the snapshot
+before = random.getstate()
+for function, args, kwargs in snapshot_restore_py.get_after_restore():
+    function(*args, **kwargs)
+restored = {
+    "clients": aws._client.cache_info().currsize,
+    "agents": loading.load_agent.cache_info().currsize,
+    "random_reseeded": random.getstate() != before,
+}
+print(json.dumps([primed, restored]))
+"""
+
+
+def test_snapstart_init_loads_the_agent_and_restore_drops_what_is_unique() -> None:
+    primed, restored = run_child(
+        _SNAPSTART,
+        AWS_LAMBDA_INITIALIZATION_TYPE="snap-start",
+        SA_AGENT="job",
+        SA_TASKS_TABLE="tasks",
+        SA_PAYLOAD_BUCKET="payloads",
+        SA_MANIFEST=str(ROOT / "agents.toml"),
+        AWS_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+    )
+
+    assert primed == {
+        "agent_module": True,
+        "runtime": True,
+        "boto3": True,
+        "clients": 0,
+        "agents": 1,
+        "hooks": 1,
+    }
+    assert restored == {"clients": 0, "agents": 0, "random_reseeded": True}
+
+
+def test_without_snapstart_init_primes_nothing() -> None:
+    modules = loaded_by("functions.create.handler")
+
+    assert "serverless_agents.examples" not in modules
+
+
+def test_the_sdk_names_load_at_first_access() -> None:
+    script = (
+        "import json, sys, serverless_agents as sa; lazy = 'serverless_agents.agent' not in sys.modules; "
+        "names = {n: getattr(sa, n).__name__ for n in sa.__all__}; print(json.dumps([lazy, names]))"
+    )
+    lazy, names = run_child(script)
+
+    assert lazy
+    assert names == {name: name for name in names}  # every exported name is the object it names
+    assert {"AsyncAgentBase", "SyncAgentBase", "BaseSensor", "get_agent_secret"} <= set(names)
+
+
+_FIRST_USE = """
+import json
+from serverless_agents import aws
+from serverless_agents.payloads import PayloadStore
+from serverless_agents.tasks_table import TasksTable
+
+made = lambda: aws._client.cache_info().currsize
+table, payloads = TasksTable("tasks"), PayloadStore("payloads")
+after_building = made()
+region = table._client.meta.region_name  # the first use of one of them
+print(json.dumps([after_building, made(), region]))
+"""
+
+
+def test_clients_are_made_at_first_use_not_when_a_store_is_built() -> None:
+    built, used, region = run_child(_FIRST_USE, AWS_REGION="eu-west-1")
+
+    assert (built, used, region) == (0, 1, "eu-west-1")

@@ -109,15 +109,15 @@ class AsyncAgentStateMachine(Construct):
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["lambda:InvokeFunction"],
-                resources=[f.function.function_arn for f in self.functions.values()],
+                resources=[f.invocable.function_arn for f in self.functions.values()],
             )
         )
         definition = render_definition(
             AsyncAgentFunctions(
                 partition=Stack.of(self).partition,
-                create_arn=self.functions["create"].function.function_arn,
-                get_arn=self.functions["get"].function.function_arn,
-                delete_arn=self.functions["delete"].function.function_arn,
+                create_arn=self.functions["create"].invocable.function_arn,
+                get_arn=self.functions["get"].invocable.function_arn,
+                delete_arn=self.functions["delete"].invocable.function_arn,
                 execution_timeout_seconds=agent.settings.execution_timeout,
             ).substitutions()
         )

@@ -15,8 +15,17 @@ from are kept beside the folder. The project code and the manifest are copied ag
 deploy always ships the working tree. `python infra/cdk/bundle.py` builds every family the manifest needs
 and prints their sizes; the CDK app calls the same `build_bundle`, which is a cache hit after that.
 
+Every bundle ships bytecode, because `/var/task` is read-only: without `.pyc` files every cold start
+compiles every module it imports (about 1 s for a handler). The bytecode must come from the same Python
+version as the runtime (`LAMBDA_PYTHON`, which `handler_function.RUNTIME` deploys): `compiler_python` finds
+an interpreter of that version (`$SA_LAMBDA_PYTHON`, the deploying interpreter itself, `python3.12` on
+PATH, or pyenv's), and without one the bundle ships source only and says so. The `.pyc` files are
+unchecked-hash ones (PEP 552) compiled with a fixed hash seed and `/var/task` as their path: the same
+sources always give the same bytes, so an unchanged bundle keeps its asset hash and does not redeploy, and
+the runtime never stats a source file to validate them.
+
 Offline synth (tests, `-c bundling=skip`) uses `assemble_standin` instead: the project code and the
-manifest only, no dependencies, no pip.
+manifest only, no dependencies, no pip, no bytecode.
 """
 
 from __future__ import annotations
@@ -39,7 +48,12 @@ PYPROJECT = ROOT / "pyproject.toml"
 #: Outside `infra/`: mypy type-checks `infra/`, and must not walk thousands of installed packages.
 BUILD_DIR = ROOT / "build" / "lambda"
 CORE = "core"
+#: The Lambda runtime's Python version: pip resolves wheels for it and bytecode is compiled by it.
 LAMBDA_PYTHON = "3.12"
+#: An interpreter of `LAMBDA_PYTHON` to compile bytecode with, when the deploying one is another version.
+LAMBDA_PYTHON_ENV = "SA_LAMBDA_PYTHON"
+#: Where Lambda puts the code: the path tracebacks show for the bundle's modules.
+LAMBDA_TASK_ROOT = "/var/task"
 #: Lambda's limit is 250 MB unzipped for code and layers together; the rest is headroom.
 SIZE_LIMIT_BYTES = 200 * 1024 * 1024
 #: Lambda's python3.12 runs on Amazon Linux 2023, glibc 2.34: wheels for any manylinux up to that run there.
@@ -60,8 +74,8 @@ PIP_PLATFORM_ARGS = (
     LAMBDA_PYTHON,
     "--only-binary=:all:",
 )
-#: Beyond pyproject's `dependencies`: Powertools' Tracer imports `aws_xray_sdk` as soon as
-#: `functions/observability.py` creates it, and the core dependencies name Powertools without `[tracer]`.
+#: Beyond pyproject's `dependencies`: Powertools' Tracer needs `aws_xray_sdk` in the functions of agents
+#: with `tracing = true` (functions/observability.py); the other functions never import it.
 BUNDLE_REQUIREMENTS = ("aws-xray-sdk>=2.14,<3",)
 #: Built-in agent modules and the pyproject extra their family needs. Anything else runs on the core.
 EXTRA_FOR_MODULE = {
@@ -85,9 +99,21 @@ class Bundle:
     family: str
     path: Path
     size_bytes: int
+    #: The size without its bytecode (`__pycache__`): what a source-only bundle would weigh.
+    source_bytes: int = 0
+    #: The interpreter that compiled the bytecode, or "" when the bundle ships source only.
+    compiled_by: str = ""
 
     def describe(self) -> str:
-        return f"{self.family}: {self.size_bytes / 2**20:.1f} MB unzipped ({self.path})"
+        size = f"{self.size_bytes / 2**20:.1f} MB unzipped"
+        if self.compiled_by:
+            size += (
+                f" ({self.source_bytes / 2**20:.1f} MB source + "
+                f"{(self.size_bytes - self.source_bytes) / 2**20:.1f} MB bytecode by {self.compiled_by})"
+            )
+        else:
+            size += f", source only: no python{LAMBDA_PYTHON} here to compile it (see ${LAMBDA_PYTHON_ENV})"
+        return f"{self.family}: {size} ({self.path})"
 
 
 def _pyproject(pyproject: Path = PYPROJECT) -> dict[str, object]:
@@ -122,11 +148,83 @@ def requirements(family: str, pyproject: Path = PYPROJECT) -> list[str]:
     return [*(str(r) for r in core), *BUNDLE_REQUIREMENTS, *extra]
 
 
-def folder_size(path: Path) -> int:
+def folder_size(path: Path, *, bytecode: bool = True) -> int:
     total = 0
     for directory, _, files in os.walk(path):
+        if not bytecode and "__pycache__" in Path(directory).parts:
+            continue
         total += sum(os.lstat(os.path.join(directory, name)).st_size for name in files)
     return total
+
+
+def _python_version(python: str) -> str | None:
+    try:
+        done = subprocess.run(
+            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def compiler_python(version: str = LAMBDA_PYTHON) -> str | None:
+    """An interpreter of the Lambda runtime's Python version on this machine, or None.
+
+    Looked for in order: `$SA_LAMBDA_PYTHON`, the interpreter running this (a deploy from a python3.12
+    venv needs nothing more), `python3.12` on PATH, then pyenv's versions.
+    """
+    candidates = [
+        os.environ.get(LAMBDA_PYTHON_ENV, ""),
+        sys.executable,
+        shutil.which(f"python{version}") or "",
+    ]
+    pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    candidates += sorted(
+        (str(p) for p in pyenv_root.glob(f"versions/{version}.*/bin/python{version}")), reverse=True
+    )
+    return next((c for c in candidates if c and _python_version(c) == version), None)
+
+
+#: Run by the runtime's interpreter: unchecked-hash .pyc for argv[1] (a package folder, or one module),
+#: recorded as if compiled at argv[2], so tracebacks name /var/task/... and the bytes do not depend on
+#: where the bundle was built.
+_COMPILE = """
+import compileall, os, py_compile, sys
+path, recorded_as = sys.argv[1:3]
+common = dict(quiet=2, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+if os.path.isdir(path):
+    ok = compileall.compile_dir(path, stripdir=path, prependdir=recorded_as, workers=1, **common)
+else:
+    strip, prepend = os.path.dirname(path), os.path.dirname(recorded_as)
+    ok = compileall.compile_file(path, stripdir=strip, prependdir=prepend, **common)
+sys.exit(0 if ok else 3)
+"""
+
+
+def compile_bytecode(path: Path, python: str, *, recorded_as: str = LAMBDA_TASK_ROOT) -> bool:
+    """Compile every module under `path` (or the module `path`) with `python`; False if some did not.
+
+    `recorded_as` is where `path` lands on Lambda. The hash seed is fixed because set and frozenset
+    constants are marshalled in hash order: with a random seed the same source gives other bytes. A
+    module that does not compile (a test file of some package written for another Python) stays source
+    only, as pip leaves it.
+    """
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env.pop("PYTHONPYCACHEPREFIX", None)  # the bytecode must land beside its source, in the bundle
+    done = subprocess.run(
+        [python, "-c", _COMPILE, str(path), recorded_as],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode not in (0, 3):
+        raise BundleError(f"{python} could not compile {path}: {done.stderr.strip()[-300:]}")
+    return done.returncode == 0
 
 
 def check_size(bundle: Bundle, limit: int = SIZE_LIMIT_BYTES) -> Bundle:
@@ -138,8 +236,11 @@ def check_size(bundle: Bundle, limit: int = SIZE_LIMIT_BYTES) -> Bundle:
     return bundle
 
 
-def assemble_project_code(target: Path, manifest: Path, agent_code: Sequence[Path] = ()) -> None:
-    """Copy the project's code, the agents' code and the manifest into `target` (replacing old copies)."""
+def assemble_project_code(
+    target: Path, manifest: Path, agent_code: Sequence[Path] = (), *, compiler: str | None = None
+) -> None:
+    """Copy the project's code, the agents' code and the manifest into `target` (replacing old copies),
+    compiled to bytecode by `compiler` if given."""
     target.mkdir(parents=True, exist_ok=True)
     record = target.parent / f"{target.name}.project-code"
     copied_before = set(record.read_text().split()) if record.exists() else set(_PROJECT_CODE)
@@ -161,6 +262,8 @@ def assemble_project_code(target: Path, manifest: Path, agent_code: Sequence[Pat
             shutil.copytree(source, target / source.name, ignore=_IGNORED)
         else:
             shutil.copy2(source, target / source.name)
+        if compiler and (source.is_dir() or source.suffix == ".py"):
+            compile_bytecode(target / source.name, compiler, recorded_as=f"{LAMBDA_TASK_ROOT}/{source.name}")
     shutil.copyfile(manifest, target / "agents.toml")
     record.write_text("\n".join(sorted(s.name for s in sources)) + "\n")
 
@@ -183,16 +286,44 @@ def build_bundle(
 ) -> Bundle:
     """The family's asset folder, pip-installing its dependencies only when they changed."""
     target = build_dir / family
-    stamp = build_dir / f"{family}.requirements.txt"
-    wanted = "\n".join([" ".join(PIP_PLATFORM_ARGS), *requirements(family)]) + "\n"
+    compiler = install_dependencies(target, requirements(family), refresh=refresh)
+    assemble_project_code(target, plan.manifest_path, plan.agent_code, compiler=compiler)
+    return check_size(measure_bundle(family, target, compiler), limit)
+
+
+def install_dependencies(
+    target: Path, requirement_list: Sequence[str], *, refresh: bool = False
+) -> str | None:
+    """pip-install `requirement_list` for Lambda into `target`, compiled by `compiler_python()`, unless the
+    stamp beside it says that is what it holds already; returns the compiler (None: source only)."""
+    stamp = target.with_name(f"{target.name}.requirements.txt")
+    compiler = compiler_python()
+    wanted = build_stamp(requirement_list, compiled=compiler is not None)
     if refresh or not target.is_dir() or not stamp.exists() or stamp.read_text() != wanted:
-        _pip_install(family, target, requirements(family))
+        _pip_install(target, list(requirement_list), compiler)
         stamp.write_text(wanted)
-    assemble_project_code(target, plan.manifest_path, plan.agent_code)
-    return check_size(Bundle(family, target, folder_size(target)), limit)
+    return compiler
 
 
-def _pip_install(family: str, target: Path, requirement_list: list[str]) -> None:
+def measure_bundle(name: str, target: Path, compiler: str | None) -> Bundle:
+    return Bundle(
+        name,
+        target,
+        folder_size(target),
+        source_bytes=folder_size(target, bytecode=False),
+        compiled_by=f"{compiler} ({LAMBDA_PYTHON})" if compiler else "",
+    )
+
+
+def build_stamp(requirement_list: Sequence[str], *, compiled: bool) -> str:
+    """What a folder's dependencies were built from: pip's platform, the requirements, and bytecode or not.
+    A change in any of them installs the dependencies again."""
+    bytecode = f"bytecode: cpython {LAMBDA_PYTHON}, unchecked-hash" if compiled else "bytecode: none"
+    return "\n".join([" ".join(PIP_PLATFORM_ARGS), *requirement_list, bytecode]) + "\n"
+
+
+def _pip_install(target: Path, requirement_list: list[str], compiler: str | None) -> None:
+    family = target.name
     staging = target.with_name(f".{family}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
@@ -206,7 +337,8 @@ def _pip_install(family: str, target: Path, requirement_list: list[str]) -> None
         "--disable-pip-version-check",
         "--progress-bar",
         "off",
-        # The .pyc pip would write are for this interpreter, not Lambda's python3.12: only dead weight.
+        # pip would compile with this interpreter, whatever its version, and stamp .pyc with install
+        # times (a new asset hash on every build): `compile_bytecode` does it for Lambda's version instead.
         "--no-compile",
         "--target",
         str(staging),
@@ -217,6 +349,9 @@ def _pip_install(family: str, target: Path, requirement_list: list[str]) -> None
         shutil.rmtree(staging, ignore_errors=True)
         raise BundleError(f"pip could not build the {family} bundle: {' '.join(command)}")
     shutil.rmtree(staging / "bin", ignore_errors=True)  # console scripts: nothing on Lambda runs them
+    if compiler:
+        print(f"bundle {family}: compiling bytecode with {compiler}", flush=True)
+        compile_bytecode(staging, compiler)
     if target.exists():
         shutil.rmtree(target)
     (target.parent / f"{family}.project-code").unlink(missing_ok=True)  # a fresh folder holds none

@@ -3,6 +3,13 @@
 Every function gets its own role, created empty: no managed policy (AWSLambdaBasicExecutionRole would allow
 writing to any log group), only writes to its own log group, X-Ray (Powertools' Tracer), and whatever the
 constructs that own it grant on their own resources.
+
+An agent's functions follow two manifest keys. `tracing = true` sets `SA_TRACING`, which makes
+`functions/observability.py` run Powertools' Tracer (the X-Ray SDK); Lambda's active tracing is on either
+way. `snapstart = true` turns SnapStart on for published versions, publishes one on every change of code
+or configuration, and points an alias (`live`) at it: `invocable` is what the state machine, the API
+integration and the event rules invoke, the alias then, else the function itself. Superseded versions
+are deleted, so no old snapshot stays cached (and billed); callers hold the alias, never a version.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ TRACER_WITHOUT_TASK_DATA = {
 }
 #: Logs are kept as long as the tasks they tell about (SA_TASK_TTL_DAYS defaults to 30).
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+#: The alias a SnapStart function's callers invoke: its latest published version.
+SNAPSTART_ALIAS = "live"
 
 
 def function_log_group(scope: Construct, construct_id: str, name: str) -> logs.LogGroup:
@@ -64,6 +73,7 @@ class HandlerFunction(Construct):
         environment: Mapping[str, str],
         log_group: logs.ILogGroup,
         reserved_concurrency: int | None = None,
+        snapstart: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self.function_name = function_name
@@ -95,11 +105,25 @@ class HandlerFunction(Construct):
             log_group=log_group,
             logging_format=lambda_.LoggingFormat.JSON,
             tracing=lambda_.Tracing.ACTIVE,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snapstart else None,
+            current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY)
+            if snapstart
+            else None,
         )
+        self.alias: lambda_.Alias | None = None
+        if snapstart:
+            self.alias = lambda_.Alias(
+                self, "Live", alias_name=SNAPSTART_ALIAS, version=self.function.current_version
+            )
         log_group.grant_write(self.role)
         nag.xray_needs_star(self.role)
         nag.runtime_is_pinned(self.function)
         nag.function_choices(self.function, handler, reserved_concurrency=reserved_concurrency is not None)
+
+    @property
+    def invocable(self) -> lambda_.IFunction:
+        """What callers invoke: the SnapStart alias, or the function itself."""
+        return self.alias or self.function
 
     @classmethod
     def for_agent(
@@ -124,7 +148,12 @@ class HandlerFunction(Construct):
             code=code,
             memory=agent.settings.memory,
             timeout=agent.settings.timeout,
-            environment={**environment, env_names.AGENT: agent.name},
+            environment={
+                **environment,
+                env_names.AGENT: agent.name,
+                **({env_names.TRACING: "true"} if agent.settings.tracing else {}),
+            },
             log_group=log_group,
             reserved_concurrency=reserved_concurrency,
+            snapstart=agent.settings.snapstart,
         )

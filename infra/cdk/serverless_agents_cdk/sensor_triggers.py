@@ -195,7 +195,7 @@ class SensorTriggers(Construct):
                 event_pattern=events.EventPattern(source=[str(s) for s in pattern["source"]]),
                 targets=[
                     targets.LambdaFunction(
-                        self.function,
+                        self.handler.invocable,
                         dead_letter_queue=self.dead_letters,
                         retry_attempts=TARGET_RETRY_ATTEMPTS,
                         max_event_age=TARGET_MAX_EVENT_AGE,

@@ -68,7 +68,8 @@ class ServerlessAgentsStack(Stack):
         # One asset per folder, however many families share it (all of them, with bundling=skip).
         codes: dict[Path, lambda_.Code] = {}
         for path in code_paths.values():
-            codes.setdefault(path, lambda_.Code.from_asset(str(path), exclude=["**/__pycache__"]))
+            # Bundles ship their bytecode (bundles.compile_bytecode): __pycache__ is part of the code.
+            codes.setdefault(path, lambda_.Code.from_asset(str(path)))
 
         def code(family: str) -> lambda_.Code:
             return codes[code_paths[family]]
@@ -174,7 +175,7 @@ class ServerlessAgentsStack(Stack):
             "Api",
             deployment=deployment,
             api_function=self.api_function.function,
-            sync_functions={s.agent.name: s.function for s in self.sync_agents},
+            sync_functions={s.agent.name: s.handler.invocable for s in self.sync_agents},
             integration_timeout=plan.api_timeout,
             throttle_rate=api_throttle_rate,
             throttle_burst=api_throttle_burst,
