@@ -30,6 +30,7 @@ _DIGITS = re.compile(r"[0-9]{1,20}")
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit (REST APIs), answered with a 413
 _DRAIN_LIMIT = 64 * 1024 * 1024  # past this, a too-large body is not read at all: the connection closes
 _IDLE_TIMEOUT = 30.0
+_Answer = tuple[int, list[tuple[str, str]], bytes]  # status, headers, body
 
 
 def proxy_event(
@@ -127,7 +128,7 @@ class LocalApiGateway:
         )
         _reply(request, *self._invoke(self._function_for(request.path), event))
 
-    def _invoke(self, function_name: str, event: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    def _invoke(self, function_name: str, event: dict[str, Any]) -> _Answer:
         from botocore.exceptions import ClientError
 
         try:
@@ -143,11 +144,7 @@ class LocalApiGateway:
             return _gateway_error(502, "Internal server error")
         body = answer.get("body") or ""
         payload = base64.b64decode(body) if answer.get("isBase64Encoded") else body.encode()
-        return (
-            int(answer["statusCode"]),
-            {str(k): str(v) for k, v in (answer.get("headers") or {}).items()},
-            payload,
-        )
+        return int(answer["statusCode"]), _response_headers(answer), payload
 
 
 class _Server(ThreadingHTTPServer):
@@ -165,7 +162,7 @@ def _without_retries(lambda_client: Any) -> Any:
     return boto3.client("lambda", region_name=lambda_client.meta.region_name, config=config)
 
 
-def _read_body(request: BaseHTTPRequestHandler) -> tuple[bytes, tuple[int, dict[str, str], bytes] | None]:
+def _read_body(request: BaseHTTPRequestHandler) -> tuple[bytes, _Answer | None]:
     """The request's body, or the error API Gateway would answer instead of invoking anything."""
     declared = request.headers.get("Content-Length")
     if declared is None:
@@ -177,16 +174,26 @@ def _read_body(request: BaseHTTPRequestHandler) -> tuple[bytes, tuple[int, dict[
         return request.rfile.read(length), None
     if length <= _DRAIN_LIMIT:
         # Read what the client sends anyway, so it gets to read the answer rather than a reset connection.
-        for _ in range(0, length, 1 << 20):
-            request.rfile.read(min(1 << 20, length))
+        for start in range(0, length, 1 << 20):
+            request.rfile.read(min(1 << 20, length - start))
     request.close_connection = True
     message = f"HTTP content length exceeded {MAX_PAYLOAD_BYTES} bytes."
     return b"", _gateway_error(413, message)
 
 
-def _reply(request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], payload: bytes) -> None:
+def _response_headers(answer: dict[str, Any]) -> list[tuple[str, str]]:
+    """A proxy response's `headers` and `multiValueHeaders`, merged as API Gateway does (Powertools' resolver
+    sets only the latter)."""
+    single = [(str(k), str(v)) for k, v in (answer.get("headers") or {}).items()]
+    multi = [(str(k), str(v)) for k, vs in (answer.get("multiValueHeaders") or {}).items() for v in vs or ()]
+    return list(dict.fromkeys(single + multi))
+
+
+def _reply(
+    request: BaseHTTPRequestHandler, status: int, headers: list[tuple[str, str]], payload: bytes
+) -> None:
     request.send_response(status)
-    for name, value in headers.items():
+    for name, value in headers:
         request.send_header(name, value)
     request.send_header("Content-Length", str(len(payload)))
     if request.close_connection:
@@ -203,5 +210,5 @@ def _phrase(status: int) -> str:
         return "Error"
 
 
-def _gateway_error(status: int, message: str) -> tuple[int, dict[str, str], bytes]:
-    return status, {"Content-Type": "application/json"}, json.dumps({"message": message}).encode()
+def _gateway_error(status: int, message: str) -> _Answer:
+    return status, [("Content-Type", "application/json")], json.dumps({"message": message}).encode()
