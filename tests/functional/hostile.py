@@ -8,6 +8,7 @@ Runs are seeded (`derandomize=True`) and sized by `SA_FUZZ_EXAMPLES` (default 1,
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -148,6 +149,7 @@ def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
     return message
 
 
+@functools.cache  # a strategy built once: building one per draw costs more than the draw
 def literals(json_safe: bool) -> st.SearchStrategy[lit.Literal]:
     """Literals of every shape, well- and ill-formed; `json_safe` keeps what JSON cannot carry out."""
     primitives = st.one_of(

@@ -1,5 +1,6 @@
-"""Property-based fuzzing of the adapter's three gRPC services through flyteidl's own stubs (what
-flytepropeller calls, flyteplugins/go/tasks/plugins/webapi/agent/client.go), in front of the local stack:
+"""Property-based fuzzing of the adapter's three gRPC services through flyteidl's own stubs (the clients
+flytepropeller makes in flyteplugins/go/tasks/plugins/webapi/agent/client.go and calls in plugin.go: Create,
+Get and Delete with `resource_meta` handed back as it was issued), in front of the local stack:
 random and ill-formed requests, literals outside what JSON can carry, and garbage `resource_meta` never
 get INTERNAL or UNKNOWN, every error is one line (INVALID_ARGUMENT as `field: problem`), and a rejected call
 writes nothing. The regressions the fuzzing started from are explicit tests at the end.

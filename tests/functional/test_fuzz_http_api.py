@@ -12,9 +12,11 @@ from urllib.parse import quote
 
 import pytest
 import urllib3
+from flyteidl.admin import agent_pb2
 from hypothesis import given
 from hypothesis import strategies as st
 
+from serverless_agents import wire
 from serverless_agents.client import task_id_from_resource_meta
 from tests.functional.conftest import Harness
 from tests.functional.hostile import (
@@ -56,18 +58,13 @@ def test_fuzz_create_task(harness: Harness, http: urllib3.PoolManager) -> None:
     @given(request_bodies("example_job"))
     def create(body: bytes) -> None:
         response = http.request("POST", f"{harness.stack.api_url}/v1/tasks", body=body, headers=_HEADERS)
-        answer = check_http_answer(response.status, response.data)
-        if response.status < 300:
-            accepted.add(task_id_from_resource_meta(_meta(answer)))
+        check_http_answer(response.status, response.data)
+        if response.status < 300:  # a drawn request can be valid: what it writes is its own
+            created = wire.from_json(agent_pb2.CreateTaskResponse, response.data)
+            accepted.add(task_id_from_resource_meta(created.resource_meta))
 
     create()
     assert_nothing_written(before, holdings(harness.stack), accepted)
-
-
-def _meta(answer: dict[str, object]) -> bytes:
-    import base64
-
-    return base64.b64decode(str(answer["resourceMeta"]))
 
 
 def test_fuzz_get_and_delete_task(harness: Harness, http: urllib3.PoolManager) -> None:
@@ -78,7 +75,9 @@ def test_fuzz_get_and_delete_task(harness: Harness, http: urllib3.PoolManager) -
     def get_or_delete(method: str, task_id: str) -> None:
         response = http.request(method, f"{harness.stack.api_url}/v1/tasks/{task_id}")
         check_http_answer(response.status, response.data)
-        assert response.status >= 400, (task_id, response.data)  # no such task exists in this module
+        # No task exists in this module's stack but the fuzzed creates': nothing is found (a delete may
+        # also answer that nothing needs doing).
+        assert response.status >= 400 or method == "DELETE", (task_id, response.data)
 
     get_or_delete()
     assert_nothing_written(before, holdings(harness.stack), set())
