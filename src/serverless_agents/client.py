@@ -117,10 +117,12 @@ class ApiClient:
         return self._call("POST", "/v1/tasks", agent_pb2.CreateTaskResponse, request, timeout)
 
     def get_task(self, task_id: str, *, timeout: float | None = None) -> agent_pb2.GetTaskResponse:
-        return self._call("GET", f"/v1/tasks/{task_id}", agent_pb2.GetTaskResponse, None, timeout)
+        path = f"/v1/tasks/{check_task_id(task_id)}"  # never a path or query of the caller's making
+        return self._call("GET", path, agent_pb2.GetTaskResponse, None, timeout)
 
     def delete_task(self, task_id: str, *, timeout: float | None = None) -> agent_pb2.DeleteTaskResponse:
-        return self._call("DELETE", f"/v1/tasks/{task_id}", agent_pb2.DeleteTaskResponse, None, timeout)
+        path = f"/v1/tasks/{check_task_id(task_id)}"
+        return self._call("DELETE", path, agent_pb2.DeleteTaskResponse, None, timeout)
 
     def list_agents(self, *, timeout: float | None = None) -> agent_pb2.ListAgentsResponse:
         return self._call("GET", "/v1/agents", agent_pb2.ListAgentsResponse, None, timeout)
@@ -128,9 +130,8 @@ class ApiClient:
     def execute_sync(
         self, agent: str, request: agent_pb2.CreateTaskRequest, *, timeout: float | None = None
     ) -> agent_pb2.ExecuteTaskSyncResponseHeader:
-        return self._call(
-            "POST", f"/v1/sync/{agent}", agent_pb2.ExecuteTaskSyncResponseHeader, request, timeout
-        )
+        path = f"/v1/sync/{check_agent_name(agent)}"
+        return self._call("POST", path, agent_pb2.ExecuteTaskSyncResponseHeader, request, timeout)
 
     def _call(
         self, method: str, path: str, response_type: type[T], body: Message | None, timeout: float | None

@@ -10,6 +10,7 @@ from typing import Any
 
 import botocore.session
 import pytest
+from flyteidl.admin import agent_pb2
 
 from serverless_agents.client import ApiClient, ApiError, SigV4Signer, task_id_from_resource_meta
 from serverless_agents.exceptions import AgentNotFound, InvalidRequest, ServiceUnavailable, TaskNotFound
@@ -220,3 +221,19 @@ def test_resource_meta_this_service_issues_is_read() -> None:
     assert task_id_from_resource_meta(b'{"task_id":"demo-n0-a0-49f9dd8a5a1f1ed9","agent":"job"}') == (
         "demo-n0-a0-49f9dd8a5a1f1ed9"
     )
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda client: client.get_task("../agents"), "task_id"),
+        (lambda client: client.delete_task("t1?all=1"), "task_id"),
+        (lambda client: client.execute_sync("../tasks", agent_pb2.CreateTaskRequest()), "agent"),
+    ],
+)
+def test_ids_are_checked_before_a_request_is_sent(api: Recorder, call: Any, field: str) -> None:
+    with pytest.raises(InvalidRequest) as error:
+        call(ApiClient(api.url))
+
+    assert error.value.field == field
+    assert api.requests == []
