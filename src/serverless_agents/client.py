@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from http import HTTPStatus
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -27,9 +28,14 @@ from serverless_agents.exceptions import (
     ServiceUnavailable,
     TaskNotFound,
 )
+from serverless_agents.identity import check_agent_name, check_task_id
 
 T = TypeVar("T", bound=Message)
 
+# What `runtime.service.resource_meta` issues is under 200 bytes; anything much larger is not ours.
+_MAX_RESOURCE_META = 1024
+
+_MARKUP = re.compile(r"<[^>]*>")
 _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 
 
@@ -55,14 +61,27 @@ class ResponseTimeout(DeadlineExceeded):
 
 
 def task_id_from_resource_meta(resource_meta: bytes) -> str:
-    """The task id inside a `resource_meta` this service issued (see runtime.service.resource_meta)."""
+    """The task id inside a `resource_meta` this service issued (see runtime.service.resource_meta).
+
+    Checked before it becomes part of a URL: whatever Flyte hands back is caller input, and an id that is not
+    one would otherwise reach API Gateway (a 70 kB id is an HTML 414 there) or another path than the task's.
+    """
+    if len(resource_meta) > _MAX_RESOURCE_META:
+        raise InvalidRequest("resource_meta", f"{len(resource_meta)} bytes: not one this service issued")
     try:
-        task_id = json.loads(resource_meta)["task_id"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise InvalidRequest("resource_meta", f"not a resource_meta this service issued ({e})") from e
+        meta = json.loads(resource_meta)
+    except (ValueError, RecursionError):
+        raise InvalidRequest("resource_meta", "not JSON, so not one this service issued") from None
+    if not isinstance(meta, dict) or "task_id" not in meta:
+        raise InvalidRequest("resource_meta", "not a resource_meta this service issued (no task_id)")
+    task_id, agent = meta["task_id"], meta.get("agent")
     if not isinstance(task_id, str):
-        raise InvalidRequest("resource_meta", "task_id is not a string")
-    return task_id
+        raise InvalidRequest("resource_meta.task_id", "expected a string")
+    if agent is not None:
+        if not isinstance(agent, str):
+            raise InvalidRequest("resource_meta.agent", "expected a string")
+        check_agent_name(agent, field="resource_meta.agent")
+    return check_task_id(task_id, field="resource_meta.task_id")
 
 
 class SigV4Signer:
@@ -111,10 +130,12 @@ class ApiClient:
         return self._call("POST", "/v1/tasks", agent_pb2.CreateTaskResponse, request, timeout)
 
     def get_task(self, task_id: str, *, timeout: float | None = None) -> agent_pb2.GetTaskResponse:
-        return self._call("GET", f"/v1/tasks/{task_id}", agent_pb2.GetTaskResponse, None, timeout)
+        path = f"/v1/tasks/{check_task_id(task_id)}"  # never a path or query of the caller's making
+        return self._call("GET", path, agent_pb2.GetTaskResponse, None, timeout)
 
     def delete_task(self, task_id: str, *, timeout: float | None = None) -> agent_pb2.DeleteTaskResponse:
-        return self._call("DELETE", f"/v1/tasks/{task_id}", agent_pb2.DeleteTaskResponse, None, timeout)
+        path = f"/v1/tasks/{check_task_id(task_id)}"
+        return self._call("DELETE", path, agent_pb2.DeleteTaskResponse, None, timeout)
 
     def list_agents(self, *, timeout: float | None = None) -> agent_pb2.ListAgentsResponse:
         return self._call("GET", "/v1/agents", agent_pb2.ListAgentsResponse, None, timeout)
@@ -122,9 +143,8 @@ class ApiClient:
     def execute_sync(
         self, agent: str, request: agent_pb2.CreateTaskRequest, *, timeout: float | None = None
     ) -> agent_pb2.ExecuteTaskSyncResponseHeader:
-        return self._call(
-            "POST", f"/v1/sync/{agent}", agent_pb2.ExecuteTaskSyncResponseHeader, request, timeout
-        )
+        path = f"/v1/sync/{check_agent_name(agent)}"
+        return self._call("POST", path, agent_pb2.ExecuteTaskSyncResponseHeader, request, timeout)
 
     def _call(
         self, method: str, path: str, response_type: type[T], body: Message | None, timeout: float | None
@@ -142,19 +162,27 @@ class ApiClient:
         except urllib3.exceptions.ReadTimeoutError as e:
             raise ResponseTimeout(self.base_url, seconds) from e
         except urllib3.exceptions.HTTPError as e:
-            raise ServiceUnavailable(f"the API at {self.base_url} cannot be reached: {e}") from e
+            raise ServiceUnavailable(f"the API at {self.base_url} {_unreachable(e, seconds)}") from e
         if response.status >= 300:
             raise _error_from(response.status, response.data)
         return wire.from_json(response_type, response.data, field="response")
 
 
+def _unreachable(error: urllib3.exceptions.HTTPError, timeout: float) -> str:
+    """Say which way the call failed: a refused connection means nothing listens; a timeout, a slow API."""
+    # urllib3 makes NewConnectionError a ConnectTimeoutError too, so it is told apart first.
+    if isinstance(error, urllib3.exceptions.NewConnectionError):
+        if isinstance(error.__cause__, ConnectionRefusedError):
+            return "cannot be reached: connection refused (is it running, on this port?)"
+        return f"cannot be reached: {error.__cause__ or error}"
+    if isinstance(error, urllib3.exceptions.TimeoutError):
+        return f"gave no answer within {timeout:g} s"
+    return f"cannot be reached: {error}"
+
+
 def _error_from(status: int, body: bytes) -> ServerlessAgentsError:
-    try:
-        error = json.loads(body)["error"]
-        code, message, field = str(error["code"]), str(error["message"]), str(error.get("field", "request"))
-    except (ValueError, KeyError, TypeError):
-        code, message, field = "HTTPError", body[:200].decode(errors="replace"), "request"
-    if status == 400:
+    code, message, field = _error_body(status, body)
+    if status in (400, 413, 414, 431):
         return InvalidRequest(field, message)
     if status == 404:
         return (TaskNotFound if code == "TaskNotFound" else AgentNotFound)(message)
@@ -165,3 +193,30 @@ def _error_from(status: int, body: bytes) -> ServerlessAgentsError:
     if status == 403:
         return ApiError(status, code, f"{message} (are the adapter's AWS credentials allowed to call it?)")
     return ApiError(status, code, message)
+
+
+def _error_body(status: int, body: bytes) -> tuple[str, str, str]:
+    """(code, one-line message, field) from our API's error body, API Gateway's own, or anything else."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        data = None
+    code, field = "HTTPError", "request"
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        error = data["error"]
+        code, message = str(error.get("code", code)), str(error.get("message", ""))
+        field = str(error.get("field") or field)
+    elif isinstance(data, dict) and "message" in data:  # API Gateway's own: {"message": "..."}
+        message = str(data["message"])
+    else:  # a proxy's HTML page: its text, without the markup, says enough
+        text = _MARKUP.sub(" ", body[:2000].decode(errors="replace"))
+        message = f"{status} {_reason(status)}: {text}"
+    message = " ".join(message.split())
+    return code, message if len(message) <= 300 else message[:297] + "...", field
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "HTTP error"

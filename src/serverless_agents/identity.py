@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 # Execution names allow 80 characters, without whitespace and `"#%\^|~`$&,;:/` or brackets.
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
+# Agent names become parts of Lambda function and state machine names (64 / 80 characters at most).
+AGENT_NAME = re.compile(r"[a-z][a-z0-9-]{0,29}")
 
 
 def task_id_from(readable: Sequence[str], attempt: int, key: Sequence[object]) -> str:
@@ -67,7 +69,19 @@ def task_id_for(execution_id: TaskExecutionIdentifier, output_prefix: str) -> st
     return task_id_from((workflow.name, node.node_id), execution_id.retry_attempt, key)
 
 
-def check_task_id(task_id: str) -> str:
+def check_task_id(task_id: str, *, field: str = "task_id") -> str:
     if not _TASK_ID.fullmatch(task_id):
-        raise InvalidRequest("task_id", f"{task_id!r} is not a task id")
+        raise InvalidRequest(field, f"{_shown(task_id)} is not a task id (1 to 80 of A-Z a-z 0-9 _ -)")
     return task_id
+
+
+def check_agent_name(name: str, *, field: str = "agent") -> str:
+    if not AGENT_NAME.fullmatch(name):
+        raise InvalidRequest(field, f"{_shown(name)} is not an agent name (a-z, then up to 29 of a-z 0-9 -)")
+    return name
+
+
+def _shown(text: str) -> str:
+    """A short, printable rendering: ids come from callers, and may be 70 kB or hold control characters."""
+    shown = ascii(text[:40])
+    return shown if len(text) <= 40 else f"{shown[:-1]}...' ({len(text)} characters)"

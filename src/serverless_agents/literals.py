@@ -48,6 +48,7 @@ from flyteidl.core.literals_pb2 import Literal, LiteralMap
 from google.protobuf import duration_pb2, json_format, timestamp_pb2
 
 from serverless_agents.exceptions import LiteralConversionError
+from serverless_agents.wire import MAX_DURATION_SECONDS, duration_problem, timestamp_problem
 
 if TYPE_CHECKING:
     from flyteidl.core.interface_pb2 import Variable
@@ -154,6 +155,7 @@ def to_python(literal: Literal, literal_type: LiteralType | None, *, field: str)
     kind = literal_type.WhichOneof("type") if literal_type is not None else None
     if literal_type is None or kind is None:  # an unset type says as little as no type
         return _decode_shape(literal, shape, None, field)
+    check_literal_type(literal_type, field=field)
     if kind == "union_type":
         return _decode_union(literal, literal_type, field)
     allowed = _SIMPLE_SHAPES.get(literal_type.simple, ()) if kind == "simple" else (_TYPE_SHAPES.get(kind),)
@@ -219,9 +221,9 @@ def _decode_shape(literal: Literal, shape: str, literal_type: LiteralType | None
     if shape in ("integer", "float_value", "string_value", "boolean"):
         return getattr(scalar.primitive, shape)
     if shape == "datetime":
-        return scalar.primitive.datetime.ToDatetime(tzinfo=dt.UTC)
+        return _decode_datetime(scalar.primitive.datetime, field)
     if shape == "duration":
-        return scalar.primitive.duration.ToTimedelta()
+        return _decode_duration(scalar.primitive.duration, field)
     if shape == "none_type":
         return None
     if shape == "generic":
@@ -235,10 +237,15 @@ def _decode_shape(literal: Literal, shape: str, literal_type: LiteralType | None
         return scalar.binary.value
     if shape == "blob":
         blob_type = scalar.blob.metadata.type
+        declared = literal_type.blob.format if literal_type is not None else ""
+        _check_reference(scalar.blob.uri, declared, blob_type.format or declared, field)
         return Blob(scalar.blob.uri, blob_type.format, blob_type.dimensionality == _MULTIPART)
     if shape == "structured_dataset":
         dataset = scalar.structured_dataset
-        return StructuredDataset(dataset.uri, dataset.metadata.structured_dataset_type.format)
+        fmt = dataset.metadata.structured_dataset_type.format
+        declared = literal_type.structured_dataset_type.format if literal_type is not None else ""
+        _check_reference(dataset.uri, declared, fmt or declared, field)
+        return StructuredDataset(dataset.uri, fmt)
     if shape == "union":
         return to_python(scalar.union.value, scalar.union.type, field=field)
     raise LiteralConversionError(field, f"cannot decode {shape} literal")
@@ -295,6 +302,8 @@ def _encode_simple(value: Any, simple: int, field: str) -> Any:
         stamp.FromDatetime(value if value.tzinfo else value.replace(tzinfo=dt.UTC))
         return lit.Scalar(primitive=lit.Primitive(datetime=stamp))
     if simple == _S.DURATION and isinstance(value, dt.timedelta):
+        if abs(value.total_seconds()) > MAX_DURATION_SECONDS:
+            raise LiteralConversionError(field, f"expected a duration within 10,000 years, found {value}")
         duration = duration_pb2.Duration()
         duration.FromTimedelta(value)
         return lit.Scalar(primitive=lit.Primitive(duration=duration))
@@ -343,6 +352,40 @@ def _check_reference(uri: str, declared: str, fmt: str, field: str) -> None:
         raise LiteralConversionError(field, f"expected format {declared!r}, found {fmt!r}")
 
 
+def check_literal_type(literal_type: LiteralType, *, field: str) -> None:
+    """Refuse a type naming an enum value flyteidl lacks: `{"simple": 99}` parses, but means nothing."""
+    kind = literal_type.WhichOneof("type")
+    if kind == "simple" and literal_type.simple not in _SIMPLE_SHAPES:
+        raise LiteralConversionError(field, f"unknown simple type {literal_type.simple}")
+    if kind == "blob" and literal_type.blob.dimensionality not in types.BlobType.BlobDimensionality.values():
+        raise LiteralConversionError(field, f"unknown blob dimensionality {literal_type.blob.dimensionality}")
+    for inner in _inner_types(literal_type):
+        check_literal_type(inner, field=field)
+
+
+def _inner_types(literal_type: LiteralType) -> list[LiteralType]:
+    kind = literal_type.WhichOneof("type")
+    if kind == "collection_type":
+        return [literal_type.collection_type]
+    if kind == "map_value_type":
+        return [literal_type.map_value_type]
+    if kind == "union_type":
+        return list(literal_type.union_type.variants)
+    return []
+
+
+def _decode_datetime(stamp: timestamp_pb2.Timestamp, field: str) -> dt.datetime:
+    if (problem := timestamp_problem(stamp)) is not None:
+        raise LiteralConversionError(field, problem)
+    return stamp.ToDatetime(tzinfo=dt.UTC)
+
+
+def _decode_duration(duration: duration_pb2.Duration, field: str) -> dt.timedelta:
+    if (problem := duration_problem(duration)) is not None:
+        raise LiteralConversionError(field, problem)
+    return duration.ToTimedelta()
+
+
 def _allows_none(literal_type: LiteralType) -> bool:
     if literal_type.WhichOneof("type") == "union_type":
         return any(_allows_none(v) for v in literal_type.union_type.variants)
@@ -352,7 +395,8 @@ def _allows_none(literal_type: LiteralType) -> bool:
 def _type_name(literal_type: LiteralType) -> str:
     kind = literal_type.WhichOneof("type")
     if kind == "simple":
-        return str(_S.Name(literal_type.simple))
+        known = literal_type.simple in _SIMPLE_SHAPES
+        return str(_S.Name(literal_type.simple)) if known else f"unknown simple type {literal_type.simple}"
     if kind == "collection_type":
         return f"a list of {_type_name(literal_type.collection_type)}"
     if kind == "map_value_type":

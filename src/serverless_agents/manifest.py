@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from serverless_agents.exceptions import ManifestError
+from serverless_agents.identity import AGENT_NAME
 
 if TYPE_CHECKING:
     from serverless_agents.agent import AsyncAgentBase, BaseSensor, SyncAgentBase
@@ -57,8 +58,6 @@ if TYPE_CHECKING:
 
 #: API Gateway's default integration timeout for REST APIs, in seconds.
 API_GATEWAY_TIMEOUT = 29
-# Agent names become parts of Lambda function and state machine names (64 / 80 characters at most).
-_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 # EventBridge Scheduler's rate expressions; AWS accepts nothing shorter than one minute.
 _RATE = re.compile(r"^rate\((?P<value>[1-9][0-9]*) (?P<unit>minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
@@ -231,8 +230,9 @@ class Manifest(BaseModel):
     @classmethod
     def _names_fit_resource_names(cls, agents: dict[str, AgentSettings]) -> dict[str, AgentSettings]:
         for name in agents:
-            if not _NAME.match(name):
-                raise ValueError(f"agent name {name!r} must match {_NAME.pattern} (it is part of AWS names)")
+            if not AGENT_NAME.fullmatch(name):
+                problem = f"must match {AGENT_NAME.pattern} (it is part of AWS names)"
+                raise ValueError(f"agent name {name!r} {problem}")
         return agents
 
     def agent(self, name: str) -> AgentSettings:

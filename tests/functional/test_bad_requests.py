@@ -37,6 +37,20 @@ def _wrong_input_type(body: dict[str, Any]) -> None:
     body["inputs"]["literals"]["n"] = {"scalar": {"primitive": {"stringValue": "three"}}}
 
 
+def _blob_input(uri: str, fmt: str, declared: str) -> Callable[[dict[str, Any]], None]:
+    def change(body: dict[str, Any]) -> None:
+        variables = body["template"]["interface"]["inputs"]["variables"]
+        variables["f"] = {"type": {"blob": {"format": declared}}}
+        blob = {"uri": uri, "metadata": {"type": {"format": fmt}}}
+        body["inputs"]["literals"]["f"] = {"scalar": {"blob": blob}}
+
+    return change
+
+
+def _unknown_simple_type(body: dict[str, Any]) -> None:
+    body["template"]["interface"]["inputs"]["variables"]["n"]["type"] = {"simple": 99}
+
+
 @pytest.mark.parametrize(
     ("make_body", "status", "field"),
     [
@@ -48,6 +62,24 @@ def _wrong_input_type(body: dict[str, Any]) -> None:
         (lambda h: _request_json(h, _wrong_input_type), 400, "inputs.n"),
         (lambda h: _request_json(h, lambda b: b["template"].update(type=7)), 400, "body"),
         (lambda h: _request_json(h, lambda b: b["template"].update(type="no_such_type")), 404, None),
+        # Once 500s: RecursionError, protobuf's SystemError, ValueError from SimpleType.Name.
+        (lambda h: b"[" * 50_000, 400, "body"),
+        (lambda h: b'{"template": ' * 50_000, 400, "body"),
+        (
+            lambda h: _request_json(h, lambda b: b.update(outputPrefix="s3://x/\ud800")),
+            400,
+            "body.outputPrefix",
+        ),
+        (
+            lambda h: _request_json(h, lambda b: b["template"].update(custom={"\udfff": 1})),
+            400,
+            "body.template",
+        ),
+        (lambda h: _request_json(h, _unknown_simple_type), 400, "template.interface.inputs.n"),
+        (lambda h: _request_json(h, lambda b: b["template"].update(custom={"x": float("nan")})), 400, "body"),
+        # Once accepted: a file input without a URI, or in another format than the interface declares.
+        (lambda h: _request_json(h, _blob_input("", "csv", "csv")), 400, "inputs.f"),
+        (lambda h: _request_json(h, _blob_input("s3://b/k", "parquet", "csv")), 400, "inputs.f"),
     ],
     ids=[
         "not-json",
@@ -58,6 +90,14 @@ def _wrong_input_type(body: dict[str, Any]) -> None:
         "input-type",
         "type-not-str",
         "unknown-type",
+        "deep-array",
+        "deep-object",
+        "lone-surrogate",
+        "lone-surrogate-key",
+        "unknown-simple-type",
+        "nan",
+        "blob-without-uri",
+        "blob-format-mismatch",
     ],
 )
 def test_bad_create_is_rejected_and_writes_nothing(

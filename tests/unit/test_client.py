@@ -10,6 +10,7 @@ from typing import Any
 
 import botocore.session
 import pytest
+from flyteidl.admin import agent_pb2
 
 from serverless_agents.client import ApiClient, ApiError, SigV4Signer, task_id_from_resource_meta
 from serverless_agents.exceptions import AgentNotFound, InvalidRequest, ServiceUnavailable, TaskNotFound
@@ -128,3 +129,111 @@ def test_an_unreachable_api_is_unavailable() -> None:
 def test_resource_meta_that_we_did_not_issue_is_invalid(meta: bytes) -> None:
     with pytest.raises(InvalidRequest, match="resource_meta"):
         task_id_from_resource_meta(meta)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "field"),
+    [
+        # API Gateway's own answers (a 414 comes from its front end as an HTML page).
+        (
+            414,
+            b"<html>\n<head><title>414 Request-URI Too Large</title></head>\n<body>...</body>\n</html>",
+            "request",
+        ),
+        (413, {"message": "HTTP content length exceeded 10485760 bytes."}, "request"),
+        (400, b"Bad Request\r\n", "request"),
+        (
+            400,
+            {"error": {"code": "InvalidRequest", "message": "bad\nvalue", "field": "inputs.x"}},
+            "inputs.x",
+        ),
+    ],
+)
+def test_4xx_without_our_error_body_is_invalid_request_in_one_line(
+    api: Recorder, status: int, body: Any, field: str
+) -> None:
+    api.answers.append((status, body))
+
+    with pytest.raises(InvalidRequest) as error:
+        ApiClient(api.url).get_task("x")
+
+    assert error.value.field == field
+    assert "\n" not in str(error.value)
+    assert "<" not in str(error.value)
+
+
+def test_an_html_error_page_is_summarized_not_relayed(api: Recorder) -> None:
+    api.answers.append((500, b"<html><body>" + b"<p>trace</p>\n" * 5000 + b"</body></html>"))
+
+    with pytest.raises(ApiError) as error:
+        ApiClient(api.url).get_task("x")
+
+    assert "\n" not in str(error.value)
+    assert len(str(error.value)) < 400
+
+
+def test_connection_refused_is_named() -> None:
+    import socket
+
+    with socket.socket() as sock:  # free a moment ago; nothing listens on it now
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+
+    with pytest.raises(ServiceUnavailable, match="connection refused"):
+        ApiClient(f"http://127.0.0.1:{port}", timeout=5).list_agents()
+
+
+def test_a_silent_api_is_named_as_not_answering() -> None:
+    import socket
+
+    with socket.socket() as sock:  # accepts connections (the backlog) and never answers
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        port = sock.getsockname()[1]
+
+        with pytest.raises(ServiceUnavailable, match=r"no answer within 0\.2 s"):
+            ApiClient(f"http://127.0.0.1:{port}", timeout=0.2).list_agents()
+
+
+@pytest.mark.parametrize(
+    ("meta", "field"),
+    [
+        (json.dumps({"task_id": "x" * 70_000, "agent": "job"}).encode(), "resource_meta"),
+        (b'{"task_id": "x' + b"y" * 900 + b'"}', "resource_meta.task_id"),
+        (b'{"task_id": "../../v1/agents", "agent": "job"}', "resource_meta.task_id"),
+        (b'{"task_id": "t1?x=1"}', "resource_meta.task_id"),
+        (b'{"task_id": "t1#", "agent": "job"}', "resource_meta.task_id"),
+        (b'{"task_id": "t1", "agent": "Job"}', "resource_meta.agent"),
+        (b'{"task_id": "t1", "agent": ["job"]}', "resource_meta.agent"),
+        (b"\xff\xfe", "resource_meta"),
+        (b"[" * 1000, "resource_meta"),
+    ],
+)
+def test_resource_meta_ids_are_checked_before_any_url(meta: bytes, field: str) -> None:
+    with pytest.raises(InvalidRequest) as error:
+        task_id_from_resource_meta(meta)
+
+    assert error.value.field == field
+    assert len(str(error.value)) < 200
+
+
+def test_resource_meta_this_service_issues_is_read() -> None:
+    assert task_id_from_resource_meta(b'{"task_id":"demo-n0-a0-49f9dd8a5a1f1ed9","agent":"job"}') == (
+        "demo-n0-a0-49f9dd8a5a1f1ed9"
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda client: client.get_task("../agents"), "task_id"),
+        (lambda client: client.delete_task("t1?all=1"), "task_id"),
+        (lambda client: client.execute_sync("../tasks", agent_pb2.CreateTaskRequest()), "agent"),
+    ],
+)
+def test_ids_are_checked_before_a_request_is_sent(api: Recorder, call: Any, field: str) -> None:
+    with pytest.raises(InvalidRequest) as error:
+        call(ApiClient(api.url))
+
+    assert error.value.field == field
+    assert api.requests == []

@@ -22,6 +22,7 @@ from serverless_agents.exceptions import LiteralConversionError
 from serverless_agents.literals import (
     Blob,
     StructuredDataset,
+    check_literal_type,
     decode_literal_map,
     encode_literal_map,
     to_literal,
@@ -515,3 +516,101 @@ def test_exact_decoding_refuses_unknown_and_missing_names_but_not_optional_ones(
     with pytest.raises(LiteralConversionError, match=r"^inputs\.n: missing: expected INTEGER$"):
         decode_literal_map(literals_pb2.LiteralMap(), variables, exact=True)
     assert decode_literal_map(literals_pb2.LiteralMap(literals={"extra": n}), variables) == {"extra": 1}
+
+
+def _primitive(**kwargs: Any) -> literals_pb2.Literal:
+    return literals_pb2.Literal(scalar=literals_pb2.Scalar(primitive=literals_pb2.Primitive(**kwargs)))
+
+
+def _blob(uri: str, fmt: str = "") -> literals_pb2.Literal:
+    blob_type = types_pb2.BlobType(format=fmt)
+    blob = literals_pb2.Blob(uri=uri, metadata=literals_pb2.BlobMetadata(type=blob_type))
+    return literals_pb2.Literal(scalar=literals_pb2.Scalar(blob=blob))
+
+
+def _dataset(uri: str, fmt: str = "") -> literals_pb2.Literal:
+    metadata = literals_pb2.StructuredDatasetMetadata(
+        structured_dataset_type=types_pb2.StructuredDatasetType(format=fmt)
+    )
+    dataset = literals_pb2.StructuredDataset(uri=uri, metadata=metadata)
+    return literals_pb2.Literal(scalar=literals_pb2.Scalar(structured_dataset=dataset))
+
+
+HOSTILE_LITERALS = [
+    # Once ValueError / OverflowError out of protobuf's ToDatetime / ToTimedelta: a 500.
+    (_primitive(datetime={"seconds": 10**15}), simple(S.DATETIME), "between the years 1 and 9999"),
+    (_primitive(datetime={"seconds": 0, "nanos": -1}), None, "between the years 1 and 9999"),
+    (_primitive(duration={"seconds": 10**15}), simple(S.DURATION), "within 10,000 years"),
+    (_primitive(duration={"seconds": 1, "nanos": -1}), None, "of one sign"),
+    # Once ValueError out of SimpleType.Name(99): a 500.
+    (_primitive(integer=1), simple(99), "unknown simple type 99"),
+    (_primitive(integer=1), types_pb2.LiteralType(collection_type=simple(-1)), "unknown simple type -1"),
+    (
+        _primitive(integer=1),
+        types_pb2.LiteralType(union_type=types_pb2.UnionType(variants=[simple(S.INTEGER), simple(42)])),
+        "unknown simple type 42",
+    ),
+    # Once accepted: a file with no URI, or in another format than the interface declares.
+    (_blob(""), types_pb2.LiteralType(blob=types_pb2.BlobType()), "expected a URI"),
+    (_blob("", "csv"), None, "expected a URI"),
+    (
+        _blob("s3://b/k", "parquet"),
+        types_pb2.LiteralType(blob=types_pb2.BlobType(format="csv")),
+        "format 'csv'",
+    ),
+    (_dataset(""), types_pb2.LiteralType(structured_dataset_type=types_pb2.StructuredDatasetType()), "a URI"),
+    (
+        _dataset("s3://b/d", "csv"),
+        types_pb2.LiteralType(structured_dataset_type=types_pb2.StructuredDatasetType(format="parquet")),
+        "format 'parquet'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("literal", "literal_type", "message"), HOSTILE_LITERALS)
+def test_hostile_literals_are_conversion_errors(
+    literal: literals_pb2.Literal, literal_type: types_pb2.LiteralType | None, message: str
+) -> None:
+    with pytest.raises(LiteralConversionError, match=message) as error:
+        to_python(literal, literal_type, field="inputs.x")
+
+    assert error.value.field.startswith("inputs.x")
+    assert "\n" not in str(error.value)
+
+
+def test_blob_formats_agree_when_either_is_any_format() -> None:
+    csv_type = types_pb2.LiteralType(blob=types_pb2.BlobType(format="csv"))
+    any_type = types_pb2.LiteralType(blob=types_pb2.BlobType())
+
+    assert to_python(_blob("s3://b/k"), csv_type, field="x") == Blob("s3://b/k", "")
+    assert to_python(_blob("s3://b/k", "csv"), any_type, field="x") == Blob("s3://b/k", "csv")
+
+
+def test_time_literals_at_the_edges_of_the_range_decode() -> None:
+    earliest = _primitive(datetime={"seconds": -62_135_596_800})
+    latest = _primitive(datetime={"seconds": 253_402_300_799, "nanos": 999_999_000})
+    longest = _primitive(duration={"seconds": -315_576_000_000})
+
+    assert to_python(earliest, simple(S.DATETIME), field="x") == dt.datetime(1, 1, 1, tzinfo=UTC)
+    assert to_python(latest, simple(S.DATETIME), field="x").year == 9999
+    assert to_python(longest, simple(S.DURATION), field="x") == dt.timedelta(seconds=-315_576_000_000)
+
+
+def test_a_timedelta_beyond_what_flyte_can_carry_is_refused() -> None:
+    with pytest.raises(LiteralConversionError, match="within 10,000 years"):
+        to_literal(dt.timedelta(days=999_999_999), simple(S.DURATION), field="outputs.d")
+
+
+@pytest.mark.parametrize(
+    ("literal_type", "message"),
+    [
+        (simple(99), "unknown simple type 99"),
+        (types_pb2.LiteralType(map_value_type=simple(-3)), "unknown simple type -3"),
+        (types_pb2.LiteralType(blob=types_pb2.BlobType(dimensionality=7)), "dimensionality 7"),
+    ],
+)
+def test_check_literal_type_refuses_enum_values_flyteidl_lacks(
+    literal_type: types_pb2.LiteralType, message: str
+) -> None:
+    with pytest.raises(LiteralConversionError, match=message):
+        check_literal_type(literal_type, field="template.interface.inputs.x")

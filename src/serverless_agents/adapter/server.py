@@ -3,11 +3,13 @@ port, `grpc.health.v1`, and Prometheus metrics."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent import futures
 from typing import Any
 
 import grpc
 from flyteidl.service import agent_pb2, agent_pb2_grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from serverless_agents.adapter.flyte2 import SERVICE_NAMES as FLYTE2_SERVICE_NAMES
@@ -23,6 +25,51 @@ from serverless_agents.adapter.servicers import (
 from serverless_agents.client import ApiClient
 
 _SERVICES = ("AsyncAgentService", "SyncAgentService", "AgentMetadataService")
+
+
+class _Malformed:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+class MalformedRequests(grpc.ServerInterceptor):
+    """Bytes that do not parse as the request message are bad input: INVALID_ARGUMENT, not the INTERNAL
+    ("Exception deserializing request!") grpc answers by itself. A failed parse travels to the handler as
+    a marker, which aborts with protobuf's line naming the message it expected."""
+
+    def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        parse = handler.request_deserializer
+
+        def lenient(data: bytes) -> Any:
+            try:
+                return parse(data)
+            except DecodeError as e:
+                return _Malformed(e)
+
+        def check(request: Any, context: grpc.ServicerContext) -> Any:
+            if isinstance(request, _Malformed):
+                problem = " ".join(str(request.error).split())
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request: {problem}")
+            return request
+
+        def checked(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+            return (check(request, context) for request in requests)
+
+        kinds = {
+            (False, False): (grpc.unary_unary_rpc_method_handler, handler.unary_unary, check),
+            (False, True): (grpc.unary_stream_rpc_method_handler, handler.unary_stream, check),
+            (True, False): (grpc.stream_unary_rpc_method_handler, handler.stream_unary, checked),
+            (True, True): (grpc.stream_stream_rpc_method_handler, handler.stream_stream, checked),
+        }
+        make, behavior, guard = kinds[(handler.request_streaming, handler.response_streaming)]
+        return make(
+            lambda request, context: behavior(guard(request, context), context),
+            request_deserializer=lenient,
+            response_serializer=handler.response_serializer,
+        )
 
 
 class Adapter:
@@ -56,7 +103,9 @@ class Adapter:
     def start(self) -> Adapter:
         calls = ApiCalls(self.api, self.metrics, self._call_timeout)
         agents = AgentDirectory()
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=self._workers))
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=self._workers), interceptors=[MalformedRequests()]
+        )
         agent_pb2_grpc.add_AsyncAgentServiceServicer_to_server(AsyncAgentServicer(calls), server)
         agent_pb2_grpc.add_SyncAgentServiceServicer_to_server(SyncAgentServicer(calls, agents), server)
         agent_pb2_grpc.add_AgentMetadataServiceServicer_to_server(

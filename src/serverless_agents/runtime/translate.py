@@ -11,7 +11,7 @@ from flyteidl.core import execution_pb2, literals_pb2
 from serverless_agents import wire
 from serverless_agents.agent import LogLink, Phase, Resource, TaskContext
 from serverless_agents.exceptions import InvalidRequest
-from serverless_agents.literals import decode_literal_map, encode_literal_map
+from serverless_agents.literals import check_literal_type, decode_literal_map, encode_literal_map
 
 if TYPE_CHECKING:
     from flyteidl.core.tasks_pb2 import TaskTemplate
@@ -22,6 +22,10 @@ def check_create_request(request: agent_pb2.CreateTaskRequest) -> None:
         raise InvalidRequest("template", "required: the TaskTemplate of the task to run")
     if not request.template.type:
         raise InvalidRequest("template.type", "required: the task type that selects the agent")
+    interface = request.template.interface
+    for direction in ("inputs", "outputs"):
+        for name, variable in getattr(interface, direction).variables.items():
+            check_literal_type(variable.type, field=f"template.interface.{direction}.{name}")
 
 
 def task_context(task_id: str, request: agent_pb2.CreateTaskRequest) -> TaskContext:

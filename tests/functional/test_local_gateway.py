@@ -1,0 +1,128 @@
+"""The local API Gateway answers the way API Gateway does: JSON errors for everything it refuses itself
+(413 over the 10 MB payload limit, a Lambda throttle as 429, passed through rather than retried), and a 400
+instead of a dropped connection for bodies and headers it cannot read. Raw HTTP, so nothing is smoothed over
+by a client library."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from serverless_agents.exceptions import InvalidRequest, ServiceUnavailable
+from serverless_agents.local.apigateway import MAX_PAYLOAD_BYTES
+from tests.functional.conftest import Harness
+from tests.functional.hostile import assert_nothing_written, holdings
+
+pytestmark = pytest.mark.functional
+
+
+@pytest.fixture
+def connection(harness: Harness) -> Iterator[http.client.HTTPConnection]:
+    url = urlsplit(harness.stack.api_url)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=60)
+    yield conn
+    conn.close()
+
+
+def _answer(conn: http.client.HTTPConnection) -> tuple[int, dict[str, Any], str]:
+    response = conn.getresponse()
+    data = response.read()
+    assert response.getheader("Content-Type") == "application/json"
+    return response.status, dict(json.loads(data)) if data else {}, response.getheader("Content-Length") or ""
+
+
+def test_a_body_that_is_not_utf8_is_a_400(harness: Harness, connection: http.client.HTTPConnection) -> None:
+    before = holdings(harness.stack)
+    connection.request(
+        "POST", "/v1/tasks", body=b'{"template": "\xff\xfe"}', headers={"Content-Type": "application/json"}
+    )
+
+    status, body, _ = _answer(connection)
+
+    assert status == 400
+    assert "UTF-8" in body["message"]
+    assert_nothing_written(before, holdings(harness.stack), set())
+
+
+@pytest.mark.parametrize("length", ["abc", "-5", "1e3", "+7", "1_0", " ", "99999999999999999999999"])
+def test_a_content_length_that_is_not_a_number_is_a_400(harness: Harness, length: str) -> None:
+    url = urlsplit(harness.stack.api_url)
+    with socket.create_connection((url.hostname, url.port), timeout=60) as sock:
+        sock.sendall(f"POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n{{}}".encode())
+        answer = sock.makefile("rb").read()
+
+    head, _, data = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 400") or head.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert "Content-Length" in json.loads(data)["message"]
+
+
+def test_over_10_mb_is_a_413_and_reaches_no_function(
+    harness: Harness, connection: http.client.HTTPConnection
+) -> None:
+    before, invocations = holdings(harness.stack), dict(harness.stack.lambdas.invocations)
+    connection.request("POST", "/v1/tasks", body=b"x" * (MAX_PAYLOAD_BYTES + 1))
+
+    status, body, _ = _answer(connection)
+
+    assert status == 413
+    assert str(MAX_PAYLOAD_BYTES) in body["message"]
+    assert dict(harness.stack.lambdas.invocations) == invocations
+    assert_nothing_written(before, holdings(harness.stack), set())
+
+
+def test_the_client_names_a_413_as_bad_input(harness: Harness) -> None:
+    request = harness.request(inputs={"n": 1, "blob": "x" * (MAX_PAYLOAD_BYTES + 1)}, outputs={"n": 0})
+
+    with pytest.raises(InvalidRequest, match="10485760"):
+        harness.api.create_task(request)
+
+
+@pytest.mark.parametrize("method", ["HEAD", "OPTIONS", "PUT", "PATCH"])
+def test_every_method_gets_json(connection: http.client.HTTPConnection, method: str) -> None:
+    connection.request(method, "/v1/agents")
+
+    status, body, length = _answer(connection)
+
+    assert status in (403, 404, 405)
+    if method == "HEAD":
+        assert body == {}  # a HEAD answer has the headers of the body, never the body
+        assert int(length) > 0
+    else:
+        assert body["error"]["message"]
+
+
+def test_what_the_http_server_refuses_itself_is_json(connection: http.client.HTTPConnection) -> None:
+    connection.request("BREW", "/v1/agents")
+
+    status, body, _ = _answer(connection)
+
+    assert status == 501
+    assert body["message"]
+
+
+def test_a_lambda_throttle_reaches_the_client_as_429_once(
+    harness: Harness, connection: http.client.HTTPConnection
+) -> None:
+    function = f"{harness.stack.deployment}-api"
+    before = harness.stack.lambdas.invocations[function]
+    harness.stack.lambdas.inject_fault(function, "throttle")
+
+    connection.request("GET", "/v1/agents")
+    status, body, _ = _answer(connection)
+
+    assert status == 429
+    assert body == {"message": "Too Many Requests"}
+    assert harness.stack.lambdas.invocations[function] == before + 1  # tried once, not retried
+
+
+def test_the_client_makes_a_429_unavailable(harness: Harness) -> None:
+    harness.stack.lambdas.inject_fault(f"{harness.stack.deployment}-api", "throttle")
+
+    with pytest.raises(ServiceUnavailable, match="429"):
+        harness.api.list_agents()
