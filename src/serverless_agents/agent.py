@@ -71,6 +71,12 @@ class LogLink:
     uri: str
 
 
+#: The custom_info keys the runtime adds to what Flyte shows (runtime.service: the execution, its polls and
+#: their cost in state transitions, a sensor's pokes). An agent's Resource may not use them: it fails naming
+#: the key, rather than have its value replaced silently.
+RESERVED_CUSTOM_INFO = frozenset({"execution_arn", "polls", "state_transitions", "pokes"})
+
+
 @dataclass
 class Resource:
     """What an agent reports about its job (flyteidl `admin.Resource`, with Python-valued outputs).
@@ -83,6 +89,7 @@ class Resource:
     message: str = ""
     log_links: list[LogLink] = field(default_factory=list)
     outputs: Mapping[str, Any] | LiteralMap | None = None
+    #: Shown in Flyte's UI; keys in `RESERVED_CUSTOM_INFO` are the runtime's and fail the call.
     custom_info: dict[str, Any] = field(default_factory=dict)
 
 

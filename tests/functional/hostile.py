@@ -371,5 +371,5 @@ def assert_nothing_written(before: Holdings, after: Holdings, accepted: set[str]
 
 
 def _belongs(key: str, accepted: set[str]) -> bool:
-    # The example job agent keeps its jobs under example-jobs/ by a job id of its own.
-    return any(task in key for task in accepted) or bool(accepted and "/example-jobs/" in key)
+    # The example job agent keeps its jobs under state/<agent>/ by a job id of its own.
+    return any(task in key for task in accepted) or bool(accepted and "/state/" in key)

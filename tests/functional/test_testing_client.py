@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,3 +71,36 @@ def test_cancel_aborts_a_running_task(client: AgentTestClient) -> None:
     client.cancel(task_id)
 
     assert client.wait(task_id).phase is Phase.ABORTED
+
+
+def test_the_pages_run_local_script_prints_what_the_page_says(tmp_path: Path) -> None:
+    """docs/writing-agents.md, "Run it locally", done as the page says: its agents, manifest and script."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "writing-agents.md").read_text()
+    section = page[page.index("## Run it locally") : page.index("## A sensor under `serverless-agents up`")]
+    python = re.findall(r"```python\n(.*?)```", page, flags=re.DOTALL)
+    (sensor,) = [b for b in python if "class SuccessMarkerSensor" in b]
+    (square,) = [b for b in python if "class SquareAgent" in b]
+    (manifest,) = re.findall(r"```toml\n(.*?)```", section, flags=re.DOTALL)
+    (script,) = [
+        b for b in re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL) if "AgentTestClient" in b
+    ]
+    (transcript,) = re.findall(r"^```\n(\$ [^\n]*run_local\.py\n.*?)```", section, re.DOTALL | re.MULTILINE)
+    (tmp_path / "my_agents").mkdir()
+    (tmp_path / "my_agents" / "__init__.py").write_text("")
+    (tmp_path / "my_agents" / "markers.py").write_text(sensor)
+    (tmp_path / "my_agents" / "square.py").write_text(square)
+    (tmp_path / "my-agents.toml").write_text(manifest)
+    (tmp_path / "run_local.py").write_text(script)
+
+    done = subprocess.run(
+        [sys.executable, "run_local.py"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": "."},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == transcript.splitlines()[1:]

@@ -205,3 +205,16 @@ def test_bytecode_or_not_is_part_of_what_the_dependencies_were_built_from() -> N
 
     assert build_stamp(core, compiled=True) != build_stamp(core, compiled=False)
     assert f"cpython {LAMBDA_PYTHON}" in build_stamp(core, compiled=True)
+
+
+def test_a_flyte2_connector_runs_from_the_flyte2_bundle(tmp_path: Path) -> None:
+    # The connector class of tests/functional/flyte2_connectors.py, named as a user names one.
+    manifest = tmp_path / "agents.toml"
+    manifest.write_text(
+        '[agents.wait]\nclass = "tests.functional.flyte2_connectors:CountdownConnector"\n'
+        '[agents.job]\nclass = "serverless_agents.examples:JobAgent"\n'
+    )
+
+    families = {agent.name: agent.family for agent in plan_deployment(manifest).agents}
+
+    assert families == {"wait": "flyte2", "job": CORE}

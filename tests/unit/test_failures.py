@@ -96,3 +96,22 @@ def test_every_error_the_state_machine_retries_is_transient() -> None:
     assert retried <= TRANSIENT_ERROR_NAMES
     assert {phase_for_error_name(name) for name in retried} == {Phase.RETRYABLE_FAILED}
     assert phase_for_error_name("AgentError") is Phase.FAILED
+
+
+def test_an_agents_custom_info_may_not_use_the_runtimes_keys() -> None:
+    from serverless_agents.agent import RESERVED_CUSTOM_INFO, Resource
+    from serverless_agents.runtime.boundary import call_agent
+
+    def get() -> Resource:
+        return Resource(Phase.RUNNING, "working", custom_info={"polls": 3, "rows": 10})
+
+    with pytest.raises(AgentError) as error:
+        call_agent(get)
+
+    assert str(error.value) == (
+        "custom_info key(s) polls are the runtime's own (reserved: execution_arn, pokes, polls, "
+        "state_transitions): name them otherwise"
+    )
+    assert failure_resource(error.value).phase is Phase.FAILED
+    assert call_agent(lambda: Resource(Phase.RUNNING, custom_info={"rows": 10})).custom_info == {"rows": 10}
+    assert {"execution_arn", "polls", "state_transitions", "pokes"} == RESERVED_CUSTOM_INFO

@@ -85,6 +85,8 @@ EXTRA_FOR_MODULE = {
     "serverless_agents.agents.webhook": "webhook",
     # fsspec, for FileSensor paths other than s3:// (a scheme's own backend, e.g. gcsfs, is not included).
     "serverless_agents.agents.file_sensor": "sensors",
+    # A Flyte 2 connector runs wrapped in this module's agent class, through the flyte SDK.
+    "serverless_agents.agents.flyte2_connector": "flyte2",
 }
 _PROJECT_CODE = ("serverless_agents", "functions")
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -122,7 +124,10 @@ def _pyproject(pyproject: Path = PYPROJECT) -> dict[str, object]:
 
 def family_for(class_path: str, pyproject: Path = PYPROJECT) -> str:
     """The bundle an agent class runs from: its module's extra, or "core" when that extra adds nothing."""
-    module = class_path.partition(":")[0]
+    return family_for_module(class_path.partition(":")[0], pyproject)
+
+
+def family_for_module(module: str, pyproject: Path = PYPROJECT) -> str:
     extra = next(
         (e for m, e in EXTRA_FOR_MODULE.items() if module == m or module.startswith(m + ".")),
         None,

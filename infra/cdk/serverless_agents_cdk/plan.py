@@ -15,9 +15,9 @@ from pathlib import Path
 from serverless_agents.agent import AgentKind
 from serverless_agents.exceptions import ManifestError
 from serverless_agents.manifest import AgentSettings, load_manifest, use_code_path
-from serverless_agents.registry import AgentRegistry
+from serverless_agents.registry import AgentRegistry, RegisteredAgent
 
-from .bundles import CORE, ROOT, family_for
+from .bundles import CORE, ROOT, family_for_module
 
 DEFAULT_MANIFEST = ROOT / "agents.toml"
 #: The project's own packages: every bundle carries them, so an agent class there needs no extra code.
@@ -66,10 +66,7 @@ def plan_deployment(manifest_path: str | Path) -> DeploymentPlan:
     manifest = load_manifest(path)
     use_code_path(manifest, path)
     registry = AgentRegistry.from_manifest(manifest)
-    agents = tuple(
-        PlannedAgent(agent.name, agent.kind, agent.settings, family_for(agent.settings.class_path))
-        for agent in registry
-    )
+    agents = tuple(PlannedAgent(agent.name, agent.kind, agent.settings, _family(agent)) for agent in registry)
     return DeploymentPlan(
         manifest_path=path,
         deployment=manifest.deployment.name,
@@ -77,6 +74,14 @@ def plan_deployment(manifest_path: str | Path) -> DeploymentPlan:
         agents=agents,
         agent_code=_agent_code(agent.settings.class_path for agent in registry),
     )
+
+
+def _family(agent: RegisteredAgent) -> str:
+    """The bundle by the module whose code runs: a Flyte 2 connector runs inside the project's connector
+    agent (its `connector_class`), through the flyte SDK, whatever package defines it."""
+    if getattr(agent.cls, "connector_class", None) is not None:
+        return family_for_module("serverless_agents.agents.flyte2_connector")
+    return family_for_module(agent.settings.class_path.partition(":")[0])
 
 
 def _agent_code(class_paths: Iterable[str]) -> tuple[Path, ...]:

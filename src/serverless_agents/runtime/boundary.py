@@ -17,7 +17,8 @@ from google.protobuf.message import Message
 from pydantic import BaseModel
 
 from serverless_agents import wire
-from serverless_agents.agent import LogLink, Resource, resolve
+from serverless_agents.agent import RESERVED_CUSTOM_INFO, LogLink, Resource, resolve
+from serverless_agents.exceptions import AgentError
 from serverless_agents.secrets import has_secrets, redact, redact_exception, redact_value
 
 if TYPE_CHECKING:
@@ -30,12 +31,24 @@ def call_agent(method: Callable[..., T | Awaitable[T]], *args: Any, **kwargs: An
     """`method(*args, **kwargs)`, run to completion whether plain or `async def`, with secrets masked."""
     try:
         result = resolve(method(*args, **kwargs))
+        if isinstance(result, Resource):
+            _check_custom_info(result)
     except Exception as e:
         error = redact_exception(e)
     else:
         return _redacted(result)
     # Raised outside the `except` block, so the original is not even the copy's implicit context.
     raise error from None
+
+
+def _check_custom_info(resource: Resource) -> None:
+    """The runtime's own custom_info keys would silently replace an agent's: refused, as the agent's fault."""
+    clashing = sorted(RESERVED_CUSTOM_INFO.intersection(resource.custom_info))
+    if clashing:
+        raise AgentError(
+            f"custom_info key(s) {', '.join(clashing)} are the runtime's own (reserved: "
+            f"{', '.join(sorted(RESERVED_CUSTOM_INFO))}): name them otherwise"
+        )
 
 
 def _redacted(result: T) -> T:
