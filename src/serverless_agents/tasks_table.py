@@ -242,18 +242,12 @@ class TasksTable:
 
     def tasks_watching(self, key: str) -> list[str]:
         """The ids of the waiting tasks whose `watch` is `key` (one query on the sparse index)."""
-        ids: list[str] = []
-        paginator = self._client.get_paginator("query")
-        with aws.transient_errors_as_unavailable("DynamoDB"):
-            for page in paginator.paginate(
-                TableName=self.table_name,
-                IndexName=WATCH_INDEX,
-                KeyConditionExpression="watch = :key",
-                ExpressionAttributeValues={":key": {"S": key}},
-                ProjectionExpression="id",
-            ):
-                ids.extend(item["id"]["S"] for item in page["Items"])
-        return ids
+        return self._query_ids(
+            IndexName=WATCH_INDEX,
+            KeyConditionExpression="watch = :key",
+            ExpressionAttributeValues={":key": {"S": key}},
+            ProjectionExpression="id",
+        )
 
     def record_poke(self, task_id: str, message: str, poke_errors: int) -> bool:
         """A poke found the condition unmet (or failed, `poke_errors` in a row); False if the task ended."""
@@ -359,16 +353,19 @@ class TasksTable:
 
     def overdue(self, kind: str, now: float) -> list[str]:
         """The ids of the open tasks of `kind` whose bound is before `now` (one query on `open`)."""
+        return self._query_ids(
+            IndexName=OPEN_INDEX,
+            KeyConditionExpression="#open = :kind AND end_by < :now",
+            ExpressionAttributeNames={"#open": "open"},
+            ExpressionAttributeValues={":kind": {"S": kind}, ":now": {"N": repr(now)}},
+        )
+
+    def _query_ids(self, **query: Any) -> list[str]:
+        """Every task id an index query finds, over all its pages."""
         ids: list[str] = []
         paginator = self._client.get_paginator("query")
         with aws.transient_errors_as_unavailable("DynamoDB"):
-            for page in paginator.paginate(
-                TableName=self.table_name,
-                IndexName=OPEN_INDEX,
-                KeyConditionExpression="#open = :kind AND end_by < :now",
-                ExpressionAttributeNames={"#open": "open"},
-                ExpressionAttributeValues={":kind": {"S": kind}, ":now": {"N": repr(now)}},
-            ):
+            for page in paginator.paginate(TableName=self.table_name, **query):
                 ids.extend(item["id"]["S"] for item in page["Items"])
         return ids
 

@@ -46,15 +46,10 @@ class AsyncConnectorServicer(service_pb2_grpc.AsyncConnectorServiceServicer):  #
     def CreateTask(
         self, request: connector_pb2.CreateTaskRequest, context: grpc.ServicerContext
     ) -> connector_pb2.CreateTaskResponse:
-        task_type = request.template.type
-        self._calls.metrics.input_bytes.labels(task_type).observe(request.inputs.ByteSize())
-        timeout = self._calls.timeout(context)
-
-        def call() -> connector_pb2.CreateTaskResponse:
-            created = self._calls.api.create_task(flyte2.create_request(request), timeout=timeout)
-            return connector_pb2.CreateTaskResponse(resource_meta=created.resource_meta)
-
-        return self._calls.run(context, task_type, "create", call)
+        resource_meta = self._calls.create(
+            context, request.template.type, request.inputs.ByteSize(), lambda: flyte2.create_request(request)
+        )
+        return connector_pb2.CreateTaskResponse(resource_meta=resource_meta)
 
     def GetTask(
         self, request: connector_pb2.GetTaskRequest, context: grpc.ServicerContext

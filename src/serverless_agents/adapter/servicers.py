@@ -69,6 +69,24 @@ class ApiCalls:
         self.metrics.success.labels(task_type, operation).inc()
         return result
 
+    def create(
+        self,
+        context: grpc.ServicerContext,
+        task_type: str,
+        input_bytes: int,
+        request: Callable[[], agent_pb2.CreateTaskRequest],
+    ) -> bytes:
+        """CreateTask for either protocol: `request` builds Flyte 1's message (a bad one is the caller's
+        error, mapped like any other); the answer is the task's `resource_meta`."""
+        self.metrics.input_bytes.labels(task_type).observe(input_bytes)
+        timeout = self.timeout(context)
+        return self.run(
+            context,
+            task_type,
+            "create",
+            lambda: bytes(self.api.create_task(request(), timeout=timeout).resource_meta),
+        )
+
 
 def _task_type(request: agent_pb2.GetTaskRequest | agent_pb2.DeleteTaskRequest) -> str:
     """Propeller sends the task category and the deprecated `task_type`: prefer the category."""
@@ -84,12 +102,10 @@ class AsyncAgentServicer(agent_pb2_grpc.AsyncAgentServiceServicer):  # type: ign
     def CreateTask(
         self, request: agent_pb2.CreateTaskRequest, context: grpc.ServicerContext
     ) -> agent_pb2.CreateTaskResponse:
-        task_type = request.template.type
-        self._calls.metrics.input_bytes.labels(task_type).observe(request.inputs.ByteSize())
-        timeout = self._calls.timeout(context)
-        return self._calls.run(
-            context, task_type, "create", lambda: self._calls.api.create_task(request, timeout=timeout)
+        resource_meta = self._calls.create(
+            context, request.template.type, request.inputs.ByteSize(), lambda: request
         )
+        return agent_pb2.CreateTaskResponse(resource_meta=resource_meta)
 
     def GetTask(
         self, request: agent_pb2.GetTaskRequest, context: grpc.ServicerContext
