@@ -13,7 +13,8 @@ from pathlib import Path
 
 from serverless_agents.exceptions import ManifestError
 
-DEFINITION_PATH = Path(__file__).resolve().parents[2] / "statemachines" / "async_agent.asl.json"
+# Inside the package, so that an installed wheel (not only a checkout) can render it: `serverless-agents up`.
+DEFINITION_PATH = Path(__file__).resolve().parent / "statemachines" / "async_agent.asl.json"
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 
 

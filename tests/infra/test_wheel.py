@@ -69,6 +69,8 @@ def test_the_wheel_carries_the_package_and_its_marker(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "serverless_agents/py.typed" in names
     assert "serverless_agents/adapter/server.py" in names
+    # What `up` renders for every async agent: an installed wheel needs it as much as a checkout does.
+    assert "serverless_agents/statemachines/async_agent.asl.json" in names
     assert not [n for n in names if n.startswith(("tests/", "infra/", "bench/"))]
 
 

@@ -16,7 +16,13 @@ from serverless_agents.statemachine import (
     render_definition,
 )
 
-REPO_DEFINITION = Path(__file__).resolve().parents[2] / "statemachines" / "async_agent.asl.json"
+REPO_DEFINITION = (
+    Path(__file__).resolve().parents[2]
+    / "src"
+    / "serverless_agents"
+    / "statemachines"
+    / "async_agent.asl.json"
+)
 FUNCTIONS = AsyncAgentFunctions(
     partition="aws",
     create_arn="arn:aws:lambda:us-east-1:123456789012:function:sa-job-create",
