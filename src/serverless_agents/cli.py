@@ -111,7 +111,9 @@ def _sensor_bucket(stack: LocalStack) -> str | None:
 
 
 def _upload(stack: LocalStack, path: str) -> None:
-    bucket, _, key = path.removeprefix("s3://").partition("/")
+    from serverless_agents.s3uri import parse_s3_uri
+
+    bucket, key = parse_s3_uri(path, "path")
     stack.client("s3").put_object(Bucket=bucket, Key=key, Body=b"id,value\n1,42\n")
 
 

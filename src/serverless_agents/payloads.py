@@ -13,6 +13,7 @@ from typing import Any, Literal, get_args
 
 from serverless_agents import aws
 from serverless_agents.exceptions import InvalidRequest
+from serverless_agents.s3uri import parse_s3_uri
 
 #: Kept well under the hard limits, leaving room for the rest of the state or item around the payload.
 STATE_PAYLOAD_LIMIT = 200_000
@@ -46,12 +47,21 @@ class PayloadStore:
         return f"s3://{self.bucket}/{key}"
 
     def get_json(self, uri: str) -> Any:
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-        if not uri.startswith("s3://") or bucket != self.bucket or not key:
-            raise InvalidRequest("ref", f"{uri!r} is not an object in the payload bucket {self.bucket}")
         with aws.transient_errors_as_unavailable("S3"):
-            body = self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            body = self._client.get_object(Bucket=self.bucket, Key=self._key(uri))["Body"].read()
         return json.loads(body)
+
+    def _key(self, uri: str) -> str:
+        """The key `uri` names in this bucket: a ref to any other bucket is refused, never read."""
+        try:
+            bucket, key = parse_s3_uri(uri, "ref")
+        except InvalidRequest as e:
+            raise InvalidRequest(
+                "ref", f"{e.problem}, an object in the payload bucket {self.bucket}"
+            ) from None
+        if bucket != self.bucket:
+            raise InvalidRequest("ref", f"{uri!r} is not an object in the payload bucket {self.bucket}")
+        return key
 
     def offload(self, key: str, data: Any, limit: int) -> tuple[Any, str | None]:
         """`(data, None)` when it fits within `limit` bytes of JSON, else `(None, s3 uri)`."""

@@ -20,6 +20,7 @@ from flyteidl.core import identifier_pb2, interface_pb2, tasks_pb2, types_pb2
 from serverless_agents.agent import AgentKind, Phase
 from serverless_agents.client import ApiClient, task_id_from_resource_meta
 from serverless_agents.literals import decode_literal_map, encode_literal_map
+from serverless_agents.s3uri import parse_s3_uri
 
 _TYPES = {int: types_pb2.INTEGER, str: types_pb2.STRING, float: types_pb2.FLOAT, bool: types_pb2.BOOLEAN}
 
@@ -169,7 +170,7 @@ class AgentTestClient:
 
     def upload(self, uri: str, body: bytes = b"") -> None:
         """Put an object at `s3://bucket/key` in the emulated S3: a sensor watching it gets its event."""
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        bucket, key = parse_s3_uri(uri)
         s3 = self.stack.client("s3")
         if bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
             self.stack.create_bucket(bucket)

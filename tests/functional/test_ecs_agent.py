@@ -36,6 +36,7 @@ from serverless_agents.agents.ecs import FargateSize, fargate_size, placeholder_
 from serverless_agents.exceptions import AgentError
 from serverless_agents.literals import decode_literal_map, encode_literal_map
 from serverless_agents.local.stack import ACCOUNT, LocalStack
+from serverless_agents.s3uri import parse_s3_uri
 from serverless_agents.testing import interface_for
 from tests.functional.conftest import Harness
 
@@ -227,11 +228,11 @@ class EcsHarness(Harness):
             time.sleep(0.1)
 
     def _read(self, uri: str) -> bytes:
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        bucket, key = parse_s3_uri(uri)
         return bytes(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
     def _write(self, uri: str, body: bytes) -> None:
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        bucket, key = parse_s3_uri(uri)
         self.s3.put_object(Bucket=bucket, Key=key, Body=body)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from serverless_agents import aws
 from serverless_agents.agent import BaseSensor
 from serverless_agents.exceptions import AgentError
+from serverless_agents.s3uri import parse_s3_uri
 
 
 class FileSensor(BaseSensor):
@@ -35,7 +36,7 @@ class FileSensor(BaseSensor):
 
 
 def _s3_object_exists(path: str) -> bool:
-    bucket, _, key = path.removeprefix("s3://").partition("/")
+    bucket, key = parse_s3_uri(path, "path")
     client = aws.client("s3")
     try:
         with aws.transient_errors_as_unavailable("S3"):

@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 
 from serverless_agents import settings as env_names
 from serverless_agents.agent import AgentKind
+from serverless_agents.exceptions import InvalidRequest
 from serverless_agents.local import moto_fixes
 from serverless_agents.local.apigateway import LocalApiGateway
 from serverless_agents.local.aws_endpoint import AwsEndpoint
@@ -44,6 +45,7 @@ from serverless_agents.naming import (
     state_machine_name,
 )
 from serverless_agents.registry import AgentRegistry
+from serverless_agents.s3uri import parse_s3_uri
 from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
 from serverless_agents.tasks_table import TTL_ATTRIBUTE, table_definition
 
@@ -321,9 +323,9 @@ class LocalStack:
             )
             watch = item.get("Item", {}).get("watch", {}).get("S", "")
             if watch.startswith("s3://"):
-                # Not a valid bucket name: the sensor's own S3 call says so, as a failed poke.
-                with contextlib.suppress(ClientError, ParamValidationError):
-                    self.create_bucket(watch.removeprefix("s3://").partition("/")[0])
+                # A malformed URI or bucket name: the sensor's own poke says so, as a failed poke.
+                with contextlib.suppress(InvalidRequest, ClientError, ParamValidationError):
+                    self.create_bucket(parse_s3_uri(watch, "watch", key_required=False)[0])
 
 
 def event_buckets(patterns: list[dict[str, Any]]) -> list[str]:
