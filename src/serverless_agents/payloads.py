@@ -47,8 +47,9 @@ class PayloadStore:
         return f"s3://{self.bucket}/{key}"
 
     def get_json(self, uri: str) -> Any:
+        key = self._key(uri)
         with aws.transient_errors_as_unavailable("S3"):
-            body = self._client.get_object(Bucket=self.bucket, Key=self._key(uri))["Body"].read()
+            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         return json.loads(body)
 
     def _key(self, uri: str) -> str:

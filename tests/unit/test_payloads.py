@@ -80,6 +80,8 @@ def test_offload_limit_is_inclusive(store: PayloadStore) -> None:
         "s3://payloads",
         "https://payloads.s3.amazonaws.com/k",
         "payloads/k",
+        "s3:///payloads/k",
+        "s3://payloads/a\x00b",
     ],
 )
 def test_get_json_refuses_a_ref_outside_the_bucket(store: PayloadStore, uri: str) -> None:
