@@ -190,3 +190,68 @@ def test_the_local_gateway_answers_what_the_function_answers_aws(
     (local,) = received
     assert invoke(harness, local) == invoke(harness, aws)
     assert status == 200
+
+
+def raw_request(harness: Harness, method: str, target: str, headers: dict[str, str]) -> int:
+    url = urlsplit(harness.stack.api_url)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=60)
+    try:
+        conn.request(method, target, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def test_a_client_cannot_pose_as_another_source(harness: Harness, received: list[dict[str, Any]]) -> None:
+    # Only the header names an address; no connection goes anywhere but the local gateway.
+    raw_request(harness, "GET", "/v1/agents", {"X-Forwarded-For": "10.0.0.1", "X-Forwarded-Proto": "https"})
+
+    (event,) = received
+    assert event["requestContext"]["identity"]["sourceIp"] == "127.0.0.1"
+    assert event["headers"]["X-Forwarded-For"] == "10.0.0.1, 127.0.0.1"  # API Gateway appends, too
+    assert event["multiValueHeaders"]["X-Forwarded-Proto"] == ["http"]
+
+
+def test_an_undeployed_sync_agent_reaches_the_api_function(
+    harness: Harness, received: list[dict[str, Any]]
+) -> None:
+    api = f"{harness.stack.deployment}-api"
+    before = harness.stack.lambdas.invocations[api]
+
+    status = raw_request(harness, "POST", "/v1/sync/nope", {"Content-Type": "application/json"})
+
+    (event,) = received
+    assert (event["resource"], event["pathParameters"]) == ("/v1/sync/{agent}", {"agent": "nope"})
+    assert harness.stack.lambdas.invocations[api] == before + 1
+    assert status == 404
+
+
+@pytest.mark.parametrize(
+    ("target", "path", "proxy"),
+    [
+        ("/v1/nothing", "/v1/nothing", "v1/nothing"),
+        ("/v1/tasks/a%2Fb/c", "/v1/tasks/a%2Fb/c", "v1/tasks/a/b/c"),
+        ("/v1/sync/echo", "/v1/sync/echo", "v1/sync/echo"),  # the resource has no GET
+    ],
+)
+def test_what_no_method_matches_goes_to_the_api_function_as_a_proxy_resource(
+    harness: Harness, received: list[dict[str, Any]], target: str, path: str, proxy: str
+) -> None:
+    status = raw_request(harness, "GET", target, {})
+
+    (event,) = received
+    assert event["resource"] == event["requestContext"]["resourcePath"] == "/{proxy+}"
+    assert (event["path"], event["pathParameters"]) == (path, {"proxy": proxy})
+    assert status in (404, 405)
+
+
+def test_a_trailing_slash_reaches_the_resource_and_stays_in_the_path(
+    harness: Harness, received: list[dict[str, Any]]
+) -> None:
+    status = raw_request(harness, "GET", "/v1/agents/", {})
+
+    (event,) = received
+    assert (event["resource"], event["path"], event["pathParameters"]) == ("/v1/agents", "/v1/agents/", None)
+    assert status == 200

@@ -97,8 +97,9 @@ class RestApi:
         """The method a request reaches and its path parameters (None when the resource has none).
 
         API Gateway picks the resource first, a literal path part winning over a `{param}` at each level,
-        then the method on that resource; it never falls back to a less specific resource."""
-        parts = path.split("/")[1:]
+        then the method on that resource; it never falls back to a less specific resource. A trailing slash
+        reaches the resource without it (the event's `path` keeps it)."""
+        parts = (path[:-1] if path.endswith("/") and path != "/" else path).split("/")[1:]
         matched = [
             (tuple(p.startswith("{") for p in route.resource.split("/")[1:]), route.resource, parameters)
             for route in self.routes
@@ -172,7 +173,7 @@ def proxy_event(
             "requestId": str(uuid.uuid4()),
             "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
             "requestTimeEpoch": int(now * 1000),
-            "resourceId": hashlib.sha256(route.resource.encode()).hexdigest()[:6],
+            "resourceId": hashlib.sha256(route.resource.encode()).hexdigest()[:6],  # stable, as AWS's ids
             "resourcePath": route.resource,
             "stage": api.stage,
         },
