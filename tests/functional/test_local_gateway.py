@@ -10,12 +10,14 @@ import json
 import socket
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from serverless_agents.exceptions import InvalidRequest, ServiceUnavailable
-from serverless_agents.local.apigateway import MAX_PAYLOAD_BYTES
+from serverless_agents.local.apigateway import MAX_PAYLOAD_BYTES, RestApi, api_routes, proxy_event
 from tests.functional.conftest import Harness
 from tests.functional.hostile import assert_nothing_written, holdings
 
@@ -126,3 +128,95 @@ def test_the_client_makes_a_429_unavailable(harness: Harness) -> None:
 
     with pytest.raises(ServiceUnavailable, match="429"):
         harness.api.list_agents()
+
+
+API = RestApi(api_routes(["echo", "etl-nightly"]))
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "resource", "parameters"),
+    [
+        ("POST", "/v1/sync/echo", "/v1/sync/echo", None),  # AWS sends no {agent} for an explicit resource
+        ("POST", "/v1/sync/etl-nightly", "/v1/sync/etl-nightly", None),
+        ("POST", "/v1/sync/other", "/v1/sync/{agent}", {"agent": "other"}),
+        ("GET", "/v1/tasks/a%20b", "/v1/tasks/{task_id}", {"task_id": "a b"}),  # values decoded
+        ("DELETE", "/v1/tasks/t-1", "/v1/tasks/{task_id}", {"task_id": "t-1"}),
+        ("POST", "/v1/tasks", "/v1/tasks", None),
+        ("GET", "/v1/agents", "/v1/agents", None),
+        # The explicit resource has no GET, and API Gateway never falls back to {agent}.
+        ("GET", "/v1/sync/echo", "/{proxy+}", {"proxy": "v1/sync/echo"}),
+        ("GET", "/v1/agents/", "/v1/agents", None),  # a trailing slash reaches the resource
+        ("POST", "/v1/sync/echo/", "/v1/sync/echo", None),
+        ("GET", "/v1/tasks/", "/{proxy+}", {"proxy": "v1/tasks/"}),  # /v1/tasks has no GET
+        ("GET", "/v1/agents//", "/{proxy+}", {"proxy": "v1/agents//"}),
+        ("GET", "/v1", "/{proxy+}", {"proxy": "v1"}),
+        ("GET", "/", "/{proxy+}", {"proxy": ""}),
+    ],
+)
+def test_a_request_resolves_to_the_resource_api_gateway_picks(
+    method: str, path: str, resource: str, parameters: dict[str, str] | None
+) -> None:
+    route, found = API.resolve(method, path)
+
+    assert (route.resource, found) == (resource, parameters)
+
+
+def test_each_route_invokes_its_function() -> None:
+    functions = {(r.method, r.resource): r.function_name("d") for r in API.routes}
+
+    assert functions[("POST", "/v1/sync/echo")] == "d-echo-sync"
+    assert functions[("POST", "/v1/sync/{agent}")] == "d-api"
+    assert {f for (_, resource), f in functions.items() if not resource.startswith("/v1/sync/")} == {"d-api"}
+
+
+_SEGMENTS = st.one_of(
+    st.sampled_from(["v1", "sync", "tasks", "agents", "echo", "etl-nightly", "{agent}", "", "%2F", "%", "é"]),
+    st.text(st.characters(codec="utf-8", exclude_characters="/?#"), max_size=8),
+)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(st.sampled_from(["GET", "POST", "DELETE", "PUT", "HEAD"]), st.lists(_SEGMENTS, max_size=5))
+def test_resolution_matches_the_path_and_prefers_literal_parts(method: str, parts: list[str]) -> None:
+    path = "/" + "/".join(parts)
+
+    route, parameters = API.resolve(method, path)
+
+    if route.resource == "/{proxy+}":
+        assert parameters == {"proxy": unquote(path[1:])}
+        assert all(r.method != method or _fits(r.resource, parts) is None for r in API.routes)
+        return
+    assert route.method == method
+    assert _fits(route.resource, parts) == (parameters or {})
+    literal = [r for r in API.routes if "{" not in r.resource and r.resource == path]
+    assert not literal or route.resource == path
+
+
+def _fits(resource: str, parts: list[str]) -> dict[str, str] | None:
+    """What a resource's parameters take from a path, independently of the gateway's own matching."""
+    template = resource.split("/")[1:]
+    if len(parts) > 1 and parts[-1] == "":
+        parts = parts[:-1]
+    if len(template) != len(parts):
+        return None
+    taken = {t[1:-1]: unquote(p) for t, p in zip(template, parts, strict=True) if t.startswith("{") and p}
+    literal_ok = all(t == p for t, p in zip(template, parts, strict=True) if not t.startswith("{"))
+    filled = all(p for t, p in zip(template, parts, strict=True) if t.startswith("{"))
+    return taken if literal_ok and filled else None
+
+
+def test_a_request_target_is_a_path_even_when_it_looks_like_a_host() -> None:
+    event = proxy_event("GET", "//x/v1/agents?a=1", {}, b"", "127.0.0.1", api=API)
+
+    assert (event["path"], event["resource"]) == ("//x/v1/agents", "/{proxy+}")
+    assert event["queryStringParameters"] == {"a": "1"}
+
+
+def test_an_absolute_form_target_is_parsed_as_a_url() -> None:
+    event = proxy_event("GET", "http://127.0.0.1/v1/agents?a=1&a=", {}, b"", "127.0.0.1", api=API)
+
+    assert (event["path"], event["resource"]) == ("/v1/agents", "/v1/agents")
+    assert (event["queryStringParameters"], event["multiValueQueryStringParameters"]) == (
+        {"a": ""},  # the last value, even an empty one
+        {"a": ["1", ""]},
+    )

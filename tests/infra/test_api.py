@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from serverless_agents.agent import AgentKind
+from serverless_agents.local.apigateway import api_routes
+from serverless_agents.manifest import load_manifest
+from serverless_agents.registry import AgentRegistry
 from tests.infra.conftest import Synth
 
 DEPLOYMENT = "serverless-agents"
@@ -53,6 +57,16 @@ def test_routes_reach_their_functions(base: Synth) -> None:
         "GET /v1/agents": api,
         "POST /v1/sync/echo": echo,
         "POST /v1/sync/{agent}": api,  # an agent not deployed here: the api function's 404
+    }
+
+
+def test_the_local_gateway_serves_the_deployed_routes(base: Synth) -> None:
+    """The local gateway's one table of routes (serverless_agents.local.apigateway) is the template's."""
+    registry = AgentRegistry.from_manifest(load_manifest(base.outdir.parent / "agents.toml"))
+    local = api_routes(agent.name for agent in registry if agent.kind is AgentKind.SYNC)
+
+    assert {f"{r.method} {r.resource}": base.function_id(r.function_name(DEPLOYMENT)) for r in local} == {
+        route: integrated_function(method) for route, method in routes(base).items()
     }
 
 

@@ -1,7 +1,23 @@
 """API Gateway, locally: a real HTTP server turning requests into REST API proxy events.
 
-`POST /v1/sync/{agent}` goes to that agent's sync function, everything else to the api function, each
-invoked through the (emulated) Lambda service, as API Gateway's Lambda proxy integration would.
+The deployed API's routes, one table (`api_routes`, checked against the synthesized template by
+tests/infra/test_api.py):
+
+    POST   /v1/tasks, GET|DELETE /v1/tasks/{task_id}, GET /v1/agents   -> the api function
+    POST   /v1/sync/<agent>   one resource per sync agent              -> that agent's sync function
+    POST   /v1/sync/{agent}   any other name                           -> the api function (its 404)
+
+A request resolves to a resource as API Gateway resolves it (a literal path part wins over a `{param}`),
+and the event is the one Lambda proxy integration sends for that resource: `resource` is the resource's
+path, `pathParameters` null where it has none (so `/v1/sync/echo` arrives as `resource=/v1/sync/echo`,
+`pathParameters: null`), `path` as the client sent it and the parameters' values decoded, the last value of
+a repeated header or query parameter in the single-value maps and all of them in the multi-value ones, null
+maps where there is nothing, `body` null when empty, `requestContext` with the stage's path. AWS's own
+sample events (tests/events/apigateway_rest_*.json) check the shape.
+
+One deliberate difference: a request no method of the API matches would get API Gateway's own 403
+(`Missing Authentication Token`) and reach no function. Locally it goes to the api function as through an
+`ANY /{proxy+}` resource, so a developer's typo reads as the API's 404 naming the routes.
 
 What API Gateway answers itself, this answers the same way, always as JSON `{"message": ...}`: 413 over its
 10 MB payload limit, 429 when Lambda throttles (passed to the client, not retried here), 502 when the function
@@ -13,64 +29,230 @@ dropping the connection.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
+import secrets
 import threading
+import time
 import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from serverless_agents.naming import agent_function_name, shared_function_name
 
-_SYNC_ROUTE = re.compile(r"^/v1/sync/(?P<agent>[^/]+)$")
-_TASK_ROUTE = re.compile(r"^/v1/tasks/(?P<task_id>[^/]+)$")
 _DIGITS = re.compile(r"[0-9]{1,20}")
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit (REST APIs), answered with a 413
 _DRAIN_LIMIT = 64 * 1024 * 1024  # past this, a too-large body is not read at all: the connection closes
 _IDLE_TIMEOUT = 30.0
 _Answer = tuple[int, list[tuple[str, str]], bytes]  # status, headers, body
+_Headers = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A method of the REST API: its resource path (`{name}` for a path parameter) and what it invokes."""
+
+    method: str
+    resource: str
+    sync_agent: str | None = None  # None: the api function
+
+    def function_name(self, deployment: str) -> str:
+        if self.sync_agent is None:
+            return shared_function_name(deployment, "api")
+        return agent_function_name(deployment, self.sync_agent, "sync")
+
+
+def api_routes(sync_agents: Iterable[str]) -> tuple[Route, ...]:
+    """The deployed API's methods, as infra/cdk's `AgentsApi` declares them."""
+    return (
+        Route("POST", "/v1/tasks"),
+        Route("GET", "/v1/tasks/{task_id}"),
+        Route("DELETE", "/v1/tasks/{task_id}"),
+        Route("GET", "/v1/agents"),
+        Route("POST", "/v1/sync/{agent}"),
+        *(Route("POST", f"/v1/sync/{name}", name) for name in sync_agents),
+    )
+
+
+#: Where a request no method matches goes locally (API Gateway would answer 403 and invoke nothing).
+UNROUTED = Route("ANY", "/{proxy+}")
+
+
+@dataclass(frozen=True)
+class RestApi:
+    """What of the deployed REST API shows in its events: its methods, account, id and stage."""
+
+    routes: tuple[Route, ...] = field(default_factory=lambda: api_routes(()))
+    account: str = "123456789012"  # moto's, as the local stack's
+    api_id: str = "local"
+    stage: str = "local"
+    domain: str = "127.0.0.1"
+
+    def resolve(self, method: str, path: str) -> tuple[Route, dict[str, str] | None]:
+        """The method a request reaches and its path parameters (None when the resource has none).
+
+        API Gateway picks the resource first, a literal path part winning over a `{param}` at each level,
+        then the method on that resource; it never falls back to a less specific resource. A trailing slash
+        reaches the resource without it (the event's `path` keeps it)."""
+        parts = (path[:-1] if path.endswith("/") and path != "/" else path).split("/")[1:]
+        matched = [
+            (tuple(p.startswith("{") for p in route.resource.split("/")[1:]), route.resource, parameters)
+            for route in self.routes
+            if (parameters := _match(route.resource, parts)) is not None
+        ]
+        if matched:
+            _, resource, parameters = min(matched, key=lambda m: m[0])
+            for route in self.routes:
+                if (route.resource, route.method) == (resource, method):
+                    return route, parameters or None
+        return UNROUTED, {"proxy": unquote(path[1:])}
+
+
+def _match(resource: str, parts: list[str]) -> dict[str, str] | None:
+    template = resource.split("/")[1:]
+    if len(template) != len(parts):
+        return None
+    parameters: dict[str, str] = {}
+    for expected, part in zip(template, parts, strict=True):
+        if expected.startswith("{") and part:
+            parameters[expected[1:-1]] = unquote(part)
+        elif expected != part:
+            return None
+    return parameters
 
 
 def proxy_event(
-    method: str, raw_path: str, headers: dict[str, str], body: str | bytes, source_ip: str
+    method: str,
+    raw_path: str,
+    headers: _Headers,
+    body: str | bytes,
+    source_ip: str,
+    *,
+    api: RestApi | None = None,
+    protocol: str = "HTTP/1.1",
+    server_port: int = 443,
 ) -> dict[str, Any]:
-    """A REST API (v1) Lambda proxy event, as API Gateway builds it."""
-    url = urlsplit(raw_path)
-    query = parse_qs(url.query)
-    resource, path_parameters = url.path, None
-    if match := _SYNC_ROUTE.match(url.path):
-        resource, path_parameters = "/v1/sync/{agent}", match.groupdict()
-    elif match := _TASK_ROUTE.match(url.path):
-        resource, path_parameters = "/v1/tasks/{task_id}", match.groupdict()
+    """The REST API (v1) Lambda proxy event API Gateway sends for this request."""
+    api = api or RestApi()
+    path, query_string = _target(raw_path)
+    route, path_parameters = api.resolve(method, path)
+    pairs = list(headers.items() if isinstance(headers, Mapping) else headers)
+    header_list = _forwarded(pairs, source_ip, server_port)
+    query = parse_qsl(query_string, keep_blank_values=True)
+    now = time.time()
     return {
-        "resource": resource,
-        "path": url.path,
+        "resource": route.resource,
+        "path": path,
         "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
-        "multiValueQueryStringParameters": query or None,
+        "headers": dict(header_list),
+        "multiValueHeaders": _multi(header_list),
+        "queryStringParameters": dict(query) or None,
+        "multiValueQueryStringParameters": _multi(query) or None,
         "pathParameters": path_parameters,
         "stageVariables": None,
         "requestContext": {
-            "resourcePath": resource,
+            "accountId": api.account,
+            "apiId": api.api_id,
+            "domainName": api.domain,
+            "domainPrefix": api.domain.split(".")[0],
+            "extendedRequestId": base64.b64encode(secrets.token_bytes(12)).decode(),
             "httpMethod": method,
-            "path": f"/local{url.path}",
-            "stage": "local",
+            # The local gateway checks no SigV4 signature, so it names no caller.
+            "identity": dict.fromkeys(_IDENTITY_FIELDS)
+            | {
+                "sourceIp": source_ip,
+                "userAgent": next((v for k, v in reversed(header_list) if k.lower() == "user-agent"), None),
+            },
+            "path": f"/{api.stage}{path}",
+            "protocol": protocol,
             "requestId": str(uuid.uuid4()),
-            "identity": {"sourceIp": source_ip},
+            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "requestTimeEpoch": int(now * 1000),
+            "resourceId": hashlib.sha256(route.resource.encode()).hexdigest()[:6],  # stable, as AWS's ids
+            "resourcePath": route.resource,
+            "stage": api.stage,
         },
         "body": (body.decode() if isinstance(body, bytes) else body) or None,
-        "isBase64Encoded": False,
+        "isBase64Encoded": False,  # the API declares no binary media types
     }
 
 
+def _target(raw: str) -> tuple[str, str]:
+    """A request target's path, as sent, and its query. Only an absolute-form target (`http://host/...`)
+    is parsed as a URL: `//x/v1/agents` is a path, not a host `x`."""
+    if not raw.startswith("/"):
+        url = urlsplit(raw)
+        return url.path or "/", url.query
+    path, _, query = raw.partition("?")
+    return path, query
+
+
+_IDENTITY_FIELDS = (
+    "accessKey",
+    "accountId",
+    "caller",
+    "cognitoAuthenticationProvider",
+    "cognitoAuthenticationType",
+    "cognitoIdentityId",
+    "cognitoIdentityPoolId",
+    "principalOrgId",
+    "user",
+    "userArn",
+)
+
+
+def _forwarded(headers: list[tuple[str, str]], source_ip: str, port: int) -> list[tuple[str, str]]:
+    """The headers as API Gateway passes them: without Content-Length (the proxy integration drops it),
+    with its own: the client's address appended to X-Forwarded-For (a client's own value stays in front
+    of it, so it can never pose as another source), the port and scheme, a trace id."""
+    client = [v for k, v in headers if k.lower() == "x-forwarded-for"]
+    kept = [(k, v) for k, v in headers if k.lower() not in _GATEWAY_HEADERS]
+    trace = f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+    return [
+        *kept,
+        ("X-Forwarded-For", ", ".join([*client, source_ip])),
+        ("X-Forwarded-Port", str(port)),
+        ("X-Forwarded-Proto", "http"),
+        ("X-Amzn-Trace-Id", trace),
+    ]
+
+
+_GATEWAY_HEADERS = {
+    "content-length",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-amzn-trace-id",
+}
+
+
+def _multi(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for key, value in pairs:
+        grouped.setdefault(key, []).append(value)
+    return grouped
+
+
 class LocalApiGateway:
-    def __init__(self, lambda_client: Any, deployment: str, host: str = "127.0.0.1", port: int = 0) -> None:
+    """The deployment's REST API on `host:port`, with a resource per agent of `sync_agents`."""
+
+    def __init__(
+        self,
+        lambda_client: Any,
+        deployment: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        sync_agents: Iterable[str] = (),
+    ) -> None:
         self._lambda = _without_retries(lambda_client)
         self._deployment = deployment
+        self._api = RestApi(api_routes(sync_agents), domain=host)
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -108,11 +290,6 @@ class LocalApiGateway:
         self._server.shutdown()
         self._server.server_close()
 
-    def _function_for(self, path: str) -> str:
-        if match := _SYNC_ROUTE.match(urlsplit(path).path):
-            return agent_function_name(self._deployment, match["agent"], "sync")
-        return shared_function_name(self._deployment, "api")
-
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
         body, refused = _read_body(request)
         if refused is not None:
@@ -123,10 +300,18 @@ class LocalApiGateway:
         except UnicodeDecodeError as e:
             _reply(request, *_gateway_error(400, f"the body is not UTF-8 text (byte {e.start})"))
             return
+        route, _ = self._api.resolve(request.command, _target(request.path)[0])
         event = proxy_event(
-            request.command, request.path, dict(request.headers.items()), text, request.client_address[0]
+            request.command,
+            request.path,
+            request.headers.items(),
+            text,
+            request.client_address[0],
+            api=self._api,
+            protocol=request.request_version,
+            server_port=self._server.server_address[1],
         )
-        _reply(request, *self._invoke(self._function_for(request.path), event))
+        _reply(request, *self._invoke(route.function_name(self._deployment), event))
 
     def _invoke(self, function_name: str, event: dict[str, Any]) -> _Answer:
         from botocore.exceptions import ClientError

@@ -161,7 +161,10 @@ class LocalStack:
                 schedule_period=self._schedule_period,
             )
             self.sensor_triggers.start()
-            self.api = LocalApiGateway(self.client("lambda"), self.deployment, self._host, self._port)
+            sync_agents = [agent.name for agent in self.registry if agent.kind is AgentKind.SYNC]
+            self.api = LocalApiGateway(
+                self.client("lambda"), self.deployment, self._host, self._port, sync_agents=sync_agents
+            )
             self.api.start()
             if self._aws_port is not None:
                 self._aws_server = AwsEndpoint(self._host, self._aws_port).start()
