@@ -22,7 +22,7 @@ name = "sa-client"
 
 [agents.job]
 class = "serverless_agents.examples:JobAgent"
-poll = { initial = 0, factor = 1.0, cap = 0 }
+poll = { initial = 1, factor = 1.0, cap = 1 }  # a waiting job, not a busy loop, while cancel is tested
 
 [agents.echo]
 class = "serverless_agents.examples:EchoAgent"
