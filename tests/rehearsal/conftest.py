@@ -16,15 +16,25 @@ from serverless_agents.local import moto_fixes
 from serverless_agents.local.lambda_dispatch import InProcessLambdas
 from tests.infra.conftest import Synth, synthesize
 from tests.rehearsal import cfn_shims
-from tests.rehearsal.deployment import REGION, ApiGateway, EventBridge, Stack, create_stack, publish_assets
+from tests.rehearsal.deployment import (
+    ACCOUNT,
+    REGION,
+    ApiGateway,
+    EventBridge,
+    Stack,
+    create_stack,
+    publish_assets,
+)
+from tests.rehearsal.iam_audit import CallRecorder
 
-#: The example job under four task types, one per test, so each test finds its job's record by agent
+#: The example job under five task types, one per test, so each test finds its job's record by agent
 #: (name -> class, seconds between polls): `slowjob` is still running when it is aborted.
 AGENTS = {
     "job": ("serverless_agents.examples:JobAgent", 0),
     "etl": ("tests.infra.agents:EtlAgent", 0),
     "batch": ("tests.infra.agents:BatchAgent", 0),
     "slowjob": ("tests.functional.agents:SlowJobAgent", 1),
+    "audited": ("tests.functional.agents:ShortTimeoutJobAgent", 0),
 }
 MANIFEST = '[deployment]\nname = "rehearsal"\n' + "".join(
     f'\n[agents.{name}]\nclass = "{agent}"\npoll = {{ initial = {wait}, factor = 1.0, cap = {wait} }}\n'
@@ -40,6 +50,8 @@ class Deployed:
     api: ApiGateway
     events: EventBridge
     lambdas: InProcessLambdas
+    #: Every AWS call the deployed functions made, with the function that made it.
+    calls: CallRecorder
     #: Where the functions' code asset unpacks (the Lambda runtime's LAMBDA_TASK_ROOT).
     task_root: Path
 
@@ -61,6 +73,7 @@ def deployed(rehearsal_synth: Synth) -> Iterator[Deployed]:
     from moto import mock_aws
 
     lambdas = InProcessLambdas()
+    calls = CallRecorder(ACCOUNT, REGION)
     mock = mock_aws(
         config={"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
     )
@@ -74,16 +87,18 @@ def deployed(rehearsal_synth: Synth) -> Iterator[Deployed]:
             patch.setenv("LAMBDA_TASK_ROOT", str(task_root))
             stack = create_stack(boto3.client("cloudformation", region_name=REGION), rehearsal_synth.json)
             lambda_client = boto3.client("lambda", region_name=REGION)
-            yield Deployed(
-                synth=rehearsal_synth,
-                stack=stack,
-                api=ApiGateway(
-                    boto3.client("apigateway", region_name=REGION), lambda_client, stack.outputs["ApiUrl"]
-                ),
-                events=EventBridge(boto3.client("events", region_name=REGION), lambda_client),
-                lambdas=lambdas,
-                task_root=task_root,
-            )
+            with calls.recording(lambdas):
+                yield Deployed(
+                    synth=rehearsal_synth,
+                    stack=stack,
+                    api=ApiGateway(
+                        boto3.client("apigateway", region_name=REGION), lambda_client, stack.outputs["ApiUrl"]
+                    ),
+                    events=EventBridge(boto3.client("events", region_name=REGION), lambda_client),
+                    lambdas=lambdas,
+                    calls=calls,
+                    task_root=task_root,
+                )
         finally:
             lambdas.uninstall()
 
