@@ -13,14 +13,17 @@ Covered: async success, an agent's own failure, a failure of the agent's calls (
 and the FAILED status change does not run it again), and abort -> finalize -> delete exactly once, also
 when EventBridge delivers the status change twice.
 
+Every AWS call the functions make is checked against their deployed IAM policies in test_rehearsal_iam.py.
+
 Not covered yet (issue 12, Build item 2):
 - sync agents, sensors (S3 event and schedule), the sweeper;
-- moto does not: check SigV4 signatures or IAM (tests/infra/test_iam.py checks the policies in the
-  template), invoke Lambda proxy integrations or Lambda targets of rules (tests/rehearsal/deployment.py
-  does, from the deployed methods and rules), emit Step Functions status-change events (built here from
-  AWS's recorded example and DescribeExecution), keep methods' request validators, active tracing or
-  SnapStart (checked in the template by tests/infra), or honour a bucket policy's conditions (cfn_shims);
-- recording each function's AWS calls against its deployed IAM policy.
+- what moto does not do: check SigV4 signatures or IAM (tests/infra/test_api.py checks AWS_IAM on every
+  method; test_rehearsal_iam.py evaluates the recorded calls), invoke Lambda proxy integrations or the
+  Lambda targets of rules (tests/rehearsal/deployment.py does, from the deployed methods and rules), emit
+  Step Functions status-change events (built here from AWS's recorded example and DescribeExecution), keep
+  the methods' request validators and required path parameters (tests/infra/test_api.py), keep active
+  tracing or SnapStart (tests/infra/test_resources.py, test_snapstart.py), honour a bucket policy's
+  conditions (recorded only: cfn_shims.py).
 """
 
 from __future__ import annotations
