@@ -13,10 +13,11 @@ Covered: async success, an agent's own failure, a failure of the agent's calls (
 and the FAILED status change does not run it again), and abort -> finalize -> delete exactly once, also
 when EventBridge delivers the status change twice.
 
-Every AWS call the functions make is checked against their deployed IAM policies in test_rehearsal_iam.py.
+Every AWS call the functions make is checked against their deployed IAM policies in test_rehearsal_iam.py;
+a sync agent's routes are rehearsed in test_rehearsal_sync.py.
 
 Not covered yet (issue 12, Build item 2):
-- sync agents, sensors (S3 event and schedule), the sweeper;
+- sensors (S3 event and schedule), the sweeper;
 - what moto does not do: check SigV4 signatures or IAM (tests/infra/test_api.py checks AWS_IAM on every
   method; test_rehearsal_iam.py evaluates the recorded calls), invoke Lambda proxy integrations or the
   Lambda targets of rules (tests/rehearsal/deployment.py does, from the deployed methods and rules), emit
