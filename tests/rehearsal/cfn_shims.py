@@ -1,0 +1,205 @@
+"""What moto 5.2.5's CloudFormation lacks to deploy the synthesized template, added for the rehearsal only.
+
+moto creates a resource of a type it has no CloudFormation model for as nothing (a warning, an empty
+physical id), so a template that names such a type still "deploys", and whatever refers to it gets a blank.
+Each model below stands in for one missing type and says what it does instead:
+
+- `AWS::StepFunctions::StateMachine` (moto has one, in the wrong place): moto's model creates the state
+  machine in its plain Step Functions backend, while with `execute_state_machine` on, the API
+  (StartExecution, DescribeExecution) reads the parser backend, which runs the ASL. This one creates it
+  there, with the template's definition, role, logging and tracing.
+- `AWS::ApiGateway::Stage`: moto has CreateStage but no model; the stage is created through the backend,
+  so the stack's `ApiUrl` output names it (moto would print `/None/`).
+- `AWS::ApiGateway::RequestValidator`: created through the backend; the methods' `RequestValidatorId`
+  then refers to a real validator.
+- `AWS::Lambda::EventInvokeConfig`: created through the backend (PutFunctionEventInvokeConfig), so the
+  deployed retry count and on-failure destination can be read back with the Lambda API.
+- `AWS::SQS::QueuePolicy`, `AWS::SNS::TopicPolicy`: put through the backends, so the deployed policies
+  read back (moto enforces neither).
+- `AWS::S3::BucketPolicy`: recorded in `RECORDED`, not put: moto's S3 enforces a bucket policy but ignores
+  its conditions, so the template's TLS-only Deny (`aws:SecureTransport` false) would refuse every request.
+- `AWS::CloudWatch::Alarm`: recorded with its resolved properties in `RECORDED`: moto's PutMetricAlarm
+  model would accept them, but nothing in the rehearsal raises an alarm, and the rehearsal only checks
+  that every alarm resolves to deployed resources.
+
+`installed()` adds these for the duration of a block (moto's model map is a cached function of its own
+subclasses, so it is wrapped rather than extended). Written for moto 5.2.5, which pyproject.toml pins.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+#: Resources of types that are only recorded: logical type -> list of resolved properties.
+RECORDED: dict[str, list[dict[str, Any]]] = {}
+
+#: Creates one resource from its resolved properties, its generated name, account and region; returns what
+#: `Ref` gives (a physical id) or a moto model that answers `Ref` and `Fn::GetAtt` itself.
+Create = Callable[[dict[str, Any], str, str, str], Any]
+
+
+class _Created:
+    """A created resource, as moto's CloudFormation reads it: a physical id and attributes."""
+
+    def __init__(self, physical_id: str, attributes: dict[str, str]) -> None:
+        self.physical_resource_id = physical_id
+        self._attributes = attributes
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        return self._attributes[attribute_name]
+
+    def is_created(self) -> bool:
+        return True
+
+
+class _Model:
+    """What moto's CloudFormation asks of a model class, for one resource type."""
+
+    def __init__(self, kind: str, create: Create) -> None:
+        self.kind, self.create = kind, create
+
+    def cloudformation_type(self) -> str:
+        return self.kind
+
+    def cloudformation_name_type(self) -> str:
+        return ""
+
+    def has_cfn_attr(self, attribute: str) -> bool:
+        return True
+
+    def create_from_cloudformation_json(
+        self, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> Any:
+        created = self.create(cloudformation_json["Properties"], resource_name, account_id, region_name)
+        if isinstance(created, str):
+            return _Created(created, {})
+        return created
+
+
+def _state_machine(properties: dict[str, Any], name: str, account_id: str, region: str) -> Any:
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    # moto's own state machine model, in the backend the API reads: Ref gives its ARN, GetAtt its name.
+    return stepfunctions_parser_backends[account_id][region].create_state_machine(
+        name=properties.get("StateMachineName", name),
+        definition=properties["DefinitionString"],
+        roleArn=properties["RoleArn"],
+        loggingConfiguration=_lower_keys(properties.get("LoggingConfiguration")),
+        tracingConfiguration=_lower_keys(properties.get("TracingConfiguration")),
+        sm_type=properties.get("StateMachineType"),
+    )
+
+
+def _api_stage(properties: dict[str, Any], name: str, account_id: str, region: str) -> str:
+    from moto.apigateway.models import apigateway_backends
+
+    # moto's Deployment model has no physical id: its Ref resolves to the model itself.
+    deployment = properties["DeploymentId"]
+    stage = apigateway_backends[account_id][region].create_stage(
+        properties["RestApiId"],
+        properties["StageName"],
+        deploymentId=getattr(deployment, "id", deployment),
+        tracing_enabled=properties.get("TracingEnabled"),
+    )
+    return str(stage.name)
+
+
+def _request_validator(properties: dict[str, Any], name: str, account_id: str, region: str) -> str:
+    from moto.apigateway.models import apigateway_backends
+
+    validator = apigateway_backends[account_id][region].create_request_validator(
+        properties["RestApiId"],
+        properties.get("Name", name),
+        properties.get("ValidateRequestBody", False),
+        properties.get("ValidateRequestParameters", False),
+    )
+    return str(validator.id)
+
+
+def _event_invoke_config(properties: dict[str, Any], name: str, account_id: str, region: str) -> str:
+    from moto.awslambda.utils import get_backend  # the Docker-free backend, where the functions are
+
+    config = {
+        "MaximumRetryAttempts": properties.get("MaximumRetryAttempts"),
+        "MaximumEventAgeInSeconds": properties.get("MaximumEventAgeInSeconds"),
+        "DestinationConfig": properties.get("DestinationConfig", {}),
+    }
+    get_backend(account_id, region).put_function_event_invoke_config(
+        properties["FunctionName"], {k: v for k, v in config.items() if v is not None}
+    )
+    return name
+
+
+def _queue_policy(properties: dict[str, Any], name: str, account_id: str, region: str) -> str:
+    from moto.sqs.models import sqs_backends
+
+    for url in properties["Queues"]:
+        sqs_backends[account_id][region].set_queue_attributes(
+            url.rstrip("/").rsplit("/", 1)[-1], {"Policy": json.dumps(properties["PolicyDocument"])}
+        )
+    return name
+
+
+def _topic_policy(properties: dict[str, Any], name: str, account_id: str, region: str) -> str:
+    from moto.sns.models import sns_backends
+
+    for topic_arn in properties["Topics"]:
+        sns_backends[account_id][region].set_topic_attribute(
+            topic_arn, "Policy", json.dumps(properties["PolicyDocument"])
+        )
+    return name
+
+
+def _recorded(kind: str) -> Create:
+    def record(properties: dict[str, Any], name: str, account_id: str, region: str) -> _Created:
+        RECORDED.setdefault(kind, []).append(properties)
+        named = properties.get("AlarmName", name)
+        return _Created(named, {"Arn": f"arn:aws:cloudwatch:{region}:{account_id}:alarm:{named}"})
+
+    return record
+
+
+MODELS = {
+    model.kind: model
+    for model in (
+        _Model("AWS::StepFunctions::StateMachine", _state_machine),
+        _Model("AWS::ApiGateway::Stage", _api_stage),
+        _Model("AWS::ApiGateway::RequestValidator", _request_validator),
+        _Model("AWS::Lambda::EventInvokeConfig", _event_invoke_config),
+        _Model("AWS::SQS::QueuePolicy", _queue_policy),
+        _Model("AWS::SNS::TopicPolicy", _topic_policy),
+        # Recorded, not put: moto's S3 applies a bucket policy's statements without their conditions, so
+        # the deployed Deny of requests without TLS (`aws:SecureTransport` false) would refuse them all.
+        _Model("AWS::S3::BucketPolicy", _recorded("AWS::S3::BucketPolicy")),
+        _Model("AWS::CloudWatch::Alarm", _recorded("AWS::CloudWatch::Alarm")),
+    )
+}
+
+
+def _lower_keys(value: Any) -> Any:
+    """CloudFormation's property names (`IncludeExecutionData`) as the Step Functions API spells them."""
+    if isinstance(value, dict):
+        return {key[:1].lower() + key[1:]: _lower_keys(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_lower_keys(item) for item in value]
+    return value
+
+
+@contextmanager
+def installed() -> Iterator[None]:
+    from moto.cloudformation import parsing
+
+    original = parsing.get_model_map
+
+    def with_shims() -> dict[str, Any]:
+        return {**original(), **MODELS}
+
+    parsing.get_model_map = with_shims  # type: ignore[assignment]
+    RECORDED.clear()
+    try:
+        yield
+    finally:
+        parsing.get_model_map = original

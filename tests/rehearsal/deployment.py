@@ -1,0 +1,217 @@
+"""The synthesized template deployed into moto's CloudFormation, and the two AWS services in front of the
+deployed functions that moto does not run: API Gateway's Lambda proxy integration and EventBridge's
+Lambda targets. Both are driven from what was deployed (resources, methods, integrations, rules, targets),
+never from names this file knows.
+
+The deployed functions run this checkout's code in-process (`serverless_agents.local.lambda_dispatch`):
+moto keeps each function's handler string, memory, timeout and environment from the template, and the
+dispatcher imports the handler and calls it with that environment bound.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import uuid
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ACCOUNT, REGION = "123456789012", "us-east-1"  # moto's default account; the recorded events' region
+STACK = "rehearsal"
+
+
+def publish_assets(outdir: Path, s3: Any) -> dict[str, Path]:
+    """What `cdk deploy` does before CloudFormation runs: zip each file asset of the cloud assembly into
+    its destination bucket (created here: `cdk bootstrap` would have). Returns object key -> asset folder."""
+    assets = json.loads(next(outdir.glob("*.assets.json")).read_text())["files"]
+    published: dict[str, Path] = {}
+    for asset in assets.values():
+        if asset["source"]["packaging"] != "zip":
+            continue
+        folder = outdir / asset["source"]["path"]
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    zipped.write(path, path.relative_to(folder).as_posix())
+        for destination in asset["destinations"].values():
+            bucket = _substitute(destination["bucketName"])
+            if bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+                s3.create_bucket(Bucket=bucket)
+            s3.put_object(Bucket=bucket, Key=destination["objectKey"], Body=archive.getvalue())
+            published[destination["objectKey"]] = folder
+    return published
+
+
+def _substitute(value: str) -> str:
+    return value.replace("${AWS::AccountId}", ACCOUNT).replace("${AWS::Region}", REGION)
+
+
+def deployable(template: dict[str, Any]) -> dict[str, Any]:
+    """The template as it is deployed here. The `BootstrapVersion` parameter (an SSM parameter type read
+    from the bootstrap stack) and the rule checking it are left out: there is no bootstrap stack, and
+    moto resolves no SSM parameter types. Nothing else in the template refers to them."""
+    deployed = {k: v for k, v in template.items() if k not in ("Parameters", "Rules")}
+    assert "BootstrapVersion" not in json.dumps(deployed), "something besides the bootstrap rule uses it"
+    return deployed
+
+
+@dataclass
+class Stack:
+    outputs: dict[str, str]
+    #: logical id -> (type, physical id)
+    resources: dict[str, tuple[str, str]]
+
+    def physical(self, kind: str) -> list[str]:
+        return [physical for t, physical in self.resources.values() if t == kind]
+
+
+def create_stack(cloudformation: Any, template: dict[str, Any]) -> Stack:
+    cloudformation.create_stack(
+        StackName=STACK, TemplateBody=json.dumps(deployable(template)), Capabilities=["CAPABILITY_IAM"]
+    )
+    described = cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]
+    assert described["StackStatus"] == "CREATE_COMPLETE", described.get("StackStatusReason")
+    pages = cloudformation.get_paginator("list_stack_resources").paginate(StackName=STACK)
+    resources = {
+        r["LogicalResourceId"]: (r["ResourceType"], r.get("PhysicalResourceId", ""))
+        for page in pages
+        for r in page["StackResourceSummaries"]
+    }
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    return Stack(outputs, resources)
+
+
+@dataclass
+class Answer:
+    status: int
+    body: str
+
+
+class ApiGateway:
+    """API Gateway's REST API in front of the deployed functions, from the deployed resources: a request is
+    matched to a resource path (an explicit segment before a `{parameter}`, as API Gateway does), its
+    method must exist and require AWS_IAM, and its AWS_PROXY integration names the function invoked with
+    the proxy event. moto's API Gateway keeps resources, methods and integrations but invokes no Lambda
+    proxy integration, verifies no signature, and drops the methods' request validators and required path
+    parameters (tests check those in the template)."""
+
+    def __init__(self, apigateway: Any, lambda_client: Any, api_url: str) -> None:
+        match = re.fullmatch(r"https://(?P<api>[a-z0-9]+)\.execute-api\.[^/]+/(?P<stage>[^/]+)/", api_url)
+        assert match, f"ApiUrl {api_url!r} names no deployed stage"
+        self.api_id, self.stage = match["api"], match["stage"]
+        apigateway.get_stage(restApiId=self.api_id, stageName=self.stage)  # the output names a real stage
+        self._apigateway = apigateway
+        self._lambda = lambda_client
+        items = apigateway.get_resources(restApiId=self.api_id, limit=500)["items"]
+        self.resources = {item["path"]: item for item in items}
+
+    def route(self, path: str) -> tuple[str, dict[str, str] | None]:
+        """The deployed resource path serving `path`, and the path parameters API Gateway would send."""
+        segments = path.strip("/").split("/")
+        candidates = []
+        for template in self.resources:
+            parts = template.strip("/").split("/")
+            if len(parts) != len(segments):
+                continue
+            parameters: dict[str, str] = {}
+            for part, segment in zip(parts, segments, strict=True):
+                if part.startswith("{") and part.endswith("}"):
+                    parameters[part[1:-1]] = segment
+                elif part != segment:
+                    break
+            else:
+                # Fewer parameters first: API Gateway prefers the explicit segment.
+                candidates.append((len(parameters), template, parameters or None))
+        assert candidates, f"no deployed resource serves {path}"
+        _, chosen, chosen_parameters = min(candidates)
+        return chosen, chosen_parameters
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Answer:
+        resource_path, parameters = self.route(path)
+        resource = self.resources[resource_path]
+        deployed = self._apigateway.get_method(
+            restApiId=self.api_id, resourceId=resource["id"], httpMethod=method
+        )
+        assert deployed["authorizationType"] == "AWS_IAM", f"{method} {resource_path} is open"
+        integration = deployed["methodIntegration"]
+        assert integration["type"] == "AWS_PROXY", integration
+        function_arn = re.fullmatch(
+            r"arn:aws:apigateway:[^:]+:lambda:path/2015-03-31/functions/(.+)/invocations", integration["uri"]
+        )
+        assert function_arn, integration["uri"]
+        event = proxy_event(method, path, resource_path, parameters, body, self.stage)
+        response = self._lambda.invoke(FunctionName=function_arn[1], Payload=json.dumps(event).encode())
+        answer = json.loads(response["Payload"].read())
+        assert "FunctionError" not in response, answer
+        return Answer(int(answer["statusCode"]), answer.get("body") or "")
+
+
+def proxy_event(
+    method: str,
+    path: str,
+    resource: str,
+    parameters: dict[str, str] | None,
+    body: dict[str, Any] | None,
+    stage: str,
+) -> dict[str, Any]:
+    """A REST API Lambda proxy event, as API Gateway sends it for an AWS_IAM method: `resource` is the
+    deployed resource path, `pathParameters` null for an explicit route, the caller's IAM identity in the
+    request context (the adapter's role; its signature is API Gateway's to check)."""
+    headers = {"Content-Type": "application/json", "Host": "api.execute-api.us-east-1.amazonaws.com"}
+    caller = f"arn:aws:sts::{ACCOUNT}:assumed-role/flyte-adapter/session"
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": method,
+            "path": f"/{stage}{path}",
+            "stage": stage,
+            "accountId": ACCOUNT,
+            "requestId": str(uuid.uuid4()),
+            "identity": {"sourceIp": "192.0.2.10", "userArn": caller, "caller": "AROAEXAMPLE:session"},
+        },
+        "body": json.dumps(body) if body is not None else None,
+        "isBase64Encoded": False,
+    }
+
+
+class EventBridge:
+    """The default event bus's deployed rules, delivering to their Lambda targets (moto's EventBridge
+    matches events and delivers to queues and log groups, not to functions). Delivery is synchronous here,
+    so a test sees the function's answer; EventBridge invokes asynchronously and retries per the target's
+    RetryPolicy, which the template tests check."""
+
+    def __init__(self, events: Any, lambda_client: Any) -> None:
+        self._events = events
+        self._lambda = lambda_client
+
+    def deliver(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """Deliver `event` to every target of every matching rule; the functions' answers."""
+        from moto.events.models import EventPattern
+
+        answers = []
+        message: Any = event  # moto's own type for an event is a TypedDict of the same fields
+        for rule in self._events.list_rules()["Rules"]:
+            pattern = rule.get("EventPattern")
+            if pattern is None or not EventPattern.load(pattern).matches_event(message):
+                continue
+            for target in self._events.list_targets_by_rule(Rule=rule["Name"])["Targets"]:
+                assert ":lambda:" in target["Arn"], target
+                assert "Input" not in target, target  # the event itself, untransformed
+                response = self._lambda.invoke(FunctionName=target["Arn"], Payload=json.dumps(event).encode())
+                answer = json.loads(response["Payload"].read())
+                assert "FunctionError" not in response, answer
+                answers.append(answer)
+        return answers
