@@ -20,6 +20,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     from serverless_agents.runtime.wiring import async_steps
 
     logger.append_keys(task_id=event.get("task_id"))
-    deleted = async_steps(current_settings()).cleanup(event["task_id"], CleanupReason.from_event(event))
+    deleted = async_steps(current_settings()).delete(event["task_id"], CleanupReason.from_event(event))
     metrics.add_metric(name="JobsDeleted", unit=MetricUnit.Count, value=int(deleted))
     return {"deleted": deleted}

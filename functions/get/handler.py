@@ -20,7 +20,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     from serverless_agents.runtime.wiring import async_steps  # at first use: see functions/__init__.py
 
     logger.append_keys(task_id=event.get("task_id"))
-    result = async_steps(current_settings()).poll(event)
+    result = async_steps(current_settings()).get(event)
     metrics.add_metric(name="Polls", unit=MetricUnit.Count, value=1)
     if result.done:
         metrics.add_metric(

@@ -75,7 +75,7 @@ class FakeStepFunctions:
 
 class FakeDeletes:
     """The agents' delete functions, over the real table: claim cleanup, then fail (for the task ids in
-    `failing`) or delete once, as runtime.async_steps' cleanup does."""
+    `failing`) or delete once, as runtime.async_steps' delete does."""
 
     def __init__(self, table: TasksTable, failing: set[str]) -> None:
         self.table = table

@@ -1,10 +1,10 @@
-"""The async agent's three Lambdas, as the state machine calls them: create, get (poll) and cleanup.
+"""The async agent's three Lambdas, as the state machine calls them: create, get (one poll) and delete.
 
 State machine state: `{"task_id", "agent", "request" | "request_ref", "job": StepResult}`. `request` is
 the `CreateTaskRequest` in protobuf JSON, or `request_ref` an `s3://` reference when it is large.
 
 Nothing leaks a job: create reuses a job an earlier attempt recorded, and deletes the job it made if it
-cannot record it (or the task was aborted meanwhile); cleanup runs the agent's delete exactly once, guarded
+cannot record it (or the task was aborted meanwhile); delete runs the agent's delete exactly once, guarded
 by the tasks table, and never for a job that ended on its own.
 """
 
@@ -98,7 +98,7 @@ class AsyncAgentSteps:
             return StepResult(metadata_json, 0, 0, True, Phase.ABORTED.name, "aborted during create")
         return self._waiting(metadata_json, polls=0, phase=Phase.RUNNING, message="job created")
 
-    def poll(self, state: dict[str, Any]) -> StepResult:
+    def get(self, state: dict[str, Any]) -> StepResult:
         task_id = state["task_id"]
         job = state["job"]
         metadata = self._metadata(job["metadata"])
@@ -121,7 +121,7 @@ class AsyncAgentSteps:
         )
         return StepResult(job["metadata"], polls, 0, True, phase.name, message)
 
-    def cleanup(self, task_id: str, reason: CleanupReason) -> bool:
+    def delete(self, task_id: str, reason: CleanupReason) -> bool:
         """Delete the job unless it ended on its own or was cleaned up already; True if delete ran."""
         record = self.table.claim_cleanup(task_id)
         if record is None:

@@ -1,6 +1,6 @@
-"""What the HTTP API does: submit, describe and cancel tasks, and list the deployed agents.
+"""What the HTTP API does: create, get and delete tasks (Flyte's verbs), and list the deployed agents.
 
-Submitting is idempotent per Flyte task attempt: the task id derives from its `TaskExecutionIdentifier`,
+Creating is idempotent per Flyte task attempt: the task id derives from its `TaskExecutionIdentifier`,
 the table insert is conditional, and the execution (or a sensor's schedule) is named after the task, so a
 repeated create (or a retry after a crash between two writes) starts at most one job.
 """
@@ -90,7 +90,7 @@ class TaskService:
         self.sensor_targets = sensor_targets
         self._sfn = sfn_client or aws.client("stepfunctions")
 
-    def submit(self, request: agent_pb2.CreateTaskRequest) -> agent_pb2.CreateTaskResponse:
+    def create(self, request: agent_pb2.CreateTaskRequest) -> agent_pb2.CreateTaskResponse:
         check_create_request(request)
         template = request.template
         custom = MessageToDict(template.custom) if template.HasField("custom") else {}
@@ -169,7 +169,7 @@ class TaskService:
     def _schedules(self, agent: str) -> SensorSchedules:
         return SensorSchedules(sensor_schedule_group(self.deployment, agent))
 
-    def describe(self, task_id: str) -> agent_pb2.GetTaskResponse:
+    def get(self, task_id: str) -> agent_pb2.GetTaskResponse:
         record = self.table.get(task_id)
         outputs_json = record.outputs
         if outputs_json is None and record.outputs_ref:
@@ -198,7 +198,7 @@ class TaskService:
         )
         return agent_pb2.GetTaskResponse(resource=resource)
 
-    def cancel(self, task_id: str) -> None:
+    def delete(self, task_id: str) -> None:
         """Stop the task: its execution (finalize then runs the agent's delete, once), or its schedule.
 
         Idempotent, as Flyte's delete is: propeller retries an abort that failed every round and gives up
