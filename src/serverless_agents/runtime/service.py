@@ -27,6 +27,7 @@ from serverless_agents.naming import (
     sensor_schedule_group,
 )
 from serverless_agents.payloads import STATE_PAYLOAD_LIMIT, payload_key
+from serverless_agents.resource_meta import encode_resource_meta
 from serverless_agents.runtime.sensors import (
     SensorRegistration,
     SensorSchedules,
@@ -54,11 +55,6 @@ if TYPE_CHECKING:
 # for each poll (see statemachines/async_agent.asl.json).
 _STATE_TRANSITIONS_BEFORE_POLLING = 2
 _STATE_TRANSITIONS_PER_POLL = 3
-
-
-def resource_meta(task_id: str, agent: str) -> bytes:
-    """What Flyte keeps to find the task again: small, and naming nothing secret."""
-    return json.dumps({"task_id": task_id, "agent": agent}, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
@@ -120,7 +116,7 @@ class TaskService:
             )
         else:
             self._start_execution(agent.name, task_id, request, agent.settings)
-        return agent_pb2.CreateTaskResponse(resource_meta=resource_meta(task_id, agent.name))
+        return agent_pb2.CreateTaskResponse(resource_meta=encode_resource_meta(task_id, agent.name))
 
     def _start_execution(
         self, agent: str, task_id: str, request: agent_pb2.CreateTaskRequest, settings: AgentSettings
