@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from serverless_agents.manifest import AgentSettings
     from serverless_agents.payloads import PayloadStore
     from serverless_agents.registry import AgentRegistry, RegisteredAgent
+    from serverless_agents.runtime.async_steps import TaskState
     from serverless_agents.tasks_table import TasksTable
 
 
@@ -138,8 +139,11 @@ class TaskService:
                 end_by=end_by,
             )
         )
-        execution_input = {"task_id": task_id, "agent": agent}
-        execution_input |= {"request_ref": request_ref} if request_ref else {"request": request_json}
+        execution_input: TaskState = {"task_id": task_id, "agent": agent}
+        if request_ref:
+            execution_input["request_ref"] = request_ref
+        else:
+            execution_input["request"] = request_json
         try:
             with aws.transient_errors_as_unavailable("Step Functions"):
                 self._sfn.start_execution(
