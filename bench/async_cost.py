@@ -202,8 +202,9 @@ def ground() -> Table:
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         os.environ.pop(name, None)
     from serverless_agents.agent import Phase
-    from serverless_agents.client import ApiClient, task_id_from_resource_meta
+    from serverless_agents.client import ApiClient
     from serverless_agents.local.stack import LocalStack, quiet_local_observability
+    from serverless_agents.resource_meta import task_id_from_resource_meta
     from serverless_agents.testing import task_request
 
     quiet_local_observability()

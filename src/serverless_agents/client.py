@@ -30,10 +30,10 @@ from serverless_agents.exceptions import (
 )
 from serverless_agents.identity import check_agent_name, check_task_id
 
-T = TypeVar("T", bound=Message)
+# Re-exported for code written when it lived here (serverless_agents.resource_meta holds it).
+from serverless_agents.resource_meta import task_id_from_resource_meta as task_id_from_resource_meta
 
-# What `runtime.service.resource_meta` issues is under 200 bytes; anything much larger is not ours.
-_MAX_RESOURCE_META = 1024
+T = TypeVar("T", bound=Message)
 
 _MARKUP = re.compile(r"<[^>]*>")
 _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
@@ -58,30 +58,6 @@ class ResponseTimeout(DeadlineExceeded):
     def __init__(self, base_url: str, seconds: float) -> None:
         super().__init__(f"the API at {base_url} did not answer within {seconds:.1f} s")
         self.seconds = seconds
-
-
-def task_id_from_resource_meta(resource_meta: bytes) -> str:
-    """The task id inside a `resource_meta` this service issued (see runtime.service.resource_meta).
-
-    Checked before it becomes part of a URL: whatever Flyte hands back is caller input, and an id that is not
-    one would otherwise reach API Gateway (a 70 kB id is an HTML 414 there) or another path than the task's.
-    """
-    if len(resource_meta) > _MAX_RESOURCE_META:
-        raise InvalidRequest("resource_meta", f"{len(resource_meta)} bytes: not one this service issued")
-    try:
-        meta = json.loads(resource_meta)
-    except (ValueError, RecursionError):
-        raise InvalidRequest("resource_meta", "not JSON, so not one this service issued") from None
-    if not isinstance(meta, dict) or "task_id" not in meta:
-        raise InvalidRequest("resource_meta", "not a resource_meta this service issued (no task_id)")
-    task_id, agent = meta["task_id"], meta.get("agent")
-    if not isinstance(task_id, str):
-        raise InvalidRequest("resource_meta.task_id", "expected a string")
-    if agent is not None:
-        if not isinstance(agent, str):
-            raise InvalidRequest("resource_meta.agent", "expected a string")
-        check_agent_name(agent, field="resource_meta.agent")
-    return check_task_id(task_id, field="resource_meta.task_id")
 
 
 class SigV4Signer:

@@ -98,15 +98,15 @@ def create_api(service: Callable[[], TaskService]) -> APIGatewayRestResolver:
     @app.post("/v1/tasks")
     def create_task() -> Response[str]:
         request = wire.from_json(agent_pb2.CreateTaskRequest, app.current_event.body)
-        return _message(service().submit(request), 201)
+        return _message(service().create(request), 201)
 
     @app.get("/v1/tasks/<task_id>")
     def get_task(task_id: TaskId) -> Response[str]:
-        return _message(service().describe(check_task_id(task_id)))
+        return _message(service().get(check_task_id(task_id)))
 
     @app.delete("/v1/tasks/<task_id>")
     def delete_task(task_id: TaskId) -> Response[str]:
-        service().cancel(check_task_id(task_id))
+        service().delete(check_task_id(task_id))
         return _message(agent_pb2.DeleteTaskResponse())
 
     @app.get("/v1/agents")

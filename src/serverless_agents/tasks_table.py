@@ -39,6 +39,8 @@ from serverless_agents.exceptions import TaskNotFound
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from serverless_agents.agent import Resource
+
 _OPEN = "attribute_exists(id) AND attribute_not_exists(job_done) AND attribute_not_exists(cleanup)"
 _NAME = re.compile(r"#(\w+)")
 WATCH_INDEX = "watching"
@@ -223,17 +225,11 @@ class TasksTable:
         return TaskRecord.from_item(item)
 
     def record_progress(
-        self,
-        task_id: str,
-        phase: Phase,
-        message: str,
-        log_links: list[LogLink],
-        custom_info: Mapping[str, Any],
-        metadata: str | None = None,
-        polls: int | None = None,
+        self, task_id: str, resource: Resource, *, metadata: str | None = None, polls: int | None = None
     ) -> bool:
-        """Write a running task's state; False if the task has ended meanwhile (nothing written)."""
-        values = self._report(phase, message, log_links, custom_info)
+        """Write a running task's report (its resource's phase, message, log links and custom info); False
+        if the task has ended meanwhile (nothing written)."""
+        values = self._report(resource)
         if metadata is not None:
             values["metadata"] = {"S": metadata}
         if polls is not None:
@@ -257,17 +253,18 @@ class TasksTable:
     def record_job_finished(
         self,
         task_id: str,
-        phase: Phase,
-        message: str,
-        log_links: list[LogLink],
-        custom_info: Mapping[str, Any],
-        outputs: Mapping[str, Any] | None,
-        outputs_ref: str | None,
+        resource: Resource,
+        *,
         polls: int,
+        outputs: Mapping[str, Any] | None = None,
+        outputs_ref: str | None = None,
         pokes: int | None = None,
     ) -> bool:
-        """The job ended on its own: after this, cleanup never runs. False if cleanup got there first."""
-        values = self._report(phase, message, log_links, custom_info)
+        """The job ended on its own: after this, cleanup never runs. False if cleanup got there first.
+
+        The resource's outputs are stored encoded: `outputs` is the task's `LiteralMap` in protobuf JSON, or
+        `outputs_ref` its s3:// reference when too large for an item."""
+        values = self._report(resource)
         values["job_done"] = {"BOOL": True}
         values["polls"] = {"N": str(polls)}
         if pokes is not None:
@@ -370,14 +367,12 @@ class TasksTable:
         return ids
 
     @staticmethod
-    def _report(
-        phase: Phase, message: str, log_links: list[LogLink], custom_info: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    def _report(resource: Resource) -> dict[str, Any]:
         return {
-            "phase": {"S": phase.name},
-            "message": {"S": message},
-            "log_links": {"S": json.dumps([link.__dict__ for link in log_links])},
-            "custom_info": {"S": json.dumps(custom_info, default=str)},
+            "phase": {"S": resource.phase.name},
+            "message": {"S": resource.message},
+            "log_links": {"S": json.dumps([link.__dict__ for link in resource.log_links])},
+            "custom_info": {"S": json.dumps(resource.custom_info, default=str)},
         }
 
     def _update(

@@ -18,8 +18,9 @@ from flyteidl.admin import agent_pb2
 from flyteidl.core import identifier_pb2, interface_pb2, tasks_pb2, types_pb2
 
 from serverless_agents.agent import AgentKind, Phase
-from serverless_agents.client import ApiClient, task_id_from_resource_meta
+from serverless_agents.client import ApiClient
 from serverless_agents.literals import decode_literal_map, encode_literal_map
+from serverless_agents.resource_meta import task_id_from_resource_meta
 from serverless_agents.s3uri import parse_s3_uri
 
 _TYPES = {int: types_pb2.INTEGER, str: types_pb2.STRING, float: types_pb2.FLOAT, bool: types_pb2.BOOLEAN}

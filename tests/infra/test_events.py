@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from infra.cdk.serverless_agents_cdk.finalizer import DETAIL_TYPE, ENDINGS, MACHINES_PER_RULE
+from infra.cdk.serverless_agents_cdk.finalizer import DETAIL_TYPE, MACHINES_PER_RULE
 
+from serverless_agents.endings import ENDED_STATUSES
 from tests.infra.conftest import ACCOUNT, REGION, Synth, load_event, matches
 
 DEPLOYMENT = "serverless-agents"
@@ -57,6 +58,11 @@ def variant(event: dict[str, Any], **detail: Any) -> dict[str, Any]:
 def test_matches_the_recorded_aborted_event(pattern: dict[str, Any], aborted: dict[str, Any]) -> None:
     assert aborted["detail"]["stateMachineArn"].endswith(f":stateMachine:{DEPLOYMENT}-job")
     assert matches(pattern, aborted)
+
+
+def test_matches_exactly_the_statuses_finalize_ends_tasks_for(pattern: dict[str, Any]) -> None:
+    # One table (serverless_agents.endings) for the rule, finalize and the sweeper: tests/unit/test_endings.py
+    assert pattern["detail"]["status"] == list(ENDED_STATUSES)
 
 
 @pytest.mark.parametrize("status", ["TIMED_OUT", "FAILED"])
@@ -120,6 +126,6 @@ def test_a_rule_pattern_stays_within_eventbridge_limits_at_its_most_machines() -
     pattern = {
         "source": ["aws.states"],
         "detail-type": [DETAIL_TYPE],
-        "detail": {"status": list(ENDINGS), "stateMachineArn": [longest] * MACHINES_PER_RULE},
+        "detail": {"status": list(ENDED_STATUSES), "stateMachineArn": [longest] * MACHINES_PER_RULE},
     }
     assert len(json.dumps(pattern)) <= 4096  # PutRule's EventPattern limit

@@ -12,13 +12,7 @@ import botocore.session
 import pytest
 from flyteidl.admin import agent_pb2
 
-from serverless_agents.client import (
-    ApiClient,
-    ApiError,
-    ResponseTimeout,
-    SigV4Signer,
-    task_id_from_resource_meta,
-)
+from serverless_agents.client import ApiClient, ApiError, ResponseTimeout, SigV4Signer
 from serverless_agents.exceptions import AgentNotFound, InvalidRequest, ServiceUnavailable, TaskNotFound
 
 
@@ -131,12 +125,6 @@ def test_an_unreachable_api_is_unavailable() -> None:
         ApiClient("http://127.0.0.1:9", timeout=1).list_agents()
 
 
-@pytest.mark.parametrize("meta", [b"", b"[]", b'{"agent": "job"}', b'{"task_id": 1}'])
-def test_resource_meta_that_we_did_not_issue_is_invalid(meta: bytes) -> None:
-    with pytest.raises(InvalidRequest, match="resource_meta"):
-        task_id_from_resource_meta(meta)
-
-
 @pytest.mark.parametrize(
     ("status", "body", "field"),
     [
@@ -200,34 +188,6 @@ def test_a_silent_api_is_named_as_not_answering() -> None:
         # Not UNAVAILABLE: the API may be working on it; the call ran out of time (DEADLINE_EXCEEDED).
         with pytest.raises(ResponseTimeout, match=r"did not answer within 0\.2 s"):
             ApiClient(f"http://127.0.0.1:{port}", timeout=0.2).list_agents()
-
-
-@pytest.mark.parametrize(
-    ("meta", "field"),
-    [
-        (json.dumps({"task_id": "x" * 70_000, "agent": "job"}).encode(), "resource_meta"),
-        (b'{"task_id": "x' + b"y" * 900 + b'"}', "resource_meta.task_id"),
-        (b'{"task_id": "../../v1/agents", "agent": "job"}', "resource_meta.task_id"),
-        (b'{"task_id": "t1?x=1"}', "resource_meta.task_id"),
-        (b'{"task_id": "t1#", "agent": "job"}', "resource_meta.task_id"),
-        (b'{"task_id": "t1", "agent": "Job"}', "resource_meta.agent"),
-        (b'{"task_id": "t1", "agent": ["job"]}', "resource_meta.agent"),
-        (b"\xff\xfe", "resource_meta"),
-        (b"[" * 1000, "resource_meta"),
-    ],
-)
-def test_resource_meta_ids_are_checked_before_any_url(meta: bytes, field: str) -> None:
-    with pytest.raises(InvalidRequest) as error:
-        task_id_from_resource_meta(meta)
-
-    assert error.value.field == field
-    assert len(str(error.value)) < 200
-
-
-def test_resource_meta_this_service_issues_is_read() -> None:
-    assert task_id_from_resource_meta(b'{"task_id":"demo-n0-a0-49f9dd8a5a1f1ed9","agent":"job"}') == (
-        "demo-n0-a0-49f9dd8a5a1f1ed9"
-    )
 
 
 @pytest.mark.parametrize(

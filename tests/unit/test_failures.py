@@ -84,15 +84,16 @@ def test_every_error_the_state_machine_retries_is_transient() -> None:
     # A task whose retries ran out on an error the ASL retries ends RETRYABLE_FAILED: Flyte may try again.
     functions = AsyncAgentFunctions("aws", "arn:c", "arn:g", "arn:d", 60)
     states: dict[str, Any] = json.loads(render_definition(functions.substitutions()))["States"]
-    retried = {
-        error
+    retried_by_state = {
+        name: {error for retry in state.get("Retry", []) for error in retry["ErrorEquals"]}
         for name, state in states.items()
-        if name != "Cleanup"  # cleanup retries everything (States.ALL): delete must run
-        for retry in state.get("Retry", [])
-        for error in retry["ErrorEquals"]
+        if state["Type"] == "Task"
     }
+    retried = set().union(*retried_by_state.values())
 
-    assert retried
+    # Create, Get and Cleanup (the agent's delete) each retry transient trouble, and only that.
+    assert set(retried_by_state) == {"Create", "Get", "Cleanup"}
+    assert all(retried_by_state.values())
     assert retried <= TRANSIENT_ERROR_NAMES
     assert {phase_for_error_name(name) for name in retried} == {Phase.RETRYABLE_FAILED}
     assert phase_for_error_name("AgentError") is Phase.FAILED

@@ -48,14 +48,14 @@ class FakeService:
             raise self.error
         return answer
 
-    def submit(self, request: agent_pb2.CreateTaskRequest) -> agent_pb2.CreateTaskResponse:
-        return self._answer("submit", request, CREATED)
+    def create(self, request: agent_pb2.CreateTaskRequest) -> agent_pb2.CreateTaskResponse:
+        return self._answer("create", request, CREATED)
 
-    def describe(self, task_id: str) -> agent_pb2.GetTaskResponse:
-        return self._answer("describe", task_id, RUNNING)
+    def get(self, task_id: str) -> agent_pb2.GetTaskResponse:
+        return self._answer("get", task_id, RUNNING)
 
-    def cancel(self, task_id: str) -> None:
-        return self._answer("cancel", task_id, None)
+    def delete(self, task_id: str) -> None:
+        return self._answer("delete", task_id, None)
 
     def list_agents(self) -> agent_pb2.ListAgentsResponse:
         return self._answer("list_agents", None, AGENTS)
@@ -83,7 +83,7 @@ def call(app: APIGatewayRestResolver, method: str, path: str, body: bytes = b"")
     return response["statusCode"], json.loads(response["body"]) if response["body"] else None
 
 
-def test_post_tasks_submits_the_parsed_request(app: APIGatewayRestResolver, service: FakeService) -> None:
+def test_post_tasks_creates_the_parsed_request(app: APIGatewayRestResolver, service: FakeService) -> None:
     body = {"template": {"type": "example_job", "taskTypeVersion": 1}, "outputPrefix": "s3://b/out"}
 
     status, answer = call(app, "POST", "/v1/tasks", json.dumps(body).encode())
@@ -91,21 +91,21 @@ def test_post_tasks_submits_the_parsed_request(app: APIGatewayRestResolver, serv
     assert status == 201
     assert answer == {"resourceMeta": "eyJ0YXNrX2lkIjoidCIsImFnZW50Ijoiam9iIn0="}
     [(verb, request)] = service.calls
-    assert verb == "submit"
+    assert verb == "create"
     assert (request.template.type, request.template.task_type_version) == ("example_job", 1)
     assert request.output_prefix == "s3://b/out"
 
 
-def test_get_task_describes_it(app: APIGatewayRestResolver, service: FakeService) -> None:
+def test_get_task_gets_it(app: APIGatewayRestResolver, service: FakeService) -> None:
     status, answer = call(app, "GET", f"/v1/tasks/{TASK_ID}")
 
     assert (status, answer) == (200, {"resource": {"phase": "RUNNING", "message": "poll 1 of 3"}})
-    assert service.calls == [("describe", TASK_ID)]
+    assert service.calls == [("get", TASK_ID)]
 
 
-def test_delete_task_cancels_it(app: APIGatewayRestResolver, service: FakeService) -> None:
+def test_delete_task_deletes_it(app: APIGatewayRestResolver, service: FakeService) -> None:
     assert call(app, "DELETE", f"/v1/tasks/{TASK_ID}") == (200, {})
-    assert service.calls == [("cancel", TASK_ID)]
+    assert service.calls == [("delete", TASK_ID)]
 
 
 def test_get_agents_lists_them(app: APIGatewayRestResolver, service: FakeService) -> None:

@@ -15,7 +15,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from serverless_agents.agent import Phase
+from serverless_agents.agent import Phase, Resource
 from serverless_agents.exceptions import ServiceUnavailable
 from serverless_agents.runtime.async_steps import CleanupReason
 from serverless_agents.runtime.sweeper import bound_ending, sweep
@@ -75,7 +75,7 @@ class FakeStepFunctions:
 
 class FakeDeletes:
     """The agents' delete functions, over the real table: claim cleanup, then fail (for the task ids in
-    `failing`) or delete once, as runtime.async_steps' cleanup does."""
+    `failing`) or delete once, as runtime.async_steps' delete does."""
 
     def __init__(self, table: TasksTable, failing: set[str]) -> None:
         self.table = table
@@ -110,7 +110,7 @@ def task(table: TasksTable, task_id: str, end_by: float, metadata: str | None = 
     )
     assert table.create(record)
     if metadata is not None:
-        assert table.record_progress(task_id, Phase.RUNNING, "job created", [], {}, metadata=metadata)
+        assert table.record_progress(task_id, Resource(Phase.RUNNING, "job created"), metadata=metadata)
 
 
 def test_sweeps_every_ending_in_the_window_and_only_those(table: TasksTable) -> None:

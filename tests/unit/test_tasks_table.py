@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from serverless_agents.agent import LogLink, Phase
+from serverless_agents.agent import LogLink, Phase, Resource
 from serverless_agents.exceptions import TaskNotFound
 from serverless_agents.tasks_table import TaskRecord, TasksTable, table_definition
 
@@ -34,13 +34,14 @@ def table(client: Any) -> TasksTable:
 
 
 def progress(table: TasksTable, message: str = "poll 1") -> bool:
-    return table.record_progress(
-        "t1", Phase.RUNNING, message, LINKS, {"done": 0.5}, metadata='{"job_id":"j"}'
-    )
+    report = Resource(Phase.RUNNING, message, LINKS, custom_info={"done": 0.5})
+    return table.record_progress("t1", report, metadata='{"job_id":"j"}')
 
 
 def finished(table: TasksTable) -> bool:
-    return table.record_job_finished("t1", Phase.SUCCEEDED, "done", [], {}, {"literals": {}}, None, 2)
+    return table.record_job_finished(
+        "t1", Resource(Phase.SUCCEEDED, "done"), polls=2, outputs={"literals": {}}
+    )
 
 
 def test_create_inserts_once_and_a_repeat_changes_nothing(table: TasksTable) -> None:
@@ -73,7 +74,9 @@ def test_get_of_an_unknown_task_is_task_not_found(table: TasksTable) -> None:
 def test_record_progress_writes_the_report(table: TasksTable) -> None:
     custom = {"ratio": 0.25, "nested": {"score": 1.5, "n": 3}, "label": "x"}
 
-    assert table.record_progress("t1", Phase.RUNNING, "poll 1", LINKS, custom, metadata='{"job_id":"j"}')
+    report = Resource(Phase.RUNNING, "poll 1", LINKS, custom_info=custom)
+
+    assert table.record_progress("t1", report, metadata='{"job_id":"j"}')
 
     record = table.get("t1")
     assert (record.phase, record.message, record.log_links) == (Phase.RUNNING, "poll 1", LINKS)
@@ -107,8 +110,10 @@ def test_record_progress_after_the_task_ended_writes_nothing(table: TasksTable, 
 
 
 def test_record_job_finished_stores_outputs_and_blocks_cleanup(table: TasksTable) -> None:
+    report = Resource(Phase.SUCCEEDED, "done", LINKS, custom_info={"job_id": "j"})
+
     assert table.record_job_finished(
-        "t1", Phase.SUCCEEDED, "done", LINKS, {"job_id": "j"}, {"literals": {"x": 1}}, "s3://b/k", 4
+        "t1", report, polls=4, outputs={"literals": {"x": 1}}, outputs_ref="s3://b/k"
     )
 
     record = table.get("t1")
@@ -161,8 +166,8 @@ def test_finish_cleanup_records_the_ending(table: TasksTable) -> None:
 @pytest.mark.parametrize(
     "write",
     [
-        lambda table: table.record_progress("ghost", Phase.RUNNING, "poll", [], {}),
-        lambda table: table.record_job_finished("ghost", Phase.SUCCEEDED, "done", [], {}, None, None, 1),
+        lambda table: table.record_progress("ghost", Resource(Phase.RUNNING, "poll")),
+        lambda table: table.record_job_finished("ghost", Resource(Phase.SUCCEEDED, "done"), polls=1),
     ],
     ids=["progress", "finished"],
 )
@@ -190,7 +195,7 @@ def test_overdue_finds_the_open_tasks_past_their_bound_only(bounded: TasksTable)
 @pytest.mark.parametrize(
     "ending",
     [
-        lambda table: table.record_job_finished("b2", Phase.SUCCEEDED, "done", [], {}, None, None, 1),
+        lambda table: table.record_job_finished("b2", Resource(Phase.SUCCEEDED, "done"), polls=1),
         lambda table: table.finish_cleanup("b2", Phase.ABORTED, "aborted"),
         lambda table: table.end_unconfirmed("b2", Phase.FAILED, "gave up"),
     ],
@@ -248,7 +253,7 @@ def test_end_unconfirmed_ends_the_task_for_good(bounded: TasksTable) -> None:
         "unconfirmed",
     )
     assert bounded.claim_cleanup("b2") is None  # no delete after the ending
-    assert not bounded.record_job_finished("b2", Phase.SUCCEEDED, "done", [], {}, None, None, 1)
+    assert not bounded.record_job_finished("b2", Resource(Phase.SUCCEEDED, "done"), polls=1)
     assert not bounded.end_unconfirmed("b2", Phase.FAILED, "again")
     assert bounded.get("b2").message == "gave up: job j may still run"
 
@@ -264,7 +269,7 @@ def test_end_unconfirmed_leaves_a_task_that_ended(bounded: TasksTable) -> None:
 def test_an_abort_request_is_noted_only_while_the_task_is_open(table: TasksTable) -> None:
     table.create(TaskRecord("open-1", "job", "async"))
     table.create(TaskRecord("done-1", "job", "async"))
-    table.record_job_finished("done-1", Phase.SUCCEEDED, "done", [], {}, None, None, 1)
+    table.record_job_finished("done-1", Resource(Phase.SUCCEEDED, "done"), polls=1)
 
     assert table.request_abort("open-1")
     assert not table.request_abort("done-1")

@@ -26,6 +26,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from serverless_agents import naming
+from serverless_agents.endings import ENDED_STATUSES
 
 from . import nag
 from .async_agent_state_machine import allow_invoking_deletes
@@ -34,8 +35,6 @@ from .handler_function import HandlerFunction, function_log_group
 if TYPE_CHECKING:
     from .async_agent_state_machine import AsyncAgentStateMachine
 
-#: The statuses that can skip the Cleanup state (runtime.finalize ignores any other).
-ENDINGS = ("ABORTED", "TIMED_OUT", "FAILED")
 DETAIL_TYPE = "Step Functions Execution Status Change"
 #: State machine ARNs per rule: an event pattern is at most 4096 characters, an ARN up to ~120 here.
 MACHINES_PER_RULE = 25
@@ -64,7 +63,7 @@ def status_change_pattern(state_machine_arns: Sequence[str]) -> events.EventPatt
     return events.EventPattern(
         source=["aws.states"],
         detail_type=[DETAIL_TYPE],
-        detail={"status": list(ENDINGS), "stateMachineArn": list(state_machine_arns)},
+        detail={"status": list(ENDED_STATUSES), "stateMachineArn": list(state_machine_arns)},
     )
 
 
@@ -116,8 +115,8 @@ class Finalizer(Construct):
                 events.Rule(
                     self,
                     "ExecutionEnded" if index == 0 else f"ExecutionEnded{index + 1}",
-                    description=f"{', '.join(ENDINGS)} executions of {len(chunk)} agent state machine(s) "
-                    "-> finalize (runs the agent's delete once)",
+                    description=f"{', '.join(ENDED_STATUSES)} executions of {len(chunk)} agent state "
+                    "machine(s) -> finalize (runs the agent's delete once)",
                     event_pattern=status_change_pattern([m.state_machine.state_machine_arn for m in chunk]),
                     targets=[
                         targets.LambdaFunction(

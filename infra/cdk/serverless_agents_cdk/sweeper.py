@@ -31,11 +31,11 @@ from constructs import Construct
 
 from serverless_agents import naming
 from serverless_agents import settings as env_names
+from serverless_agents.endings import ENDED_STATUSES
 from serverless_agents.tasks_table import OPEN_INDEX
 
 from . import nag
 from .async_agent_state_machine import allow_invoking_deletes
-from .finalizer import ENDINGS
 from .handler_function import HandlerFunction, function_log_group
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class Sweeper(Construct):
             self,
             "Schedule",
             rule_name=name,
-            description=f"every {PERIOD_MINUTES} minutes -> sweeper: finalizes {', '.join(ENDINGS)} "
+            description=f"every {PERIOD_MINUTES} minutes -> sweeper: finalizes {', '.join(ENDED_STATUSES)} "
             f"executions of the last {LOOKBACK_MINUTES} minutes whose status-change event was lost, "
             "ends tasks past their bound",
             schedule=events.Schedule.rate(PERIOD),

@@ -16,8 +16,8 @@ import grpc
 from flyteidl2.connector import connector_pb2, service_pb2, service_pb2_grpc
 
 from serverless_agents import flyte2
-from serverless_agents.client import task_id_from_resource_meta
 from serverless_agents.exceptions import AgentNotFound
+from serverless_agents.resource_meta import task_id_from_resource_meta
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -19,8 +19,9 @@ from flyteidl.admin import agent_pb2
 from flyteidl.service import agent_pb2_grpc
 
 from serverless_agents.adapter.errors import grpc_status
-from serverless_agents.client import ResponseTimeout, task_id_from_resource_meta
+from serverless_agents.client import ResponseTimeout
 from serverless_agents.exceptions import AgentNotFound, DeadlineExceeded
+from serverless_agents.resource_meta import task_id_from_resource_meta
 
 if TYPE_CHECKING:
     from serverless_agents.adapter.metrics import AdapterMetrics

@@ -1,23 +1,23 @@
-"""The async agent's three Lambdas, as the state machine calls them: create, get (poll) and cleanup.
+"""The async agent's three Lambdas, as the state machine calls them: create, get (one poll) and delete.
 
-State machine state: `{"task_id", "agent", "request" | "request_ref", "job": StepResult}`. `request` is
-the `CreateTaskRequest` in protobuf JSON, or `request_ref` an `s3://` reference when it is large.
+State machine state (`TaskState`): `{"task_id", "agent", "request" | "request_ref", "job": StepResult}`.
+`request` is the `CreateTaskRequest` in protobuf JSON, or `request_ref` an `s3://` reference when it is large.
 
 Nothing leaks a job: create reuses a job an earlier attempt recorded, and deletes the job it made if it
-cannot record it (or the task was aborted meanwhile); cleanup runs the agent's delete exactly once, guarded
+cannot record it (or the task was aborted meanwhile); delete runs the agent's delete exactly once, guarded
 by the tasks table, and never for a job that ended on its own.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from flyteidl.admin import agent_pb2
 
 from serverless_agents import wire
-from serverless_agents.agent import Phase
+from serverless_agents.agent import Phase, Resource
 from serverless_agents.exceptions import InvalidRequest, LiteralConversionError
 from serverless_agents.failures import one_line, phase_for_error_name
 from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT, payload_key
@@ -25,22 +25,49 @@ from serverless_agents.runtime.boundary import call_agent
 from serverless_agents.runtime.translate import encode_outputs, task_context
 
 if TYPE_CHECKING:
-    from serverless_agents.agent import AsyncAgentBase, Resource, ResourceMetadata
+    from serverless_agents.agent import AsyncAgentBase, ResourceMetadata
     from serverless_agents.manifest import PollBackoff
     from serverless_agents.payloads import PayloadStore
     from serverless_agents.tasks_table import TasksTable
 
 
-@dataclass(frozen=True)
-class StepResult:
-    """What create and get return to the state machine (its `$.job`)."""
+class StepResult(TypedDict):
+    """What create and get return to the state machine: its `$.job` (the Create and Get states'
+    ResultSelector keeps these keys), which the next Get receives."""
 
-    metadata: str | None
+    metadata: str
     polls: int
     wait_seconds: int
     done: bool
     phase: str
     message: str
+
+
+class TaskState(TypedDict):
+    """The execution's state: its input (`runtime.service` starts it), and `job` once Create answered."""
+
+    task_id: str
+    agent: str
+    request: NotRequired[dict[str, Any]]
+    request_ref: NotRequired[str]
+    job: NotRequired[StepResult]
+
+
+class CaughtError(TypedDict, total=False):
+    """What a Catch puts at its ResultPath: the error's name and cause."""
+
+    Error: str
+    Cause: str
+
+
+class DeleteEvent(TypedDict):
+    """The delete function's event: from the Cleanup state (`error`, as Catch put it) or finalize (`phase`
+    and `message`, from `endings`)."""
+
+    task_id: str
+    error: NotRequired[CaughtError]
+    phase: NotRequired[str]
+    message: NotRequired[str]
 
 
 @dataclass(frozen=True)
@@ -49,11 +76,11 @@ class CleanupReason:
     message: str
 
     @classmethod
-    def from_event(cls, event: dict[str, Any]) -> CleanupReason:
+    def from_event(cls, event: DeleteEvent) -> CleanupReason:
         """From the Cleanup state (`error`: Error and Cause, as Catch puts them) or finalize (`phase`)."""
         if "phase" in event:
             return cls(Phase[event["phase"]], str(event.get("message", "")))
-        error = event.get("error") or {}
+        error: CaughtError = event.get("error") or {}
         name = str(error.get("Error", "Unknown"))
         cause = str(error.get("Cause", ""))
         try:
@@ -77,7 +104,7 @@ class AsyncAgentSteps:
         self.table = table
         self.payloads = payloads
 
-    def create(self, state: dict[str, Any]) -> StepResult:
+    def create(self, state: TaskState) -> StepResult:
         task_id = state["task_id"]
         record = self.table.get(task_id)
         if record.metadata is not None:
@@ -87,7 +114,7 @@ class AsyncAgentSteps:
         metadata_json = metadata.model_dump_json()
         try:
             recorded = self.table.record_progress(
-                task_id, Phase.RUNNING, "job created", [], {}, metadata=metadata_json
+                task_id, Resource(Phase.RUNNING, "job created"), metadata=metadata_json
             )
         except Exception:
             self._delete_quietly(metadata)
@@ -95,33 +122,24 @@ class AsyncAgentSteps:
         if not recorded:
             # Aborted while we were creating: cleanup found no job to delete, so delete it here.
             self._delete_quietly(metadata)
-            return StepResult(metadata_json, 0, 0, True, Phase.ABORTED.name, "aborted during create")
+            return self._ended(metadata_json, 0, Phase.ABORTED, "aborted during create")
         return self._waiting(metadata_json, polls=0, phase=Phase.RUNNING, message="job created")
 
-    def poll(self, state: dict[str, Any]) -> StepResult:
+    def get(self, state: TaskState) -> StepResult:
         task_id = state["task_id"]
         job = state["job"]
         metadata = self._metadata(job["metadata"])
         polls = int(job["polls"]) + 1
         resource = call_agent(self.agent.get, metadata)
         if not resource.phase.is_terminal:
-            if not self.table.record_progress(
-                task_id,
-                resource.phase,
-                resource.message,
-                resource.log_links,
-                resource.custom_info,
-                polls=polls,
-            ):
-                return StepResult(job["metadata"], polls, 0, True, Phase.ABORTED.name, "task ended elsewhere")
+            if not self.table.record_progress(task_id, resource, polls=polls):
+                return self._ended(job["metadata"], polls, Phase.ABORTED, "task ended elsewhere")
             return self._waiting(job["metadata"], polls, resource.phase, resource.message)
-        phase, message, outputs, outputs_ref = self._ending(task_id, state, resource)
-        self.table.record_job_finished(
-            task_id, phase, message, resource.log_links, resource.custom_info, outputs, outputs_ref, polls
-        )
-        return StepResult(job["metadata"], polls, 0, True, phase.name, message)
+        ending, outputs, outputs_ref = self._ending(task_id, state, resource)
+        self.table.record_job_finished(task_id, ending, polls=polls, outputs=outputs, outputs_ref=outputs_ref)
+        return self._ended(job["metadata"], polls, ending.phase, ending.message)
 
-    def cleanup(self, task_id: str, reason: CleanupReason) -> bool:
+    def delete(self, task_id: str, reason: CleanupReason) -> bool:
         """Delete the job unless it ended on its own or was cleaned up already; True if delete ran."""
         record = self.table.claim_cleanup(task_id)
         if record is None:
@@ -140,28 +158,39 @@ class AsyncAgentSteps:
         return record.metadata is not None
 
     def _ending(
-        self, task_id: str, state: dict[str, Any], resource: Resource
-    ) -> tuple[Phase, str, dict[str, Any] | None, str | None]:
+        self, task_id: str, state: TaskState, resource: Resource
+    ) -> tuple[Resource, dict[str, Any] | None, str | None]:
+        """The job's last report, and its outputs encoded: inline `LiteralMap` JSON, or an s3:// reference."""
         if resource.phase is not Phase.SUCCEEDED or resource.outputs is None:
-            return resource.phase, resource.message, None, None
+            return resource, None, None
         template = self._request(state).template
         try:
             literal_map = encode_outputs(resource.outputs, template)
         except LiteralConversionError as e:
-            return Phase.FAILED, f"the agent's outputs do not match the task interface: {e}", None, None
+            failed = f"the agent's outputs do not match the task interface: {e}"
+            return replace(resource, phase=Phase.FAILED, message=failed), None, None
         assert literal_map is not None
         outputs, ref = self.payloads.offload(
             payload_key("outputs", state["agent"], task_id), wire.to_dict(literal_map), ITEM_PAYLOAD_LIMIT
         )
-        return resource.phase, resource.message, outputs, ref
+        return resource, outputs, ref
 
     def _waiting(self, metadata: str, polls: int, phase: Phase, message: str) -> StepResult:
-        return StepResult(metadata, polls, self.backoff.wait_after(polls), False, phase.name, message)
+        wait = self.backoff.wait_after(polls)
+        return StepResult(
+            metadata=metadata, polls=polls, wait_seconds=wait, done=False, phase=phase.name, message=message
+        )
+
+    @staticmethod
+    def _ended(metadata: str, polls: int, phase: Phase, message: str) -> StepResult:
+        return StepResult(
+            metadata=metadata, polls=polls, wait_seconds=0, done=True, phase=phase.name, message=message
+        )
 
     def _metadata(self, metadata_json: str) -> ResourceMetadata:
         return self.agent.metadata_type.model_validate_json(metadata_json)
 
-    def _request(self, state: dict[str, Any]) -> agent_pb2.CreateTaskRequest:
+    def _request(self, state: TaskState) -> agent_pb2.CreateTaskRequest:
         data = state.get("request")
         if data is None and state.get("request_ref"):
             data = self.payloads.get_json(state["request_ref"])

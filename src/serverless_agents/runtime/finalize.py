@@ -10,24 +10,22 @@ Lambda free of every agent's dependencies.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serverless_agents import aws
-from serverless_agents.agent import Phase
+from serverless_agents.endings import EXECUTION_ENDINGS
 from serverless_agents.exceptions import InvalidRequest, ServiceUnavailable
 from serverless_agents.naming import agent_function_name
 
-_ENDINGS = {
-    "ABORTED": (Phase.ABORTED, "aborted (DeleteTask or StopExecution): {cause}"),
-    "TIMED_OUT": (Phase.FAILED, "timed out: the task ran past its execution_timeout"),
-    "FAILED": (Phase.FAILED, "failed: {error}: {cause}"),
-}
+if TYPE_CHECKING:
+    from serverless_agents.runtime.async_steps import DeleteEvent
 
 
 def finalize_execution(detail: dict[str, Any], deployment: str, lambda_client: Any = None) -> dict[str, Any]:
     """Handle one status-change event's `detail`; returns what the delete function answered."""
     status = detail.get("status")
-    if status not in _ENDINGS:
+    ending = EXECUTION_ENDINGS.get(status) if isinstance(status, str) else None
+    if ending is None:
         return {"ignored": f"status {status!r}"}
     task_id = detail.get("name")
     input_json = detail.get("input") or "{}"
@@ -35,13 +33,14 @@ def finalize_execution(detail: dict[str, Any], deployment: str, lambda_client: A
         agent = json.loads(input_json)["agent"]
     except (ValueError, KeyError, TypeError) as e:
         raise InvalidRequest("detail.input", f"not an execution of an agent state machine: {e}") from e
-    phase, template = _ENDINGS[status]
-    message = template.format(error=detail.get("error") or "", cause=detail.get("cause") or "").rstrip(": ")
+    if not isinstance(task_id, str):
+        raise InvalidRequest("detail.name", "not an execution of an agent state machine: no execution name")
+    message = ending.message(detail.get("error"), detail.get("cause"))
+    event: DeleteEvent = {"task_id": task_id, "phase": ending.phase.name, "message": message}
     client = lambda_client or aws.client("lambda")
     with aws.transient_errors_as_unavailable("Lambda"):
         response = client.invoke(
-            FunctionName=agent_function_name(deployment, agent, "delete"),
-            Payload=json.dumps({"task_id": task_id, "phase": phase.name, "message": message}).encode(),
+            FunctionName=agent_function_name(deployment, agent, "delete"), Payload=json.dumps(event).encode()
         )
     answer = json.loads(response["Payload"].read() or b"null")
     if response.get("FunctionError"):

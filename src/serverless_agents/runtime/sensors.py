@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from flyteidl.admin import agent_pb2
 
 from serverless_agents import aws, wire
-from serverless_agents.agent import AgentKind, Phase
+from serverless_agents.agent import AgentKind, Phase, Resource
 from serverless_agents.exceptions import InvalidRequest, TaskNotFound
 from serverless_agents.failures import failure_phase, one_line
 from serverless_agents.naming import sensor_schedule_name
@@ -230,7 +230,7 @@ class SensorSteps:
     def _end(self, record: TaskRecord, phase: Phase, message: str, *, poked: bool = True) -> str:
         pokes = record.pokes + int(poked)
         ended = self.table.record_job_finished(
-            record.task_id, phase, message, [], {}, None, None, record.polls, pokes=pokes
+            record.task_id, Resource(phase, message), polls=record.polls, pokes=pokes
         )
         self.schedules.remove(record.schedule)
         return phase.name if ended else self.table.get(record.task_id).phase.name

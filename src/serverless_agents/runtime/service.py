@@ -1,6 +1,6 @@
-"""What the HTTP API does: submit, describe and cancel tasks, and list the deployed agents.
+"""What the HTTP API does: create, get and delete tasks (Flyte's verbs), and list the deployed agents.
 
-Submitting is idempotent per Flyte task attempt: the task id derives from its `TaskExecutionIdentifier`,
+Creating is idempotent per Flyte task attempt: the task id derives from its `TaskExecutionIdentifier`,
 the table insert is conditional, and the execution (or a sensor's schedule) is named after the task, so a
 repeated create (or a retry after a crash between two writes) starts at most one job.
 """
@@ -27,6 +27,7 @@ from serverless_agents.naming import (
     sensor_schedule_group,
 )
 from serverless_agents.payloads import STATE_PAYLOAD_LIMIT, payload_key
+from serverless_agents.resource_meta import encode_resource_meta
 from serverless_agents.runtime.sensors import (
     SensorRegistration,
     SensorSchedules,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from serverless_agents.manifest import AgentSettings
     from serverless_agents.payloads import PayloadStore
     from serverless_agents.registry import AgentRegistry, RegisteredAgent
+    from serverless_agents.runtime.async_steps import TaskState
     from serverless_agents.tasks_table import TasksTable
 
 
@@ -54,11 +56,6 @@ if TYPE_CHECKING:
 # for each poll (see statemachines/async_agent.asl.json).
 _STATE_TRANSITIONS_BEFORE_POLLING = 2
 _STATE_TRANSITIONS_PER_POLL = 3
-
-
-def resource_meta(task_id: str, agent: str) -> bytes:
-    """What Flyte keeps to find the task again: small, and naming nothing secret."""
-    return json.dumps({"task_id": task_id, "agent": agent}, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
@@ -90,7 +87,7 @@ class TaskService:
         self.sensor_targets = sensor_targets
         self._sfn = sfn_client or aws.client("stepfunctions")
 
-    def submit(self, request: agent_pb2.CreateTaskRequest) -> agent_pb2.CreateTaskResponse:
+    def create(self, request: agent_pb2.CreateTaskRequest) -> agent_pb2.CreateTaskResponse:
         check_create_request(request)
         template = request.template
         custom = MessageToDict(template.custom) if template.HasField("custom") else {}
@@ -120,7 +117,7 @@ class TaskService:
             )
         else:
             self._start_execution(agent.name, task_id, request, agent.settings)
-        return agent_pb2.CreateTaskResponse(resource_meta=resource_meta(task_id, agent.name))
+        return agent_pb2.CreateTaskResponse(resource_meta=encode_resource_meta(task_id, agent.name))
 
     def _start_execution(
         self, agent: str, task_id: str, request: agent_pb2.CreateTaskRequest, settings: AgentSettings
@@ -142,8 +139,11 @@ class TaskService:
                 end_by=end_by,
             )
         )
-        execution_input = {"task_id": task_id, "agent": agent}
-        execution_input |= {"request_ref": request_ref} if request_ref else {"request": request_json}
+        execution_input: TaskState = {"task_id": task_id, "agent": agent}
+        if request_ref:
+            execution_input["request_ref"] = request_ref
+        else:
+            execution_input["request"] = request_json
         try:
             with aws.transient_errors_as_unavailable("Step Functions"):
                 self._sfn.start_execution(
@@ -169,7 +169,7 @@ class TaskService:
     def _schedules(self, agent: str) -> SensorSchedules:
         return SensorSchedules(sensor_schedule_group(self.deployment, agent))
 
-    def describe(self, task_id: str) -> agent_pb2.GetTaskResponse:
+    def get(self, task_id: str) -> agent_pb2.GetTaskResponse:
         record = self.table.get(task_id)
         outputs_json = record.outputs
         if outputs_json is None and record.outputs_ref:
@@ -198,7 +198,7 @@ class TaskService:
         )
         return agent_pb2.GetTaskResponse(resource=resource)
 
-    def cancel(self, task_id: str) -> None:
+    def delete(self, task_id: str) -> None:
         """Stop the task: its execution (finalize then runs the agent's delete, once), or its schedule.
 
         Idempotent, as Flyte's delete is: propeller retries an abort that failed every round and gives up

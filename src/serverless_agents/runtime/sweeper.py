@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from serverless_agents import aws
 from serverless_agents.agent import AgentKind, Phase
+from serverless_agents.endings import ENDED_STATUSES
 from serverless_agents.exceptions import ServerlessAgentsError, ServiceUnavailable
 from serverless_agents.runtime.finalize import finalize_execution
 
 if TYPE_CHECKING:
     from serverless_agents.tasks_table import TaskRecord, TasksTable
 
-ENDED_STATUSES = ("ABORTED", "TIMED_OUT", "FAILED")
 #: The metric functions/sweeper counts tasks ended by their bound under (alarmed in infra/cdk's Alarms).
 ENDED_BY_BOUND_METRIC = "TasksEndedByBound"
 # How much of the job's metadata and of the delete's error a message quotes: it stays one readable line.
