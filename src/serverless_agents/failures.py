@@ -87,8 +87,11 @@ def failure_resource(error: BaseException) -> Resource:
 
 
 def phase_for_error_name(name: str) -> Phase:
-    """The phase for an error the state machine caught, by its name (Lambda's `errorType`)."""
-    return Phase.RETRYABLE_FAILED if name in TRANSIENT_ERROR_NAMES else Phase.FAILED
+    """The phase for an error the state machine caught, by its name (Lambda's `errorType`): the names it
+    retries, and the transient errors of the libraries agents use (a TimeoutError, the OpenAI client's
+    APITimeoutError), end RETRYABLE_FAILED, as `failure_phase` decides for the same error in-process."""
+    transient = name in TRANSIENT_ERROR_NAMES or name in _TRANSIENT_NAMES
+    return Phase.RETRYABLE_FAILED if transient else Phase.FAILED
 
 
 def one_line(text: str) -> str:

@@ -116,3 +116,21 @@ def test_an_agents_custom_info_may_not_use_the_runtimes_keys() -> None:
     assert failure_resource(error.value).phase is Phase.FAILED
     assert call_agent(lambda: Resource(Phase.RUNNING, custom_info={"rows": 10})).custom_info == {"rows": 10}
     assert {"execution_arn", "polls", "state_transitions", "pokes"} == RESERVED_CUSTOM_INFO
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        TimeoutError("slow"),
+        ConnectionRefusedError("down"),
+        APITimeoutError("slow"),
+        EndpointConnectionError(endpoint_url="https://x"),
+        AgentError("no"),
+        ValueError("bad"),
+        RetryableAgentError("later"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_an_async_agents_error_ends_in_the_phase_a_sync_agents_would(error: BaseException) -> None:
+    # In a Lambda, the state machine sees only the error's name (errorType); in-process, the error itself.
+    assert phase_for_error_name(type(error).__name__) is failure_phase(error)
