@@ -155,6 +155,18 @@ def test_a_rejected_key_fails_naming_the_secret(harness: Harness, fake: FakeHttp
     assert API_KEY not in str(wire.to_dict(resource))
 
 
+def test_a_rejected_keys_fragment_quoted_by_openai_is_masked(harness: Harness, fake: FakeHttpServer) -> None:
+    # As OpenAI words it: the key's first and last characters, stars between.
+    quoted = f"Incorrect API key provided: {API_KEY[:8]}****{API_KEY[-4:]}. You can find your API key at ..."
+    fake.reply(Reply(401, openai_error(quoted, "invalid_request_error", "invalid_api_key")))
+
+    resource = harness.api.execute_sync("chatgpt", chat_request()).resource
+
+    assert Phase(resource.phase) is Phase.FAILED
+    assert "Incorrect API key provided: sk-***. You can find" in resource.message
+    assert API_KEY[-4:] not in resource.message
+
+
 @pytest.mark.parametrize(
     ("status", "error"),
     [

@@ -17,6 +17,7 @@ retries that count. Failures map to phases a user can act on:
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from serverless_agents.agent import Phase, Resource, SyncAgentBase, TaskContext
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = 8.0
 API_KEY_SECRET = "api_key"
 _EXCERPT = 300
+_KEY_FRAGMENT = re.compile(r"\bsk-[A-Za-z0-9_*-]+")
 
 
 class ChatGPTAgent(SyncAgentBase):
@@ -128,7 +130,9 @@ def _excerpt(error: openai.APIStatusError) -> str:
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         body = body["error"]
     message = body.get("message") if isinstance(body, dict) else None
-    return _one_line(message or error.message)[:_EXCERPT]
+    # OpenAI quotes a rejected key's first and last characters ("sk-proj-****abcd"): a part of a secret,
+    # which the boundary's masking of whole values cannot recognise.
+    return _KEY_FRAGMENT.sub("sk-***", _one_line(message or error.message))[:_EXCERPT]
 
 
 def _failed(message: str) -> Resource:
