@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,14 +157,7 @@ class AgentTestClient:
 
     def wait(self, task_id: str, timeout: float = 60.0) -> TaskResult:
         """GetTask until the task ends, as propeller's resync does; TimeoutError if it does not in time."""
-        deadline = time.monotonic() + timeout
-        while True:
-            resource = self.api.get_task(task_id).resource
-            if Phase(resource.phase).is_terminal:
-                return _result(resource, None, task_id)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"task {task_id} is still {Phase(resource.phase).name} after {timeout} s")
-            time.sleep(0.1)
+        return _result(wait_for_task(self.api, task_id, timeout=timeout), None, task_id)
 
     def cancel(self, task_id: str) -> None:
         self.api.delete_task(task_id)
@@ -189,6 +182,25 @@ class AgentTestClient:
 
     def _create(self, request: agent_pb2.CreateTaskRequest) -> str:
         return task_id_from_resource_meta(self.api.create_task(request).resource_meta)
+
+
+def wait_for_task(
+    api: ApiClient,
+    task_id: str,
+    *,
+    until: Callable[[Phase], bool] = lambda phase: phase.is_terminal,
+    timeout: float = 60.0,
+) -> agent_pb2.Resource:
+    """GetTask every 0.1 s until the task's phase satisfies `until` (by default: it ended); TimeoutError if
+    it does not within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        resource = api.get_task(task_id).resource
+        if until(Phase(resource.phase)):
+            return resource
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"task {task_id} is still {Phase(resource.phase).name} after {timeout} s")
+        time.sleep(0.1)
 
 
 def _result(

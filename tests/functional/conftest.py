@@ -19,7 +19,7 @@ from serverless_agents.client import ApiClient
 from serverless_agents.examples import JobAgent
 from serverless_agents.local.stack import LocalStack
 from serverless_agents.resource_meta import task_id_from_resource_meta
-from serverless_agents.testing import task_request
+from serverless_agents.testing import task_request, wait_for_task
 
 MANIFEST = """
 [deployment]
@@ -62,22 +62,10 @@ class Harness:
         return task_id_from_resource_meta(self.api.create_task(request).resource_meta)
 
     def wait(self, task_id: str, timeout: float = 30) -> agent_pb2.Resource:
-        deadline = time.monotonic() + timeout
-        while True:
-            resource = self.api.get_task(task_id).resource
-            if Phase(resource.phase).is_terminal:
-                return resource
-            assert time.monotonic() < deadline, f"task {task_id} still {Phase(resource.phase).name}"
-            time.sleep(0.1)
+        return wait_for_task(self.api, task_id, timeout=timeout)
 
     def wait_for_phase(self, task_id: str, phase: Phase, timeout: float = 30) -> agent_pb2.Resource:
-        deadline = time.monotonic() + timeout
-        while True:
-            resource = self.api.get_task(task_id).resource
-            if Phase(resource.phase) is phase:
-                return resource
-            assert time.monotonic() < deadline, f"task {task_id} is {Phase(resource.phase).name}"
-            time.sleep(0.1)
+        return wait_for_task(self.api, task_id, until=lambda current: current is phase, timeout=timeout)
 
     def item(self, task_id: str) -> dict[str, Any]:
         return (
