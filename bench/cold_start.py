@@ -38,7 +38,8 @@ from bench._common import ROOT, BenchError, Table, bench_main, emit, median, pac
 
 sys.path.insert(0, str(ROOT))  # the CDK app's bundler is not an installed package
 from infra.cdk.serverless_agents_cdk import bundles
-from infra.cdk.serverless_agents_cdk.plan import plan_deployment
+
+from serverless_agents.plan import plan_deployment
 
 RUNS = 5
 QUICK_RUNS = 1
@@ -215,7 +216,7 @@ def heaviest_imports(case: Case, python: str, top: int = 3) -> str:
 def our_bundles() -> dict[str, bundles.Bundle]:
     """The families the repository's manifest deploys, built (or refreshed) as for a deploy."""
     plan = plan_deployment(ROOT / "agents.toml")
-    return {family: bundles.build_bundle(family, plan) for family in plan.families}
+    return {family: bundles.build_bundle(family, plan) for family in bundles.families(plan)}
 
 
 def flytekit_bundle() -> bundles.Bundle:

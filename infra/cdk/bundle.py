@@ -14,10 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, as in app.py
 
-from infra.cdk.serverless_agents_cdk.bundles import BundleError, build_bundle
-from infra.cdk.serverless_agents_cdk.plan import DEFAULT_MANIFEST, plan_deployment
+from infra.cdk.serverless_agents_cdk.bundles import DEFAULT_MANIFEST, BundleError, build_bundle, families
 
 from serverless_agents.exceptions import ManifestError
+from serverless_agents.plan import plan_deployment
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         plan = plan_deployment(args.manifest)
-        for family in plan.families:
+        for family in families(plan):
             print(f"bundle {build_bundle(family, plan, refresh=args.refresh).describe()}", flush=True)
     except (BundleError, ManifestError) as e:
         print(f"bundle.py: {e}", file=sys.stderr)

@@ -39,3 +39,7 @@ EXECUTION_ENDINGS = MappingProxyType(
 )
 #: The statuses the status-change rule matches, finalize handles and the sweeper lists.
 ENDED_STATUSES: tuple[str, ...] = tuple(EXECUTION_ENDINGS)
+#: The envelope of the event EventBridge sends when an execution's status changes: the status-change
+#: rule's pattern (`plan.status_change_rule`) and the events the sweeper and the local driver make.
+STATUS_CHANGE_SOURCE = "aws.states"
+STATUS_CHANGE_DETAIL_TYPE = "Step Functions Execution Status Change"

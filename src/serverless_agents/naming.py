@@ -40,6 +40,11 @@ def sensor_schedule_group(deployment: str, agent: str) -> str:
     return f"{deployment}-{agent}"
 
 
+def sensor_rule_name(deployment: str, agent: str, number: int) -> str:
+    """The rule for a sensor's `events[number]` pattern."""
+    return f"{deployment}-{agent}-{number}"
+
+
 def sensor_schedule_name(task_id: str) -> str:
     """EventBridge Scheduler names allow 64 characters; task ids 80, so long ones are shortened by hash."""
     if len(task_id) <= 64:

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from infra.cdk.serverless_agents_cdk.bundles import assemble_standin
-from infra.cdk.serverless_agents_cdk.plan import plan_deployment
+from infra.cdk.serverless_agents_cdk.bundles import agent_code, assemble_standin
 
 from serverless_agents.exceptions import ManifestError
+from serverless_agents.plan import plan_deployment
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT = """
@@ -56,7 +56,7 @@ def test_plan_imports_and_bundles_agents_from_the_code_path(tmp_path: Path, isol
     plan = plan_deployment(manifest)
 
     assert [a.name for a in plan.sync_agents] == ["shout"]
-    assert plan.agent_code == (package,)
+    assert agent_code(plan) == (package,)
     standin = assemble_standin(tmp_path / "standin", plan)
     assert (standin / "shouting_agents" / "shout.py").read_text() == AGENT
 

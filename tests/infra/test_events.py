@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from infra.cdk.serverless_agents_cdk.finalizer import DETAIL_TYPE, MACHINES_PER_RULE
+from infra.cdk.serverless_agents_cdk.finalizer import MACHINES_PER_RULE
 
-from serverless_agents.endings import ENDED_STATUSES
+from serverless_agents.endings import ENDED_STATUSES, STATUS_CHANGE_DETAIL_TYPE
 from tests.infra.conftest import ACCOUNT, REGION, Synth, load_event, matches
 
 DEPLOYMENT = "serverless-agents"
@@ -125,7 +125,7 @@ def test_a_rule_pattern_stays_within_eventbridge_limits_at_its_most_machines() -
     longest = "arn:aws-us-gov:states:us-gov-west-1:123456789012:stateMachine:" + "d" * 20 + "-" + "a" * 30
     pattern = {
         "source": ["aws.states"],
-        "detail-type": [DETAIL_TYPE],
+        "detail-type": [STATUS_CHANGE_DETAIL_TYPE],
         "detail": {"status": list(ENDED_STATUSES), "stateMachineArn": [longest] * MACHINES_PER_RULE},
     }
     assert len(json.dumps(pattern)) <= 4096  # PutRule's EventPattern limit

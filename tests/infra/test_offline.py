@@ -11,10 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from infra.cdk.serverless_agents_cdk.async_agent_state_machine import ROLES
-from infra.cdk.serverless_agents_cdk.plan import plan_deployment
-
-from serverless_agents import naming
+from serverless_agents.plan import plan_deployment
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,20 +54,12 @@ def test_app_synthesizes_offline_without_credentials_or_docker(tmp_path: Path) -
     assert plan.async_agents
     assert plan.sync_agents
     assert plan.sensor_agents
-    assert functions == {
-        naming.shared_function_name(plan.deployment, "api"),
-        naming.shared_function_name(plan.deployment, "finalize"),
-        naming.shared_function_name(plan.deployment, "sweeper"),  # there are async agents to sweep
-        *(naming.agent_function_name(plan.deployment, a.name, r) for a in plan.async_agents for r in ROLES),
-        *(naming.agent_function_name(plan.deployment, a.name, "sync") for a in plan.sync_agents),
-        *(naming.agent_function_name(plan.deployment, a.name, "poke") for a in plan.sensor_agents),
-    }
+    assert plan.sweeper is not None  # there are async agents to sweep
+    assert functions == {f.name for f in plan.functions}
     groups = {r["Properties"]["Name"] for r in resources if r["Type"] == "AWS::Scheduler::ScheduleGroup"}
-    assert groups == {naming.sensor_schedule_group(plan.deployment, a.name) for a in plan.sensor_agents}
+    assert groups == set(plan.schedule_groups)
     rules = {r["Properties"].get("Name") for r in resources if r["Type"] == "AWS::Events::Rule"}
-    assert {
-        f"{plan.deployment}-{a.name}-{n}" for a in plan.sensor_agents for n in range(len(a.settings.events))
-    } <= rules
+    assert {rule.name for a in plan.sensor_agents for rule in a.rules} <= rules
     assets = json.loads((outdir / "serverless-agents.assets.json").read_text())["files"]
     zipped = [a for a in assets.values() if a["source"]["packaging"] == "zip"]
     assert len(zipped) == 1  # the stand-in: project code and manifest, no pip-installed dependencies

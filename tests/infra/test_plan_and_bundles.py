@@ -18,18 +18,21 @@ from infra.cdk.serverless_agents_cdk.bundles import (
     LAMBDA_PYTHON,
     Bundle,
     BundleError,
+    agent_code,
+    agent_family,
     assemble_project_code,
     build_stamp,
     check_size,
     compile_bytecode,
     compiler_python,
+    families,
     family_for,
     folder_size,
     requirements,
 )
-from infra.cdk.serverless_agents_cdk.plan import plan_deployment
 
 from serverless_agents.agent import AgentKind
+from serverless_agents.plan import plan_deployment
 from tests.infra.conftest import BASE_MANIFEST
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,8 +122,8 @@ def test_plan_splits_agents_by_kind_and_finds_agent_code_outside_the_project(tmp
 
     assert [a.name for a in plan.async_agents] == ["job", "batch"]
     assert [a.name for a in plan.sync_agents] == ["echo"]
-    assert plan.families == (CORE,)
-    assert plan.agent_code == (ROOT / "tests",)  # tests.infra.agents:BatchAgent
+    assert families(plan) == (CORE,)
+    assert agent_code(plan) == (ROOT / "tests",)  # tests.infra.agents:BatchAgent
     assert {a.kind for a in plan.agents} == {AgentKind.ASYNC, AgentKind.SYNC}
     assert plan.sensor_agents == ()
 
@@ -135,7 +138,7 @@ def test_a_sensor_in_the_manifest_is_planned_with_the_other_agents(tmp_path: Pat
 
     assert [a.name for a in plan.sensor_agents] == ["wait-file"]
     assert [a.name for a in plan.async_agents] == ["job", "batch"]
-    assert plan.families == (CORE, "sensors")
+    assert families(plan) == (CORE, "sensors")
 
 
 def test_a_bad_manifest_fails_the_plan_as_it_would_fail_the_api_function(tmp_path: Path) -> None:
@@ -215,6 +218,6 @@ def test_a_flyte2_connector_runs_from_the_flyte2_bundle(tmp_path: Path) -> None:
         '[agents.job]\nclass = "serverless_agents.examples:JobAgent"\n'
     )
 
-    families = {agent.name: agent.family for agent in plan_deployment(manifest).agents}
+    plan = plan_deployment(manifest)
 
-    assert families == {"wait": "flyte2", "job": CORE}
+    assert {agent.name: agent_family(plan, agent) for agent in plan.agents} == {"wait": "flyte2", "job": CORE}

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from infra.cdk.serverless_agents_cdk.plan import DEFAULT_MANIFEST
+from infra.cdk.serverless_agents_cdk.bundles import DEFAULT_MANIFEST
 
 from serverless_agents import naming
 from serverless_agents.manifest import parse_manifest

@@ -1,9 +1,10 @@
 """The CDK app that deploys a manifest (`agents.toml`): one stack, one construct per concern.
 
-    plan.py            the manifest read into what to deploy (agents by kind, bundle families)
-    bundles.py         Lambda code: pip for the Lambda platform, no Docker; the offline stand-in
+    (the library's serverless_agents.plan: what to deploy, also what the local stack creates on moto)
+    bundles.py         Lambda code: bundle families, pip for the Lambda platform, no Docker; the stand-in
     stack.py           the stack: wires the constructs below together
-    handler_function.py  a Lambda running one of functions/<role>/handler.py, with its own role
+    handler_function.py  a Lambda the plan describes (functions/<role>/handler.py), with its own role
+    event_rules.py     an EventBridge rule the plan describes
     tasks_table.py, payload_bucket.py, async_agent_state_machine.py, sync_agent_function.py,
     sensor_triggers.py, agents_api.py, finalizer.py, sweeper.py, alarms.py, dashboard.py
                        one construct each, named for what it makes

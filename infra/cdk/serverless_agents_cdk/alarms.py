@@ -25,10 +25,10 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from serverless_agents.plan import POWERTOOLS_NAMESPACE, POWERTOOLS_SERVICE
 from serverless_agents.runtime.sweeper import ENDED_BY_BOUND_METRIC
 
 from . import nag
-from .handler_function import POWERTOOLS_NAMESPACE, POWERTOOLS_SERVICE
 
 if TYPE_CHECKING:
     from .handler_function import HandlerFunction

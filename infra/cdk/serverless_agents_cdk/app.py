@@ -22,8 +22,9 @@ from typing import Any
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
 
-from .bundles import assemble_standin, build_bundle
-from .plan import DEFAULT_MANIFEST, plan_deployment
+from serverless_agents.plan import plan_deployment
+
+from .bundles import DEFAULT_MANIFEST, assemble_standin, build_bundle, families
 from .sensor_triggers import POKE_RESERVED_CONCURRENCY
 from .stack import ServerlessAgentsStack
 
@@ -44,9 +45,9 @@ def build_app(
     bundling = str(app.node.try_get_context("bundling") or "pip")
     if bundling == "skip":
         standin = assemble_standin(Path(app.outdir) / STANDIN, plan)
-        code_paths = dict.fromkeys(plan.families, standin)
+        code_paths = dict.fromkeys(families(plan), standin)
     elif bundling == "pip":
-        bundles = [build_bundle(family, plan) for family in plan.families]
+        bundles = [build_bundle(family, plan) for family in families(plan)]
         for bundle in bundles:
             print(f"bundle {bundle.describe()}", flush=True)
         code_paths = {b.family: b.path for b in bundles}

@@ -22,7 +22,6 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from serverless_agents import naming
 from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
 
 from . import nag
@@ -31,11 +30,11 @@ from .agent_secrets import grant_agent_secrets
 from .handler_function import LOG_RETENTION, HandlerFunction, function_log_group
 
 if TYPE_CHECKING:
-    from .payload_bucket import PayloadBucket
-    from .plan import PlannedAgent
-    from .tasks_table import TasksTable
+    from serverless_agents.naming import FunctionRole
+    from serverless_agents.plan import PlannedAgent
 
-ROLES: tuple[naming.FunctionRole, ...] = ("create", "get", "delete")
+    from .payload_bucket import PayloadBucket
+    from .tasks_table import TasksTable
 
 
 def allow_invoking_deletes(role: iam.IRole, machines: Sequence[AsyncAgentStateMachine]) -> None:
@@ -55,7 +54,6 @@ class AsyncAgentStateMachine(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        deployment: str,
         agent: PlannedAgent,
         code: lambda_.Code,
         environment: Mapping[str, str],
@@ -64,16 +62,15 @@ class AsyncAgentStateMachine(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.agent = agent
-        self.state_machine_name = naming.state_machine_name(deployment, agent.name)
-        self.log_group = function_log_group(self, "Logs", naming.agent_log_group(deployment, agent.name))
-        self.functions: dict[naming.FunctionRole, HandlerFunction] = {}
-        for role in ROLES:
-            function = HandlerFunction.for_agent(
+        assert agent.state_machine is not None  # every async agent has one
+        self.state_machine_name = agent.state_machine
+        self.log_group = function_log_group(self, "Logs", agent.log_group)
+        self.functions: dict[FunctionRole, HandlerFunction] = {}
+        for role, planned in agent.functions.items():
+            function = HandlerFunction(
                 self,
                 role.title(),
-                deployment=deployment,
-                agent=agent,
-                role=role,
+                function=planned,
                 code=code,
                 environment=environment,
                 log_group=self.log_group,

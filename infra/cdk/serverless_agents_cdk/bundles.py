@@ -30,6 +30,7 @@ manifest only, no dependencies, no pip, no bytecode.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -40,11 +41,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from serverless_agents.exceptions import ManifestError
+
 if TYPE_CHECKING:
-    from .plan import DeploymentPlan
+    from serverless_agents.plan import DeploymentPlan, PlannedAgent
+    from serverless_agents.registry import RegisteredAgent
 
 ROOT = Path(__file__).resolve().parents[3]
 PYPROJECT = ROOT / "pyproject.toml"
+#: The manifest `cdk synth` and bundle.py read unless told otherwise (`-c manifest=...`, `--manifest`).
+DEFAULT_MANIFEST = ROOT / "agents.toml"
 #: Outside `infra/`: mypy type-checks `infra/`, and must not walk thousands of installed packages.
 BUILD_DIR = ROOT / "build" / "lambda"
 CORE = "core"
@@ -88,6 +94,7 @@ EXTRA_FOR_MODULE = {
     # A Flyte 2 connector runs wrapped in this module's agent class, through the flyte SDK.
     "serverless_agents.agents.flyte2_connector": "flyte2",
 }
+#: The project's own packages: every bundle carries them, so an agent class there needs no extra code.
 _PROJECT_CODE = ("serverless_agents", "functions")
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 
@@ -125,6 +132,47 @@ def _pyproject(pyproject: Path = PYPROJECT) -> dict[str, object]:
 def family_for(class_path: str, pyproject: Path = PYPROJECT) -> str:
     """The bundle an agent class runs from: its module's extra, or "core" when that extra adds nothing."""
     return family_for_module(class_path.partition(":")[0], pyproject)
+
+
+def agent_family(plan: DeploymentPlan, agent: PlannedAgent) -> str:
+    """The bundle its functions run from: "core", or the pyproject extra of its agent family."""
+    return _family(plan.registry.by_name(agent.name))
+
+
+def families(plan: DeploymentPlan) -> tuple[str, ...]:
+    """Every bundle the deployment needs; "core" always (the api and finalize functions)."""
+    return tuple(sorted({CORE, *(agent_family(plan, a) for a in plan.agents)}))
+
+
+def _family(agent: RegisteredAgent) -> str:
+    """The bundle by the module whose code runs: a Flyte 2 connector runs inside the project's connector
+    agent (its `connector_class`), through the flyte SDK, whatever package defines it."""
+    if getattr(agent.cls, "connector_class", None) is not None:
+        return family_for_module("serverless_agents.agents.flyte2_connector")
+    return family_for_module(agent.settings.class_path.partition(":")[0])
+
+
+def agent_code(plan: DeploymentPlan) -> tuple[Path, ...]:
+    """Top-level packages (or modules) of agent classes outside this project, copied into every bundle."""
+    roots: set[Path] = set()
+    for class_path in (agent.settings.class_path for agent in plan.agents):
+        top = class_path.partition(":")[0].split(".")[0]
+        if top in _PROJECT_CODE:
+            continue
+        spec = importlib.util.find_spec(top)  # imported already by the registry, so it is found
+        if spec is None:
+            raise ManifestError(f"cannot find the code of agent class {class_path!r}")
+        locations = list(spec.submodule_search_locations or [])
+        if len(locations) > 1:
+            raise ManifestError(
+                f"agent class {class_path!r} lives in namespace package {top!r} spread over "
+                f"{len(locations)} directories: bundle it as one package"
+            )
+        if locations:
+            roots.add(Path(locations[0]))
+        elif spec.origin:
+            roots.add(Path(spec.origin))
+    return tuple(sorted(roots))
 
 
 def family_for_module(module: str, pyproject: Path = PYPROJECT) -> str:
@@ -277,7 +325,7 @@ def assemble_standin(target: Path, plan: DeploymentPlan) -> Path:
     """The offline stand-in for every bundle: the project code and the manifest, no dependencies."""
     if target.exists():
         shutil.rmtree(target)
-    assemble_project_code(target, plan.manifest_path, plan.agent_code)
+    assemble_project_code(target, plan.manifest_path, agent_code(plan))
     return target
 
 
@@ -292,7 +340,7 @@ def build_bundle(
     """The family's asset folder, pip-installing its dependencies only when they changed."""
     target = build_dir / family
     compiler = install_dependencies(target, requirements(family), refresh=refresh)
-    assemble_project_code(target, plan.manifest_path, plan.agent_code, compiler=compiler)
+    assemble_project_code(target, plan.manifest_path, agent_code(plan), compiler=compiler)
     return check_size(measure_bundle(family, target, compiler), limit)
 
 

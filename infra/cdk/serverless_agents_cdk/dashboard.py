@@ -17,7 +17,8 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from .handler_function import POWERTOOLS_NAMESPACE, POWERTOOLS_SERVICE
+from serverless_agents.plan import POWERTOOLS_NAMESPACE, POWERTOOLS_SERVICE
+
 from .sweeper import PERIOD as SWEEP_PERIOD
 
 if TYPE_CHECKING:

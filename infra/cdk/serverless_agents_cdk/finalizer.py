@@ -25,17 +25,18 @@ from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from serverless_agents import naming
-from serverless_agents.endings import ENDED_STATUSES
+from serverless_agents.plan import status_change_rule
 
 from . import nag
 from .async_agent_state_machine import allow_invoking_deletes
+from .event_rules import event_rule
 from .handler_function import HandlerFunction, function_log_group
 
 if TYPE_CHECKING:
+    from serverless_agents.plan import FunctionPlan
+
     from .async_agent_state_machine import AsyncAgentStateMachine
 
-DETAIL_TYPE = "Step Functions Execution Status Change"
 #: State machine ARNs per rule: an event pattern is at most 4096 characters, an ARN up to ~120 here.
 MACHINES_PER_RULE = 25
 #: How EventBridge retries a rule's Lambda target before the dead-letter queue: its most, for a day.
@@ -57,40 +58,26 @@ def dead_letter_queue(scope: Construct, construct_id: str) -> sqs.Queue:
     return queue
 
 
-def status_change_pattern(state_machine_arns: Sequence[str]) -> events.EventPattern:
-    """This deployment's machines by exact ARN: a prefix would also match a deployment named
-    `<name>-dev`, whose tasks finalize would then look up in the wrong table."""
-    return events.EventPattern(
-        source=["aws.states"],
-        detail_type=[DETAIL_TYPE],
-        detail={"status": list(ENDED_STATUSES), "stateMachineArn": list(state_machine_arns)},
-    )
-
-
 class Finalizer(Construct):
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        deployment: str,
+        function: FunctionPlan,
         code: lambda_.Code,
         environment: Mapping[str, str],
     ) -> None:
         super().__init__(scope, construct_id)
-        name = naming.shared_function_name(deployment, "finalize")
         self.dead_letters = dead_letter_queue(self, "DeadLetters")
         nag.queue_is_a_dead_letter_queue(self.dead_letters)
         self.handler = HandlerFunction(
             self,
             "Finalize",
-            function_name=name,
-            handler="finalize",
+            function=function,
             code=code,
-            memory=256,
-            timeout=60,
             environment=environment,
-            log_group=function_log_group(self, "Logs", f"/aws/lambda/{name}"),
+            log_group=function_log_group(self, "Logs", function.log_group),
         )
         self.handler.function.configure_async_invoke(
             retry_attempts=2,
@@ -111,21 +98,13 @@ class Finalizer(Construct):
         for start in range(0, len(machines), MACHINES_PER_RULE):
             chunk = machines[start : start + MACHINES_PER_RULE]
             index = start // MACHINES_PER_RULE
-            self.rules.append(
-                events.Rule(
-                    self,
-                    "ExecutionEnded" if index == 0 else f"ExecutionEnded{index + 1}",
-                    description=f"{', '.join(ENDED_STATUSES)} executions of {len(chunk)} agent state "
-                    "machine(s) -> finalize (runs the agent's delete once)",
-                    event_pattern=status_change_pattern([m.state_machine.state_machine_arn for m in chunk]),
-                    targets=[
-                        targets.LambdaFunction(
-                            self.function,
-                            dead_letter_queue=self.dead_letters,
-                            # Cleanup of an abort must not be lost.
-                            retry_attempts=TARGET_RETRY_ATTEMPTS,
-                            max_event_age=TARGET_MAX_EVENT_AGE,
-                        )
-                    ],
-                )
+            rule = status_change_rule(self.handler.plan, [m.state_machine.state_machine_arn for m in chunk])
+            target = targets.LambdaFunction(
+                self.function,
+                dead_letter_queue=self.dead_letters,
+                # Cleanup of an abort must not be lost.
+                retry_attempts=TARGET_RETRY_ATTEMPTS,
+                max_event_age=TARGET_MAX_EVENT_AGE,
             )
+            construct_id = "ExecutionEnded" if index == 0 else f"ExecutionEnded{index + 1}"
+            self.rules.append(event_rule(self, construct_id, rule, target))

@@ -1,4 +1,5 @@
-"""`HandlerFunction`: a Lambda running one of `functions/<handler>/handler.py`, with an IAM role of its own.
+"""`HandlerFunction`: a Lambda the plan describes (`serverless_agents.plan.FunctionPlan`: name, handler,
+memory, timeout, environment, log group), with an IAM role of its own.
 
 Every function gets its own role, created empty: no managed policy (AWSLambdaBasicExecutionRole would allow
 writing to any log group), only writes to its own log group, X-Ray (Powertools' Tracer), and whatever the
@@ -23,24 +24,17 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from serverless_agents import naming
-from serverless_agents import settings as env_names
+from serverless_agents.plan import RUNTIME as RUNTIME_NAME
 
 from . import nag
 
 if TYPE_CHECKING:
-    from .plan import PlannedAgent
+    from serverless_agents.plan import FunctionPlan
 
-RUNTIME = lambda_.Runtime.PYTHON_3_12  # what bundles.py builds for (pip --python-version 3.12)
-#: What functions/observability.py names in code; set here too so the environment says the same.
-POWERTOOLS_SERVICE = "serverless-agents"
-POWERTOOLS_NAMESPACE = "ServerlessAgents"
-#: Powertools' Tracer records neither a handler's response (a task's outputs, for Flyte) nor its exception
-#: (which may quote task data) in X-Ray: no task data in traces, and no response too large to send.
-TRACER_WITHOUT_TASK_DATA = {
-    "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
-    "POWERTOOLS_TRACER_CAPTURE_ERROR": "false",
-}
+#: The plan's runtime as CDK's object, which knows what the runtime supports (SnapStart).
+RUNTIME = next(
+    r for r in (lambda_.Runtime.PYTHON_3_12, lambda_.Runtime.PYTHON_3_13) if r.name == RUNTIME_NAME
+)
 #: Logs are kept as long as the tasks they tell about (SA_TASK_TTL_DAYS defaults to 30).
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 #: The alias a SnapStart function's callers invoke: its latest published version.
@@ -65,41 +59,35 @@ class HandlerFunction(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        function_name: str,
-        handler: str,
+        function: FunctionPlan,
         code: lambda_.Code,
-        memory: int,
-        timeout: int,
         environment: Mapping[str, str],
         log_group: logs.ILogGroup,
         reserved_concurrency: int | None = None,
-        snapstart: bool = False,
     ) -> None:
+        """`environment`: what every function shares (`DeploymentPlan.shared_environment`)."""
         super().__init__(scope, construct_id)
-        self.function_name = function_name
+        self.plan = function
+        self.function_name = function.name
         self.role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{function_name}: functions/{handler}/handler.py",
+            description=f"{function.name}: {function.description}",
         )
+        snapstart = function.snapstart
         self.function = lambda_.Function(
             self,
             "Function",
-            function_name=function_name,
-            description=f"functions/{handler}/handler.py",
+            function_name=function.name,
+            description=function.description,
             runtime=RUNTIME,
             architecture=lambda_.Architecture.X86_64,  # the bundles' wheels are manylinux x86_64
-            handler=f"functions.{handler}.handler.handler",
+            handler=function.handler,
             code=code,
-            memory_size=memory,
-            timeout=Duration.seconds(timeout),
-            environment={
-                **environment,
-                "POWERTOOLS_SERVICE_NAME": POWERTOOLS_SERVICE,
-                "POWERTOOLS_METRICS_NAMESPACE": POWERTOOLS_NAMESPACE,
-                **TRACER_WITHOUT_TASK_DATA,
-            },
+            memory_size=function.memory,
+            timeout=Duration.seconds(function.timeout),
+            environment={**environment, **function.own_environment},
             reserved_concurrent_executions=reserved_concurrency,
             role=self.role,
             log_group=log_group,
@@ -118,42 +106,11 @@ class HandlerFunction(Construct):
         log_group.grant_write(self.role)
         nag.xray_needs_star(self.role)
         nag.runtime_is_pinned(self.function)
-        nag.function_choices(self.function, handler, reserved_concurrency=reserved_concurrency is not None)
+        nag.function_choices(
+            self.function, function.handler_name, reserved_concurrency=reserved_concurrency is not None
+        )
 
     @property
     def invocable(self) -> lambda_.IFunction:
         """What callers invoke: the SnapStart alias, or the function itself."""
         return self.alias or self.function
-
-    @classmethod
-    def for_agent(
-        cls,
-        scope: Construct,
-        construct_id: str,
-        *,
-        deployment: str,
-        agent: PlannedAgent,
-        role: naming.FunctionRole,
-        code: lambda_.Code,
-        environment: Mapping[str, str],
-        log_group: logs.ILogGroup,
-        reserved_concurrency: int | None = None,
-    ) -> HandlerFunction:
-        """One of an agent's functions: named by `naming`, sized by its manifest entry, told its agent."""
-        return cls(
-            scope,
-            construct_id,
-            function_name=naming.agent_function_name(deployment, agent.name, role),
-            handler=role,
-            code=code,
-            memory=agent.settings.memory,
-            timeout=agent.settings.timeout,
-            environment={
-                **environment,
-                env_names.AGENT: agent.name,
-                **({env_names.TRACING: "true"} if agent.settings.tracing else {}),
-            },
-            log_group=log_group,
-            reserved_concurrency=reserved_concurrency,
-            snapstart=agent.settings.snapstart,
-        )

@@ -28,7 +28,7 @@ the poke functions and nothing else. The functions read its ARN in SA_SCHEDULER_
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
@@ -39,18 +39,19 @@ from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
-from serverless_agents import naming
 from serverless_agents.tasks_table import WATCH_INDEX
 
 from . import nag
 from .agent_permissions import grant_agent_permissions
 from .agent_secrets import grant_agent_secrets
+from .event_rules import event_rule
 from .finalizer import TARGET_MAX_EVENT_AGE, TARGET_RETRY_ATTEMPTS, dead_letter_queue
 from .handler_function import HandlerFunction, function_log_group
 
 if TYPE_CHECKING:
+    from serverless_agents.plan import PlannedAgent
+
     from .payload_bucket import PayloadBucket
-    from .plan import PlannedAgent
     from .tasks_table import TasksTable
 
 SCHEDULER_SERVICE = "scheduler.amazonaws.com"
@@ -82,11 +83,6 @@ def schedules_arn(scope: Construct, group: str) -> str:
         resource_name=f"{group}/*",
         arn_format=ArnFormat.SLASH_RESOURCE_NAME,
     )
-
-
-def rule_name(deployment: str, agent: str, number: int) -> str:
-    """As the local stack names them (`serverless_agents.local.stack`)."""
-    return f"{deployment}-{agent}-{number}"
 
 
 class SchedulerRole(Construct):
@@ -130,7 +126,6 @@ class SensorTriggers(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        deployment: str,
         agent: PlannedAgent,
         code: lambda_.Code,
         environment: Mapping[str, str],
@@ -140,13 +135,11 @@ class SensorTriggers(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.agent = agent
-        self.log_group = function_log_group(self, "Logs", naming.agent_log_group(deployment, agent.name))
-        self.handler = HandlerFunction.for_agent(
+        self.log_group = function_log_group(self, "Logs", agent.log_group)
+        self.handler = HandlerFunction(
             self,
             "Poke",
-            deployment=deployment,
-            agent=agent,
-            role="poke",
+            function=agent.function("poke"),
             code=code,
             environment=environment,
             log_group=self.log_group,
@@ -166,7 +159,8 @@ class SensorTriggers(Construct):
         tasks.grant_index_query(role, WATCH_INDEX)
         payloads.grant(role, ["s3:GetObject"], "requests", [agent.name])
 
-        self.group_name = naming.sensor_schedule_group(deployment, agent.name)
+        assert agent.schedule_group is not None  # every sensor has one
+        self.group_name = agent.schedule_group
         self.schedule_group = scheduler.ScheduleGroup(
             self,
             "ScheduleGroup",
@@ -183,27 +177,14 @@ class SensorTriggers(Construct):
         grant_agent_permissions(role, agent.name, agent.settings.permissions)
 
         self.rules: list[events.Rule] = []
-        for number, pattern in enumerate(agent.settings.events):
-            rule = events.Rule(
-                self,
-                f"Event{number}",
-                rule_name=rule_name(deployment, agent.name, number),
-                description=f"events matching [agents.{agent.name}] events[{number}] -> its poke function "
-                "(pokes the tasks watching what an event concerns)",
-                # Replaced below by the manifest's pattern as written: EventPattern knows the envelope
-                # fields only by their Python names, the manifest spells them as EventBridge does.
-                event_pattern=events.EventPattern(source=[str(s) for s in pattern["source"]]),
-                targets=[
-                    targets.LambdaFunction(
-                        self.handler.invocable,
-                        dead_letter_queue=self.dead_letters,
-                        retry_attempts=TARGET_RETRY_ATTEMPTS,
-                        max_event_age=TARGET_MAX_EVENT_AGE,
-                    )
-                ],
+        for number, rule in enumerate(agent.rules):
+            target = targets.LambdaFunction(
+                self.handler.invocable,
+                dead_letter_queue=self.dead_letters,
+                retry_attempts=TARGET_RETRY_ATTEMPTS,
+                max_event_age=TARGET_MAX_EVENT_AGE,
             )
-            cast("events.CfnRule", rule.node.default_child).add_property_override("EventPattern", pattern)
-            self.rules.append(rule)
+            self.rules.append(event_rule(self, f"Event{number}", rule, target))
 
     @property
     def function(self) -> lambda_.Function:

@@ -2,9 +2,9 @@
 
 Shared: `TasksTable`, `PayloadBucket`, the api function behind `AgentsApi`, the `Finalizer`, `Alarms` and a
 `Dashboard`, with async agents the `Sweeper`, and with sensors the `SchedulerRole`. Per async agent an
-`AsyncAgentStateMachine`, per sync agent a `SyncAgentFunction`, per sensor `SensorTriggers`. Function,
-state machine and schedule group names come from `serverless_agents.naming`, the environment from
-`serverless_agents.settings`' names, as the local stack (`serverless_agents.local.stack`) sets them.
+`AsyncAgentStateMachine`, per sync agent a `SyncAgentFunction`, per sensor `SensorTriggers`. Every
+function, state machine, rule and schedule group, with its name, handler, size and environment, is the
+plan's (`serverless_agents.plan`), which the local stack (`serverless_agents.local.stack`) creates on moto.
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 
-from serverless_agents import naming
-from serverless_agents import settings as env_names
+from serverless_agents.plan import TASK_TTL_DAYS, Place
 
 from . import nag
 from .agents_api import AgentsApi
 from .alarms import Alarms
 from .async_agent_state_machine import AsyncAgentStateMachine
-from .bundles import CORE
+from .bundles import CORE, agent_family
 from .dashboard import Dashboard
 from .finalizer import Finalizer
 from .handler_function import HandlerFunction, function_log_group
@@ -38,10 +37,7 @@ from .tasks_table import TasksTable
 if TYPE_CHECKING:
     from constructs import Construct
 
-    from .plan import DeploymentPlan
-
-#: Days a task stays readable (SA_TASK_TTL_DAYS); payloads and logs are kept about as long.
-TASK_TTL_DAYS = 30
+    from serverless_agents.plan import DeploymentPlan, PlannedAgent
 
 
 def construct_id(agent: str) -> str:
@@ -74,55 +70,42 @@ class ServerlessAgentsStack(Stack):
         def code(family: str) -> lambda_.Code:
             return codes[code_paths[family]]
 
+        def agent_code(agent: PlannedAgent) -> lambda_.Code:
+            return code(agent_family(plan, agent))
+
         self.tasks = TasksTable(self, "TasksTable")
         nag.tasks_table_key(self.tasks.table)
         self.payloads = PayloadBucket(self, "PayloadBucket", task_ttl_days=TASK_TTL_DAYS)
-        environment = {
-            env_names.TASKS_TABLE: self.tasks.table.table_name,
-            env_names.PAYLOAD_BUCKET: self.payloads.bucket.bucket_name,
-            env_names.DEPLOYMENT: deployment,
-            env_names.STATE_MACHINE_ARN_PREFIX: naming.state_machine_arn_prefix(
-                self.partition, self.region, self.account, deployment
-            ),
-            env_names.TASK_TTL_DAYS: str(TASK_TTL_DAYS),
-            # Sensor schedules target `<prefix><deployment>-<agent>-poke`.
-            env_names.FUNCTION_ARN_PREFIX: f"arn:{self.partition}:lambda:{self.region}:{self.account}"
-            ":function:",
-            # SA_MANIFEST stays unset: the bundle carries the manifest at $LAMBDA_TASK_ROOT/agents.toml.
-        }
         # Only a deployment with sensors has schedules, and so a role for them to run as.
         self.scheduler_role: SchedulerRole | None = None
         if plan.sensor_agents:
             self.scheduler_role = SchedulerRole(
-                self,
-                "SchedulerRole",
-                deployment=deployment,
-                groups=[naming.sensor_schedule_group(deployment, a.name) for a in plan.sensor_agents],
+                self, "SchedulerRole", deployment=deployment, groups=plan.schedule_groups
             )
-            environment[env_names.SCHEDULER_ROLE_ARN] = self.scheduler_role.role_arn
-
-        api_name = naming.shared_function_name(deployment, "api")
+        # SA_MANIFEST stays unset: the bundle carries the manifest at $LAMBDA_TASK_ROOT/agents.toml.
+        environment = plan.shared_environment(
+            Place(self.partition, self.region, self.account),
+            tasks_table=self.tasks.table.table_name,
+            payload_bucket=self.payloads.bucket.bucket_name,
+            scheduler_role_arn=self.scheduler_role.role_arn if self.scheduler_role else None,
+        )
         self.api_function = HandlerFunction(
             self,
             "ApiFunction",
-            function_name=api_name,
-            handler="api",
+            function=plan.api,
             code=code(CORE),
-            memory=512,
-            timeout=plan.api_timeout,  # API Gateway's integration timeout
             environment=environment,
-            log_group=function_log_group(self, "ApiFunctionLogs", f"/aws/lambda/{api_name}"),
+            log_group=function_log_group(self, "ApiFunctionLogs", plan.api.log_group),
         )
         self.finalizer = Finalizer(
-            self, "Finalizer", deployment=deployment, code=code(CORE), environment=environment
+            self, "Finalizer", function=plan.finalize, code=code(CORE), environment=environment
         )
         self.async_agents = [
             AsyncAgentStateMachine(
                 self,
                 f"Async{construct_id(agent.name)}",
-                deployment=deployment,
                 agent=agent,
-                code=code(agent.family),
+                code=agent_code(agent),
                 environment=environment,
                 tasks=self.tasks,
                 payloads=self.payloads,
@@ -133,9 +116,8 @@ class ServerlessAgentsStack(Stack):
             SyncAgentFunction(
                 self,
                 f"Sync{construct_id(agent.name)}",
-                deployment=deployment,
                 agent=agent,
-                code=code(agent.family),
+                code=agent_code(agent),
                 environment=environment,
             )
             for agent in plan.sync_agents
@@ -144,9 +126,8 @@ class ServerlessAgentsStack(Stack):
             SensorTriggers(
                 self,
                 f"Sensor{construct_id(agent.name)}",
-                deployment=deployment,
                 agent=agent,
-                code=code(agent.family),
+                code=agent_code(agent),
                 environment=environment,
                 tasks=self.tasks,
                 payloads=self.payloads,
@@ -160,11 +141,12 @@ class ServerlessAgentsStack(Stack):
         self.finalizer.watch(self.async_agents)
         # Endings whose status-change event was lost; without state machines there is nothing to sweep.
         self.sweeper: Sweeper | None = None
-        if self.async_agents:
+        if plan.sweeper is not None and plan.sweep_rule is not None:
             self.sweeper = Sweeper(
                 self,
                 "Sweeper",
-                deployment=deployment,
+                function=plan.sweeper,
+                schedule=plan.sweep_rule,
                 code=code(CORE),
                 environment=environment,
                 machines=self.async_agents,

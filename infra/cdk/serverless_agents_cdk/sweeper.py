@@ -4,10 +4,11 @@ The `Finalizer` cleans up after an ending from its status-change event; an event
 status-change rule (EventBridge delivers at least once, but a rule replaced or disabled during a deploy
 sees nothing) leaves the task's job running. Every `PERIOD` the sweeper (`functions/sweeper`,
 `runtime.sweeper`) lists each async agent's executions that ended ABORTED, TIMED_OUT or FAILED within the
-last `LOOKBACK_MINUTES`, describes each (its input names the agent) and finalizes it as finalize would:
-it invokes the agent's delete function, whose cleanup claim in the tasks table makes a second cleanup a
-no-op. Then it queries the tasks table's `open` index for the tasks past their bound (the manifest's
-`end_within`) and ends them, naming the job that may still run; `Alarms` alarms on how many it ended.
+last minutes (period and window: `serverless_agents.plan`), describes each (its input names the agent)
+and finalizes it as finalize would: it invokes the agent's delete function, whose cleanup claim in the
+tasks table makes a second cleanup a no-op. Then it queries the tasks table's `open` index for the tasks
+past their bound (the manifest's `end_within`) and ends them, naming the job that may still run; `Alarms`
+alarms on how many it ended.
 
 Its role may, besides writing its log group and X-Ray:
 - `states:ListExecutions` on the async agents' state machines;
@@ -23,38 +24,26 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from aws_cdk import Duration
-from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from serverless_agents import naming
-from serverless_agents import settings as env_names
-from serverless_agents.endings import ENDED_STATUSES
+from serverless_agents.plan import SWEEP_PERIOD_MINUTES
 from serverless_agents.tasks_table import OPEN_INDEX
 
 from . import nag
 from .async_agent_state_machine import allow_invoking_deletes
+from .event_rules import event_rule
 from .handler_function import HandlerFunction, function_log_group
 
 if TYPE_CHECKING:
+    from serverless_agents.plan import FunctionPlan, ScheduleRule
+
     from .async_agent_state_machine import AsyncAgentStateMachine
     from .tasks_table import TasksTable
 
-PERIOD_MINUTES = 15
-PERIOD = Duration.minutes(PERIOD_MINUTES)
-#: SA_SWEEP_LOOKBACK_MINUTES: four periods, so every ending is looked at by four sweeps, and a sweep that
-#: does not run or fails part-way (a throttle, a deploy, a delete that raised and stopped that sweep) is
-#: made up by the next three, while the error alarm calls a person. Not longer: each sweep finalizes
-#: every ending in the window again (a DescribeExecution and a delete invocation apiece, a no-op for a
-#: task already cleaned up), so the window multiplies that cost. An ending lost for longer than an hour
-#: is one whose sweeps all failed, and their alarms have fired.
-LOOKBACK_MINUTES = 4 * PERIOD_MINUTES
-MEMORY = 256
-#: As the local stack makes it: a sweep lists, describes and finalizes (a synchronous delete invocation)
-#: every ending of the window, one after another, where finalize handles one.
-TIMEOUT = 300
+PERIOD = Duration.minutes(SWEEP_PERIOD_MINUTES)
 
 
 class Sweeper(Construct):
@@ -63,38 +52,28 @@ class Sweeper(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        deployment: str,
+        function: FunctionPlan,
+        schedule: ScheduleRule,
         code: lambda_.Code,
         environment: Mapping[str, str],
         machines: Sequence[AsyncAgentStateMachine],
         tasks: TasksTable,
     ) -> None:
         super().__init__(scope, construct_id)
-        name = naming.shared_function_name(deployment, "sweeper")
         self.handler = HandlerFunction(
             self,
             "Sweep",
-            function_name=name,
-            handler="sweeper",
+            function=function,
             code=code,
-            memory=MEMORY,
-            timeout=TIMEOUT,
-            environment={**environment, env_names.SWEEP_LOOKBACK_MINUTES: str(LOOKBACK_MINUTES)},
-            log_group=function_log_group(self, "Logs", f"/aws/lambda/{name}"),
+            environment=environment,
+            log_group=function_log_group(self, "Logs", function.log_group),
         )
         self._grant(machines)
         tasks.grant_index_query(self.handler.role, OPEN_INDEX)
         tasks.grant_items(self.handler.role, "dynamodb:GetItem", "dynamodb:UpdateItem")
-        self.rule = events.Rule(
-            self,
-            "Schedule",
-            rule_name=name,
-            description=f"every {PERIOD_MINUTES} minutes -> sweeper: finalizes {', '.join(ENDED_STATUSES)} "
-            f"executions of the last {LOOKBACK_MINUTES} minutes whose status-change event was lost, "
-            "ends tasks past their bound",
-            schedule=events.Schedule.rate(PERIOD),
-            # A sweep not delivered within its period is the next one's to do.
-            targets=[targets.LambdaFunction(self.function, max_event_age=PERIOD)],
+        # A sweep not delivered within its period is the next one's to do.
+        self.rule = event_rule(
+            self, "Schedule", schedule, targets.LambdaFunction(self.function, max_event_age=PERIOD)
         )
 
     @property

@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING
 
 from constructs import Construct
 
-from serverless_agents import naming
-
 from .agent_permissions import grant_agent_permissions
 from .agent_secrets import grant_agent_secrets
 from .handler_function import HandlerFunction, function_log_group
@@ -21,7 +19,7 @@ from .handler_function import HandlerFunction, function_log_group
 if TYPE_CHECKING:
     from aws_cdk import aws_lambda as lambda_
 
-    from .plan import PlannedAgent
+    from serverless_agents.plan import PlannedAgent
 
 
 class SyncAgentFunction(Construct):
@@ -30,20 +28,17 @@ class SyncAgentFunction(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        deployment: str,
         agent: PlannedAgent,
         code: lambda_.Code,
         environment: Mapping[str, str],
     ) -> None:
         super().__init__(scope, construct_id)
         self.agent = agent
-        self.log_group = function_log_group(self, "Logs", naming.agent_log_group(deployment, agent.name))
-        self.handler = HandlerFunction.for_agent(
+        self.log_group = function_log_group(self, "Logs", agent.log_group)
+        self.handler = HandlerFunction(
             self,
             "Sync",
-            deployment=deployment,
-            agent=agent,
-            role="sync",
+            function=agent.function("sync"),
             code=code,
             environment=environment,
             log_group=self.log_group,

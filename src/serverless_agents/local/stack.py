@@ -1,13 +1,13 @@
 """The whole deployment on moto, in this process: what `cdk deploy` makes, made against the emulator.
 
-For each agent in the manifest: its Lambda functions (create / get / delete, sync, or poke) and, for async
-agents, the state machine rendered from `statemachines/async_agent.asl.json`; for sensors, a schedule group
-and the manifest's EventBridge rules. Shared: the tasks table, the payload bucket, the api and finalize
-functions; every bucket the sensors' event patterns name (and, when a sensor task starts, the bucket its
-inputs name). Then the in-process Lambda hook, the drivers
-standing in for EventBridge (status changes, sensor schedules and events) and the local API Gateway on
-localhost; with `aws_port`, the emulated AWS APIs themselves on localhost too (`local.aws_endpoint`), so
-`aws --endpoint-url` or boto3 can upload the file a sensor waits for.
+Both read one description, `serverless_agents.plan`: every function (name, handler string, memory, timeout,
+environment, log group), each async agent's state machine rendered from the packaged ASL, each sensor's
+schedule group and event rules. Besides what the plan names, the local stack makes the tasks table and the
+payload bucket (CloudFormation names them on AWS), every bucket the sensors' event patterns name (and, when
+a sensor task starts, the bucket its inputs name). Then the in-process Lambda hook, the drivers standing
+in for EventBridge (status changes, the sweeper's schedule, sensor schedules and events) and the local API
+Gateway on localhost; with `aws_port`, the emulated AWS APIs themselves on localhost too
+(`local.aws_endpoint`), so `aws --endpoint-url` or boto3 can upload the file a sensor waits for.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError, ParamValidationError
 
-from serverless_agents import settings as env_names
-from serverless_agents.agent import AgentKind
 from serverless_agents.exceptions import InvalidRequest
 from serverless_agents.local import moto_fixes
 from serverless_agents.local.apigateway import LocalApiGateway
@@ -34,17 +32,7 @@ from serverless_agents.local.driver import StatusChangeDriver
 from serverless_agents.local.lambda_dispatch import InProcessLambdas
 from serverless_agents.local.sensor_triggers import SensorTriggers, SensorWiring
 from serverless_agents.local.task_events import TaskEvents
-from serverless_agents.manifest import load_manifest, use_code_path
-from serverless_agents.naming import (
-    FunctionRole,
-    agent_function_name,
-    agent_log_group,
-    sensor_schedule_group,
-    shared_function_name,
-    state_machine_arn_prefix,
-    state_machine_name,
-)
-from serverless_agents.registry import AgentRegistry
+from serverless_agents.plan import RUNTIME, FunctionPlan, Place, PlannedAgent, plan_deployment
 from serverless_agents.s3uri import parse_s3_uri
 from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
 from serverless_agents.tasks_table import TTL_ATTRIBUTE, table_definition
@@ -52,14 +40,7 @@ from serverless_agents.tasks_table import TTL_ATTRIBUTE, table_definition
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from serverless_agents.registry import RegisteredAgent
-
 ACCOUNT = "123456789012"  # moto's default account
-_ROLES: dict[AgentKind, tuple[FunctionRole, ...]] = {
-    AgentKind.ASYNC: ("create", "get", "delete"),
-    AgentKind.SYNC: ("sync",),
-    AgentKind.SENSOR: ("poke",),
-}
 
 
 def _placeholder_zip() -> bytes:
@@ -91,12 +72,12 @@ class LocalStack:
         aws_port: int | None = None,
         sweep_interval: float = 60.0,
     ) -> None:
-        self.manifest_path = Path(manifest_path).resolve()
-        self.manifest = load_manifest(self.manifest_path)
-        use_code_path(self.manifest, self.manifest_path)
-        self.registry = AgentRegistry.from_manifest(self.manifest)
-        self.deployment = self.manifest.deployment.name
+        self.plan = plan_deployment(manifest_path)
+        self.manifest_path = self.plan.manifest_path
+        self.registry = self.plan.registry
+        self.deployment = self.plan.deployment
         self.region = region
+        self.place = Place("aws", region, ACCOUNT)
         self.tasks_table = f"{self.deployment}-tasks"
         self.payload_bucket = f"{self.deployment}-payloads-{ACCOUNT}"
         self.lambdas = InProcessLambdas()
@@ -114,6 +95,7 @@ class LocalStack:
         self._sensors: list[SensorWiring] = []
         self._shared_env: dict[str, str] = {}
         self._role_arn = ""
+        self._function_arns: dict[str, str] = {}
 
     @property
     def api_url(self) -> str:
@@ -146,9 +128,9 @@ class LocalStack:
                 self.client("stepfunctions"),
                 self.client("lambda"),
                 self.state_machine_arns.values(),
-                shared_function_name(self.deployment, "finalize"),
+                self.plan.finalize.name,
                 interval=self._driver_interval,
-                sweeper_function=shared_function_name(self.deployment, "sweeper"),
+                sweeper_function=self.plan.sweeper.name if self.plan.sweeper else None,
                 sweep_interval=self._sweep_interval,
             )
             self.driver.start()
@@ -161,7 +143,7 @@ class LocalStack:
                 schedule_period=self._schedule_period,
             )
             self.sensor_triggers.start()
-            sync_agents = [agent.name for agent in self.registry if agent.kind is AgentKind.SYNC]
+            sync_agents = [agent.name for agent in self.plan.sync_agents]
             self.api = LocalApiGateway(
                 self.client("lambda"), self.deployment, self._host, self._port, sync_agents=sync_agents
             )
@@ -228,61 +210,43 @@ class LocalStack:
             TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
         )
         self.create_bucket(self.payload_bucket, eventbridge=False)
-        role_arn = self.client("iam").create_role(
+        # One role for everything: moto checks no policy (tests/rehearsal audits the template's roles).
+        self._role_arn = self.client("iam").create_role(
             RoleName=f"{self.deployment}-local", AssumeRolePolicyDocument="{}"
         )["Role"]["Arn"]
-        self._shared_env = {
-            env_names.TASKS_TABLE: self.tasks_table,
-            env_names.PAYLOAD_BUCKET: self.payload_bucket,
-            env_names.MANIFEST: str(self.manifest_path),
-            env_names.DEPLOYMENT: self.deployment,
-            env_names.STATE_MACHINE_ARN_PREFIX: state_machine_arn_prefix(
-                "aws", self.region, ACCOUNT, self.deployment
-            ),
-            env_names.FUNCTION_ARN_PREFIX: f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:",
-            env_names.SCHEDULER_ROLE_ARN: role_arn,
-        }
-        self._role_arn = role_arn
-        self._function(shared_function_name(self.deployment, "api"), "api", 512, 29)
-        self._function(shared_function_name(self.deployment, "finalize"), "finalize", 256, 60)
-        self._function(shared_function_name(self.deployment, "sweeper"), "sweeper", 256, 300)
-        for agent in self.registry:
-            arns = {
-                role: self._function(
-                    agent_function_name(self.deployment, agent.name, role),
-                    role,
-                    agent.settings.memory,
-                    agent.settings.timeout,
-                    agent.name,
-                )
-                for role in _ROLES[agent.kind]
-            }
-            if agent.kind is AgentKind.ASYNC:
-                self._state_machine(agent, arns)
-            elif agent.kind is AgentKind.SENSOR:
-                self._sensor(agent)
-
-    def _function(self, name: str, role: str, memory: int, timeout: int, agent: str | None = None) -> str:
-        variables = {**self._shared_env, env_names.AGENT: agent} if agent else self._shared_env
-        log_group = agent_log_group(self.deployment, agent) if agent else f"/aws/lambda/{name}"
-        return str(
-            self.client("lambda").create_function(
-                FunctionName=name,
-                Runtime="python3.12",
-                Role=self._role_arn,
-                Handler=f"functions.{role}.handler.handler",
-                Code={"ZipFile": _placeholder_zip()},
-                MemorySize=memory,
-                Timeout=timeout,
-                Environment={"Variables": variables},
-                LoggingConfig={"LogFormat": "JSON", "LogGroup": log_group},
-            )["FunctionArn"]
+        self._shared_env = self.plan.shared_environment(
+            self.place,
+            tasks_table=self.tasks_table,
+            payload_bucket=self.payload_bucket,
+            scheduler_role_arn=self._role_arn,
+            manifest=str(self.manifest_path),
         )
+        for function in self.plan.functions:
+            self._function(function)
+        for agent in self.plan.async_agents:
+            self._state_machine(agent)
+        for agent in self.plan.sensor_agents:
+            self._sensor(agent)
 
-    def _state_machine(self, agent: RegisteredAgent, arns: dict[FunctionRole, str]) -> None:
+    def _function(self, function: FunctionPlan) -> None:
+        self._function_arns[function.name] = self.client("lambda").create_function(
+            FunctionName=function.name,
+            Runtime=RUNTIME,
+            Role=self._role_arn,
+            Handler=function.handler,
+            Code={"ZipFile": _placeholder_zip()},
+            MemorySize=function.memory,
+            Timeout=function.timeout,
+            Environment={"Variables": self.plan.environment(function, self._shared_env)},
+            LoggingConfig={"LogFormat": "JSON", "LogGroup": function.log_group},
+        )["FunctionArn"]
+
+    def _state_machine(self, agent: PlannedAgent) -> None:
+        assert agent.state_machine is not None
+        arns = {role: self._function_arns[agent.function(role).name] for role in ("create", "get", "delete")}
         definition = render_definition(
             AsyncAgentFunctions(
-                partition="aws",
+                partition=self.place.partition,
                 create_arn=arns["create"],
                 get_arn=arns["get"],
                 delete_arn=arns["delete"],
@@ -290,32 +254,30 @@ class LocalStack:
             ).substitutions()
         )
         created = self.client("stepfunctions").create_state_machine(
-            name=state_machine_name(self.deployment, agent.name),
-            definition=definition,
-            roleArn=self._role_arn,
+            name=agent.state_machine, definition=definition, roleArn=self._role_arn
         )
         self.state_machine_arns[agent.name] = created["stateMachineArn"]
 
-    def _sensor(self, agent: RegisteredAgent) -> None:
-        group = sensor_schedule_group(self.deployment, agent.name)
-        self.client("scheduler").create_schedule_group(Name=group)
+    def _sensor(self, agent: PlannedAgent) -> None:
+        assert agent.schedule_group is not None
+        self.client("scheduler").create_schedule_group(Name=agent.schedule_group)
         queue_url = None
-        if agent.settings.events:
+        if agent.rules:
             # EventBridge would invoke the poke function; moto's rules cannot target Lambda, so they
-            # target a queue that SensorTriggers delivers from.
+            # target a queue that SensorTriggers delivers from (to the rule's target).
             sqs, events = self.client("sqs"), self.client("events")
             queue_url = sqs.create_queue(QueueName=f"{self.deployment}-{agent.name}-events")["QueueUrl"]
             attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
             queue_arn = attributes["Attributes"]["QueueArn"]
-            for number, pattern in enumerate(agent.settings.events):
-                rule = f"{self.deployment}-{agent.name}-{number}"
-                events.put_rule(Name=rule, EventPattern=json.dumps(pattern))
-                events.put_targets(Rule=rule, Targets=[{"Id": "poke", "Arn": queue_arn}])
+            for rule in agent.rules:
+                assert rule.name is not None  # a sensor's rules are named (plan.sensor_rule_name)
+                events.put_rule(Name=rule.name, EventPattern=json.dumps(rule.pattern))
+                events.put_targets(Rule=rule.name, Targets=[{"Id": "poke", "Arn": queue_arn}])
             for bucket in event_buckets(agent.settings.events):
                 self.create_bucket(bucket)
-        poke = agent_function_name(self.deployment, agent.name, "poke")
+        poke = agent.function("poke").name
         self.lambdas.before_invoke[poke] = self._create_watched_buckets
-        self._sensors.append(SensorWiring(agent.settings, poke, group, queue_url))
+        self._sensors.append(SensorWiring(agent.settings, poke, agent.schedule_group, queue_url))
 
     def _create_watched_buckets(self, event: dict[str, Any]) -> None:
         """Before a task's poke (its first comes right after its creation): the bucket its inputs name, if
