@@ -14,12 +14,12 @@ from pathlib import Path
 
 from serverless_agents.agent import AgentKind
 from serverless_agents.exceptions import ManifestError
-from serverless_agents.manifest import AgentSettings, load_manifest, use_code_path
+from serverless_agents.manifest import EXAMPLE_MANIFEST, AgentSettings, load_manifest, use_code_path
 from serverless_agents.registry import AgentRegistry, RegisteredAgent
 
-from .bundles import CORE, ROOT, family_for_module
+from .bundles import CORE, family_for_module
 
-DEFAULT_MANIFEST = ROOT / "agents.toml"
+DEFAULT_MANIFEST = EXAMPLE_MANIFEST
 #: The project's own packages: every bundle carries them, so an agent class there needs no extra code.
 PROJECT_PACKAGES = ("serverless_agents", "functions")
 
