@@ -1,6 +1,6 @@
-"""What a Lambda's entry point imports decides cold start: no emulator, CDK, gRPC, flytekit or test code, and
-at init (the import of `functions.<role>.handler`, as Lambda does it, which imports serverless_agents.handlers)
-nothing beyond Powertools' Logger and Metrics and the settings.
+"""What a Lambda's entry point imports decides cold start: no emulator, CDK, gRPC, flytekit or test code,
+and at init (the import of `functions.<role>.handler` as Lambda does it, which imports the library's
+serverless_agents.handlers.<role>) nothing beyond Powertools' Logger and Metrics and the settings.
 
 Each check runs in a fresh interpreter: what this test process imported must not hide what a handler
 pulls in. The budget is a count of modules, not a time: it holds on any machine, and a new import at init

@@ -75,7 +75,7 @@ PIP_PLATFORM_ARGS = (
     "--only-binary=:all:",
 )
 #: Beyond pyproject's `dependencies`: Powertools' Tracer needs `aws_xray_sdk` in the functions of agents
-#: with `tracing = true` (functions/observability.py); the other functions never import it.
+#: with `tracing = true` (serverless_agents/handlers/observability.py); the others never import it.
 BUNDLE_REQUIREMENTS = ("aws-xray-sdk>=2.14,<3",)
 #: Built-in agent modules and the pyproject extra their family needs. Anything else runs on the core.
 EXTRA_FOR_MODULE = {
