@@ -7,13 +7,15 @@ from __future__ import annotations
 import ast
 import importlib
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import serverless_agents.handlers as handlers
-from serverless_agents.handlers import ROLES, UnknownHandler, entry_point
+from serverless_agents.handlers import ROLES, UnknownHandler, entry_point, handler_string
+from serverless_agents.naming import FunctionRole
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRY_POINTS = ROOT / "functions"
@@ -27,13 +29,14 @@ def test_every_role_has_an_entry_point_folder_and_a_library_module() -> None:
 
     assert folders == set(ROLES)
     assert modules == set(ROLES)
+    assert set(get_args(FunctionRole)) <= set(ROLES)  # an agent's functions, named by naming.py
 
 
 @pytest.mark.parametrize("role", ROLES)
 def test_the_entry_point_reexports_what_the_handler_string_resolves_to(role: str) -> None:
-    handler_string = f"functions.{role}.handler.handler"
-    module, attribute = entry_point(handler_string)
-    lambda_module, _, lambda_attribute = handler_string.rpartition(".")
+    deployed = handler_string(role)
+    module, attribute = entry_point(deployed)
+    lambda_module, _, lambda_attribute = deployed.rpartition(".")  # as Lambda's runtime splits it
 
     resolved = getattr(importlib.import_module(module), attribute)
     assert getattr(importlib.import_module(lambda_module), lambda_attribute) is resolved
@@ -54,7 +57,7 @@ def test_the_entry_point_is_a_docstring_and_one_import(role: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("handler_string", "named"),
+    ("candidate", "named"),
     [
         ("app.handler", "expected functions.<role>.handler.handler"),
         ("functions.create.handler.main", "expected functions.<role>.handler.handler"),
@@ -68,28 +71,34 @@ def test_the_entry_point_is_a_docstring_and_one_import(role: str) -> None:
         ("", "expected functions.<role>.handler.handler"),
     ],
 )
-def test_any_other_handler_string_is_refused_by_name(handler_string: str, named: str) -> None:
+def test_any_other_handler_string_is_refused_by_name(candidate: str, named: str) -> None:
     with pytest.raises(UnknownHandler) as refused:
-        entry_point(handler_string)
+        entry_point(candidate)
 
-    assert repr(handler_string) in str(refused.value)
+    assert repr(candidate) in str(refused.value)
     assert named in str(refused.value)
     assert "\n" not in str(refused.value)
 
 
-VALID = {f"functions.{role}.handler.handler" for role in ROLES}
+VALID = {handler_string(role) for role in ROLES}
 #: Near misses: the valid strings' own parts, in any order and number.
 NEAR_MISSES = st.lists(st.sampled_from(["functions", "handler", "", " ", *ROLES]), max_size=6).map(".".join)
 
 
+def test_a_handler_string_is_made_for_roles_only() -> None:
+    assert handler_string("create") == "functions.create.handler.handler"
+    with pytest.raises(UnknownHandler, match="no function role 'observability'"):
+        handler_string("observability")
+
+
 @settings(max_examples=300, derandomize=True, deadline=None)
 @given(st.one_of(st.text(max_size=60), NEAR_MISSES, st.sampled_from(sorted(VALID))))
-def test_only_the_projects_handler_strings_resolve(handler_string: str) -> None:
+def test_only_the_projects_handler_strings_resolve(candidate: str) -> None:
     try:
-        module, attribute = entry_point(handler_string)
+        module, attribute = entry_point(candidate)
     except UnknownHandler:
-        assert handler_string not in VALID
+        assert candidate not in VALID
     else:
-        assert handler_string in VALID
-        role = handler_string.split(".")[1]
+        assert candidate in VALID
+        role = candidate.split(".")[1]
         assert (module, attribute) == (f"serverless_agents.handlers.{role}", "handler")

@@ -5,7 +5,8 @@ folders of the repository (copied to the root of every function bundle by infra/
 `serverless_agents.handlers.<role>.handler`, one line each. The code lives here, in the library, so that the
 wheel carries it without installing a package named `functions` into its users' environments (it would shadow,
 or be shadowed by, their own); the folders stay where Lambda and the design's layout expect the entry points.
-The local stack, which runs the same handler strings in-process, resolves them with `entry_point`.
+`handler_string` makes a function's handler string; the local stack, which runs the same handler strings
+in-process, resolves them with `entry_point`.
 
 What a handler module imports is the function's init, paid by every cold start before anything else:
 Powertools' Logger and Metrics, the settings, and nothing more. The runtime (pydantic, flyteidl, boto3,
@@ -24,6 +25,13 @@ LAMBDA_PACKAGE = "functions"
 
 class UnknownHandler(ValueError):
     """A handler string that names none of the project's functions."""
+
+
+def handler_string(role: str) -> str:
+    """Lambda's handler string for a function of `role`, as the CDK app and the local stack deploy it."""
+    if role not in ROLES:
+        raise UnknownHandler(f"no function role {role!r} (roles: {', '.join(ROLES)})")
+    return f"{LAMBDA_PACKAGE}.{role}.handler.handler"
 
 
 def entry_point(handler: str) -> tuple[str, str]:
