@@ -4,7 +4,7 @@
 #   docker build -t serverless-agents-adapter .
 #   docker run -p 8000:8000 -p 9090:9090 serverless-agents-adapter --api https://<id>.execute-api.<region>.amazonaws.com/prod
 #
-# Stage 1 builds the project's wheel (the same `pip wheel` tests/unit/test_wheel.py runs) and installs it with
+# Stage 1 builds the project's wheel (the same `pip wheel` tests/infra/test_wheel.py runs) and installs it with
 # the `adapter` extra into a virtualenv; stage 2 copies only that virtualenv onto a slim Python and runs it as
 # a non-root user. gRPC on 8000 (with grpc.health.v1 for probes), Prometheus metrics on 9090.
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
@@ -14,7 +14,6 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src/ src/
-COPY functions/ functions/
 RUN pip wheel --no-deps --wheel-dir /wheels . \
     && python -m venv /opt/adapter \
     && /opt/adapter/bin/pip install "$(echo /wheels/flyte_serverless_agents-*.whl)[adapter]"

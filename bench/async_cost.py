@@ -16,7 +16,8 @@ length T needs the smallest number of polls whose waits add up to at least T. Th
 
 The model is grounded on the local stack: one real job, polled every second, run through the real ASL on
 moto, and moto's `get_execution_history` for it compared with the model's prediction. Policies: the
-project's default backoff, each async agent's in agents.toml, and a fixed 10-second poll for contrast.
+project's default backoff, each async agent's in the example manifest, and a fixed 10-second poll for
+contrast.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import os
 import time
 from dataclasses import dataclass
 
-from bench._common import BENCH_MANIFEST, OFFLINE_AWS_ENV, ROOT, BenchError, Table, bench_main
-from serverless_agents.manifest import AgentSettings, PollBackoff, load_manifest
+from bench._common import BENCH_MANIFEST, OFFLINE_AWS_ENV, BenchError, Table, bench_main
+from serverless_agents.manifest import EXAMPLE_MANIFEST, AgentSettings, PollBackoff, load_manifest
 
 #: AWS Step Functions, Standard workflows, us-east-1 list price (no free tier): per state transition.
 PRICE_PER_TRANSITION = 0.025 / 1000
@@ -104,7 +105,7 @@ def policies() -> list[Policy]:
         Policy("fixed 10 s polling (for contrast)", 10, 1.0, 10, timeout),
         Policy("project default", default.initial, default.factor, default.cap, timeout),
     ]
-    manifest = load_manifest(ROOT / "agents.toml")
+    manifest = load_manifest(EXAMPLE_MANIFEST)
     for name, settings in manifest.agents.items():
         if "poll" not in settings.model_fields_set:
             continue  # sync agents and sensors set none; an async agent without one is the default

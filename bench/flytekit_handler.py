@@ -6,10 +6,11 @@ base and TypeEngine, and its connectors, registered at import (flytekit's way). 
 
 - an API Gateway event (POST, a CreateTaskRequest in protobuf's JSON mapping, as our sync function takes):
   decode the template and inputs with flytekit's models and TypeEngine, run `EchoConnector.do`, answer
-  the outputs: what `functions/sync/handler.py` does for the echo agent;
+  the outputs: what `serverless_agents.handlers.sync` does for the echo agent;
 - a state machine event (`{"task_id": ...}`): read the task from the tasks table with a boto3 client made
-  at first use, decode its request, run a connector's `create`, record it: what `functions/create/handler.py`
-  does. Offline the table read is refused (as ours is), so both are timed up to their first AWS call.
+  at first use, decode its request, run a connector's `create`, record it: what
+  `serverless_agents.handlers.create` does. Offline the table read is refused (as ours is), so both are
+  timed up to their first AWS call.
 """
 
 from __future__ import annotations

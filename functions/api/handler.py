@@ -1,30 +1,6 @@
-"""The HTTP API behind API Gateway: tasks and agents (see serverless_agents.http_api)."""
+"""The HTTP API behind API Gateway: tasks and agents.
 
-import functools
-from typing import TYPE_CHECKING, Any
+Lambda's entry point `functions.api.handler.handler`; the code is serverless_agents.handlers.api.
+"""
 
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from functions.observability import capture_lambda_handler, logger, metrics
-from serverless_agents.settings import current_settings
-
-if TYPE_CHECKING:
-    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
-
-
-@functools.cache
-def app() -> "APIGatewayRestResolver":
-    """The resolver, made at first use (see functions/__init__.py)."""
-    from serverless_agents.http_api import create_api
-    from serverless_agents.runtime.wiring import task_service
-
-    return create_api(lambda: task_service(current_settings()))
-
-
-@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
-@metrics.log_metrics
-@capture_lambda_handler
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    metrics.add_metric(name="ApiRequests", unit=MetricUnit.Count, value=1)
-    return app().resolve(event, context)
+from serverless_agents.handlers.api import handler as handler

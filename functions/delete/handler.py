@@ -1,28 +1,6 @@
-"""Cleanup: delete the agent's job once, for the Cleanup state and for the finalize Lambda."""
+"""Cleanup: delete the agent's job once, for the Cleanup state and the finalize Lambda.
 
-from typing import TYPE_CHECKING, Any
+Lambda's entry point `functions.delete.handler.handler`; the code is serverless_agents.handlers.delete.
+"""
 
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from functions.observability import capture_lambda_handler, logger, metrics
-from functions.snapstart import prime
-from serverless_agents.settings import current_settings
-
-if TYPE_CHECKING:
-    from serverless_agents.runtime.async_steps import DeleteEvent
-
-prime("serverless_agents.runtime.wiring")
-
-
-@logger.inject_lambda_context
-@metrics.log_metrics
-@capture_lambda_handler
-def handler(event: "DeleteEvent", context: LambdaContext) -> dict[str, Any]:
-    from serverless_agents.runtime.async_steps import CleanupReason  # at first use: functions/__init__.py
-    from serverless_agents.runtime.wiring import async_steps
-
-    logger.append_keys(task_id=event.get("task_id"))
-    deleted = async_steps(current_settings()).delete(event["task_id"], CleanupReason.from_event(event))
-    metrics.add_metric(name="JobsDeleted", unit=MetricUnit.Count, value=int(deleted))
-    return {"deleted": deleted}
+from serverless_agents.handlers.delete import handler as handler

@@ -1,24 +1,6 @@
-"""EventBridge "Step Functions Execution Status Change" (ABORTED, TIMED_OUT, FAILED) -> the agent's delete."""
+"""EventBridge: a state machine execution ABORTED, TIMED_OUT or FAILED -> the agent's delete.
 
-from typing import Any
+Lambda's entry point `functions.finalize.handler.handler`; the code is serverless_agents.handlers.finalize.
+"""
 
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from functions.observability import capture_lambda_handler, logger, metrics
-from serverless_agents.settings import current_settings
-
-
-@logger.inject_lambda_context
-@metrics.log_metrics
-@capture_lambda_handler
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    from serverless_agents.runtime.finalize import finalize_execution  # at first use: functions/__init__.py
-
-    detail = event["detail"]
-    logger.append_keys(task_id=detail.get("name"), status=detail.get("status"))
-    result = finalize_execution(detail, current_settings().deployment)
-    metrics.add_metric(
-        name=f"Executions{str(detail.get('status', '')).title()}", unit=MetricUnit.Count, value=1
-    )
-    return result
+from serverless_agents.handlers.finalize import handler as handler

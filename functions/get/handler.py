@@ -1,31 +1,6 @@
-"""State machine step: ask the agent how its job is doing; returns the next wait."""
+"""State machine step: ask the agent how its job is doing.
 
-from typing import TYPE_CHECKING, Any
+Lambda's entry point `functions.get.handler.handler`; the code is serverless_agents.handlers.get.
+"""
 
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from functions.observability import capture_lambda_handler, logger, metrics
-from functions.snapstart import prime
-from serverless_agents.settings import current_settings
-
-if TYPE_CHECKING:
-    from serverless_agents.runtime.async_steps import TaskState
-
-prime("serverless_agents.runtime.wiring")
-
-
-@logger.inject_lambda_context
-@metrics.log_metrics
-@capture_lambda_handler
-def handler(event: "TaskState", context: LambdaContext) -> dict[str, Any]:
-    from serverless_agents.runtime.wiring import async_steps  # at first use: see functions/__init__.py
-
-    logger.append_keys(task_id=event.get("task_id"))
-    result = async_steps(current_settings()).get(event)
-    metrics.add_metric(name="Polls", unit=MetricUnit.Count, value=1)
-    if result["done"]:
-        metrics.add_metric(
-            name=f"Jobs{result['phase'].title().replace('_', '')}", unit=MetricUnit.Count, value=1
-        )
-    return dict(result)
+from serverless_agents.handlers.get import handler as handler

@@ -1,24 +1,6 @@
-"""A sensor's poke function: invoked by its tasks' schedules, by EventBridge rules, and at registration."""
+"""A sensor's poke: by its tasks' schedules, by EventBridge rules, and at registration.
 
-from typing import Any
+Lambda's entry point `functions.poke.handler.handler`; the code is serverless_agents.handlers.poke.
+"""
 
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from functions.observability import capture_lambda_handler, logger, metrics
-from functions.snapstart import prime
-from serverless_agents.settings import current_settings
-
-prime("serverless_agents.runtime.wiring")
-
-
-@logger.inject_lambda_context
-@metrics.log_metrics
-@capture_lambda_handler
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    from serverless_agents.runtime.wiring import sensor_steps  # at first use: see functions/__init__.py
-
-    logger.append_keys(trigger=event.get("detail-type", "schedule"))
-    result = sensor_steps(current_settings()).handle(event)
-    metrics.add_metric(name="Pokes", unit=MetricUnit.Count, value=result["poked"])
-    return result
+from serverless_agents.handlers.poke import handler as handler

@@ -1,33 +1,6 @@
-"""A sync agent behind API Gateway: POST /v1/sync/{agent}."""
+"""A sync agent behind API Gateway: POST /v1/sync/{agent}.
 
-import functools
-from typing import TYPE_CHECKING, Any
+Lambda's entry point `functions.sync.handler.handler`; the code is serverless_agents.handlers.sync.
+"""
 
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from functions.observability import capture_lambda_handler, logger, metrics
-from functions.snapstart import prime
-from serverless_agents.settings import current_settings
-
-if TYPE_CHECKING:
-    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
-
-prime("serverless_agents.http_api", "serverless_agents.runtime.wiring")
-
-
-@functools.cache
-def app() -> "APIGatewayRestResolver":
-    """The resolver, made at first use (see functions/__init__.py)."""
-    from serverless_agents.http_api import create_sync_api
-    from serverless_agents.runtime.wiring import sync_agent
-
-    return create_sync_api(lambda: sync_agent(current_settings()))
-
-
-@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
-@metrics.log_metrics
-@capture_lambda_handler
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    metrics.add_metric(name="SyncCalls", unit=MetricUnit.Count, value=1)
-    return app().resolve(event, context)
+from serverless_agents.handlers.sync import handler as handler

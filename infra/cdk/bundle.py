@@ -1,6 +1,6 @@
 """Build the Lambda bundles a manifest needs, with pip for the Lambda platform (no Docker), and print sizes.
 
-    python infra/cdk/bundle.py                        # the repository's agents.toml
+    python infra/cdk/bundle.py                        # the example manifest
     python infra/cdk/bundle.py --manifest my.toml     # another manifest
     python infra/cdk/bundle.py --refresh              # pip again even if the requirements did not change
 

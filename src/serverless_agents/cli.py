@@ -1,6 +1,6 @@
 """`serverless-agents`: the command line.
 
-serverless-agents up       [--manifest agents.toml] [--port 8080] [--grpc-port 8000] [--aws-port 4566]
+serverless-agents up       [--manifest FILE] [--port 8080] [--grpc-port 8000] [--aws-port 4566]
                            [--schedule-period SECONDS] [--demo] [--verbose] [--timeout 10]
 serverless-agents adapter  --api URL [--port 8000] [--metrics-port 9090] [--timeout 10]
 """
@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -41,8 +42,10 @@ def _up(args: argparse.Namespace) -> int:
 
     _configure_logging(args.verbose)
     quiet_local_observability()
+    manifest = _manifest(args.manifest)
+    print(f"manifest: {manifest}", flush=True)
     with LocalStack(
-        args.manifest,
+        manifest,
         region=args.region,
         host=args.host,
         port=args.port,
@@ -84,6 +87,17 @@ def _up(args: argparse.Namespace) -> int:
         finally:
             adapter.stop()
     return 0
+
+
+def _manifest(given: str | None) -> Path:
+    """The manifest `up` runs: the one given, else ./agents.toml, else the example manifest of the package
+    (so `up --demo` works from any directory, a checkout or not)."""
+    from serverless_agents.manifest import EXAMPLE_MANIFEST
+
+    if given is not None:
+        return Path(given)
+    here = Path("agents.toml")
+    return here if here.is_file() else EXAMPLE_MANIFEST
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -159,7 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser(
         "up", help="run the manifest's agents on the embedded AWS emulator, with the adapter"
     )
-    up.add_argument("--manifest", default="agents.toml", help="the agents to run (default: agents.toml)")
+    up.add_argument(
+        "--manifest",
+        default=None,
+        help="the agents to run (default: ./agents.toml if there is one, else the example manifest)",
+    )
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=8080, help="the HTTP API's port (0: any free port)")
     up.add_argument("--grpc-port", type=int, default=8000, help="the adapter's gRPC port (0: any free port)")

@@ -56,6 +56,9 @@ if TYPE_CHECKING:
 
     AgentClass = type[AsyncAgentBase] | type[SyncAgentBase] | type[BaseSensor]  # type: ignore[type-arg]
 
+#: The example manifest (the built-in agents and two examples), package data so that an installed wheel
+#: has it: `up` runs it given no `--manifest` and no ./agents.toml; the CDK app deploys it by default.
+EXAMPLE_MANIFEST = Path(__file__).with_name("example_agents.toml")
 #: API Gateway's default integration timeout for REST APIs, in seconds.
 API_GATEWAY_TIMEOUT = 29
 # EventBridge Scheduler's rate expressions; AWS accepts nothing shorter than one minute.

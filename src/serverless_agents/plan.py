@@ -28,6 +28,7 @@ from serverless_agents import settings as env_names
 from serverless_agents.agent import AgentKind
 from serverless_agents.endings import ENDED_STATUSES, STATUS_CHANGE_DETAIL_TYPE, STATUS_CHANGE_SOURCE
 from serverless_agents.exceptions import ManifestError
+from serverless_agents.handlers import handler_string
 from serverless_agents.manifest import AgentSettings, load_manifest, use_code_path
 from serverless_agents.registry import AgentRegistry
 
@@ -55,20 +56,12 @@ SWEEP_PERIOD_MINUTES = 15
 #: every ending in the window again (a DescribeExecution and a delete invocation apiece, a no-op for a
 #: task already cleaned up), so the window multiplies that cost.
 SWEEP_LOOKBACK_MINUTES = 4 * SWEEP_PERIOD_MINUTES
-#: What functions/observability.py names in code; set in the environment too so both say the same.
-POWERTOOLS_SERVICE = "serverless-agents"
-POWERTOOLS_NAMESPACE = "ServerlessAgents"
 #: Powertools' Tracer records neither a handler's response (a task's outputs, for Flyte) nor its exception
 #: (which may quote task data) in X-Ray: no task data in traces, and no response too large to send.
 TRACER_WITHOUT_TASK_DATA = {
     "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
     "POWERTOOLS_TRACER_CAPTURE_ERROR": "false",
 }
-
-
-def handler_string(handler: HandlerName) -> str:
-    """Lambda's handler setting: the entry point `functions/<handler>/handler.py` in every bundle."""
-    return f"functions.{handler}.handler.handler"
 
 
 @dataclass(frozen=True)
@@ -101,6 +94,7 @@ class FunctionPlan:
 
     @property
     def handler(self) -> str:
+        """Lambda's handler setting: the entry point `functions/<handler>/handler.py` in every bundle."""
         return handler_string(self.handler_name)
 
     @property
@@ -202,8 +196,9 @@ class DeploymentPlan:
             env_names.TASK_TTL_DAYS: str(TASK_TTL_DAYS),
             # Sensor schedules target `<prefix><deployment>-<agent>-poke`.
             env_names.FUNCTION_ARN_PREFIX: place.function_arn_prefix(),
-            "POWERTOOLS_SERVICE_NAME": POWERTOOLS_SERVICE,
-            "POWERTOOLS_METRICS_NAMESPACE": POWERTOOLS_NAMESPACE,
+            # What the handlers name in code (handlers/observability.py), said by the environment too.
+            "POWERTOOLS_SERVICE_NAME": env_names.POWERTOOLS_SERVICE,
+            "POWERTOOLS_METRICS_NAMESPACE": env_names.POWERTOOLS_NAMESPACE,
             **TRACER_WITHOUT_TASK_DATA,
         }
         # Only a deployment with sensors has schedules, and so a role for them to run as.

@@ -30,6 +30,10 @@ SCHEDULER_ROLE_ARN = "SA_SCHEDULER_ROLE_ARN"
 SWEEP_LOOKBACK_MINUTES = "SA_SWEEP_LOOKBACK_MINUTES"
 #: "true": the function runs Powertools' Tracer (the X-Ray SDK); the manifest's `tracing` sets it.
 TRACING = "SA_TRACING"
+#: Powertools' service name and metrics namespace: what the handlers log and count under, what the
+#: deployment's environment says (`plan`), and what the alarms and the dashboard read (infra/cdk).
+POWERTOOLS_SERVICE = "serverless-agents"
+POWERTOOLS_NAMESPACE = "ServerlessAgents"
 
 
 @contextmanager

@@ -7,18 +7,18 @@ from pathlib import Path
 import pytest
 
 from serverless_agents.cli import main
+from serverless_agents.manifest import EXAMPLE_MANIFEST
 
 pytestmark = pytest.mark.functional
 
-ROOT = Path(__file__).parents[2]
 
-
-def test_up_runs_the_demo_on_the_example_manifest(capsys: pytest.CaptureFixture[str]) -> None:
+def test_up_runs_the_demo_on_the_example_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./agents.toml: the package's example manifest
     code = main(
         [
             "up",
-            "--manifest",
-            str(ROOT / "agents.toml"),
             "--port",
             "0",
             "--grpc-port",
@@ -32,6 +32,7 @@ def test_up_runs_the_demo_on_the_example_manifest(capsys: pytest.CaptureFixture[
 
     out = capsys.readouterr().out
     assert code == 0
+    assert f"manifest: {EXAMPLE_MANIFEST}" in out
     assert "HTTP API on http://127.0.0.1:" in out
     assert "gRPC adapter on 127.0.0.1:" in out
     assert "ListAgents: job (example_job, async), echo (example_echo, sync)" in out
@@ -51,3 +52,15 @@ def test_up_reports_a_bad_manifest_in_one_line(tmp_path: Path, capsys: pytest.Ca
         main(["up", "--manifest", str(manifest), "--port", "0", "--grpc-port", "0", "--aws-port", "0"]) == 2
     )
     assert "Bad_Name" in capsys.readouterr().err
+
+
+def test_up_runs_the_agents_toml_of_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "agents.toml").write_text('[agents.Here]\nclass = "x:Y"\n')
+    monkeypatch.chdir(tmp_path)
+
+    assert main(["up", "--port", "0", "--grpc-port", "0", "--aws-port", "0"]) == 2
+    captured = capsys.readouterr()
+    assert "manifest: agents.toml" in captured.out
+    assert "Here" in captured.err

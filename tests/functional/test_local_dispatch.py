@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from importlib.metadata import version
 
 import pytest
@@ -43,3 +45,29 @@ def test_function_environment_is_bound_per_invocation(harness: Harness) -> None:
     # The echo function sees SA_AGENT=echo although the process environment has no SA_AGENT at all.
     request = harness.request("example_echo", inputs={"a": 1}, outputs={"a": 0})
     assert harness.api.execute_sync("echo", request).resource.message == "echoed"
+
+
+def test_a_handler_string_of_no_project_function_is_refused(harness: Harness) -> None:
+    lambdas = harness.stack.client("lambda")
+    ours = lambdas.get_function(FunctionName=f"{harness.stack.deployment}-finalize")["Configuration"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("app.py", "def handler(event, context):\n    return 'ran'\n")
+    lambdas.create_function(
+        FunctionName="not-ours",
+        Runtime="python3.12",
+        Role=ours["Role"],
+        Handler="app.handler",
+        Code={"ZipFile": code.getvalue()},
+    )
+    try:
+        response = lambdas.invoke(FunctionName="not-ours", Payload=b"{}")
+    finally:
+        lambdas.delete_function(FunctionName="not-ours")
+
+    error = json.loads(response["Payload"].read())
+    assert response["FunctionError"] == "Unhandled"
+    assert (error["errorType"], error["errorMessage"]) == (
+        "UnknownHandler",
+        "handler 'app.handler' is not one of this project's: expected functions.<role>.handler.handler",
+    )

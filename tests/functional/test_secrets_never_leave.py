@@ -98,7 +98,7 @@ class LogCapture(logging.Handler):
 
 @pytest.fixture(scope="module")
 def evidence(tmp_path_factory: pytest.TempPathFactory) -> Evidence:
-    import functions.observability  # noqa: F401  (Powertools' logger, which does not propagate, exists now)
+    import serverless_agents.handlers.observability  # noqa: F401  (Powertools' logger, which does not propagate, exists now)
 
     found = Evidence()
     capture = LogCapture(found)

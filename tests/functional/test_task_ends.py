@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-# Powertools' Logger keeps the stdout it finds when made: make it now, not inside a test's capsys.
-import functions.observability  # noqa: F401
 import pytest
 
+# Powertools' Logger keeps the stdout it finds when made: make it now, not inside a test's capsys.
+import serverless_agents.handlers.observability  # noqa: F401
 from serverless_agents.adapter.server import Adapter
 from serverless_agents.agent import Phase
 from serverless_agents.demo import FlyteClient

@@ -1,6 +1,6 @@
 """`cdk synth`'s own entry point (infra/cdk/app.py, as cdk.json runs it) works without AWS credentials,
-Docker or network, in a clean process: the CLI's way in, with the repository's agents.toml. cdk-nag runs
-in that synth too, so the repository's manifest (every built-in agent and a FileSensor) passes it. No Node
+Docker or network, in a clean process: the CLI's way in, with its default, the example manifest. cdk-nag runs
+in that synth too, so the example manifest (every built-in agent and a FileSensor) passes it. No Node
 on PATH either: jsii runs on the one the `cdk` extra installs, a supported one (no end-of-life banner)."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from serverless_agents.manifest import EXAMPLE_MANIFEST
 from serverless_agents.plan import plan_deployment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +51,7 @@ def test_app_synthesizes_offline_without_credentials_or_docker(tmp_path: Path) -
     resources = template["Resources"].values()
     functions = {r["Properties"]["FunctionName"] for r in resources if r["Type"] == "AWS::Lambda::Function"}
     # Every agent of the manifest, sensors included, whatever it holds today.
-    plan = plan_deployment(ROOT / "agents.toml")
+    plan = plan_deployment(EXAMPLE_MANIFEST)
     assert plan.async_agents
     assert plan.sync_agents
     assert plan.sensor_agents
@@ -64,5 +65,5 @@ def test_app_synthesizes_offline_without_credentials_or_docker(tmp_path: Path) -
     zipped = [a for a in assets.values() if a["source"]["packaging"] == "zip"]
     assert len(zipped) == 1  # the stand-in: project code and manifest, no pip-installed dependencies
     staged = outdir / zipped[0]["source"]["path"]
-    assert (staged / "agents.toml").read_text() == (ROOT / "agents.toml").read_text()
+    assert (staged / "agents.toml").read_text() == EXAMPLE_MANIFEST.read_text()
     assert not (staged / "boto3").exists()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from infra.cdk.serverless_agents_cdk.bundles import DEFAULT_MANIFEST
 
 from serverless_agents import naming
-from serverless_agents.manifest import parse_manifest
+from serverless_agents.manifest import EXAMPLE_MANIFEST, parse_manifest
 from tests.infra.conftest import BASE_MANIFEST, FUNCTION_ARN_PREFIX, GROWN_MANIFEST, Synth, synthesize
 
 DEPLOYMENT = "serverless-agents"
@@ -236,5 +235,5 @@ def test_functions_run_from_the_stand_in_bundle(base: Synth) -> None:
     assert not list(standin.rglob("__pycache__"))
 
 
-def test_the_default_manifest_is_the_repository_one() -> None:
-    assert Path(__file__).resolve().parents[2] / "agents.toml" == DEFAULT_MANIFEST
+def test_the_default_manifest_is_the_example_one() -> None:
+    assert DEFAULT_MANIFEST == EXAMPLE_MANIFEST

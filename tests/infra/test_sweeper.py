@@ -132,7 +132,7 @@ def test_a_task_ended_by_its_bound_raises_an_alarm(base: Synth, sensing: Synth) 
     (topic,) = base.resources("AWS::SNS::Topic")
 
     alarm = alarms[f"{DEPLOYMENT}-tasks-ended-by-bound"]
-    # What functions/sweeper/handler.py counts: Powertools' namespace and `service` dimension.
+    # What serverless_agents/handlers/sweeper.py counts: Powertools' namespace and `service` dimension.
     assert (alarm["Namespace"], alarm["MetricName"]) == ("ServerlessAgents", ENDED_BY_BOUND_METRIC)
     assert alarm["Dimensions"] == [{"Name": "service", "Value": "serverless-agents"}]
     assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("Sum", 300, 1)
@@ -155,4 +155,4 @@ def test_alarms_and_dashboard_cover_the_sweeper(base: Synth) -> None:
     assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": base.function_id(SWEEPER)}}]
     assert f"{SWEEPER}-throttles" in alarms
     assert "sweeper: errors and throttles" in body
-    assert '\\"SweptDeletes\\"' in body  # what functions/sweeper/handler.py counts
+    assert '\\"SweptDeletes\\"' in body  # what serverless_agents/handlers/sweeper.py counts

@@ -1,6 +1,8 @@
-"""The adapter image's wheel: built from exactly what the Dockerfile copies, with the Dockerfile's own `pip
-wheel` command, installed (not editable) with the `adapter` extra into a fresh virtualenv, where
-`serverless-agents adapter` runs from the installed package. No Docker engine is needed for that much.
+"""The project's wheel: built from exactly what the Dockerfile copies, with the Dockerfile's own `pip wheel`
+command, installed (not editable) with the `local` and `adapter` extras into a fresh virtualenv, where
+`serverless-agents adapter` runs from the installed package (the adapter image, without a Docker engine) and
+`serverless-agents up --demo` runs from an empty directory: the state machine definition, the handlers and the
+example manifest all come from the wheel. No package named `functions` is installed.
 
 Marked `wheel`: it reaches the package index. The fresh virtualenv is filled by uv, from its cache after the
 first run (pip spends a minute and a half there on index look-ups alone); `pytest -m "not wheel"` skips it.
@@ -34,11 +36,18 @@ def _build_stage() -> list[str]:
     return lines[stages[0] : stages[1]]
 
 
-def _run(command: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    command: list[str], cwd: Path | None = None, *, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     # pip's and uv's index settings are kept; nothing of the dev venv leaks in.
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, check=False)
-    assert result.returncode == 0, f"{' '.join(command)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=cwd, check=False, timeout=600
+    )
+    if check:
+        assert result.returncode == 0, (
+            f"{' '.join(command)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return result
 
 
@@ -65,25 +74,72 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
-def test_the_wheel_carries_the_package_and_its_marker(wheel: Path) -> None:
+@pytest.fixture(scope="module")
+def environment(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtualenv with the wheel installed, not editable, with what `up` and `adapter` need."""
+    environment = tmp_path_factory.mktemp("venv")
+    venv.create(environment)
+    python = environment / "bin" / "python"
+    _run([find_uv_bin(), "pip", "install", "--quiet", "--python", str(python), f"{wheel}[local,adapter]"])
+    return environment
+
+
+def test_the_wheel_carries_the_package_and_its_data(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "serverless_agents/py.typed" in names
     assert "serverless_agents/adapter/server.py" in names
     # What `up` renders for every async agent: an installed wheel needs it as much as a checkout does.
     assert "serverless_agents/statemachines/async_agent.asl.json" in names
+    # What `up` runs given no manifest, and the code its functions run.
+    assert "serverless_agents/example_agents.toml" in names
+    assert "serverless_agents/handlers/create.py" in names
     assert not [n for n in names if n.startswith(("tests/", "infra/", "bench/"))]
 
 
-def test_installed_wheel_runs_the_adapter(wheel: Path, tmp_path: Path) -> None:
-    environment = tmp_path / "venv"
-    venv.create(environment)
-    python = environment / "bin" / "python"
-    _run([find_uv_bin(), "pip", "install", "--quiet", "--python", str(python), f"{wheel}[adapter]"])
+def test_the_wheel_installs_no_functions_package(wheel: Path, environment: Path, tmp_path: Path) -> None:
+    # Lambda's entry points (functions/) go into the function bundles only: a top-level `functions` in
+    # users' environments would shadow, or be shadowed by, their own.
+    with zipfile.ZipFile(wheel) as archive:
+        (record,) = [n for n in archive.namelist() if n.endswith(".dist-info/RECORD")]
+        installed = [line.split(",")[0] for line in archive.read(record).decode().splitlines()]
+    assert [path for path in installed if path.startswith(("functions/", "functions.py"))] == []
+    assert {path.split("/")[0] for path in installed if "/" in path} == {
+        "serverless_agents",
+        record.split("/")[0],
+    }
 
+    # From an empty directory: run from the work tree, `import functions` would find its folder.
+    imported = _run(
+        [str(environment / "bin" / "python"), "-c", "import functions"], cwd=tmp_path, check=False
+    )
+    assert imported.returncode == 1
+    assert "ModuleNotFoundError: No module named 'functions'" in imported.stderr
+
+
+def test_installed_wheel_runs_the_adapter(environment: Path) -> None:
     result = _run([str(environment / "bin" / "serverless-agents"), "adapter", "--help"])
     assert "--api" in result.stdout
     assert "--metrics-port" in result.stdout
     located = _run(
-        [str(python), "-c", "import serverless_agents, grpc_health; print(serverless_agents.__file__)"]
+        [
+            str(environment / "bin" / "python"),
+            "-c",
+            "import serverless_agents, grpc_health; print(serverless_agents.__file__)",
+        ]
     )
     assert Path(located.stdout.strip()).is_relative_to(environment)  # installed, not the work tree
+
+
+def test_installed_wheel_runs_the_demo_from_any_directory(environment: Path, tmp_path: Path) -> None:
+    command = ["up", "--demo", "--exit-after-demo", "--port", "0", "--grpc-port", "0", "--aws-port", "0"]
+    result = _run([str(environment / "bin" / "serverless-agents"), *command], cwd=tmp_path)
+
+    (manifest,) = [
+        line.removeprefix("manifest: ") for line in result.stdout.splitlines() if "manifest:" in line
+    ]
+    assert Path(manifest).is_relative_to(environment)  # the wheel's example manifest
+    assert Path(manifest).name == "example_agents.toml"
+    assert "SUCCEEDED: done" in result.stdout  # the async agent, through the installed handlers and ASL
+    assert "SUCCEEDED: the condition is met" in result.stdout  # the FileSensor
+    assert "demo finished" in result.stdout
+    assert list(tmp_path.iterdir()) == []  # nothing written where it ran

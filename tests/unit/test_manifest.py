@@ -9,9 +9,13 @@ import pytest
 from serverless_agents.agent import AgentKind, SyncAgentBase
 from serverless_agents.examples import JobAgent
 from serverless_agents.exceptions import AgentNotFound, ManifestError
-from serverless_agents.manifest import AgentSettings, PollBackoff, load_manifest, parse_manifest
-
-REPO_MANIFEST = Path(__file__).resolve().parents[2] / "agents.toml"
+from serverless_agents.manifest import (
+    EXAMPLE_MANIFEST,
+    AgentSettings,
+    PollBackoff,
+    load_manifest,
+    parse_manifest,
+)
 
 
 class NotAnAgent:
@@ -28,8 +32,8 @@ def manifest_error(text: str) -> str:
     return str(caught.value)
 
 
-def test_the_repository_manifest_loads() -> None:
-    manifest = load_manifest(REPO_MANIFEST)
+def test_the_example_manifest_loads() -> None:
+    manifest = load_manifest(EXAMPLE_MANIFEST)
 
     assert manifest.deployment.name == "serverless-agents"
     assert set(manifest.agents) == {"job", "echo", "files", "snowflake", "ecs", "chatgpt", "webhook"}

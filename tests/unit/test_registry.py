@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 
 import pytest
 
 from serverless_agents.agent import AgentKind
 from serverless_agents.examples import EchoAgent, JobAgent
 from serverless_agents.exceptions import AgentNotFound, DuplicateAgentError
-from serverless_agents.manifest import AgentSettings, load_manifest, parse_manifest
+from serverless_agents.manifest import EXAMPLE_MANIFEST, AgentSettings, load_manifest, parse_manifest
 from serverless_agents.registry import AgentRegistry
 
-REPO_MANIFEST = Path(__file__).resolve().parents[2] / "agents.toml"
 JOB = AgentSettings(class_path="serverless_agents.examples:JobAgent")
 ECHO = AgentSettings(class_path="serverless_agents.examples:EchoAgent")
 
@@ -24,7 +22,7 @@ class JobAgentV2(JobAgent):
 
 @pytest.fixture
 def registry() -> AgentRegistry:
-    return AgentRegistry.from_manifest(load_manifest(REPO_MANIFEST))
+    return AgentRegistry.from_manifest(load_manifest(EXAMPLE_MANIFEST))
 
 
 def test_from_manifest_registers_every_agent_with_its_settings(registry: AgentRegistry) -> None:

@@ -1,4 +1,4 @@
-"""The CDK app: the manifest named by context (`-c manifest=...`, default the repository's agents.toml),
+"""The CDK app: the manifest named by context (`-c manifest=...`, default the example manifest),
 planned, bundled and synthesized as one stack, with cdk-nag's AwsSolutions checks as a validation plugin
 (synth fails on any finding not acknowledged in `nag.py`).
 

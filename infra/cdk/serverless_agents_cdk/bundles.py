@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from serverless_agents.exceptions import ManifestError
+from serverless_agents.manifest import EXAMPLE_MANIFEST
 
 if TYPE_CHECKING:
     from serverless_agents.plan import DeploymentPlan, PlannedAgent
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[3]
 PYPROJECT = ROOT / "pyproject.toml"
 #: The manifest `cdk synth` and bundle.py read unless told otherwise (`-c manifest=...`, `--manifest`).
-DEFAULT_MANIFEST = ROOT / "agents.toml"
+DEFAULT_MANIFEST = EXAMPLE_MANIFEST
 #: Outside `infra/`: mypy type-checks `infra/`, and must not walk thousands of installed packages.
 BUILD_DIR = ROOT / "build" / "lambda"
 CORE = "core"
@@ -81,7 +82,7 @@ PIP_PLATFORM_ARGS = (
     "--only-binary=:all:",
 )
 #: Beyond pyproject's `dependencies`: Powertools' Tracer needs `aws_xray_sdk` in the functions of agents
-#: with `tracing = true` (functions/observability.py); the other functions never import it.
+#: with `tracing = true` (serverless_agents/handlers/observability.py); the others never import it.
 BUNDLE_REQUIREMENTS = ("aws-xray-sdk>=2.14,<3",)
 #: Built-in agent modules and the pyproject extra their family needs. Anything else runs on the core.
 EXTRA_FOR_MODULE = {

@@ -6,11 +6,12 @@ writing to any log group), only writes to its own log group, X-Ray (Powertools' 
 constructs that own it grant on their own resources.
 
 An agent's functions follow two manifest keys. `tracing = true` sets `SA_TRACING`, which makes
-`functions/observability.py` run Powertools' Tracer (the X-Ray SDK); Lambda's active tracing is on either
-way. `snapstart = true` turns SnapStart on for published versions, publishes one on every change of code
-or configuration, and points an alias (`live`) at it: `invocable` is what the state machine, the API
-integration and the event rules invoke, the alias then, else the function itself. Superseded versions
-are deleted, so no old snapshot stays cached (and billed); callers hold the alias, never a version.
+`serverless_agents/handlers/observability.py` run Powertools' Tracer (the X-Ray SDK); Lambda's active
+tracing is on either way. `snapstart = true` turns SnapStart on for published versions, publishes one on
+every change of code or configuration, and points an alias (`live`) at it: `invocable` is what the state
+machine, the API integration and the event rules invoke, the alias then, else the function itself.
+Superseded versions are deleted, so no old snapshot stays cached (and billed); callers hold the alias,
+never a version.
 """
 
 from __future__ import annotations

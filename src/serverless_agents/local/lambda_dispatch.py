@@ -6,6 +6,9 @@ invoke with a canned reply; we replace its `invoke` with one that calls the real
 Lambda Python runtime does: the handler's environment bound (see `settings.lambda_environment`), a
 context object, and an unhandled exception reported as `{"errorType", "errorMessage"}` with the
 `Unhandled` function error, so Step Functions' Retry and Catch see what they would see on AWS.
+The handler string (`functions.<role>.handler.handler`) is resolved by `handlers.entry_point` to the
+library module that the repository's `functions/<role>/handler.py` re-exports: an installed wheel has no
+`functions` package.
 
 This reaches into moto's internals, so moto is pinned (pyproject.toml) and `install` refuses any other
 version; tests/functional/test_local_dispatch.py fails loudly if the hook stops taking effect.
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any, Literal
 
+from serverless_agents.handlers import entry_point
 from serverless_agents.settings import lambda_environment
 
 PINNED_MOTO = "5.2.5"
@@ -144,7 +148,6 @@ class InProcessLambdas:
 
     @staticmethod
     def _call(fn: Any, event: Any) -> tuple[bytes, bool]:
-        module_name, _, attr = str(fn.handler).rpartition(".")
         context = LocalLambdaContext(
             function_name=fn.function_name,
             invoked_function_arn=fn.function_arn,
@@ -156,6 +159,7 @@ class InProcessLambdas:
             region = str(fn.function_arn).split(":")[3]
             runtime_env = {"AWS_REGION": region, "AWS_DEFAULT_REGION": region}
             with lambda_environment({**dict(fn.environment_vars), **runtime_env}):
+                module_name, attr = entry_point(str(fn.handler))
                 handler = getattr(importlib.import_module(module_name), attr)
                 result = handler(event, context)
             return json.dumps(result).encode(), False

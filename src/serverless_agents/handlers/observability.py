@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics
 
-from serverless_agents.settings import TRACING, environ
+from serverless_agents.settings import POWERTOOLS_NAMESPACE, POWERTOOLS_SERVICE, TRACING, environ
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
 
-logger = Logger(service="serverless-agents")
-metrics = Metrics(namespace="ServerlessAgents", service="serverless-agents")
+logger = Logger(service=POWERTOOLS_SERVICE)
+metrics = Metrics(namespace=POWERTOOLS_NAMESPACE, service=POWERTOOLS_SERVICE)
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -34,7 +34,7 @@ def tracing_on() -> bool:
 def tracer() -> Tracer:
     from aws_lambda_powertools import Tracer
 
-    return Tracer(service="serverless-agents")
+    return Tracer(service=POWERTOOLS_SERVICE)
 
 
 @functools.cache

@@ -1,0 +1,32 @@
+"""On a schedule: finalize executions whose status-change event was lost, and end the tasks past their
+bound (see runtime.sweeper)."""
+
+from datetime import timedelta
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from serverless_agents.handlers.observability import capture_lambda_handler, logger, metrics
+from serverless_agents.settings import current_settings
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+    # At first use: see handlers/__init__.py.
+    from serverless_agents.runtime.sweeper import ENDED_BY_BOUND_METRIC, sweep
+    from serverless_agents.runtime.wiring import async_state_machine_arns
+    from serverless_agents.tasks_table import TasksTable
+
+    settings = current_settings()
+    lookback = timedelta(minutes=settings.sweep_lookback_minutes)
+    table = TasksTable(settings.tasks_table, ttl_days=settings.task_ttl_days)
+    result = sweep(async_state_machine_arns(settings), settings.deployment, lookback, table)
+    metrics.add_metric(name="SweptDeletes", unit=MetricUnit.Count, value=result.deleted)
+    metrics.add_metric(name=ENDED_BY_BOUND_METRIC, unit=MetricUnit.Count, value=len(result.ended))
+    if result.ended:
+        logger.warning("tasks ended by their bound; their jobs may still run", extra={"tasks": result.ended})
+    result.raise_for_failures()
+    return result.counts()
