@@ -11,7 +11,7 @@ import pytest
 
 from serverless_agents.agent import Phase
 from serverless_agents.endings import ENDED_STATUSES, EXECUTION_ENDINGS
-from serverless_agents.runtime.finalize import finalize_execution
+from serverless_agents.runtime.finalize import Finalizer
 from serverless_agents.runtime.sweeper import ended_executions
 
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:sa-job"
@@ -64,7 +64,7 @@ def detail(status: str) -> dict[str, Any]:
 def test_finalize_ends_the_task_as_the_table_says(status: str, phase: Phase, message: str) -> None:
     deletes = RecordingDeletes()
 
-    answer = finalize_execution(detail(status), "sa", deletes)
+    answer = Finalizer("sa", deletes).finalize(detail(status))
 
     assert answer == {"task_id": "t1", "deleted": {"deleted": True}}
     assert deletes.invoked == [("sa-job-delete", {"task_id": "t1", "phase": phase.name, "message": message})]
@@ -76,11 +76,11 @@ def test_finalize_handles_every_ending_and_nothing_else() -> None:
     deletes = RecordingDeletes()
 
     handled = [
-        status for status in statuses if "ignored" not in finalize_execution(detail(status), "sa", deletes)
+        status for status in statuses if "ignored" not in Finalizer("sa", deletes).finalize(detail(status))
     ]
 
     assert handled == list(ENDED_STATUSES) == ["ABORTED", "TIMED_OUT", "FAILED"]
-    assert finalize_execution(detail("SUCCEEDED") | {"status": ["ABORTED"]}, "sa", deletes) == {
+    assert Finalizer("sa", deletes).finalize(detail("SUCCEEDED") | {"status": ["ABORTED"]}) == {
         "ignored": "status ['ABORTED']"
     }
 

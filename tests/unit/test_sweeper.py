@@ -18,7 +18,8 @@ from moto import mock_aws
 from serverless_agents.agent import Phase, Resource
 from serverless_agents.exceptions import ServiceUnavailable
 from serverless_agents.runtime.async_steps import CleanupReason
-from serverless_agents.runtime.sweeper import bound_ending, sweep
+from serverless_agents.runtime.finalize import Finalizer
+from serverless_agents.runtime.sweeper import Sweep, Sweeper, bound_ending
 from serverless_agents.tasks_table import TaskRecord, TasksTable, table_definition
 
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:sa-job"
@@ -104,6 +105,10 @@ def table() -> Iterator[TasksTable]:
         yield TasksTable("tasks", client=client)
 
 
+def sweep(table: TasksTable, sfn: FakeStepFunctions, deletes: FakeDeletes) -> Sweep:
+    return Sweeper(table, [ARN], Finalizer("sa", deletes), sfn).sweep(timedelta(hours=1))
+
+
 def task(table: TasksTable, task_id: str, end_by: float, metadata: str | None = METADATA) -> None:
     record = TaskRecord(
         task_id, "job", "async", execution_arn=execution_arn(task_id), end_within=60, end_by=end_by
@@ -127,7 +132,7 @@ def test_sweeps_every_ending_in_the_window_and_only_those(table: TasksTable) -> 
     )
     deletes = FakeDeletes(table, failing=set())
 
-    result = sweep([ARN], "sa", timedelta(hours=1), table, sfn_client=sfn, lambda_client=deletes)
+    result = sweep(table, sfn, deletes)
 
     assert result.counts() == {"seen": 2, "deleted": 2, "ended": 0}
     assert deletes.invoked == ["t1", "t2"]
@@ -142,7 +147,7 @@ def test_one_failing_ending_does_not_stop_the_others(table: TasksTable) -> None:
     )
     deletes = FakeDeletes(table, failing={"t1"})
 
-    result = sweep([ARN], "sa", timedelta(hours=1), table, sfn_client=sfn, lambda_client=deletes)
+    result = sweep(table, sfn, deletes)
 
     assert deletes.invoked == ["t1", "t2", "t3"]
     assert result.deleted == 2
@@ -159,7 +164,7 @@ def test_a_task_whose_delete_kept_failing_ends_at_its_bound_naming_its_job(table
         "t1", Phase.RETRYABLE_FAILED, "RetryableAgentError: the warehouse is busy", "HTTP 503"
     )
 
-    result = sweep([ARN], "sa", timedelta(hours=1), table, sfn_client=sfn, lambda_client=deletes)
+    result = sweep(table, sfn, deletes)
 
     assert result.ended == ["t1"]
     assert deletes.invoked == []  # it was tried, and failed: no delete after the bound
@@ -169,7 +174,7 @@ def test_a_task_whose_delete_kept_failing_ends_at_its_bound_naming_its_job(table
         "RetryableAgentError: the warehouse is busy; the agent's delete could not be confirmed within "
         f"end_within=60s after 1 attempt (last error: HTTP 503): job {METADATA} may still be running"
     )
-    again = sweep([ARN], "sa", timedelta(hours=1), table, sfn_client=sfn, lambda_client=deletes)
+    again = sweep(table, sfn, deletes)
     assert again.ended == []
     assert table.get("t1").message == record.message
 
@@ -182,7 +187,7 @@ def test_a_task_nobody_cleaned_up_gets_one_delete_before_its_bound_ends_it(table
     sfn = FakeStepFunctions({"deletes": ("ABORTED", old), "fails": ("TIMED_OUT", old)})
     deletes = FakeDeletes(table, failing={"fails"})
 
-    result = sweep([ARN], "sa", timedelta(hours=1), table, sfn_client=sfn, lambda_client=deletes)
+    result = sweep(table, sfn, deletes)
 
     assert sorted(deletes.invoked) == ["deletes", "fails"]
     assert result.ended == ["fails"]
@@ -198,7 +203,7 @@ def test_a_task_whose_execution_still_runs_is_left_to_its_timeout(table: TasksTa
     sfn = FakeStepFunctions({"t1": ("RUNNING", datetime.now(UTC))})
     deletes = FakeDeletes(table, failing=set())
 
-    result = sweep([ARN], "sa", timedelta(hours=1), table, sfn_client=sfn, lambda_client=deletes)
+    result = sweep(table, sfn, deletes)
 
     assert (result.ended, deletes.invoked) == ([], [])
     assert table.get("t1").phase is Phase.RUNNING
@@ -208,9 +213,7 @@ def test_a_task_whose_execution_never_started_ends_without_a_delete(table: Tasks
     task(table, "t1", time.time() - 1, metadata=None)
     deletes = FakeDeletes(table, failing=set())
 
-    result = sweep(
-        [ARN], "sa", timedelta(hours=1), table, sfn_client=FakeStepFunctions({}), lambda_client=deletes
-    )
+    result = sweep(table, FakeStepFunctions({}), deletes)
 
     assert (result.ended, deletes.invoked) == (["t1"], [])
     record = table.get("t1")
