@@ -71,8 +71,8 @@ class SensorTargets:
 
 
 class TaskService:
-    """The clients: Step Functions starts and stops async tasks' executions; Lambda gives a new sensor
-    task its first poke and Scheduler its schedule."""
+    """Flyte's create, get and delete. Its clients: Step Functions starts and stops an async task's
+    execution, Lambda gives a new sensor task its first poke, EventBridge Scheduler its schedule."""
 
     def __init__(
         self,
