@@ -2,8 +2,12 @@
 
 `client()` hands out a stand-in that makes the client at its first attribute access: building a store
 (the tasks table, the payload bucket) costs nothing until it calls AWS, and a path that never calls a
-service never loads that service's model (tens of milliseconds of a cold start each). Every store takes
-an optional client instead, so tests and the local stack can hand in their own.
+service never loads that service's model (tens of milliseconds of a cold start each).
+
+The runtime's objects never call `client()`: each takes its clients as typed constructor parameters, and
+`runtime.wiring` (the composition root the handlers call) is the one place that makes them. Tests and the
+local stack hand in their own (boto3 clients on moto). The types are boto3-stubs', a dev dependency that
+no Lambda bundle carries, so they are imported for the type checker only.
 """
 
 from __future__ import annotations
@@ -11,9 +15,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from serverless_agents.exceptions import ServiceUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_scheduler import EventBridgeSchedulerClient
+    from mypy_boto3_stepfunctions import SFNClient
 
 # Codes AWS uses for "slow down" or "not now": the caller may retry; nothing was changed.
 _TRANSIENT_CODES = frozenset(
@@ -31,9 +42,21 @@ _TRANSIENT_CODES = frozenset(
 )
 
 
+@overload
+def client(service: Literal["dynamodb"]) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["lambda"]) -> LambdaClient: ...
+@overload
+def client(service: Literal["s3"]) -> S3Client: ...
+@overload
+def client(service: Literal["scheduler"]) -> EventBridgeSchedulerClient: ...
+@overload
+def client(service: Literal["stepfunctions"]) -> SFNClient: ...
+@overload
+def client(service: str) -> Any: ...
 def client(service: str) -> Any:
     """A client in the invoking function's region (`AWS_REGION`, which the Lambda runtime sets), made
-    when first used."""
+    when first used; typed as the service's boto3 client it stands in for."""
     from serverless_agents.settings import environ
 
     env = environ()

@@ -9,11 +9,14 @@ agent's name, so IAM can give each agent's functions its own prefix and no other
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from serverless_agents import aws
 from serverless_agents.exceptions import InvalidRequest
 from serverless_agents.s3uri import parse_s3_uri
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 #: Kept well under the hard limits, leaving room for the rest of the state or item around the payload.
 STATE_PAYLOAD_LIMIT = 200_000
@@ -32,9 +35,9 @@ def payload_key(kind: PayloadKind, agent: str, name: str) -> str:
 
 
 class PayloadStore:
-    def __init__(self, bucket: str, *, client: Any = None) -> None:
+    def __init__(self, bucket: str, *, client: S3Client) -> None:
         self.bucket = bucket
-        self._client = client or aws.client("s3")
+        self._client = client
 
     def put_json(self, key: str, data: Any) -> str:
         with aws.transient_errors_as_unavailable("S3"):

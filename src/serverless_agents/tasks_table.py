@@ -39,6 +39,8 @@ from serverless_agents.exceptions import TaskNotFound
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from mypy_boto3_dynamodb import DynamoDBClient
+
     from serverless_agents.agent import Resource
 
 _OPEN = "attribute_exists(id) AND attribute_not_exists(job_done) AND attribute_not_exists(cleanup)"
@@ -171,10 +173,10 @@ class TaskRecord:
 
 
 class TasksTable:
-    def __init__(self, table_name: str, *, ttl_days: int = 30, client: Any = None) -> None:
+    def __init__(self, table_name: str, *, client: DynamoDBClient, ttl_days: int = 30) -> None:
         self.table_name = table_name
         self._ttl_seconds = ttl_days * 86_400
-        self._client = client or aws.client("dynamodb")
+        self._client = client
 
     def create(self, record: TaskRecord) -> bool:
         """Insert a new task; False if one with this id exists already (a repeated create)."""

@@ -3,44 +3,38 @@ statuses, and nothing else is an ending (the status-change rule's statuses: test
 
 from __future__ import annotations
 
-import io
 import json
+from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from serverless_agents.agent import Phase
 from serverless_agents.endings import ENDED_STATUSES, EXECUTION_ENDINGS
-from serverless_agents.runtime.finalize import finalize_execution
+from serverless_agents.runtime.finalize import Finalizer
 from serverless_agents.runtime.sweeper import ended_executions
+from tests.unit.moto_lambda import REGION, deploy_function, moto_with_lambdas
 
-ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:sa-job"
+#: What the deployed delete function was invoked with: (function name, event).
+delete_calls: list[tuple[str, dict[str, Any]]] = []
 
 
-class RecordingDeletes:
+def record_delete(event: dict[str, Any], context: Any) -> dict[str, bool]:
     """The agent's delete function: records what finalize asks of it."""
-
-    def __init__(self) -> None:
-        self.invoked: list[tuple[str, dict[str, Any]]] = []
-
-    def invoke(self, FunctionName: str, Payload: bytes) -> dict[str, Any]:
-        self.invoked.append((FunctionName, json.loads(Payload)))
-        return {"Payload": io.BytesIO(b'{"deleted": true}')}
+    delete_calls.append((context.function_name, event))
+    return {"deleted": True}
 
 
-class RecordingListings:
-    """Step Functions' ListExecutions: records the status filters asked for, and finds nothing."""
-
-    def __init__(self) -> None:
-        self.filters: list[str] = []
-
-    def get_paginator(self, name: str) -> RecordingListings:
-        assert name == "list_executions"
-        return self
-
-    def paginate(self, stateMachineArn: str, statusFilter: str) -> list[dict[str, Any]]:
-        self.filters.append(statusFilter)
-        return [{"executions": []}]
+@pytest.fixture
+def deletes() -> Iterator[Any]:
+    """A Lambda client on moto, `sa-job-delete` deployed."""
+    delete_calls.clear()
+    with moto_with_lambdas():
+        client = boto3.client("lambda", region_name=REGION)
+        deploy_function(client, "sa-job-delete", f"{__name__}.record_delete")
+        yield client
 
 
 def detail(status: str) -> dict[str, Any]:
@@ -61,32 +55,42 @@ def detail(status: str) -> dict[str, Any]:
         ("FAILED", Phase.FAILED, "failed: States.TaskFailed: the job's host went away"),
     ],
 )
-def test_finalize_ends_the_task_as_the_table_says(status: str, phase: Phase, message: str) -> None:
-    deletes = RecordingDeletes()
-
-    answer = finalize_execution(detail(status), "sa", deletes)
+def test_finalize_ends_the_task_as_the_table_says(
+    status: str, phase: Phase, message: str, deletes: Any
+) -> None:
+    answer = Finalizer("sa", deletes).finalize(detail(status))
 
     assert answer == {"task_id": "t1", "deleted": {"deleted": True}}
-    assert deletes.invoked == [("sa-job-delete", {"task_id": "t1", "phase": phase.name, "message": message})]
+    assert delete_calls == [("sa-job-delete", {"task_id": "t1", "phase": phase.name, "message": message})]
     assert EXECUTION_ENDINGS[status].phase is phase
 
 
-def test_finalize_handles_every_ending_and_nothing_else() -> None:
+def test_finalize_handles_every_ending_and_nothing_else(deletes: Any) -> None:
     statuses = ("RUNNING", "SUCCEEDED", "PENDING_REDRIVE", *ENDED_STATUSES)
-    deletes = RecordingDeletes()
 
     handled = [
-        status for status in statuses if "ignored" not in finalize_execution(detail(status), "sa", deletes)
+        status for status in statuses if "ignored" not in Finalizer("sa", deletes).finalize(detail(status))
     ]
 
     assert handled == list(ENDED_STATUSES) == ["ABORTED", "TIMED_OUT", "FAILED"]
-    assert finalize_execution(detail("SUCCEEDED") | {"status": ["ABORTED"]}, "sa", deletes) == {
+    assert Finalizer("sa", deletes).finalize(detail("SUCCEEDED") | {"status": ["ABORTED"]}) == {
         "ignored": "status ['ABORTED']"
     }
 
 
 def test_the_sweeper_lists_executions_in_exactly_the_ended_statuses() -> None:
-    listings = RecordingListings()
+    with mock_aws():
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        filters: list[str] = []
+        sfn.meta.events.register(
+            "provide-client-params.stepfunctions.ListExecutions",
+            lambda params, **_: filters.append(params["statusFilter"]),
+        )
+        arn = sfn.create_state_machine(
+            name="sa-job",
+            definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+            roleArn="arn:aws:iam::123456789012:role/sa-job",
+        )["stateMachineArn"]
 
-    assert list(ended_executions(listings, [ARN])) == []
-    assert listings.filters == list(ENDED_STATUSES)
+        assert list(ended_executions(sfn, [arn])) == []
+        assert filters == list(ENDED_STATUSES)

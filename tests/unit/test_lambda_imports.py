@@ -174,7 +174,8 @@ from serverless_agents.payloads import PayloadStore
 from serverless_agents.tasks_table import TasksTable
 
 made = lambda: aws._client.cache_info().currsize
-table, payloads = TasksTable("tasks"), PayloadStore("payloads")
+table = TasksTable("tasks", client=aws.client("dynamodb"))
+payloads = PayloadStore("payloads", client=aws.client("s3"))
 after_building = made()
 region = table._client.meta.region_name  # the first use of one of them
 print(json.dumps([after_building, made(), region]))

@@ -1,10 +1,10 @@
-"""The sweeper's loop, with in-memory fakes of Step Functions and of the delete functions (over the real
-tasks table on moto DynamoDB): one ending that cannot be finalized does not keep the others from it, the
-sweep still reports the failure, and every task past its bound ends, naming its job."""
+"""The sweeper's loop over the real tasks table on moto DynamoDB, invoking the agent's delete function
+deployed on moto Lambda (run in this process), with an in-memory fake of Step Functions: moto cannot make
+an execution that ended TIMED_OUT two days ago. One ending that cannot be finalized does not keep the
+others from it, the sweep still reports the failure, and every task past its bound ends, naming its job."""
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections.abc import Iterator
@@ -13,13 +13,14 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from serverless_agents.agent import Phase, Resource
 from serverless_agents.exceptions import ServiceUnavailable
 from serverless_agents.runtime.async_steps import CleanupReason
-from serverless_agents.runtime.sweeper import bound_ending, sweep
+from serverless_agents.runtime.finalize import Finalizer
+from serverless_agents.runtime.sweeper import Sweep, Sweeper, bound_ending
 from serverless_agents.tasks_table import TaskRecord, TasksTable, table_definition
+from tests.unit.moto_lambda import REGION, deploy_function, moto_with_lambdas
 
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:sa-job"
 METADATA = '{"job_id":"q-01b2","warehouse":"w"}'
@@ -73,35 +74,41 @@ class FakeStepFunctions:
         }
 
 
-class FakeDeletes:
-    """The agents' delete functions, over the real table: claim cleanup, then fail (for the task ids in
-    `failing`) or delete once, as runtime.async_steps' delete does."""
+#: The task ids the deployed delete function fails for, and those it was invoked for.
+failing_deletes: set[str] = set()
+delete_calls: list[str] = []
 
-    def __init__(self, table: TasksTable, failing: set[str]) -> None:
-        self.table = table
-        self.failing = failing
-        self.invoked: list[str] = []
 
-    def invoke(self, FunctionName: str, Payload: bytes) -> dict[str, Any]:
-        event = json.loads(Payload)
-        task_id = event["task_id"]
-        self.invoked.append(task_id)
-        reason = CleanupReason.from_event(event)
-        if self.table.claim_cleanup(task_id) is None:
-            return {"Payload": io.BytesIO(b'{"deleted": false}')}
-        if task_id in self.failing:
-            self.table.release_cleanup(task_id, reason.phase, reason.message, "boom")
-            return {"FunctionError": "Unhandled", "Payload": io.BytesIO(b'{"errorMessage": "boom"}')}
-        self.table.finish_cleanup(task_id, reason.phase, reason.message)
-        return {"Payload": io.BytesIO(b'{"deleted": true}')}
+def delete(event: dict[str, Any], context: Any) -> dict[str, bool]:
+    """The agent's delete function, over the real table: claim cleanup, then fail (for the task ids in
+    `failing_deletes`) or delete once, as runtime.async_steps' delete does."""
+    table = TasksTable("tasks", client=boto3.client("dynamodb", region_name=REGION))
+    task_id = event["task_id"]
+    delete_calls.append(task_id)
+    reason = CleanupReason.from_event(event)
+    if table.claim_cleanup(task_id) is None:
+        return {"deleted": False}
+    if task_id in failing_deletes:
+        table.release_cleanup(task_id, reason.phase, reason.message, "boom")
+        raise RuntimeError("boom")
+    table.finish_cleanup(task_id, reason.phase, reason.message)
+    return {"deleted": True}
 
 
 @pytest.fixture
 def table() -> Iterator[TasksTable]:
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
+    failing_deletes.clear()
+    delete_calls.clear()
+    with moto_with_lambdas():
+        client = boto3.client("dynamodb", region_name=REGION)
         client.create_table(**table_definition("tasks"))
+        deploy_function(boto3.client("lambda", region_name=REGION), "sa-job-delete", f"{__name__}.delete")
         yield TasksTable("tasks", client=client)
+
+
+def sweep(table: TasksTable, sfn: FakeStepFunctions) -> Sweep:
+    finalizer = Finalizer("sa", boto3.client("lambda", region_name=REGION))
+    return Sweeper(table, [ARN], finalizer, sfn).sweep(timedelta(hours=1))
 
 
 def task(table: TasksTable, task_id: str, end_by: float, metadata: str | None = METADATA) -> None:
@@ -125,12 +132,11 @@ def test_sweeps_every_ending_in_the_window_and_only_those(table: TasksTable) -> 
             "old": ("ABORTED", now - timedelta(hours=3)),
         }
     )
-    deletes = FakeDeletes(table, failing=set())
 
-    result = sweep([ARN], "sa", timedelta(hours=1), table, sfn_client=sfn, lambda_client=deletes)
+    result = sweep(table, sfn)
 
     assert result.counts() == {"seen": 2, "deleted": 2, "ended": 0}
-    assert deletes.invoked == ["t1", "t2"]
+    assert delete_calls == ["t1", "t2"]
 
 
 def test_one_failing_ending_does_not_stop_the_others(table: TasksTable) -> None:
@@ -140,11 +146,11 @@ def test_one_failing_ending_does_not_stop_the_others(table: TasksTable) -> None:
     sfn = FakeStepFunctions(
         {name: ("FAILED", now - timedelta(minutes=n)) for n, name in enumerate(("t1", "t2", "t3"))}
     )
-    deletes = FakeDeletes(table, failing={"t1"})
+    failing_deletes.update({"t1"})
 
-    result = sweep([ARN], "sa", timedelta(hours=1), table, sfn_client=sfn, lambda_client=deletes)
+    result = sweep(table, sfn)
 
-    assert deletes.invoked == ["t1", "t2", "t3"]
+    assert delete_calls == ["t1", "t2", "t3"]
     assert result.deleted == 2
     with pytest.raises(ServiceUnavailable, match=r"1 of 3 endings not finalized: t1: "):
         result.raise_for_failures()
@@ -153,23 +159,23 @@ def test_one_failing_ending_does_not_stop_the_others(table: TasksTable) -> None:
 def test_a_task_whose_delete_kept_failing_ends_at_its_bound_naming_its_job(table: TasksTable) -> None:
     task(table, "t1", time.time() - 1)  # the bound has passed
     sfn = FakeStepFunctions({"t1": ("FAILED", datetime.now(UTC) - timedelta(hours=2))})  # out of the window
-    deletes = FakeDeletes(table, failing={"t1"})
+    failing_deletes.update({"t1"})
     assert table.claim_cleanup("t1") is not None
     table.release_cleanup(
         "t1", Phase.RETRYABLE_FAILED, "RetryableAgentError: the warehouse is busy", "HTTP 503"
     )
 
-    result = sweep([ARN], "sa", timedelta(hours=1), table, sfn_client=sfn, lambda_client=deletes)
+    result = sweep(table, sfn)
 
     assert result.ended == ["t1"]
-    assert deletes.invoked == []  # it was tried, and failed: no delete after the bound
+    assert delete_calls == []  # it was tried, and failed: no delete after the bound
     record = table.get("t1")
     assert (record.phase, record.cleanup) == (Phase.RETRYABLE_FAILED, "unconfirmed")
     assert record.message == (
         "RetryableAgentError: the warehouse is busy; the agent's delete could not be confirmed within "
         f"end_within=60s after 1 attempt (last error: HTTP 503): job {METADATA} may still be running"
     )
-    again = sweep([ARN], "sa", timedelta(hours=1), table, sfn_client=sfn, lambda_client=deletes)
+    again = sweep(table, sfn)
     assert again.ended == []
     assert table.get("t1").message == record.message
 
@@ -180,11 +186,11 @@ def test_a_task_nobody_cleaned_up_gets_one_delete_before_its_bound_ends_it(table
         task(table, name, past)
     old = datetime.now(UTC) - timedelta(days=2)
     sfn = FakeStepFunctions({"deletes": ("ABORTED", old), "fails": ("TIMED_OUT", old)})
-    deletes = FakeDeletes(table, failing={"fails"})
+    failing_deletes.update({"fails"})
 
-    result = sweep([ARN], "sa", timedelta(hours=1), table, sfn_client=sfn, lambda_client=deletes)
+    result = sweep(table, sfn)
 
-    assert sorted(deletes.invoked) == ["deletes", "fails"]
+    assert sorted(delete_calls) == ["deletes", "fails"]
     assert result.ended == ["fails"]
     assert table.get("deletes").phase is Phase.ABORTED  # its delete ran: an ordinary ending
     failed = table.get("fails")
@@ -196,23 +202,19 @@ def test_a_task_nobody_cleaned_up_gets_one_delete_before_its_bound_ends_it(table
 def test_a_task_whose_execution_still_runs_is_left_to_its_timeout(table: TasksTable) -> None:
     task(table, "t1", time.time() - 1)
     sfn = FakeStepFunctions({"t1": ("RUNNING", datetime.now(UTC))})
-    deletes = FakeDeletes(table, failing=set())
 
-    result = sweep([ARN], "sa", timedelta(hours=1), table, sfn_client=sfn, lambda_client=deletes)
+    result = sweep(table, sfn)
 
-    assert (result.ended, deletes.invoked) == ([], [])
+    assert (result.ended, delete_calls) == ([], [])
     assert table.get("t1").phase is Phase.RUNNING
 
 
 def test_a_task_whose_execution_never_started_ends_without_a_delete(table: TasksTable) -> None:
     task(table, "t1", time.time() - 1, metadata=None)
-    deletes = FakeDeletes(table, failing=set())
 
-    result = sweep(
-        [ARN], "sa", timedelta(hours=1), table, sfn_client=FakeStepFunctions({}), lambda_client=deletes
-    )
+    result = sweep(table, FakeStepFunctions({}))
 
-    assert (result.ended, deletes.invoked) == (["t1"], [])
+    assert (result.ended, delete_calls) == (["t1"], [])
     record = table.get("t1")
     assert record.phase is Phase.FAILED
     assert record.message == (

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 def allow_invoking_deletes(role: iam.IRole, machines: Sequence[AsyncAgentStateMachine]) -> None:
     """`lambda:InvokeFunction` on these agents' delete functions, and on no other function: what
-    `runtime.finalize.finalize_execution` calls, from finalize (`Finalizer`) and the sweeper (`Sweeper`)."""
+    `runtime.finalize.Finalizer.finalize` calls, from finalize (`Finalizer`) and the sweeper (`Sweeper`)."""
     role.add_to_principal_policy(
         iam.PolicyStatement(
             actions=["lambda:InvokeFunction"],

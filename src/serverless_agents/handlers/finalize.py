@@ -13,11 +13,11 @@ from serverless_agents.settings import current_settings
 @metrics.log_metrics
 @capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    from serverless_agents.runtime.finalize import finalize_execution  # at first use: handlers/__init__.py
+    from serverless_agents.runtime.wiring import finalizer  # at first use: handlers/__init__.py
 
     detail = event["detail"]
     logger.append_keys(task_id=detail.get("name"), status=detail.get("status"))
-    result = finalize_execution(detail, current_settings().deployment)
+    result = finalizer(current_settings()).finalize(detail)
     metrics.add_metric(
         name=f"Executions{str(detail.get('status', '')).title()}", unit=MetricUnit.Count, value=1
     )

@@ -16,14 +16,11 @@ from serverless_agents.settings import current_settings
 @capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     # At first use: see handlers/__init__.py.
-    from serverless_agents.runtime.sweeper import ENDED_BY_BOUND_METRIC, sweep
-    from serverless_agents.runtime.wiring import async_state_machine_arns
-    from serverless_agents.tasks_table import TasksTable
+    from serverless_agents.runtime.sweeper import ENDED_BY_BOUND_METRIC
+    from serverless_agents.runtime.wiring import sweeper
 
     settings = current_settings()
-    lookback = timedelta(minutes=settings.sweep_lookback_minutes)
-    table = TasksTable(settings.tasks_table, ttl_days=settings.task_ttl_days)
-    result = sweep(async_state_machine_arns(settings), settings.deployment, lookback, table)
+    result = sweeper(settings).sweep(timedelta(minutes=settings.sweep_lookback_minutes))
     metrics.add_metric(name="SweptDeletes", unit=MetricUnit.Count, value=result.deleted)
     metrics.add_metric(name=ENDED_BY_BOUND_METRIC, unit=MetricUnit.Count, value=len(result.ended))
     if result.ended:

@@ -64,7 +64,10 @@ class LocalLambdaContext:
 class InProcessLambdas:
     """The hook, with fault injection: queue throttles, service errors or crashes for a function."""
 
-    def __init__(self) -> None:
+    def __init__(self, resolve: Callable[[str], tuple[str, str]] = entry_point) -> None:
+        """`resolve`: handler string -> (module, attribute); by default this project's functions only
+        (`handlers.entry_point`). Tests running functions of their own pass another."""
+        self._resolve = resolve
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
         self._lock = threading.Lock()
         # One warm container per function: Lambda never runs two invocations in one container at once,
@@ -146,8 +149,7 @@ class InProcessLambdas:
             logger.warning("asynchronous invocation of %s failed: %s", fn.function_name, error_line(payload))
             logger.debug("its answer: %s", payload[:4000])
 
-    @staticmethod
-    def _call(fn: Any, event: Any) -> tuple[bytes, bool]:
+    def _call(self, fn: Any, event: Any) -> tuple[bytes, bool]:
         context = LocalLambdaContext(
             function_name=fn.function_name,
             invoked_function_arn=fn.function_arn,
@@ -159,7 +161,7 @@ class InProcessLambdas:
             region = str(fn.function_arn).split(":")[3]
             runtime_env = {"AWS_REGION": region, "AWS_DEFAULT_REGION": region}
             with lambda_environment({**dict(fn.environment_vars), **runtime_env}):
-                module_name, attr = entry_point(str(fn.handler))
+                module_name, attr = self._resolve(str(fn.handler))
                 handler = getattr(importlib.import_module(module_name), attr)
                 result = handler(event, context)
             return json.dumps(result).encode(), False

@@ -18,32 +18,43 @@ from serverless_agents.exceptions import InvalidRequest, ServiceUnavailable
 from serverless_agents.naming import agent_function_name
 
 if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
+
     from serverless_agents.runtime.async_steps import DeleteEvent
 
 
-def finalize_execution(detail: dict[str, Any], deployment: str, lambda_client: Any = None) -> dict[str, Any]:
-    """Handle one status-change event's `detail`; returns what the delete function answered."""
-    status = detail.get("status")
-    ending = EXECUTION_ENDINGS.get(status) if isinstance(status, str) else None
-    if ending is None:
-        return {"ignored": f"status {status!r}"}
-    task_id = detail.get("name")
-    input_json = detail.get("input") or "{}"
-    try:
-        agent = json.loads(input_json)["agent"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise InvalidRequest("detail.input", f"not an execution of an agent state machine: {e}") from e
-    if not isinstance(task_id, str):
-        raise InvalidRequest("detail.name", "not an execution of an agent state machine: no execution name")
-    message = ending.message(detail.get("error"), detail.get("cause"))
-    event: DeleteEvent = {"task_id": task_id, "phase": ending.phase.name, "message": message}
-    client = lambda_client or aws.client("lambda")
-    with aws.transient_errors_as_unavailable("Lambda"):
-        response = client.invoke(
-            FunctionName=agent_function_name(deployment, agent, "delete"), Payload=json.dumps(event).encode()
-        )
-    answer = json.loads(response["Payload"].read() or b"null")
-    if response.get("FunctionError"):
-        # Raise so EventBridge's retry policy (or the sweeper) tries again; cleanup was released.
-        raise ServiceUnavailable(f"delete for task {task_id} failed: {answer}")
-    return {"task_id": task_id, "deleted": answer}
+class Finalizer:
+    """Invokes `<deployment>-<agent>-delete` for each ended execution, with the Lambda client given."""
+
+    def __init__(self, deployment: str, lambda_client: LambdaClient) -> None:
+        self.deployment = deployment
+        self._lambda = lambda_client
+
+    def finalize(self, detail: dict[str, Any]) -> dict[str, Any]:
+        """Handle one status-change event's `detail`; returns what the delete function answered."""
+        status = detail.get("status")
+        ending = EXECUTION_ENDINGS.get(status) if isinstance(status, str) else None
+        if ending is None:
+            return {"ignored": f"status {status!r}"}
+        task_id = detail.get("name")
+        input_json = detail.get("input") or "{}"
+        try:
+            agent = json.loads(input_json)["agent"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise InvalidRequest("detail.input", f"not an execution of an agent state machine: {e}") from e
+        if not isinstance(task_id, str):
+            raise InvalidRequest(
+                "detail.name", "not an execution of an agent state machine: no execution name"
+            )
+        message = ending.message(detail.get("error"), detail.get("cause"))
+        event: DeleteEvent = {"task_id": task_id, "phase": ending.phase.name, "message": message}
+        with aws.transient_errors_as_unavailable("Lambda"):
+            response = self._lambda.invoke(
+                FunctionName=agent_function_name(self.deployment, agent, "delete"),
+                Payload=json.dumps(event).encode(),
+            )
+        answer = json.loads(response["Payload"].read() or b"null")
+        if response.get("FunctionError"):
+            # Raise so EventBridge's retry policy (or the sweeper) tries again; cleanup was released.
+            raise ServiceUnavailable(f"delete for task {task_id} failed: {answer}")
+        return {"task_id": task_id, "deleted": answer}

@@ -36,6 +36,9 @@ from serverless_agents.runtime.translate import task_context
 from serverless_agents.tasks_table import TaskRecord
 
 if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_scheduler import EventBridgeSchedulerClient
+
     from serverless_agents.agent import BaseSensor
     from serverless_agents.manifest import AgentSettings
     from serverless_agents.payloads import PayloadStore
@@ -47,9 +50,9 @@ logger = logging.getLogger(__name__)
 class SensorSchedules:
     """One EventBridge Scheduler schedule per waiting task, in its sensor's schedule group."""
 
-    def __init__(self, group: str, client: Any = None) -> None:
+    def __init__(self, group: str, client: EventBridgeSchedulerClient) -> None:
         self.group = group
-        self._client = client or aws.client("scheduler")
+        self._client = client
 
     def create(self, name: str, expression: str, target_arn: str, role_arn: str, task_id: str) -> None:
         try:
@@ -86,7 +89,7 @@ class SensorRegistration:
     expression: str
     poke_function_arn: str
     scheduler_role_arn: str
-    lambda_client: Any
+    lambda_client: LambdaClient
 
 
 def register_sensor_task(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flyteidl.admin import agent_pb2
 from google.protobuf.json_format import MessageToDict
@@ -44,6 +44,10 @@ from serverless_agents.runtime.translate import (
 from serverless_agents.tasks_table import TaskRecord
 
 if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_scheduler import EventBridgeSchedulerClient
+    from mypy_boto3_stepfunctions import SFNClient
+
     from serverless_agents.agent import BaseSensor
     from serverless_agents.manifest import AgentSettings
     from serverless_agents.payloads import PayloadStore
@@ -67,6 +71,9 @@ class SensorTargets:
 
 
 class TaskService:
+    """Flyte's create, get and delete. Its clients: Step Functions starts and stops an async task's
+    execution, Lambda gives a new sensor task its first poke, EventBridge Scheduler its schedule."""
+
     def __init__(
         self,
         registry: AgentRegistry,
@@ -75,8 +82,11 @@ class TaskService:
         state_machine_arn_prefix: str,
         deployment: str,
         region: str,
+        *,
+        sfn_client: SFNClient,
+        lambda_client: LambdaClient,
+        scheduler_client: EventBridgeSchedulerClient,
         sensor_targets: SensorTargets | None = None,
-        sfn_client: Any = None,
     ) -> None:
         self.registry = registry
         self.deployment = deployment
@@ -85,7 +95,9 @@ class TaskService:
         self.payloads = payloads
         self.state_machine_arn_prefix = state_machine_arn_prefix
         self.sensor_targets = sensor_targets
-        self._sfn = sfn_client or aws.client("stepfunctions")
+        self._sfn = sfn_client
+        self._lambda = lambda_client
+        self._scheduler = scheduler_client
 
     def create(self, request: agent_pb2.CreateTaskRequest) -> agent_pb2.CreateTaskResponse:
         check_create_request(request)
@@ -163,11 +175,11 @@ class TaskService:
             poke_function_arn=self.sensor_targets.function_arn_prefix
             + agent_function_name(self.deployment, agent.name, "poke"),
             scheduler_role_arn=self.sensor_targets.scheduler_role_arn,
-            lambda_client=aws.client("lambda"),
+            lambda_client=self._lambda,
         )
 
     def _schedules(self, agent: str) -> SensorSchedules:
-        return SensorSchedules(sensor_schedule_group(self.deployment, agent))
+        return SensorSchedules(sensor_schedule_group(self.deployment, agent), self._scheduler)
 
     def get(self, task_id: str) -> agent_pb2.GetTaskResponse:
         record = self.table.get(task_id)
@@ -216,15 +228,21 @@ class TaskService:
             return
         if not self.table.request_abort(task_id):
             return  # it ended (or its cleanup began) since we read it
+        stopped = record.execution_arn is not None and self._stop_execution(record.execution_arn)
+        # Not stopped: the execution never started, so no job exists; end the task here.
+        if not stopped and self.table.claim_cleanup(task_id) is not None:
+            self.table.finish_cleanup(task_id, Phase.ABORTED, "aborted before it started")
+
+    def _stop_execution(self, execution: str) -> bool:
+        """Stop the execution; False if it does not exist."""
         try:
             with aws.transient_errors_as_unavailable("Step Functions"):
                 self._sfn.stop_execution(
-                    executionArn=record.execution_arn, error="Aborted", cause="DeleteTask was called"
+                    executionArn=execution, error="Aborted", cause="DeleteTask was called"
                 )
         except self._sfn.exceptions.ExecutionDoesNotExist:
-            # The execution never started, so no job exists: end the task here.
-            if self.table.claim_cleanup(task_id) is not None:
-                self.table.finish_cleanup(task_id, Phase.ABORTED, "aborted before it started")
+            return False
+        return True
 
     def list_agents(self) -> agent_pb2.ListAgentsResponse:
         return agent_pb2.ListAgentsResponse(

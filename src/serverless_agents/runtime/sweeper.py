@@ -21,18 +21,21 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from serverless_agents import aws
 from serverless_agents.agent import AgentKind, Phase
-from serverless_agents.endings import ENDED_STATUSES
+from serverless_agents.endings import ENDED_STATUSES, STATUS_CHANGE_DETAIL_TYPE, STATUS_CHANGE_SOURCE
 from serverless_agents.exceptions import ServerlessAgentsError, ServiceUnavailable
-from serverless_agents.runtime.finalize import finalize_execution
 
 if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions import SFNClient
+    from mypy_boto3_stepfunctions.literals import ExecutionStatusType
+    from mypy_boto3_stepfunctions.type_defs import ExecutionListItemTypeDef
+
+    from serverless_agents.runtime.finalize import Finalizer
     from serverless_agents.tasks_table import TaskRecord, TasksTable
 
 #: The metric functions/sweeper counts tasks ended by their bound under (alarmed in infra/cdk's Alarms).
@@ -42,17 +45,21 @@ _QUOTE_LIMIT = 400
 
 
 def ended_executions(
-    sfn_client: Any, state_machine_arns: Iterable[str], since: datetime | None = None
-) -> Iterator[dict[str, Any]]:
+    sfn_client: SFNClient, state_machine_arns: Iterable[str], since: datetime | None = None
+) -> Iterator[ExecutionListItemTypeDef]:
     """Summaries of executions that ended in a watched status (after `since`, when given)."""
     for arn in state_machine_arns:
         for status in ENDED_STATUSES:
             yield from _ended(sfn_client, arn, status, since)
 
 
-def _ended(sfn_client: Any, arn: str, status: str, since: datetime | None) -> Iterator[dict[str, Any]]:
+def _ended(
+    sfn_client: SFNClient, arn: str, status: str, since: datetime | None
+) -> Iterator[ExecutionListItemTypeDef]:
+    # `endings` names Step Functions' own statuses; it stays free of the (dev-only) stubs' literal type.
+    status_filter = cast("ExecutionStatusType", status)
     for page in sfn_client.get_paginator("list_executions").paginate(
-        stateMachineArn=arn, statusFilter=status
+        stateMachineArn=arn, statusFilter=status_filter
     ):
         for summary in page["executions"]:
             stopped = summary.get("stopDate")
@@ -61,7 +68,7 @@ def _ended(sfn_client: Any, arn: str, status: str, since: datetime | None) -> It
             yield summary
 
 
-def status_change_event(execution: dict[str, Any]) -> dict[str, Any]:
+def status_change_event(execution: Mapping[str, Any]) -> dict[str, Any]:
     """The EventBridge event for a described execution, as Step Functions sends it (tests/events/)."""
 
     def millis(value: Any) -> int | None:
@@ -71,8 +78,8 @@ def status_change_event(execution: dict[str, Any]) -> dict[str, Any]:
     return {
         "version": "0",
         "id": execution["executionArn"].rsplit(":", 1)[-1],
-        "detail-type": "Step Functions Execution Status Change",
-        "source": "aws.states",
+        "detail-type": STATUS_CHANGE_DETAIL_TYPE,
+        "source": STATUS_CHANGE_SOURCE,
         "account": account,
         "region": region,
         "resources": [execution["executionArn"]],
@@ -113,54 +120,61 @@ class Sweep:
         return {"seen": self.seen, "deleted": self.deleted, "ended": len(self.ended)}
 
 
-def sweep(
-    state_machine_arns: Iterable[str],
-    deployment: str,
-    lookback: timedelta,
-    table: TasksTable,
-    sfn_client: Any = None,
-    lambda_client: Any = None,
-) -> Sweep:
-    """Finalize every execution that ended within `lookback`, then end the tasks past their bound."""
-    sfn = sfn_client or aws.client("stepfunctions")
-    since = datetime.now(UTC) - lookback
-    result = Sweep()
-    for summary in ended_executions(sfn, state_machine_arns, since):
-        result.seen += 1
-        try:
-            execution = sfn.describe_execution(executionArn=summary["executionArn"])
-            answer = finalize_execution(status_change_event(execution)["detail"], deployment, lambda_client)
-        except ServerlessAgentsError as e:
-            result.failures.append(f"{summary['name']}: {e}")
-            continue
-        result.deleted += int(bool(answer.get("deleted", {}).get("deleted")))
-    for task_id in table.overdue(AgentKind.ASYNC.value, time.time()):
-        result.seen += 1
-        try:
-            if end_overdue_task(table, task_id, deployment, sfn, lambda_client):
-                result.ended.append(task_id)
-        except ServerlessAgentsError as e:
-            result.failures.append(f"{task_id}: {e}")
-    return result
+class Sweeper:
+    """Watches `state_machine_arns`' executions (Step Functions) and the open tasks (the tasks table), and
+    finalizes with `finalizer`."""
 
+    def __init__(
+        self,
+        table: TasksTable,
+        state_machine_arns: Iterable[str],
+        finalizer: Finalizer,
+        sfn_client: SFNClient,
+    ) -> None:
+        self.table = table
+        self.state_machine_arns = list(state_machine_arns)
+        self.finalizer = finalizer
+        self._sfn = sfn_client
 
-def end_overdue_task(table: TasksTable, task_id: str, deployment: str, sfn: Any, lambda_client: Any) -> bool:
-    """End a task past its bound, unless its execution still runs; True if this ended it."""
-    record = table.get(task_id)
-    if record.cleanup is None and record.execution_arn:
-        # Nobody tried its delete yet (its ending was lost, longer ago than the look-back): one try.
-        try:
-            execution = sfn.describe_execution(executionArn=record.execution_arn)
-        except sfn.exceptions.ExecutionDoesNotExist:
-            execution = None  # never started: no job to delete
-        if execution is not None and execution["status"] == "RUNNING":
-            return False  # its TimeoutSeconds ends it, and finalize deletes its job
-        if execution is not None and execution["status"] in ENDED_STATUSES:
-            # A delete that fails here leaves the task open: it ends unconfirmed below.
-            with contextlib.suppress(ServerlessAgentsError):
-                finalize_execution(status_change_event(execution)["detail"], deployment, lambda_client)
-        record = table.get(task_id)
-    return table.end_unconfirmed(task_id, *bound_ending(record))
+    def sweep(self, lookback: timedelta) -> Sweep:
+        """Finalize every execution that ended within `lookback`, then end the tasks past their bound."""
+        since = datetime.now(UTC) - lookback
+        result = Sweep()
+        for summary in ended_executions(self._sfn, self.state_machine_arns, since):
+            result.seen += 1
+            try:
+                execution = self._sfn.describe_execution(executionArn=summary["executionArn"])
+                answer = self.finalizer.finalize(status_change_event(execution)["detail"])
+            except ServerlessAgentsError as e:
+                result.failures.append(f"{summary['name']}: {e}")
+                continue
+            result.deleted += int(bool(answer.get("deleted", {}).get("deleted")))
+        for task_id in self.table.overdue(AgentKind.ASYNC.value, time.time()):
+            result.seen += 1
+            try:
+                if self.end_overdue_task(task_id):
+                    result.ended.append(task_id)
+            except ServerlessAgentsError as e:
+                result.failures.append(f"{task_id}: {e}")
+        return result
+
+    def end_overdue_task(self, task_id: str) -> bool:
+        """End a task past its bound, unless its execution still runs; True if this ended it."""
+        record = self.table.get(task_id)
+        if record.cleanup is None and record.execution_arn:
+            # Nobody tried its delete yet (its ending was lost, longer ago than the look-back): one try.
+            try:
+                execution = self._sfn.describe_execution(executionArn=record.execution_arn)
+            except self._sfn.exceptions.ExecutionDoesNotExist:
+                execution = None  # never started: no job to delete
+            if execution is not None and execution["status"] == "RUNNING":
+                return False  # its TimeoutSeconds ends it, and finalize deletes its job
+            if execution is not None and execution["status"] in ENDED_STATUSES:
+                # A delete that fails here leaves the task open: it ends unconfirmed below.
+                with contextlib.suppress(ServerlessAgentsError):
+                    self.finalizer.finalize(status_change_event(execution)["detail"])
+            record = self.table.get(task_id)
+        return self.table.end_unconfirmed(task_id, *bound_ending(record))
 
 
 def bound_ending(record: TaskRecord) -> tuple[Phase, str]:

@@ -1,35 +1,74 @@
-"""Builds the runtime objects a handler needs from its settings, once per container (per settings)."""
+"""The composition root: builds the runtime objects a handler needs from its settings, once per container
+(per settings), and is the one place that makes their AWS clients.
+
+Every runtime object takes its clients as typed constructor parameters and never makes one, so the same
+code runs on AWS, on moto (the local stack, the tests) and against any client a test hands in.
+`clients()` makes them with `aws.client`: each is made at its first use, so a function that never calls a
+service never loads its model (cold start), and after a SnapStart restore the next use makes a new one.
+"""
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from serverless_agents import aws
 from serverless_agents.agent import AgentKind, AsyncAgentBase, BaseSensor, SyncAgentBase
 from serverless_agents.exceptions import ManifestError
 from serverless_agents.naming import sensor_schedule_group
 from serverless_agents.payloads import PayloadStore
 from serverless_agents.registry import AgentRegistry
 from serverless_agents.runtime.async_steps import AsyncAgentSteps
+from serverless_agents.runtime.finalize import Finalizer
 from serverless_agents.runtime.loading import cached_manifest, load_agent
 from serverless_agents.runtime.sensors import SensorSchedules, SensorSteps
 from serverless_agents.runtime.service import SensorTargets, TaskService
+from serverless_agents.runtime.sweeper import Sweeper
 from serverless_agents.runtime.sync import SyncTarget
 from serverless_agents.tasks_table import TasksTable
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_scheduler import EventBridgeSchedulerClient
+    from mypy_boto3_stepfunctions import SFNClient
+
     from serverless_agents.settings import RuntimeSettings
 
 
-def _stores(settings: RuntimeSettings) -> tuple[TasksTable, PayloadStore]:
-    return TasksTable(settings.tasks_table, ttl_days=settings.task_ttl_days), PayloadStore(
-        settings.payload_bucket
+@dataclass(frozen=True)
+class Clients:
+    """The AWS clients the runtime uses, one per service."""
+
+    dynamodb: DynamoDBClient
+    s3: S3Client
+    stepfunctions: SFNClient
+    lambda_: LambdaClient
+    scheduler: EventBridgeSchedulerClient
+
+
+def clients() -> Clients:
+    """This process's clients, in the invoking function's region, each made at its first use."""
+    return Clients(
+        dynamodb=aws.client("dynamodb"),
+        s3=aws.client("s3"),
+        stepfunctions=aws.client("stepfunctions"),
+        lambda_=aws.client("lambda"),
+        scheduler=aws.client("scheduler"),
     )
+
+
+def _stores(settings: RuntimeSettings, made: Clients) -> tuple[TasksTable, PayloadStore]:
+    table = TasksTable(settings.tasks_table, client=made.dynamodb, ttl_days=settings.task_ttl_days)
+    return table, PayloadStore(settings.payload_bucket, client=made.s3)
 
 
 @functools.cache
 def task_service(settings: RuntimeSettings) -> TaskService:
-    table, payloads = _stores(settings)
+    made = clients()
+    table, payloads = _stores(settings, made)
     registry = AgentRegistry.from_manifest(cached_manifest(settings.manifest_path))
     targets = (
         SensorTargets(settings.function_arn_prefix, settings.scheduler_role_arn)
@@ -43,6 +82,9 @@ def task_service(settings: RuntimeSettings) -> TaskService:
         settings.state_machine_arn_prefix,
         settings.deployment,
         settings.region,
+        sfn_client=made.stepfunctions,
+        lambda_client=made.lambda_,
+        scheduler_client=made.scheduler,
         sensor_targets=targets,
     )
 
@@ -54,13 +96,26 @@ def async_state_machine_arns(settings: RuntimeSettings) -> list[str]:
 
 
 @functools.cache
+def finalizer(settings: RuntimeSettings) -> Finalizer:
+    return Finalizer(settings.deployment, clients().lambda_)
+
+
+@functools.cache
+def sweeper(settings: RuntimeSettings) -> Sweeper:
+    made = clients()
+    table, _ = _stores(settings, made)
+    return Sweeper(table, async_state_machine_arns(settings), finalizer(settings), made.stepfunctions)
+
+
+@functools.cache
 def sensor_steps(settings: RuntimeSettings) -> SensorSteps:
     loaded = load_agent(settings.manifest_path, settings.agent)
     instance: Any = loaded.instance
     if not isinstance(instance, BaseSensor):
         raise ManifestError(f"agent {loaded.name!r} is not a sensor")
-    table, payloads = _stores(settings)
-    schedules = SensorSchedules(sensor_schedule_group(settings.deployment, loaded.name))
+    made = clients()
+    table, payloads = _stores(settings, made)
+    schedules = SensorSchedules(sensor_schedule_group(settings.deployment, loaded.name), made.scheduler)
     return SensorSteps(instance, loaded.settings, table, payloads, schedules)
 
 
@@ -70,7 +125,7 @@ def async_steps(settings: RuntimeSettings) -> AsyncAgentSteps:
     instance: Any = loaded.instance
     if not isinstance(instance, AsyncAgentBase):
         raise ManifestError(f"agent {loaded.name!r} is not an async agent")
-    table, payloads = _stores(settings)
+    table, payloads = _stores(settings, clients())
     return AsyncAgentSteps(instance, loaded.settings.poll, table, payloads)
 
 
