@@ -187,3 +187,16 @@ def test_async_get_and_delete_are_granted_no_read_they_never_make(audit: Audit) 
     for role in ("get", "delete"):
         allowed = audit.statements[f"rehearsal-audited-{role}"]
         assert not [s for s in allowed if s["Effect"] == "Allow" and "dynamodb:GetItem" in s["Action"]]
+
+
+def test_the_api_may_pass_the_scheduler_role_to_scheduler_only(audit: Audit) -> None:
+    (passed,) = {c for c in audit.calls["rehearsal-api"] if c.action == "iam:PassRole"}
+    assert passed.context == (("iam:PassedToService", "scheduler.amazonaws.com"),)
+    statements = audit.statements["rehearsal-api"]
+    assert allowed(statements, passed)
+    # The same role passed to another service (a function of the attacker's, say) is not allowed.
+    elsewhere = Call(
+        passed.function, passed.action, passed.resource, (("iam:PassedToService", "lambda.amazonaws.com"),)
+    )
+    assert not allowed(statements, elsewhere)
+    assert not allowed(statements, Call(passed.function, passed.action, passed.resource))

@@ -11,10 +11,13 @@ functions, and queries the deployed tasks table's `open` index for tasks past th
   sweep, its job deleted once, and a sweep after that deletes nothing more.
 - A task past its bound: an aborted task whose delete keeps failing (`raise_on=delete`; its agent's
   `end_within` is 1 s) is ended FAILED by the first sweep after its bound, naming the job that may still
-  run; the sweeps before fail (the sweeper raises so its error alarm fires), the ones after do not.
+  run; a sweep whose delete failed fails (the sweeper raises so its error alarm fires), the ones after the
+  ending do not.
 """
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -62,18 +65,19 @@ def test_a_lost_status_change_is_finalized_by_the_sweeper(deployed: Deployed) ->
 def test_a_task_whose_delete_keeps_failing_is_ended_by_its_bound(deployed: Deployed) -> None:
     task_id = abort_running(deployed, "slowjob", "example_job_slow", "overdue", {"raise_on": "delete"})
 
-    first = sweep(deployed)  # finalizes the abort: its delete raises
+    # The first sweep finalizes the abort: its delete raises, and the sweep fails for its error alarm. The
+    # task's bound is now `end_within` (1 s) away; the sweep after it ends the task. (A sweep slower than
+    # that second would end it itself, after one attempt rather than two.)
+    first = sweep(deployed)
     assert first.error == "Unhandled"
     assert "cannot cancel the job" in first.answer["errorMessage"]
-    assert Phase(get(deployed, task_id).phase) is Phase.RUNNING
-    wait_past_bound(deployed, task_id)  # end_within = 1 s after the cleanup began
-    bound = sweep(deployed)  # its delete raises again; then the bound ends the task
-    assert bound.error == "Unhandled"
+    wait_past_bound(deployed, task_id)
+    sweep(deployed)
 
     resource = get(deployed, task_id)
     assert Phase(resource.phase) is Phase.FAILED
     assert resource.message.startswith("aborted")
-    assert "could not be confirmed within end_within=1s after 2 attempts" in resource.message
+    assert re.search(r"could not be confirmed within end_within=1s after [12] attempts?", resource.message)
     assert "may still be running" in resource.message
     assert "slowjob/" in resource.message  # the job's id: <agent>/<hex>
     assert job_record(deployed, task_id)["deletes"] == 0
