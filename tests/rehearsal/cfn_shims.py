@@ -14,6 +14,8 @@ Each model below stands in for one missing type and says what it does instead:
   then refers to a real validator.
 - `AWS::Lambda::EventInvokeConfig`: created through the backend (PutFunctionEventInvokeConfig), so the
   deployed retry count and on-failure destination can be read back with the Lambda API.
+- `AWS::Scheduler::ScheduleGroup`: created through the backend, so the api function's CreateSchedule in a
+  sensor's group finds it (moto's Scheduler refuses a schedule in a group it does not know).
 - `AWS::SQS::QueuePolicy`, `AWS::SNS::TopicPolicy`: put through the backends, so the deployed policies
   read back (moto enforces neither).
 - `AWS::S3::BucketPolicy`: recorded in `RECORDED`, not put: moto's S3 enforces a bucket policy but ignores
@@ -133,6 +135,15 @@ def _event_invoke_config(properties: dict[str, Any], name: str, account_id: str,
     return name
 
 
+def _schedule_group(properties: dict[str, Any], name: str, account_id: str, region: str) -> _Created:
+    from moto.scheduler.models import scheduler_backends
+
+    group = scheduler_backends[account_id][region].create_schedule_group(
+        properties.get("Name", name), properties.get("Tags", [])
+    )
+    return _Created(group.name, {"Arn": group.arn})
+
+
 def _queue_policy(properties: dict[str, Any], name: str, account_id: str, region: str) -> str:
     from moto.sqs.models import sqs_backends
 
@@ -169,6 +180,7 @@ MODELS = {
         _Model("AWS::ApiGateway::Stage", _api_stage),
         _Model("AWS::ApiGateway::RequestValidator", _request_validator),
         _Model("AWS::Lambda::EventInvokeConfig", _event_invoke_config),
+        _Model("AWS::Scheduler::ScheduleGroup", _schedule_group),
         _Model("AWS::SQS::QueuePolicy", _queue_policy),
         _Model("AWS::SNS::TopicPolicy", _topic_policy),
         # Recorded, not put: moto's S3 applies a bucket policy's statements without their conditions, so

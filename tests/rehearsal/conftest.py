@@ -21,26 +21,52 @@ from tests.rehearsal.deployment import (
     REGION,
     ApiGateway,
     EventBridge,
+    Scheduler,
     Stack,
     create_stack,
     publish_assets,
 )
 from tests.rehearsal.iam_audit import CallRecorder
 
-#: The example job under five task types, one per test, so each test finds its job's record by agent
-#: (name -> class, seconds between polls): `slowjob` is still running when it is aborted.
+#: The example job under five task types (name -> class, seconds between polls). The agents whose tasks
+#: are aborted wait a second between polls, so that the stop lands in a Wait (`lifecycle.abort_running`).
 AGENTS = {
     "job": ("serverless_agents.examples:JobAgent", 0),
     "etl": ("tests.infra.agents:EtlAgent", 0),
     "batch": ("tests.infra.agents:BatchAgent", 0),
     "slowjob": ("tests.functional.agents:SlowJobAgent", 1),
-    "audited": ("tests.functional.agents:ShortTimeoutJobAgent", 0),
+    "audited": ("tests.functional.agents:ShortTimeoutJobAgent", 1),
 }
+#: A task of these whose delete keeps failing is ended by the sweeper one second after its cleanup began.
+END_WITHIN_ONE_SECOND = ("audited", "slowjob")
+#: The sensor, a FileSensor woken by S3 "Object Created" events of this bucket (AWS's recorded example's,
+#: tests/events/s3_object_created.json): a user's bucket, not the stack's, so the tests create it.
+SENSOR, WATCHED_BUCKET = "files", "amzn-s3-demo-bucket1"
 MANIFEST = '[deployment]\nname = "rehearsal"\n' + "".join(
     f'\n[agents.{name}]\nclass = "{agent}"\npoll = {{ initial = {wait}, factor = 1.0, cap = {wait} }}\n'
+    + ("end_within = 1\n" if name in END_WITHIN_ONE_SECOND else "")
     for name, (agent, wait) in AGENTS.items()
 )
 MANIFEST += '\n[agents.echo]\nclass = "serverless_agents.examples:EchoAgent"\n'  # a sync agent: its own route
+# As the repository's agents.toml deploys flytekit's FileSensor: its pattern, and what HeadObject needs.
+MANIFEST += f"""
+[agents.{SENSOR}]
+class = "serverless_agents.agents.file_sensor:FileSensor"
+schedule = "rate(1 minute)"
+
+[[agents.{SENSOR}.events]]
+source = ["aws.s3"]
+detail-type = ["Object Created"]
+detail = {{ bucket = {{ name = ["{WATCHED_BUCKET}"] }} }}
+
+[[agents.{SENSOR}.permissions]]
+actions = ["s3:GetObject"]
+resources = ["arn:aws:s3:::{WATCHED_BUCKET}/*"]
+
+[[agents.{SENSOR}.permissions]]
+actions = ["s3:ListBucket"]
+resources = ["arn:aws:s3:::{WATCHED_BUCKET}"]
+"""
 
 
 @dataclass
@@ -49,6 +75,7 @@ class Deployed:
     stack: Stack
     api: ApiGateway
     events: EventBridge
+    scheduler: Scheduler
     lambdas: InProcessLambdas
     #: Every AWS call the deployed functions made, with the function that made it.
     calls: CallRecorder
@@ -86,6 +113,9 @@ def deployed(rehearsal_synth: Synth) -> Iterator[Deployed]:
             # The Lambda runtime's variable: handlers find the bundled agents.toml there.
             patch.setenv("LAMBDA_TASK_ROOT", str(task_root))
             stack = create_stack(boto3.client("cloudformation", region_name=REGION), rehearsal_synth.json)
+            # The bucket the sensor watches is the user's, not the stack's (its events reach EventBridge
+            # once the user turns that on: docs/agents/file-sensor.md).
+            boto3.client("s3", region_name=REGION).create_bucket(Bucket=WATCHED_BUCKET)
             lambda_client = boto3.client("lambda", region_name=REGION)
             with calls.recording(lambdas):
                 yield Deployed(
@@ -95,6 +125,7 @@ def deployed(rehearsal_synth: Synth) -> Iterator[Deployed]:
                         boto3.client("apigateway", region_name=REGION), lambda_client, stack.outputs["ApiUrl"]
                     ),
                     events=EventBridge(boto3.client("events", region_name=REGION), lambda_client),
+                    scheduler=Scheduler(boto3.client("scheduler", region_name=REGION), lambda_client),
                     lambdas=lambdas,
                     calls=calls,
                     task_root=task_root,

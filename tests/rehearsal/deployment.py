@@ -144,9 +144,7 @@ class ApiGateway:
         )
         assert function_arn, integration["uri"]
         event = proxy_event(method, path, resource_path, parameters, body, self.stage)
-        response = self._lambda.invoke(FunctionName=function_arn[1], Payload=json.dumps(event).encode())
-        answer = json.loads(response["Payload"].read())
-        assert "FunctionError" not in response, answer
+        answer = invoke(self._lambda, function_arn[1], event).result()
         return Answer(int(answer["statusCode"]), answer.get("body") or "")
 
 
@@ -187,18 +185,51 @@ def proxy_event(
     }
 
 
+@dataclass
+class Invocation:
+    """A function's answer to one invocation, and its function error (an unhandled exception) if any."""
+
+    function: str
+    answer: Any
+    error: str | None
+
+    def result(self) -> Any:
+        assert self.error is None, f"{self.function} failed: {self.answer}"
+        return self.answer
+
+
+def invoke(lambda_client: Any, function: str, event: dict[str, Any]) -> Invocation:
+    """Invoke a deployed function synchronously, as the services in front of it are emulated here."""
+    response = lambda_client.invoke(FunctionName=function, Payload=json.dumps(event).encode())
+    return Invocation(function, json.loads(response["Payload"].read()), response.get("FunctionError"))
+
+
+def may_invoke(lambda_client: Any, function: str, service: str, source_arn: str) -> bool:
+    """Whether the function's resource policy lets `service` invoke it for `source_arn`: what Lambda checks
+    when EventBridge delivers to a rule's target (moto keeps the policy, and checks nothing)."""
+    policy = json.loads(lambda_client.get_policy(FunctionName=function)["Policy"])
+    return any(
+        s["Effect"] == "Allow"
+        and s["Action"] == "lambda:InvokeFunction"
+        and s["Principal"] == {"Service": service}
+        and s.get("Condition") == {"ArnLike": {"AWS:SourceArn": source_arn}}
+        for s in policy["Statement"]
+    )
+
+
 class EventBridge:
     """The default event bus's deployed rules, delivering to their Lambda targets (moto's EventBridge
-    matches events and delivers to queues and log groups, not to functions). Delivery is synchronous here,
-    so a test sees the function's answer; EventBridge invokes asynchronously and retries per the target's
-    RetryPolicy, which the template tests check."""
+    matches events and delivers to queues and log groups, not to functions, and fires no scheduled rule).
+    Delivery is synchronous here, so a test sees the function's answer; EventBridge invokes asynchronously
+    and retries per the target's RetryPolicy, which the template tests check."""
 
     def __init__(self, events: Any, lambda_client: Any) -> None:
         self._events = events
         self._lambda = lambda_client
 
     def deliver(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        """Deliver `event` to every target of every matching rule; the functions' answers."""
+        """Deliver `event` to every target of every rule whose deployed pattern matches it (moto's own
+        pattern matcher); the functions' answers."""
         from moto.events.models import EventPattern
 
         answers = []
@@ -207,11 +238,45 @@ class EventBridge:
             pattern = rule.get("EventPattern")
             if pattern is None or not EventPattern.load(pattern).matches_event(message):
                 continue
-            for target in self._events.list_targets_by_rule(Rule=rule["Name"])["Targets"]:
-                assert ":lambda:" in target["Arn"], target
-                assert "Input" not in target, target  # the event itself, untransformed
-                response = self._lambda.invoke(FunctionName=target["Arn"], Payload=json.dumps(event).encode())
-                answer = json.loads(response["Payload"].read())
-                assert "FunctionError" not in response, answer
-                answers.append(answer)
+            answers += [invocation.result() for invocation in self._invoke_targets(rule, event)]
         return answers
+
+    def fire(self, rule_name: str, scheduled_event: dict[str, Any]) -> list[Invocation]:
+        """One period of a scheduled rule: its targets invoked with the "Scheduled Event" EventBridge sends
+        (`scheduled_event`, AWS's recorded example, with this rule's ARN as its resource)."""
+        rule = self._events.describe_rule(Name=rule_name)
+        assert rule.get("ScheduleExpression"), f"{rule_name} is not a scheduled rule"
+        return self._invoke_targets(rule, {**scheduled_event, "resources": [rule["Arn"]]})
+
+    def _invoke_targets(self, rule: dict[str, Any], event: dict[str, Any]) -> list[Invocation]:
+        invocations = []
+        for target in self._events.list_targets_by_rule(Rule=rule["Name"])["Targets"]:
+            assert ":lambda:" in target["Arn"], target
+            assert "Input" not in target, target  # the event itself, untransformed
+            assert may_invoke(self._lambda, target["Arn"], "events.amazonaws.com", rule["Arn"]), target
+            invocations.append(invoke(self._lambda, target["Arn"], event))
+        return invocations
+
+
+class Scheduler:
+    """EventBridge Scheduler's schedules, as the deployed functions create them. moto's Scheduler keeps a
+    schedule (expression, target ARN, role, input) and never fires it: `fire` invokes the target a schedule
+    names with its Input, as Scheduler does each period. Scheduler invokes asynchronously, assuming the
+    schedule's role; here the invocation is synchronous, so a test sees the answer, and the tests check
+    that the role is the deployed scheduler role and may invoke the target."""
+
+    def __init__(self, scheduler: Any, lambda_client: Any) -> None:
+        self._scheduler = scheduler
+        self._lambda = lambda_client
+
+    def schedules(self, group: str) -> dict[str, dict[str, Any]]:
+        """The group's schedules by name, each as GetSchedule describes it."""
+        listed = self._scheduler.list_schedules(GroupName=group)["Schedules"]
+        return {
+            s["Name"]: dict(self._scheduler.get_schedule(GroupName=group, Name=s["Name"])) for s in listed
+        }
+
+    def fire(self, group: str, name: str) -> Invocation:
+        target = self._scheduler.get_schedule(GroupName=group, Name=name)["Target"]
+        assert ":lambda:" in target["Arn"], target
+        return invoke(self._lambda, target["Arn"], json.loads(target["Input"]))

@@ -4,8 +4,12 @@ moto checks no IAM here, so the calls are recorded on the way out (botocore's `_
 place every client call passes) with the function that made them (the in-process dispatcher's call of its
 handler), and evaluated against the inline policies CloudFormation attached to the function's role: an
 Allow statement whose actions and resources match, and no Deny. The evaluation covers what these policies
-use: actions and resources with `*` and `?` wildcards, no NotAction / NotResource, no conditions (a
-statement with one fails the audit, to be taught here first).
+use: actions and resources with `*` and `?` wildcards, no NotAction / NotResource, and conditions with
+`StringEquals` on the request's context keys (any other operator fails the audit, to be taught here first).
+
+Some calls need a second action on another resource, which IAM authorizes in the same request: passing a
+role to a service (`iam:PassRole`, with the context key `iam:PassedToService`). The audit records those
+as calls of their own.
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ _ACTIONS = {
     ("s3", "HeadObject"): "s3:GetObject",
     ("s3", "ListObjectsV2"): "s3:ListBucket",
 }
+#: Operations that pass a role to their service (parameter path to the role's ARN, the service).
+_PASSES_ROLE = {
+    ("scheduler", "CreateSchedule"): (("Target", "RoleArn"), "scheduler.amazonaws.com"),
+    ("scheduler", "UpdateSchedule"): (("Target", "RoleArn"), "scheduler.amazonaws.com"),
+}
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,8 @@ class Call:
     function: str
     action: str
     resource: str
+    #: The request's condition context keys and values IAM evaluates the call with.
+    context: tuple[tuple[str, str], ...] = ()
 
 
 class CallRecorder:
@@ -76,9 +87,13 @@ class CallRecorder:
 
     def record(self, function: str, service: str, operation: str, params: dict[str, Any]) -> None:
         action = _ACTIONS.get((service, operation), f"{service}:{operation}")
-        call = Call(function, action, self.resource(service, params))
+        calls = [Call(function, action, self.resource(service, params))]
+        if (passes := _PASSES_ROLE.get((service, operation))) is not None:
+            (parent, key), to_service = passes
+            context = (("iam:PassedToService", to_service),)
+            calls.append(Call(function, "iam:PassRole", str(params[parent][key]), context))
         with self._lock:
-            self.calls.append(call)
+            self.calls.extend(calls)
 
     def resource(self, service: str, params: dict[str, Any]) -> str:
         """The ARN IAM authorizes the call against, for the services the functions call."""
@@ -96,25 +111,35 @@ class CallRecorder:
             return name if name.startswith("arn:") else f"arn:aws:lambda:{arn}:function:{name}"
         if service == "secretsmanager":
             return str(params["SecretId"])
+        if service == "scheduler":
+            return f"arn:aws:scheduler:{arn}:schedule/{params.get('GroupName', 'default')}/{params['Name']}"
         raise AssertionError(f"the audit cannot name the resource of a {service} call: teach it ({params})")
 
 
 def role_statements(iam: Any, lambda_client: Any, function: str) -> list[dict[str, Any]]:
-    """The statements of the inline policies deployed on the function's role (CloudFormation resolved
-    their references), with Action and Resource as lists."""
+    """The statements of the inline policies deployed on the function's role."""
     role = lambda_client.get_function_configuration(FunctionName=function)["Role"].rsplit("/", 1)[-1]
+    return policy_statements(iam, role)
+
+
+def policy_statements(iam: Any, role: str) -> list[dict[str, Any]]:
+    """The statements of the inline policies deployed on a role (CloudFormation resolved their
+    references), with Action and Resource as lists and Condition as a dict."""
     assert not iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
     statements = []
     for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
         document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
         document = json.loads(document) if isinstance(document, str) else document
         for statement in document["Statement"]:
-            assert set(statement) <= {"Sid", "Effect", "Action", "Resource"}, statement
+            assert set(statement) <= {"Sid", "Effect", "Action", "Resource", "Condition"}, statement
+            condition = statement.get("Condition", {})
+            assert set(condition) <= {"StringEquals"}, f"teach the audit these conditions: {statement}"
             statements.append(
                 {
                     "Effect": statement["Effect"],
                     "Action": _listed(statement["Action"]),
                     "Resource": _listed(statement["Resource"]),
+                    "Condition": condition,
                 }
             )
     return statements
@@ -126,7 +151,18 @@ def _listed(value: str | list[str]) -> list[str]:
 
 def matches(statement: dict[str, Any], call: Call) -> bool:
     action = any(fnmatch.fnmatchcase(call.action.lower(), a.lower()) for a in statement["Action"])
-    return action and any(fnmatch.fnmatchcase(call.resource, r) for r in statement["Resource"])
+    resource = any(fnmatch.fnmatchcase(call.resource, r) for r in statement["Resource"])
+    return action and resource and _conditions_hold(statement.get("Condition", {}), dict(call.context))
+
+
+def _conditions_hold(condition: dict[str, dict[str, Any]], context: dict[str, str]) -> bool:
+    """Every key of every operator holds (IAM ANDs them; a key absent from the request fails)."""
+    for operator, keys in condition.items():
+        assert operator == "StringEquals", operator
+        for key, values in keys.items():
+            if context.get(key) not in _listed(values):
+                return False
+    return True
 
 
 def allowed(statements: list[dict[str, Any]], call: Call) -> bool:
@@ -142,7 +178,7 @@ def unused_grants(statements: list[dict[str, Any]], calls: list[Call]) -> set[tu
             continue
         for action in statement["Action"]:
             for resource in statement["Resource"]:
-                single = {"Action": [action], "Resource": [resource]}
+                single = {"Action": [action], "Resource": [resource], "Condition": statement["Condition"]}
                 if not any(matches(single, call) for call in calls):
                     unused.add((action, resource))
     return unused

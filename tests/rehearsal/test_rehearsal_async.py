@@ -14,17 +14,18 @@ and the FAILED status change does not run it again), and abort -> finalize -> de
 when EventBridge delivers the status change twice.
 
 Every AWS call the functions make is checked against their deployed IAM policies in test_rehearsal_iam.py;
-a sync agent's routes are rehearsed in test_rehearsal_sync.py.
+a sync agent's routes are rehearsed in test_rehearsal_sync.py, a sensor's in test_rehearsal_sensors.py,
+the sweeper in test_rehearsal_sweeper.py.
 
-Not covered yet (issue 12, Build item 2):
-- sensors (S3 event and schedule), the sweeper;
-- what moto does not do: check SigV4 signatures or IAM (tests/infra/test_api.py checks AWS_IAM on every
-  method; test_rehearsal_iam.py evaluates the recorded calls), invoke Lambda proxy integrations or the
-  Lambda targets of rules (tests/rehearsal/deployment.py does, from the deployed methods and rules), emit
-  Step Functions status-change events (built here from AWS's recorded example and DescribeExecution), keep
-  the methods' request validators and required path parameters (tests/infra/test_api.py), keep active
-  tracing or SnapStart (tests/infra/test_resources.py, test_snapstart.py), honour a bucket policy's
-  conditions (recorded only: cfn_shims.py).
+What moto does not do, and where it is done or checked instead: check SigV4 signatures or IAM
+(tests/infra/test_api.py checks AWS_IAM on every method; test_rehearsal_iam.py evaluates the recorded
+calls), invoke Lambda proxy integrations, the Lambda targets of rules or fire scheduled rules and
+Scheduler schedules (tests/rehearsal/deployment.py does, from the deployed methods, rules and schedules,
+checking the functions' resource policies and the schedules' role), emit Step Functions status-change
+events (built here from AWS's recorded example and DescribeExecution), keep the methods' request
+validators and required path parameters (tests/infra/test_api.py), keep active tracing or SnapStart
+(tests/infra/test_resources.py, test_snapstart.py), honour a bucket policy's conditions (recorded only:
+cfn_shims.py).
 """
 
 from __future__ import annotations
@@ -36,7 +37,15 @@ import pytest
 from serverless_agents.agent import Phase
 from tests.rehearsal.cfn_shims import RECORDED
 from tests.rehearsal.conftest import Deployed
-from tests.rehearsal.lifecycle import create, get, job_record, status_change, wait_for, wait_for_execution
+from tests.rehearsal.lifecycle import (
+    abort_running,
+    create,
+    get,
+    job_record,
+    status_change,
+    wait_for,
+    wait_for_execution,
+)
 
 pytestmark = pytest.mark.functional
 
@@ -87,8 +96,8 @@ def test_an_async_task_succeeds_through_the_deployment(deployed: Deployed) -> No
         TableName=deployed.stack.outputs["TasksTableName"], Key={"id": {"S": task_id}}
     )["Item"]
     assert item["phase"]["S"] == "SUCCEEDED"
-    assert job_record(deployed, "job")["gets"] == 2
-    assert job_record(deployed, "job")["deletes"] == 0  # a job that finished is never deleted
+    assert job_record(deployed, task_id)["gets"] == 2
+    assert job_record(deployed, task_id)["deletes"] == 0  # a job that finished is never deleted
 
 
 def test_an_agents_own_failure_is_a_failed_task_and_no_delete(deployed: Deployed) -> None:
@@ -100,26 +109,20 @@ def test_an_agents_own_failure_is_a_failed_task_and_no_delete(deployed: Deployed
     assert resource.message == "the example job failed (fail=true)"
     described = wait_for_execution(deployed, "etl", task_id)
     assert described["status"] == "FAILED"  # the definition's JobFailed
-    assert job_record(deployed, "etl")["deletes"] == 0
+    assert job_record(deployed, task_id)["deletes"] == 0
     assert deployed.events.deliver(status_change(described))  # finalize runs, and deletes nothing
-    assert job_record(deployed, "etl")["deletes"] == 0
+    assert job_record(deployed, task_id)["deletes"] == 0
 
 
 def test_abort_finalizes_and_deletes_the_job_exactly_once(deployed: Deployed) -> None:
-    task_id = create(deployed, "example_job_slow", "abort", {"polls": 1000})
-    wait_for(deployed, task_id, Phase.RUNNING)
+    # propeller's Abort -> DeleteTask -> DELETE /v1/tasks/{id}: StopExecution, the execution ABORTED.
+    task_id = abort_running(deployed, "slowjob", "example_job_slow", "abort", {})
 
-    # propeller's Abort -> DeleteTask -> DELETE /v1/tasks/{id}: StopExecution.
-    answer = deployed.api.request("DELETE", f"/v1/tasks/{task_id}")
-    assert answer.status == 200, answer
-    described = wait_for_execution(deployed, "slowjob", task_id)
-    assert described["status"] == "ABORTED"
-
-    event = status_change(described)
+    event = status_change(wait_for_execution(deployed, "slowjob", task_id))
     assert deployed.events.deliver(event)  # the deployed rule matches, its target is finalize
     deployed.events.deliver(event)  # EventBridge delivers at least once
 
-    assert job_record(deployed, "slowjob")["deletes"] == 1
+    assert job_record(deployed, task_id)["deletes"] == 1
     assert Phase(get(deployed, task_id).phase) is Phase.ABORTED
 
 
@@ -132,6 +135,6 @@ def test_a_failing_agent_call_is_cleaned_up_once_and_not_again_by_finalize(deplo
     assert "raise_on=get" in resource.message
     described = wait_for_execution(deployed, "batch", task_id)
     assert described["status"] == "FAILED"
-    assert job_record(deployed, "batch")["deletes"] == 1  # the state machine's Cleanup
+    assert job_record(deployed, task_id)["deletes"] == 1  # the state machine's Cleanup
     assert deployed.events.deliver(status_change(described))  # finalize runs, and deletes nothing more
-    assert job_record(deployed, "batch")["deletes"] == 1
+    assert job_record(deployed, task_id)["deletes"] == 1

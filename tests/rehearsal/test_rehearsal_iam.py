@@ -1,11 +1,15 @@
-"""Every AWS call the deployed functions make in an async task's lives is allowed by their deployed IAM
-policies (moto enforces no IAM: tests/rehearsal/iam_audit.py evaluates the recorded calls), and the grants
-no call used are the known ones, each with its reason.
+"""Every AWS call the deployed functions make in an async task's and a sensor task's lives is allowed by
+their deployed IAM policies (moto enforces no IAM: tests/rehearsal/iam_audit.py evaluates the recorded
+calls), and the grants no call used are the known ones, each with its reason.
 
-The audited lives are one agent's (`audited`): success, its own failure, a failing agent call (Cleanup),
-and abort -> finalize; with the api and finalize functions they go through. Not audited yet: sync,
-sensor and sweeper functions, and the state machines' roles (moto's Step Functions invokes Lambda
-without a client call to record).
+The audited lives are one async agent's (`audited`): success, its own failure, a failing agent call
+(Cleanup), abort -> finalize, an abort whose status change is lost (the sweeper finalizes it) and one
+whose delete keeps failing (the sweeper ends it by its bound); and the sensor's (`files`): an S3 event,
+its schedule, an abort. With the api, finalize, sweeper and poke functions they go through. The sweeper
+also finalizes again the endings of other agents' tests run before (their delete functions' calls are
+checked for denials too, their grants not listed). Not audited: the sync function (it calls nothing of
+AWS's), and the state machines' roles (moto's Step Functions invokes Lambda without a client call to
+record).
 """
 
 from __future__ import annotations
@@ -18,26 +22,69 @@ from typing import Any
 import pytest
 
 from serverless_agents.agent import Phase
-from tests.rehearsal.conftest import AGENTS, Deployed
+from serverless_agents.naming import sensor_schedule_name
+from tests.rehearsal.conftest import AGENTS, SENSOR, WATCHED_BUCKET, Deployed
 from tests.rehearsal.iam_audit import Call, allowed, role_statements, unused_grants
-from tests.rehearsal.lifecycle import create, get, status_change, wait_for, wait_for_execution
+from tests.rehearsal.lifecycle import (
+    abort_running,
+    create,
+    create_file_sensor,
+    get,
+    object_created,
+    status_change,
+    sweep,
+    wait_for,
+    wait_for_execution,
+    wait_past_bound,
+)
 
 pytestmark = pytest.mark.functional
 
 ENDED = (Phase.SUCCEEDED, Phase.FAILED, Phase.RETRYABLE_FAILED, Phase.ABORTED)
+AUDITED = "example_job_short_timeout"  # the task type of agent `audited`
+#: The agents whose functions' grants are listed: the audited lives' (other agents' are not used here).
+LISTED = ("audited", SENSOR)
 
 
 def audited_lives(deployed: Deployed) -> None:
-    for execution, custom in (("audit-ok", {"polls": 2}), ("audit-fail", {"fail": True, "polls": 1})):
-        wait_for(deployed, create(deployed, "example_job_short_timeout", execution, custom), *ENDED)
-    task_id = create(deployed, "example_job_short_timeout", "audit-raise", {"raise_on": "get"})
-    wait_for(deployed, task_id, *ENDED)
-    deployed.events.deliver(status_change(wait_for_execution(deployed, "audited", task_id)))
-    task_id = create(deployed, "example_job_short_timeout", "audit-abort", {"polls": 1000000})
-    wait_for(deployed, task_id, Phase.RUNNING)
-    assert deployed.api.request("DELETE", f"/v1/tasks/{task_id}").status == 200
+    lives = {
+        "audit-ok": {"polls": 2},
+        "audit-fail": {"fail": True, "polls": 1},
+        "audit-raise": {"raise_on": "get"},
+    }
+    # Side by side: each waits a second between its polls.
+    tasks = {execution: create(deployed, AUDITED, execution, custom) for execution, custom in lives.items()}
+    for task_id in tasks.values():
+        wait_for(deployed, task_id, *ENDED)
+    deployed.events.deliver(status_change(wait_for_execution(deployed, "audited", tasks["audit-raise"])))
+    task_id = abort_running(deployed, "audited", AUDITED, "audit-abort", {})
     deployed.events.deliver(status_change(wait_for_execution(deployed, "audited", task_id)))
     assert Phase(get(deployed, task_id).phase) is Phase.ABORTED
+    sweeper_lives(deployed)
+    sensor_lives(deployed)
+
+
+def sweeper_lives(deployed: Deployed) -> None:
+    lost = abort_running(deployed, "audited", AUDITED, "audit-lost", {})
+    overdue = abort_running(deployed, "audited", AUDITED, "audit-overdue", {"raise_on": "delete"})
+    # Their status changes are lost: the sweeper finalizes both, and the second's delete raises.
+    assert sweep(deployed).error
+    wait_past_bound(deployed, overdue)
+    sweep(deployed)  # ends the second by its bound
+    assert Phase(get(deployed, lost).phase) is Phase.ABORTED
+    assert Phase(get(deployed, overdue).phase) is Phase.FAILED
+
+
+def sensor_lives(deployed: Deployed) -> None:
+    (group,) = deployed.stack.physical("AWS::Scheduler::ScheduleGroup")
+    by_event = create_file_sensor(deployed, f"s3://{WATCHED_BUCKET}/audit/event.csv", "audit-event")
+    deployed.events.deliver(object_created(deployed, WATCHED_BUCKET, "audit/event.csv"))
+    scheduled = create_file_sensor(deployed, f"s3://{WATCHED_BUCKET}/audit/scheduled.csv", "audit-schedule")
+    deployed.scheduler.fire(group, sensor_schedule_name(scheduled)).result()
+    aborted = create_file_sensor(deployed, f"s3://{WATCHED_BUCKET}/audit/aborted.csv", "audit-abort")
+    assert deployed.api.request("DELETE", f"/v1/tasks/{aborted}").status == 200
+    phases = [Phase(get(deployed, task_id).phase) for task_id in (by_event, scheduled, aborted)]
+    assert phases == [Phase.SUCCEEDED, Phase.RUNNING, Phase.ABORTED]
 
 
 @dataclass
@@ -51,18 +98,28 @@ class Audit:
         ]
 
     def unused(self) -> set[tuple[str, str]]:
-        """(function's role, action) of the grants no call used, other agents' resources left out."""
+        """(function's role, action) of the grants no call used, by the shared functions and the listed
+        agents' own; other agents' resources left out."""
         unused = set()
         for function, calls in self.calls.items():
-            role = function.removeprefix("rehearsal-").removeprefix("audited-")
+            role = _role(function)
+            if role is None:
+                continue
             for action, resource in unused_grants(self.statements[function], calls):
                 if not _names_another_agent(resource):
                     unused.add((role, action))
         return unused
 
 
+def _role(function: str) -> str | None:
+    """`api` for rehearsal-api, `get` for rehearsal-audited-get; None for another agent's function."""
+    name = function.removeprefix("rehearsal-")
+    agent, _, role = name.rpartition("-")
+    return role if agent in ("", *LISTED) else None
+
+
 def _names_another_agent(resource: str) -> bool:
-    others = "|".join(re.escape(name) for name in AGENTS if name != "audited")
+    others = "|".join(re.escape(name) for name in AGENTS if name not in LISTED)
     return re.search(rf"(rehearsal-({others})([-:]|$))|(/({others})/)", resource) is not None
 
 
@@ -88,7 +145,7 @@ RUNTIME = {
 EXPECTED_UNUSED = {
     **{
         (role, action): reason
-        for role in ("api", "create", "get", "delete", "finalize")
+        for role in ("api", "create", "get", "delete", "finalize", "sweeper", "poke")
         for action, reason in RUNTIME.items()
     },
     # The payload bucket's requests/ and outputs/ hold what is too large for the execution input and the
@@ -102,13 +159,23 @@ EXPECTED_UNUSED = {
     ("finalize", "sqs:SendMessage"): "its on-failure destination (EventInvokeConfig): the Lambda service's",
     ("finalize", "sqs:GetQueueAttributes"): "granted with the destination by CDK; the Lambda service's",
     ("finalize", "sqs:GetQueueUrl"): "granted with the destination by CDK; the Lambda service's",
+    ("poke", "s3:GetObject"): "a large request, from requests/ (its s3:GetObject on the watched objects is "
+    "used: HeadObject)",
+    ("poke", "s3:ListBucket"): "on the watched bucket: S3 checks it to answer HeadObject of a missing object "
+    "404 rather than 403; no call is made",
+    ("poke", "sqs:SendMessage"): "its on-failure destination (EventInvokeConfig): the Lambda service's",
+    ("poke", "sqs:GetQueueAttributes"): "granted with the destination by CDK; the Lambda service's",
+    ("poke", "sqs:GetQueueUrl"): "granted with the destination by CDK; the Lambda service's",
 }
 
 
 def test_every_call_of_the_deployed_functions_is_allowed_by_their_policies(audit: Audit) -> None:
-    assert set(audit.calls) == {f"rehearsal-{r}" for r in ("api", "finalize")} | {
+    listed = {f for f in audit.calls if _role(f) is not None}
+    assert listed == {f"rehearsal-{r}" for r in ("api", "finalize", "sweeper", f"{SENSOR}-poke")} | {
         f"rehearsal-audited-{r}" for r in ("create", "get", "delete")
     }
+    # The sweeper finalizes again the endings of other agents' tests run before: their delete functions.
+    assert {f.rsplit("-", 1)[-1] for f in set(audit.calls) - listed} <= {"delete"}
     assert audit.denied() == []
 
 
@@ -120,3 +187,16 @@ def test_async_get_and_delete_are_granted_no_read_they_never_make(audit: Audit) 
     for role in ("get", "delete"):
         allowed = audit.statements[f"rehearsal-audited-{role}"]
         assert not [s for s in allowed if s["Effect"] == "Allow" and "dynamodb:GetItem" in s["Action"]]
+
+
+def test_the_api_may_pass_the_scheduler_role_to_scheduler_only(audit: Audit) -> None:
+    (passed,) = {c for c in audit.calls["rehearsal-api"] if c.action == "iam:PassRole"}
+    assert passed.context == (("iam:PassedToService", "scheduler.amazonaws.com"),)
+    statements = audit.statements["rehearsal-api"]
+    assert allowed(statements, passed)
+    # The same role passed to another service (a function of the attacker's, say) is not allowed.
+    elsewhere = Call(
+        passed.function, passed.action, passed.resource, (("iam:PassedToService", "lambda.amazonaws.com"),)
+    )
+    assert not allowed(statements, elsewhere)
+    assert not allowed(statements, Call(passed.function, passed.action, passed.resource))
