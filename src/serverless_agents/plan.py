@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from serverless_agents import naming
 from serverless_agents import settings as env_names
@@ -40,7 +40,8 @@ ROLES: Mapping[AgentKind, tuple[naming.FunctionRole, ...]] = {
     AgentKind.SYNC: ("sync",),
     AgentKind.SENSOR: ("poke",),
 }
-RUNTIME = "python3.12"  # what the bundles are built for (infra/cdk bundles.py: pip --python-version 3.12)
+#: What the bundles are built for (infra/cdk bundles.py: pip --python-version 3.12).
+RUNTIME: Final = "python3.12"
 #: Days a task stays readable (SA_TASK_TTL_DAYS); payloads and logs are kept about as long.
 TASK_TTL_DAYS = 30
 API_MEMORY = 512

@@ -40,10 +40,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from serverless_agents.naming import agent_function_name, shared_function_name
+
+if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
 
 _DIGITS = re.compile(r"[0-9]{1,20}")
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit (REST APIs), answered with a 413
@@ -243,7 +246,7 @@ class LocalApiGateway:
 
     def __init__(
         self,
-        lambda_client: Any,
+        lambda_client: LambdaClient,
         deployment: str,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -337,7 +340,7 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
-def _without_retries(lambda_client: Any) -> Any:
+def _without_retries(lambda_client: LambdaClient) -> LambdaClient:
     """The same client, retrying nothing: API Gateway hands a throttled invoke back as a 429 to the client,
     which decides whether to retry; botocore's retries would hide it (and hold the connection meanwhile)."""
     import boto3

@@ -16,11 +16,15 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serverless_agents.local.lambda_dispatch import error_line
 from serverless_agents.local.periodic import Periodic
 from serverless_agents.runtime.sweeper import ended_executions, status_change_event
+
+if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_stepfunctions import SFNClient
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +45,8 @@ class StatusChangeDriver:
 
     def __init__(
         self,
-        sfn_client: Any,
-        lambda_client: Any,
+        sfn_client: SFNClient,
+        lambda_client: LambdaClient,
         state_machine_arns: Iterable[str],
         finalize_function: str,
         *,

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from serverless_agents.local.periodic import Periodic
 
 if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_scheduler import EventBridgeSchedulerClient
+    from mypy_boto3_sqs import SQSClient
+
     from serverless_agents.manifest import AgentSettings
 
 
@@ -33,9 +37,9 @@ class SensorTriggers:
     def __init__(
         self,
         sensors: list[SensorWiring],
-        lambda_client: Any,
-        scheduler_client: Any,
-        sqs_client: Any,
+        lambda_client: LambdaClient,
+        scheduler_client: EventBridgeSchedulerClient,
+        sqs_client: SQSClient,
         *,
         interval: float = 0.1,
         schedule_period: float | None = None,

@@ -13,6 +13,7 @@ Gateway on localhost; with `aws_port`, the emulated AWS APIs themselves on local
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import boto3
 from botocore.exceptions import ClientError, ParamValidationError
 
 from serverless_agents.exceptions import InvalidRequest
@@ -109,9 +111,13 @@ class LocalStack:
         return self._aws_server.url
 
     def client(self, service: str) -> Any:
-        import boto3
+        """Any service's client against the emulator (the stack itself uses `_aws`' typed ones)."""
+        return self._aws.client(service)  # type: ignore[call-overload]
 
-        return boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
+    @functools.cached_property
+    def _aws(self) -> boto3.session.Session:
+        # A literal service name gets its boto3-stubs type: `self._aws.client("lambda")` is a LambdaClient.
+        return boto3.session.Session(region_name=self.region)
 
     def start(self) -> LocalStack:
         from moto import mock_aws
@@ -125,8 +131,8 @@ class LocalStack:
             moto_fixes.install()
             self._deploy()
             self.driver = StatusChangeDriver(
-                self.client("stepfunctions"),
-                self.client("lambda"),
+                self._aws.client("stepfunctions"),
+                self._aws.client("lambda"),
                 self.state_machine_arns.values(),
                 self.plan.finalize.name,
                 interval=self._driver_interval,
@@ -136,16 +142,16 @@ class LocalStack:
             self.driver.start()
             self.sensor_triggers = SensorTriggers(
                 self._sensors,
-                self.client("lambda"),
-                self.client("scheduler"),
-                self.client("sqs"),
+                self._aws.client("lambda"),
+                self._aws.client("scheduler"),
+                self._aws.client("sqs"),
                 interval=min(self._driver_interval, 0.1),
                 schedule_period=self._schedule_period,
             )
             self.sensor_triggers.start()
             sync_agents = [agent.name for agent in self.plan.sync_agents]
             self.api = LocalApiGateway(
-                self.client("lambda"), self.deployment, self._host, self._port, sync_agents=sync_agents
+                self._aws.client("lambda"), self.deployment, self._host, self._port, sync_agents=sync_agents
             )
             self.api.start()
             if self._aws_port is not None:
@@ -176,7 +182,7 @@ class LocalStack:
         """From now on, `say` one line per task event: created, phase change, ended (`local.task_events`)."""
         if self.task_events is None:
             self.task_events = TaskEvents(
-                self.client("dynamodb"), self.tasks_table, say, interval=self._driver_interval
+                self._aws.client("dynamodb"), self.tasks_table, say, interval=self._driver_interval
             )
             self.task_events.start()
 
@@ -203,7 +209,7 @@ class LocalStack:
             )
 
     def _deploy(self) -> None:
-        dynamodb = self.client("dynamodb")
+        dynamodb = self._aws.client("dynamodb")
         dynamodb.create_table(**table_definition(self.tasks_table))
         dynamodb.update_time_to_live(
             TableName=self.tasks_table,
@@ -211,7 +217,7 @@ class LocalStack:
         )
         self.create_bucket(self.payload_bucket, eventbridge=False)
         # One role for everything: moto checks no policy (tests/rehearsal audits the template's roles).
-        self._role_arn = self.client("iam").create_role(
+        self._role_arn = self._aws.client("iam").create_role(
             RoleName=f"{self.deployment}-local", AssumeRolePolicyDocument="{}"
         )["Role"]["Arn"]
         self._shared_env = self.plan.shared_environment(
@@ -229,7 +235,7 @@ class LocalStack:
             self._sensor(agent)
 
     def _function(self, function: FunctionPlan) -> None:
-        self._function_arns[function.name] = self.client("lambda").create_function(
+        self._function_arns[function.name] = self._aws.client("lambda").create_function(
             FunctionName=function.name,
             Runtime=RUNTIME,
             Role=self._role_arn,
@@ -253,19 +259,19 @@ class LocalStack:
                 execution_timeout_seconds=agent.settings.execution_timeout,
             ).substitutions()
         )
-        created = self.client("stepfunctions").create_state_machine(
+        created = self._aws.client("stepfunctions").create_state_machine(
             name=agent.state_machine, definition=definition, roleArn=self._role_arn
         )
         self.state_machine_arns[agent.name] = created["stateMachineArn"]
 
     def _sensor(self, agent: PlannedAgent) -> None:
         assert agent.schedule_group is not None
-        self.client("scheduler").create_schedule_group(Name=agent.schedule_group)
+        self._aws.client("scheduler").create_schedule_group(Name=agent.schedule_group)
         queue_url = None
         if agent.rules:
             # EventBridge would invoke the poke function; moto's rules cannot target Lambda, so they
             # target a queue that SensorTriggers delivers from (to the rule's target).
-            sqs, events = self.client("sqs"), self.client("events")
+            sqs, events = self._aws.client("sqs"), self._aws.client("events")
             queue_url = sqs.create_queue(QueueName=f"{self.deployment}-{agent.name}-events")["QueueUrl"]
             attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
             queue_arn = attributes["Attributes"]["QueueArn"]
@@ -283,7 +289,7 @@ class LocalStack:
         """Before a task's poke (its first comes right after its creation): the bucket its inputs name, if
         none of the manifest's patterns made it, so a sensor on any bucket can be tried without set-up."""
         for task_id in event.get("task_ids", []) if isinstance(event, dict) else []:
-            item = self.client("dynamodb").get_item(
+            item = self._aws.client("dynamodb").get_item(
                 TableName=self.tasks_table, Key={"id": {"S": str(task_id)}}, ProjectionExpression="watch"
             )
             watch = item.get("Item", {}).get("watch", {}).get("S", "")

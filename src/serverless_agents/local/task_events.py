@@ -8,10 +8,13 @@ show here; an agent's error is the one-line message the runtime recorded for it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serverless_agents.agent import Phase
 from serverless_agents.local.periodic import Periodic
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 #: Longest message shown: the rest is in the tasks table (`GET /v1/tasks/{id}`).
 MESSAGE_LIMIT = 300
@@ -26,7 +29,12 @@ class TaskEvents:
     """Say one line for each task created, each phase change and each ending, as the table shows them."""
 
     def __init__(
-        self, dynamodb_client: Any, table_name: str, say: Callable[[str], object], *, interval: float = 0.2
+        self,
+        dynamodb_client: DynamoDBClient,
+        table_name: str,
+        say: Callable[[str], object],
+        *,
+        interval: float = 0.2,
     ) -> None:
         self._dynamodb = dynamodb_client
         self._table = table_name

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
 
-    from serverless_agents.agent import BaseSensor
+    from serverless_agents.agent import BaseSensor, TaskContext
     from serverless_agents.manifest import AgentSettings
     from serverless_agents.payloads import PayloadStore
     from serverless_agents.tasks_table import TasksTable
@@ -99,11 +99,12 @@ def register_sensor_task(
     agent_name: str,
     sensor: BaseSensor,
     settings: AgentSettings,
-    task_id: str,
+    task: TaskContext,
     request: agent_pb2.CreateTaskRequest,
 ) -> None:
-    """Record the task, give it a schedule and poke it once; a repeated call starts nothing new."""
-    task = task_context(task_id, request)
+    """Record the task, give it a schedule and poke it once; a repeated call starts nothing new. `task` is
+    the request decoded once by the caller (which checked its inputs against `poke`)."""
+    task_id = task.task_id
     timeout = request.template.metadata.timeout.ToTimedelta().total_seconds() or settings.sensor_timeout
     request_json, request_ref = payloads.offload(
         payload_key("requests", agent_name, task_id), wire.to_dict(request), ITEM_PAYLOAD_LIMIT

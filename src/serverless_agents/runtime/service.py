@@ -124,7 +124,7 @@ class TaskService:
                 agent.name,
                 sensor,
                 agent.settings,
-                task_id,
+                task,
                 request,
             )
         else:
