@@ -144,7 +144,8 @@ class AgentSettings(BaseModel):
     poll: PollBackoff = PollBackoff()
     #: Seconds a task may stay open once its job should stop (its cleanup began, or its execution ended
     #: or timed out): then the sweeper ends it FAILED, naming the job that may still run. The default
-    #: lets finalize's and the sweeper's retries of `delete` run first (docs/manifest.md#end_within).
+    #: lets finalize's and the sweeper's retries of `delete` run first (docs/manifest.md#end_within). For
+    #: a sensor: seconds past its deadline after which the sweeper ends a task whose pokes stopped.
     end_within: Annotated[int, Field(ge=1, le=604_800)] = 3600
     secrets: dict[str, str] = {}
     #: Free-form settings handed to the agent class as `self.config` (no secrets: they go in `secrets`).

@@ -152,7 +152,7 @@ class DeploymentPlan:
     agents: tuple[PlannedAgent, ...]
     api: FunctionPlan
     finalize: FunctionPlan
-    #: None without async agents: nothing to sweep.
+    #: None with sync agents only: nothing to sweep.
     sweeper: FunctionPlan | None
     sweep_rule: ScheduleRule | None
     registry: AgentRegistry = field(compare=False, repr=False)
@@ -237,7 +237,9 @@ def plan_deployment(manifest_path: str | Path) -> DeploymentPlan:
     registry = AgentRegistry.from_manifest(manifest)
     deployment = manifest.deployment.name
     agents = tuple(_agent(deployment, a.name, a.kind, a.settings) for a in registry)
-    has_async = any(a.kind is AgentKind.ASYNC for a in agents)
+    # Async tasks end by their execution's timeout, sensor tasks by a poke: the sweeper ends those whose
+    # ending did not come (a lost status change, pokes that stopped), so either kind brings it.
+    has_async_or_sensor = any(a.kind is not AgentKind.SYNC for a in agents)
     sweeper = (
         _shared(
             deployment,
@@ -246,7 +248,7 @@ def plan_deployment(manifest_path: str | Path) -> DeploymentPlan:
             SWEEPER_TIMEOUT,
             {env_names.SWEEP_LOOKBACK_MINUTES: str(SWEEP_LOOKBACK_MINUTES)},
         )
-        if has_async
+        if has_async_or_sensor
         else None
     )
     plan = DeploymentPlan(

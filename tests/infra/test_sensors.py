@@ -25,6 +25,7 @@ from tests.infra.conftest import (
     matches,
     synthesize,
 )
+from tests.infra.test_iam import own_statements, policies_by_owner
 
 DEPLOYMENT = "serverless-agents"
 POKE = naming.agent_function_name(DEPLOYMENT, "files", "poke")
@@ -245,9 +246,44 @@ def test_a_sensor_without_events_gets_no_rule_but_its_dead_letter_queue(tmp_path
     )
     found = counts(synth)
 
-    assert found["AWS::Lambda::Function"] == 3  # api, finalize, poke: no state machine, so no sweeper
+    # api, finalize, poke, and the sweeper: it ends a sensor task whose pokes stopped.
+    assert found["AWS::Lambda::Function"] == 4
     assert found["AWS::Scheduler::ScheduleGroup"] == 1
-    assert found["AWS::Events::Rule"] == 0  # no state machine to finalize, no sensor events
+    assert found["AWS::Events::Rule"] == 1  # the sweeper's schedule: no state machine, no sensor events
+    sweeper = policies_by_owner(synth)["serverless-agents-sweeper"]
+    schedules = {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":scheduler:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                ":schedule/serverless-agents-files/*",
+            ],
+        ]
+    }
+    # No executions to list or deletes to invoke: the table's open tasks, and the sensors' schedules.
+    assert own_statements(sweeper) == [
+        (("scheduler:DeleteSchedule",), [schedules]),
+        (
+            ("dynamodb:Query",),
+            [
+                {
+                    "Fn::Join": [
+                        "",
+                        [{"Fn::GetAtt": [synth.logical_id("AWS::DynamoDB::Table"), "Arn"]}, "/index/open"],
+                    ]
+                }
+            ],
+        ),
+        (
+            ("dynamodb:GetItem", "dynamodb:UpdateItem"),
+            [{"Fn::GetAtt": [synth.logical_id("AWS::DynamoDB::Table"), "Arn"]}],
+        ),
+    ]
     assert found["AWS::SQS::Queue"] == 2  # finalize's; the poke function's on-failure destination
     assert [k for k in synth.json["Outputs"] if k.startswith("SensorDeadLetterQueueUrl")] == [
         "SensorDeadLetterQueueUrlFiles"

@@ -53,6 +53,7 @@ MANIFEST += f"""
 [agents.{SENSOR}]
 class = "serverless_agents.agents.file_sensor:FileSensor"
 schedule = "rate(1 minute)"
+end_within = 1  # a task whose pokes stopped is the sweeper's a second after its deadline
 
 [[agents.{SENSOR}.events]]
 source = ["aws.s3"]

@@ -88,14 +88,17 @@ def status_change(described: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def create_file_sensor(deployed: Deployed, path: str, execution: str) -> str:
+def create_file_sensor(deployed: Deployed, path: str, execution: str, timeout: int | None = None) -> str:
     """flytekit's FileSensor task for `path`, created as propeller creates it (task type `sensor`, the
-    sensor named in `custom`), through the deployed API; returns once the registration's poke ran."""
+    sensor named in `custom`), through the deployed API; returns once the registration's poke ran.
+    `timeout`: the task's own (its template's `metadata.timeout`), which bounds the wait."""
     from flytekit.sensor.file_sensor import FileSensor
 
     from tests.functional.flyte_tasks import create_request
 
     request = create_request(FileSensor(name=f"rehearsal.sensors.{execution}"), {"path": path}, execution)
+    if timeout is not None:
+        request.template.metadata.timeout.FromSeconds(timeout)
     answer = deployed.api.request("POST", "/v1/tasks", wire.to_dict(request))
     assert answer.status == 201, answer
     task_id = task_id_from_resource_meta(

@@ -5,11 +5,11 @@ calls), and the grants no call used are the known ones, each with its reason.
 The audited lives are one async agent's (`audited`): success, its own failure, a failing agent call
 (Cleanup), abort -> finalize, an abort whose status change is lost (the sweeper finalizes it) and one
 whose delete keeps failing (the sweeper ends it by its bound); and the sensor's (`files`): an S3 event,
-its schedule, an abort. With the api, finalize, sweeper and poke functions they go through. The sweeper
-also finalizes again the endings of other agents' tests run before (their delete functions' calls are
-checked for denials too, their grants not listed). Not audited: the sync function (it calls nothing of
-AWS's), and the state machines' roles (moto's Step Functions invokes Lambda without a client call to
-record).
+its schedule, an abort, pokes that stopped (the sweeper ends it by its bound). With the api, finalize,
+sweeper and poke functions they go through. The sweeper also finalizes again the endings of other agents'
+tests run before (their delete functions' calls are checked for denials too, their grants not listed). Not
+audited: the sync function (it calls nothing of AWS's), and the state machines' roles (moto's Step
+Functions invokes Lambda without a client call to record).
 """
 
 from __future__ import annotations
@@ -83,8 +83,13 @@ def sensor_lives(deployed: Deployed) -> None:
     deployed.scheduler.fire(group, sensor_schedule_name(scheduled)).result()
     aborted = create_file_sensor(deployed, f"s3://{WATCHED_BUCKET}/audit/aborted.csv", "audit-abort")
     assert deployed.api.request("DELETE", f"/v1/tasks/{aborted}").status == 200
-    phases = [Phase(get(deployed, task_id).phase) for task_id in (by_event, scheduled, aborted)]
-    assert phases == [Phase.SUCCEEDED, Phase.RUNNING, Phase.ABORTED]
+    # Its pokes stop (its schedule never fires): the sweeper ends it past its bound and deletes its schedule.
+    stalled = create_file_sensor(deployed, f"s3://{WATCHED_BUCKET}/audit/never.csv", "audit-stall", timeout=1)
+    wait_past_bound(deployed, stalled)
+    sweep(deployed)
+    tasks = (by_event, scheduled, aborted, stalled)
+    phases = [Phase(get(deployed, task_id).phase) for task_id in tasks]
+    assert phases == [Phase.SUCCEEDED, Phase.RUNNING, Phase.ABORTED, Phase.FAILED]
 
 
 @dataclass

@@ -9,6 +9,9 @@ functions, and queries the deployed tasks table's `open` index for tasks past th
 
 - A lost status change: an aborted task whose event never reached finalize is finalized by the next
   sweep, its job deleted once, and a sweep after that deletes nothing more.
+- A sensor task whose pokes stopped (its schedule never fires here; on AWS, a poke function failing before
+  it records anything): the first sweep after its deadline plus `end_within` ends it FAILED, saying so,
+  and deletes its schedule (the sweeper's own grant in the sensor's group).
 - A task past its bound: an aborted task whose delete keeps failing (`raise_on=delete`; its agent's
   `end_within` is 1 s) is ended FAILED by the first sweep after its bound, naming the job that may still
   run; a sweep whose delete failed fails (the sweeper raises so its error alarm fires), the ones after the
@@ -22,9 +25,11 @@ import re
 import pytest
 
 from serverless_agents.agent import Phase
-from tests.rehearsal.conftest import Deployed
+from serverless_agents.naming import sensor_schedule_name
+from tests.rehearsal.conftest import WATCHED_BUCKET, Deployed
 from tests.rehearsal.lifecycle import (
     abort_running,
+    create_file_sensor,
     get,
     job_record,
     sweep,
@@ -82,3 +87,21 @@ def test_a_task_whose_delete_keeps_failing_is_ended_by_its_bound(deployed: Deplo
     assert "slowjob/" in resource.message  # the job's id: <agent>/<hex>
     assert job_record(deployed, task_id)["deletes"] == 0
     assert sweep(deployed).result()["ended"] == 0  # ended once: later sweeps neither delete nor end it
+
+
+def test_a_sensor_task_whose_pokes_stopped_is_ended_by_its_bound(deployed: Deployed) -> None:
+    task_id = create_file_sensor(deployed, f"s3://{WATCHED_BUCKET}/never/d.csv", "sensor-stalled", timeout=1)
+    (group,) = deployed.stack.physical("AWS::Scheduler::ScheduleGroup")
+    assert sensor_schedule_name(task_id) in deployed.scheduler.schedules(group)
+
+    wait_past_bound(deployed, task_id)  # its deadline (1 s) and the sensor's end_within (1 s)
+    assert sweep(deployed).result()["ended"] >= 1
+
+    resource = get(deployed, task_id)
+    assert Phase(resource.phase) is Phase.FAILED
+    assert resource.message == (
+        "no poke ended the task by its sensor_timeout + end_within=1s after 1 poke(s): its pokes stopped "
+        "(see the files poke function's errors and its dead-letter queue)"
+    )
+    assert sensor_schedule_name(task_id) not in deployed.scheduler.schedules(group)
+    assert sweep(deployed).result()["ended"] == 0

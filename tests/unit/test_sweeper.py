@@ -5,6 +5,7 @@ others from it, the sweep still reports the failure, and every task past its bou
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from serverless_agents.agent import Phase, Resource
 from serverless_agents.exceptions import ServiceUnavailable
 from serverless_agents.runtime.async_steps import CleanupReason
 from serverless_agents.runtime.finalize import Finalizer
+from serverless_agents.runtime.sensors import SensorSchedules
 from serverless_agents.runtime.sweeper import Sweep, Sweeper, bound_ending
 from serverless_agents.tasks_table import TaskRecord, TasksTable, table_definition
 from tests.unit.moto_lambda import REGION, deploy_function, moto_with_lambdas
@@ -108,7 +110,9 @@ def table() -> Iterator[TasksTable]:
 
 def sweep(table: TasksTable, sfn: FakeStepFunctions) -> Sweep:
     finalizer = Finalizer("sa", boto3.client("lambda", region_name=REGION))
-    return Sweeper(table, [ARN], finalizer, sfn).sweep(timedelta(hours=1))
+    scheduler = boto3.client("scheduler", region_name=REGION)
+    schedules = lambda agent: SensorSchedules(f"sa-{agent}", scheduler)  # noqa: E731 (as wiring names them)
+    return Sweeper(table, [ARN], finalizer, sfn, schedules).sweep(timedelta(hours=1))
 
 
 def task(table: TasksTable, task_id: str, end_by: float, metadata: str | None = METADATA) -> None:
@@ -245,3 +249,54 @@ def test_the_message_is_one_line_and_quotes_at_most_a_few_hundred_characters() -
         "after 3 attempts (last error: line one line two eee"
     )
     assert message.endswith("may still be running")
+
+
+def waiting_sensor_task(table: TasksTable, task_id: str, end_by: float) -> None:
+    """A FileSensor task as the api registers it: RUNNING, watching, with its schedule in its group."""
+    scheduler = boto3.client("scheduler", region_name=REGION)
+    with contextlib.suppress(scheduler.exceptions.ConflictException):
+        scheduler.create_schedule_group(Name="sa-files")
+    SensorSchedules("sa-files", scheduler).create(
+        task_id,
+        "rate(1 minute)",
+        "arn:aws:lambda:us-east-1:123456789012:function:sa-files-poke",
+        "arn:aws:iam::123456789012:role/scheduler",
+        task_id,
+    )
+    record = TaskRecord(
+        task_id,
+        "files",
+        "sensor",
+        phase=Phase.RUNNING,
+        watch=f"s3://b/{task_id}",
+        deadline=end_by - 60,
+        schedule=task_id,
+        end_within=60,
+        end_by=end_by,
+    )
+    assert table.create(record)
+
+
+def test_a_sensor_task_whose_pokes_stopped_ends_at_its_bound_and_loses_its_schedule(
+    table: TasksTable,
+) -> None:
+    waiting_sensor_task(table, "stalled", end_by=time.time() - 1)
+    waiting_sensor_task(table, "waiting", end_by=time.time() + 3600)
+
+    result = sweep(table, FakeStepFunctions({}))
+
+    assert result.ended == ["stalled"]
+    stalled = table.get("stalled")
+    assert stalled.phase is Phase.FAILED
+    assert stalled.message == (
+        "no poke ended the task by its sensor_timeout + end_within=60s after 0 poke(s): its pokes stopped "
+        "(see the files poke function's errors and its dead-letter queue)"
+    )
+    assert table.tasks_watching("s3://b/stalled") == []  # no event pokes it any more
+    schedules = boto3.client("scheduler", region_name=REGION).list_schedules(GroupName="sa-files")[
+        "Schedules"
+    ]
+    assert [s["Name"] for s in schedules] == ["waiting"]
+    assert table.get("waiting").phase is Phase.RUNNING
+    assert delete_calls == []  # a sensor has no job to delete
+    assert sweep(table, FakeStepFunctions({})).ended == []  # ended once

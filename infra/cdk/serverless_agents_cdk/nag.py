@@ -168,6 +168,15 @@ def api_manages_schedules(role: iam.IRole, schedule_arns: Sequence[str]) -> None
     )
 
 
+def sweeper_deletes_schedules(role: iam.IRole, schedule_arns: Sequence[str]) -> None:
+    _wildcards(
+        role,
+        schedule_arns,
+        "schedule names are task ids, known only when a sensor task is created: the sweeper deletes the "
+        "schedule of a sensor task it ends by its bound, in this deployment's sensor schedule groups only",
+    )
+
+
 def poke_deletes_own_schedules(role: iam.IRole, schedule_arn: str) -> None:
     _wildcards(
         role,

@@ -139,7 +139,7 @@ class ServerlessAgentsStack(Stack):
             self.scheduler_role.allow_invoking([s.function for s in self.sensors])
         self._grant_api(self.api_function)
         self.finalizer.watch(self.async_agents)
-        # Endings whose status-change event was lost; without state machines there is nothing to sweep.
+        # Endings whose status-change event was lost, tasks past their bound (async or sensor).
         self.sweeper: Sweeper | None = None
         if plan.sweeper is not None and plan.sweep_rule is not None:
             self.sweeper = Sweeper(
@@ -150,6 +150,7 @@ class ServerlessAgentsStack(Stack):
                 code=code(CORE),
                 environment=environment,
                 machines=self.async_agents,
+                sensors=self.sensors,
                 tasks=self.tasks,
             )
         self.api = AgentsApi(

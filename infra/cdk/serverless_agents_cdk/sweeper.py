@@ -7,15 +7,16 @@ sees nothing) leaves the task's job running. Every `PERIOD` the sweeper (`functi
 last minutes (period and window: `serverless_agents.plan`), describes each (its input names the agent)
 and finalizes it as finalize would: it invokes the agent's delete function, whose cleanup claim in the
 tasks table makes a second cleanup a no-op. Then it queries the tasks table's `open` index for the tasks
-past their bound (the manifest's `end_within`) and ends them, naming the job that may still run; `Alarms`
-alarms on how many it ended.
+past their bound (the manifest's `end_within`) and ends them, naming the job that may still run (for a
+sensor task: that its pokes stopped; its schedule is removed); `Alarms` alarms on how many it ended.
 
 Its role may, besides writing its log group and X-Ray:
 - `states:ListExecutions` on the async agents' state machines;
 - `states:DescribeExecution` on their executions (`execution:<state machine>:*`: names are task ids);
 - `lambda:InvokeFunction` on their delete functions, the finalizer's grant (`allow_invoking_deletes`);
-- `dynamodb:Query` on the tasks table's `open` index, `dynamodb:GetItem` and `UpdateItem` on its items.
-It reads nothing else: no bucket, no other index. A deployment without async agents has no sweeper.
+- `dynamodb:Query` on the tasks table's `open` index, `dynamodb:GetItem` and `UpdateItem` on its items;
+- with sensors, `scheduler:DeleteSchedule` in their schedule groups (a sensor task it ends by its bound).
+It reads nothing else: no bucket, no other index. A deployment of sync agents only has no sweeper.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from serverless_agents.plan import FunctionPlan, ScheduleRule
 
     from .async_agent_state_machine import AsyncAgentStateMachine
+    from .sensor_triggers import SensorTriggers
     from .tasks_table import TasksTable
 
 PERIOD = Duration.minutes(SWEEP_PERIOD_MINUTES)
@@ -57,6 +59,7 @@ class Sweeper(Construct):
         code: lambda_.Code,
         environment: Mapping[str, str],
         machines: Sequence[AsyncAgentStateMachine],
+        sensors: Sequence[SensorTriggers],
         tasks: TasksTable,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -68,7 +71,14 @@ class Sweeper(Construct):
             environment=environment,
             log_group=function_log_group(self, "Logs", function.log_group),
         )
-        self._grant(machines)
+        if machines:
+            self._grant_executions(machines)
+        if sensors:
+            schedules = [s.schedules_arn for s in sensors]
+            self.handler.role.add_to_principal_policy(
+                iam.PolicyStatement(actions=["scheduler:DeleteSchedule"], resources=schedules)
+            )
+            nag.sweeper_deletes_schedules(self.handler.role, schedules)
         tasks.grant_index_query(self.handler.role, OPEN_INDEX)
         tasks.grant_items(self.handler.role, "dynamodb:GetItem", "dynamodb:UpdateItem")
         # A sweep not delivered within its period is the next one's to do.
@@ -80,7 +90,7 @@ class Sweeper(Construct):
     def function(self) -> lambda_.Function:
         return self.handler.function
 
-    def _grant(self, machines: Sequence[AsyncAgentStateMachine]) -> None:
+    def _grant_executions(self, machines: Sequence[AsyncAgentStateMachine]) -> None:
         role = self.handler.role
         role.add_to_policy(
             iam.PolicyStatement(

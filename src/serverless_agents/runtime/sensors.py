@@ -110,6 +110,7 @@ def register_sensor_task(
         payload_key("requests", agent_name, task_id), wire.to_dict(request), ITEM_PAYLOAD_LIMIT
     )
     schedule = sensor_schedule_name(task_id)
+    deadline = time.time() + timeout
     created = table.create(
         TaskRecord(
             task_id,
@@ -120,8 +121,12 @@ def register_sensor_task(
             request=request_json,
             request_ref=request_ref,
             watch=call_agent(sensor.watch_key, **task.inputs),
-            deadline=time.time() + timeout,
+            deadline=deadline,
             schedule=schedule,
+            # A poke ends the task by its deadline; should the pokes stop (a poke function that fails
+            # before it runs, a schedule deleted by hand), the sweeper ends it `end_within` later.
+            end_within=settings.end_within,
+            end_by=deadline + settings.end_within,
         )
     )
     if not created and table.get(task_id).phase.is_terminal:

@@ -12,7 +12,9 @@ execution timeout plus the agent's `end_within`, or `end_within` after cleanup b
 delete kept failing, whose cleanup crashed half-way, or whose ending was lost longer ago than the
 look-back. A task nobody tried to clean up gets its one delete first (finalizing its ended execution);
 then every one still open is ended FAILED (RETRYABLE_FAILED if it was cleaned up for transient trouble),
-its message naming the job that may still be running. After that, no cleanup claims it again.
+its message naming the job that may still be running. After that, no cleanup claims it again. A sensor
+task past its bound (its deadline plus `end_within`: no poke ended it, so its pokes stopped) is ended
+FAILED the same way, and its schedule removed.
 
 The local stack's status-change driver lists and shapes events with the same functions.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.type_defs import ExecutionListItemTypeDef
 
     from serverless_agents.runtime.finalize import Finalizer
+    from serverless_agents.runtime.sensors import SensorSchedules
     from serverless_agents.tasks_table import TaskRecord, TasksTable
 
 #: The metric functions/sweeper counts tasks ended by their bound under (alarmed in infra/cdk's Alarms).
@@ -122,7 +125,7 @@ class Sweep:
 
 class Sweeper:
     """Watches `state_machine_arns`' executions (Step Functions) and the open tasks (the tasks table), and
-    finalizes with `finalizer`."""
+    finalizes with `finalizer`; `schedules` gives a sensor agent's schedules, to remove an ended task's."""
 
     def __init__(
         self,
@@ -130,11 +133,13 @@ class Sweeper:
         state_machine_arns: Iterable[str],
         finalizer: Finalizer,
         sfn_client: SFNClient,
+        schedules: Callable[[str], SensorSchedules],
     ) -> None:
         self.table = table
         self.state_machine_arns = list(state_machine_arns)
         self.finalizer = finalizer
         self._sfn = sfn_client
+        self._schedules = schedules
 
     def sweep(self, lookback: timedelta) -> Sweep:
         """Finalize every execution that ended within `lookback`, then end the tasks past their bound."""
@@ -149,14 +154,25 @@ class Sweeper:
                 result.failures.append(f"{summary['name']}: {e}")
                 continue
             result.deleted += int(bool(answer.get("deleted", {}).get("deleted")))
-        for task_id in self.table.overdue(AgentKind.ASYNC.value, time.time()):
-            result.seen += 1
-            try:
-                if self.end_overdue_task(task_id):
-                    result.ended.append(task_id)
-            except ServerlessAgentsError as e:
-                result.failures.append(f"{task_id}: {e}")
+        now = time.time()
+        ends = {AgentKind.ASYNC: self.end_overdue_task, AgentKind.SENSOR: self.end_overdue_sensor_task}
+        for kind, end in ends.items():
+            for task_id in self.table.overdue(kind.value, now):
+                result.seen += 1
+                try:
+                    if end(task_id):
+                        result.ended.append(task_id)
+                except ServerlessAgentsError as e:
+                    result.failures.append(f"{task_id}: {e}")
         return result
+
+    def end_overdue_sensor_task(self, task_id: str) -> bool:
+        """End a sensor task no poke ended by its bound, and remove its schedule; True if this ended it."""
+        record = self.table.get(task_id)
+        ended = self.table.end_unconfirmed(task_id, Phase.FAILED, sensor_bound_message(record))
+        # Also when a late poke ended it meanwhile: removing a removed schedule changes nothing.
+        self._schedules(record.agent).remove(record.schedule)
+        return ended
 
     def end_overdue_task(self, task_id: str) -> bool:
         """End a task past its bound, unless its execution still runs; True if this ended it."""
@@ -175,6 +191,15 @@ class Sweeper:
                     self.finalizer.finalize(status_change_event(execution)["detail"])
             record = self.table.get(task_id)
         return self.table.end_unconfirmed(task_id, *bound_ending(record))
+
+
+def sensor_bound_message(record: TaskRecord) -> str:
+    """Why a sensor task ended by its bound: its pokes stopped, and where to look."""
+    bound = "its sensor_timeout" + (f" + end_within={record.end_within}s" if record.end_within else "")
+    return (
+        f"no poke ended the task by {bound} after {record.pokes} poke(s): its pokes stopped "
+        f"(see the {record.agent} poke function's errors and its dead-letter queue)"
+    )
 
 
 def bound_ending(record: TaskRecord) -> tuple[Phase, str]:

@@ -104,7 +104,13 @@ def finalizer(settings: RuntimeSettings) -> Finalizer:
 def sweeper(settings: RuntimeSettings) -> Sweeper:
     made = clients()
     table, _ = _stores(settings, made)
-    return Sweeper(table, async_state_machine_arns(settings), finalizer(settings), made.stepfunctions)
+    return Sweeper(
+        table,
+        async_state_machine_arns(settings),
+        finalizer(settings),
+        made.stepfunctions,
+        lambda agent: SensorSchedules(sensor_schedule_group(settings.deployment, agent), made.scheduler),
+    )
 
 
 @functools.cache
