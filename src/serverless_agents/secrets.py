@@ -10,10 +10,11 @@ travels on the wire, in the state machine or in the tasks table.
 Every value read here is also remembered for the life of the container, and masked as `{secret:name}`
 wherever text leaves the agent's code: `redact` / `redact_value` for messages, outputs and errors (applied
 in one place, `runtime.boundary.call_agent`), and in every log record, from the moment the first secret is
-read (as loggers make records: stdlib loggers and Powertools' alike). An agent cannot echo a secret back to
-Flyte by mistake, in a message, an exception, an output or a log line. What it sends on purpose to a
-destination it chose (an HTTP header) is its business: see `serverless_agents.outbound` for the checks
-on where that may be.
+read (as loggers make records: stdlib loggers and Powertools' alike), and in what is printed to standard
+output and error (which Lambda sends to the function's log group). An agent cannot echo a secret back to
+Flyte or into its logs by mistake, in a message, an exception, an output, a log line or a `print`. What
+it sends on purpose to a destination it chose (an HTTP header) is its business: see
+`serverless_agents.outbound` for the checks on where that may be.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import functools
 import json
 import logging
 import re
+import sys
 import threading
 from collections.abc import Iterable
 from typing import Any, TypeVar
@@ -45,16 +47,21 @@ def get_agent_secret(name: str) -> str:
         raise ManifestError(
             f"agent {agent!r} has no secret {name!r} in agents.toml (it has: {sorted(secrets)})"
         )
-    value = _secret_value(secrets[name])
-    _known.remember(name, value)
-    return value
+    return _remembered(name, secrets[name])
 
 
 def get_agent_secrets() -> dict[str, str]:
     """Every secret of the agent, by name: for code that takes its credentials as keyword arguments
     (Flyte 2 connectors, which flyte-sdk's server calls with the `Connection` secrets that way)."""
     _, secrets = _agent_secret_ids("the agent's secrets")
-    return {name: _secret_value(secret_id) for name, secret_id in secrets.items()}
+    return {name: _remembered(name, secret_id) for name, secret_id in secrets.items()}
+
+
+def _remembered(name: str, secret_id: str) -> str:
+    """The value, remembered to be masked from now on: every value an agent reads passes here."""
+    value = _secret_value(secret_id)
+    _known.remember(name, value)
+    return value
 
 
 def _agent_secret_ids(asked_for: str) -> tuple[str, dict[str, str]]:
@@ -124,6 +131,7 @@ class _KnownSecrets:
                 "|".join(re.escape(v) for v in sorted(self._masks, key=len, reverse=True))
             )
         _install_log_redaction()
+        _install_stream_redaction()
 
     def redact(self, text: str) -> str:
         pattern, masks = self.pattern, self._masks
@@ -286,6 +294,36 @@ def _install_log_redaction() -> None:
 
         logging.Logger.makeRecord = redacting_make_record  # type: ignore[method-assign]
         _log_installed = True
+
+
+class _RedactingStream:
+    """A text stream that masks remembered secrets in what is written to it, and is otherwise the stream
+    it wraps. One `write` is masked at a time: a secret split over two writes (two arguments of one
+    `print`) is not seen; a secret printed as one value is."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(_known.redact(text) if isinstance(text, str) else text)
+        return len(text)  # what the caller wrote, as far as it knows
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _install_stream_redaction() -> None:
+    """Wrap standard output and error, unless wrapped already (Lambda never replaces them; a test runner
+    that captures output does, so this runs again as each secret is remembered)."""
+    with _log_lock:
+        if not isinstance(sys.stdout, _RedactingStream):
+            sys.stdout = _RedactingStream(sys.stdout)
+        if not isinstance(sys.stderr, _RedactingStream):
+            sys.stderr = _RedactingStream(sys.stderr)
 
 
 def _redact_record(record: logging.LogRecord) -> logging.LogRecord:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
@@ -17,6 +18,7 @@ from serverless_agents.exceptions import InvalidRequest, ManifestError, Retryabl
 from serverless_agents.runtime.boundary import call_agent
 from serverless_agents.secrets import (
     forget_secrets,
+    get_agent_secrets,
     has_secrets,
     redact,
     redact_exception,
@@ -82,8 +84,9 @@ PEM = "\n".join(
 
 
 @pytest.fixture
-def remembered(tmp_path: Path) -> Iterator[None]:
-    """A container that has read three secrets: a token, a JSON secret and a PEM key."""
+def remembered(tmp_path: Path) -> Iterator[Callable[[], dict[str, str]]]:
+    """A container that has read three secrets: a token, a JSON secret and a PEM key. It gives a function
+    reading them again, all at once, as a Flyte 2 connector's agent does (`get_agent_secrets`)."""
     with mock_aws():
         client = boto3.client("secretsmanager")
         values = {
@@ -99,14 +102,28 @@ def remembered(tmp_path: Path) -> Iterator[None]:
         )
         variables = {"SA_TASKS_TABLE": "t", "SA_PAYLOAD_BUCKET": "b", "SA_MANIFEST": str(manifest)}
         forget_secrets()
-        with lambda_environment({**variables, "SA_AGENT": "echo"}):
+        environment = {**variables, "SA_AGENT": "echo"}
+        with lambda_environment(environment):
             for name in values:
                 get_agent_secret(name)
-        yield
+
+        def read_all() -> dict[str, str]:
+            with lambda_environment(environment):
+                return get_agent_secrets()
+
+        yield read_all
         forget_secrets()
 
 
-def test_redact_masks_every_spelling_of_a_secret(remembered: None) -> None:
+def test_secrets_read_all_at_once_are_masked_too(remembered: Callable[[], dict[str, str]]) -> None:
+    forget_secrets()  # a new container, whose Flyte 2 connector reads every secret at once
+    secrets = remembered()
+
+    assert redact(f"key={secrets['token']}") == "key={secret:token}"
+    assert redact(secrets["pem"]) == "{secret:pem}"
+
+
+def test_redact_masks_every_spelling_of_a_secret(remembered: object) -> None:
     text = (
         "token sk-test/with+chars, encoded sk-test%2Fwith%2Bchars, password hunter2-long, "
         f"key line MIIEvQIBADANBgkqhkiG9w0BAQEFAASC, whole key {' '.join(PEM.split())}"
@@ -118,7 +135,7 @@ def test_redact_masks_every_spelling_of_a_secret(remembered: None) -> None:
     )
 
 
-def test_redact_value_walks_containers_and_keeps_other_values(remembered: None) -> None:
+def test_redact_value_walks_containers_and_keeps_other_values(remembered: object) -> None:
     value = {"a": ["sk-test/with+chars", 3, None], "sk-test/with+chars": ("x", "hunter2-long"), "n": 1.5}
 
     assert redact_value(value) == {
@@ -135,7 +152,7 @@ def test_nothing_is_masked_before_a_secret_is_read() -> None:
     assert not has_secrets()
 
 
-def test_a_redacted_exception_keeps_its_class_name_and_kind(remembered: None) -> None:
+def test_a_redacted_exception_keeps_its_class_name_and_kind(remembered: object) -> None:
     original = RetryableAgentError("throttled for sk-test/with+chars\nsecond line")
 
     copy = redact_exception(original)
@@ -146,7 +163,7 @@ def test_a_redacted_exception_keeps_its_class_name_and_kind(remembered: None) ->
     assert str(copy) == "throttled for {secret:token} second line"
 
 
-def test_a_redacted_exception_keeps_its_attributes_masked(remembered: None) -> None:
+def test_a_redacted_exception_keeps_its_attributes_masked(remembered: object) -> None:
     copy = redact_exception(InvalidRequest("custom.token", "sk-test/with+chars is wrong"))
 
     assert isinstance(copy, InvalidRequest)
@@ -162,7 +179,7 @@ def test_a_redacted_exception_keeps_its_attributes_masked(remembered: None) -> N
         ValueError(),
     ],
 )
-def test_exceptions_with_their_own_constructors_are_copied(remembered: None, error: Exception) -> None:
+def test_exceptions_with_their_own_constructors_are_copied(remembered: object, error: Exception) -> None:
     copy = redact_exception(error)
 
     assert type(copy).__name__ == type(error).__name__
@@ -170,7 +187,7 @@ def test_exceptions_with_their_own_constructors_are_copied(remembered: None, err
     assert "sk-test" not in str(copy)
 
 
-def test_log_records_are_masked_when_made(remembered: None) -> None:
+def test_log_records_are_masked_when_made(remembered: object) -> None:
     records: list[str] = []
 
     class Keep(logging.Handler):
@@ -199,6 +216,21 @@ def test_log_records_are_masked_when_made(remembered: None) -> None:
     assert "hunter2" not in text
 
 
+def test_what_an_agent_prints_is_masked(
+    remembered: Callable[[], dict[str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # pytest puts its capture in place of the streams as the test starts; reading secrets wraps whatever
+    # the streams are (on Lambda, the runtime's, never replaced).
+    forget_secrets()
+    secrets = remembered()
+    print(f"debug: calling with {secrets['token']}")
+    print("password:", "hunter2-long", file=sys.stderr)
+
+    out, err = capsys.readouterr()
+    assert out == "debug: calling with {secret:token}\n"
+    assert err == "password: {secret:db}\n"
+
+
 # The boundary: the one place agent code is called.
 
 
@@ -222,7 +254,7 @@ class _Agent:
         raise ValueError(f"bad {self.secret}")
 
 
-def test_call_agent_masks_a_returned_resource(remembered: None) -> None:
+def test_call_agent_masks_a_returned_resource(remembered: object) -> None:
     resource = call_agent(_Agent(TOKEN).do)
 
     assert resource.message == "used {secret:token}"
@@ -231,7 +263,7 @@ def test_call_agent_masks_a_returned_resource(remembered: None) -> None:
     assert resource.custom_info == {"k": {"v": "{secret:token}"}}
 
 
-def test_call_agent_reraises_a_masked_copy_of_the_same_kind(remembered: None) -> None:
+def test_call_agent_reraises_a_masked_copy_of_the_same_kind(remembered: object) -> None:
     with pytest.raises(RetryableAgentError) as raised:
         call_agent(_Agent(TOKEN).get)
 
@@ -242,6 +274,6 @@ def test_call_agent_reraises_a_masked_copy_of_the_same_kind(remembered: None) ->
     assert "sk-test" not in "".join(traceback.format_exception(raised.value))
 
 
-def test_call_agent_masks_a_plain_exception_too(remembered: None) -> None:
+def test_call_agent_masks_a_plain_exception_too(remembered: object) -> None:
     with pytest.raises(ValueError, match=r"^bad \{secret:token\}$"):
         call_agent(_Agent(TOKEN).poke)
