@@ -70,6 +70,9 @@ _UNSCOPED_ACTIONS = frozenset(
     {"ecs:RegisterTaskDefinition", "ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions"}
 )
 # An IAM action named in full: `service:Action`, no wildcard.
+#: A PEP 508 requirement as pip reads it from a requirements file line: a project name first (so never a pip
+#: option such as `--extra-index-url`), then versions, extras, markers or a direct URL, on one line.
+_REQUIREMENT = r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._, -]*\])?([ ]*[<>=!~;@(][^\n\r]*)?$"
 _ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
 
 
@@ -163,6 +166,9 @@ class AgentSettings(BaseModel):
     tracing: Annotated[bool, Field(strict=True)] = False
     #: Lambda SnapStart for this agent's functions: each deploy publishes a version, and callers invoke it.
     snapstart: Annotated[bool, Field(strict=True)] = False
+    #: pip requirements of the agent's own code (a class outside this project importing a library), added
+    #: to its functions' bundle. Requirement specifiers only: never a pip option (`--index-url ...`).
+    requirements: list[Annotated[str, Field(pattern=_REQUIREMENT)]] = []
 
     @field_validator("schedule")
     @classmethod

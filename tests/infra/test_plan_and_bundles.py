@@ -221,3 +221,37 @@ def test_a_flyte2_connector_runs_from_the_flyte2_bundle(tmp_path: Path) -> None:
     plan = plan_deployment(manifest)
 
     assert {agent.name: agent_family(plan, agent) for agent in plan.agents} == {"wait": "flyte2", "job": CORE}
+
+
+def test_an_agents_requirements_give_it_a_bundle_of_its_family_plus_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # BatchAgent (tests.infra.agents) stands for a user's agent importing a library of its own.
+    manifest = tmp_path / "agents.toml"
+    manifest.write_text(
+        '[agents.job]\nclass = "serverless_agents.examples:JobAgent"\n'
+        '[agents.batch]\nclass = "tests.infra.agents:BatchAgent"\nrequirements = ["httpx==0.27.0"]\n'
+        '[agents.etl]\nclass = "tests.infra.agents:EtlAgent"\nrequirements = ["httpx==0.27.0"]\n'
+    )
+    plan = plan_deployment(manifest)
+    by_name = {agent.name: agent_family(plan, agent) for agent in plan.agents}
+
+    assert by_name["job"] == CORE
+    assert by_name["batch"] == by_name["etl"] != CORE  # the same requirements: one bundle
+    assert by_name["batch"].startswith(f"{CORE}+")
+    assert families(plan) == (CORE, by_name["batch"])
+    assert bundles.bundle_requirements(CORE, plan) == requirements(CORE)
+    assert bundles.bundle_requirements(by_name["batch"], plan) == [*requirements(CORE), "httpx==0.27.0"]
+
+    # What pip is asked for when the bundle is built (pip itself needs PyPI: recorded, not run).
+    asked: dict[str, list[str]] = {}
+
+    def pip_install(target: Path, wanted: list[str], compiler: str | None) -> None:
+        target.mkdir(parents=True)
+        asked[target.name] = wanted
+
+    monkeypatch.setattr(bundles, "_pip_install", pip_install)
+    monkeypatch.setattr(bundles, "compiler_python", lambda *_: None)  # no bytecode: the same requirements
+    bundles.build_bundle(by_name["batch"], plan, build_dir=tmp_path / "build")
+
+    assert asked == {by_name["batch"]: [*requirements(CORE), "httpx==0.27.0"]}

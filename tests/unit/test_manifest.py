@@ -79,6 +79,16 @@ def test_an_unknown_agent_name_is_agent_not_found() -> None:
         ),
         ('[agents.job]\nclass = "not a path"\n', "agents.job.class"),
         ('[deployment]\nname = "Upper"\n[agents]\n', "deployment.name"),
+        # Requirement specifiers only: a pip option would reach pip's command line at bundle time.
+        (
+            '[agents.job]\nclass = "pkg.mod:Agent"\nrequirements = ["--index-url=http://x"]\n',
+            "agents.job.requirements.0",
+        ),
+        ('[agents.job]\nclass = "pkg.mod:Agent"\nrequirements = ["-e ."]\n', "agents.job.requirements.0"),
+        (
+            '[agents.job]\nclass = "pkg.mod:Agent"\nrequirements = ["ok==1", "x\\n--pre"]\n',
+            "agents.job.requirements.1",
+        ),
     ],
     ids=[
         "unknown-key",
@@ -89,6 +99,9 @@ def test_an_unknown_agent_name_is_agent_not_found() -> None:
         "factor",
         "class",
         "dep",
+        "requirement-option",
+        "requirement-editable",
+        "requirement-two-lines",
     ],
 )
 def test_invalid_settings_are_manifest_errors_naming_the_key(text: str, expected: str) -> None:
@@ -96,6 +109,19 @@ def test_invalid_settings_are_manifest_errors_naming_the_key(text: str, expected
 
     assert message.startswith("test.toml: ")
     assert expected in message
+
+
+def test_requirements_take_what_pip_reads_as_requirements() -> None:
+    accepted = [
+        "httpx==0.27.0",
+        "requests[socks]>=2,<3",
+        "tomli; python_version < '3.11'",
+        "pkg @ https://e/p.whl",
+    ]
+    toml = ", ".join(f'"{r}"' for r in accepted)
+    manifest = parse_manifest(f'[agents.job]\nclass = "pkg.mod:Agent"\nrequirements = [{toml}]\n')
+
+    assert manifest.agent("job").requirements == accepted
 
 
 def test_bad_toml_is_a_manifest_error_naming_the_source() -> None:

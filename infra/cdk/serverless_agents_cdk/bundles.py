@@ -30,6 +30,7 @@ manifest only, no dependencies, no pip, no bytecode.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -136,8 +137,24 @@ def family_for(class_path: str, pyproject: Path = PYPROJECT) -> str:
 
 
 def agent_family(plan: DeploymentPlan, agent: PlannedAgent) -> str:
-    """The bundle its functions run from: "core", or the pyproject extra of its agent family."""
-    return _family(plan.registry.by_name(agent.name))
+    """The bundle its functions run from: "core", or the pyproject extra of its agent family; with the
+    manifest's `requirements`, that family plus them, `<family>+<digest of the requirements>` (agents
+    asking for the same requirements share one bundle)."""
+    family = _family(plan.registry.by_name(agent.name))
+    added = sorted(agent.settings.requirements)
+    if not added:
+        return family
+    return f"{family}+{hashlib.sha256(chr(10).join(added).encode()).hexdigest()[:10]}"
+
+
+def bundle_requirements(family: str, plan: DeploymentPlan) -> list[str]:
+    """What pip installs into `family`'s bundle: `requirements(base family)`, and the manifest's
+    `requirements` of the agents running from it."""
+    base, _, _ = family.partition("+")
+    added = next(
+        (sorted(a.settings.requirements) for a in plan.agents if agent_family(plan, a) == family), []
+    )
+    return [*requirements(base), *added]
 
 
 def families(plan: DeploymentPlan) -> tuple[str, ...]:
@@ -340,7 +357,7 @@ def build_bundle(
 ) -> Bundle:
     """The family's asset folder, pip-installing its dependencies only when they changed."""
     target = build_dir / family
-    compiler = install_dependencies(target, requirements(family), refresh=refresh)
+    compiler = install_dependencies(target, bundle_requirements(family, plan), refresh=refresh)
     assemble_project_code(target, plan.manifest_path, agent_code(plan), compiler=compiler)
     return check_size(measure_bundle(family, target, compiler), limit)
 
