@@ -15,6 +15,16 @@ def agent_function_name(deployment: str, agent: str, role: FunctionRole) -> str:
     return f"{deployment}-{agent}-{role}"
 
 
+#: The alias a SnapStart function's callers invoke: its latest published version (SnapStart restores
+#: snapshots of published versions only; `$LATEST` always starts cold).
+SNAPSTART_ALIAS = "live"
+
+
+def invocable_name(function_name: str, snapstart: bool) -> str:
+    """What a caller invokes: the SnapStart alias (`<function>:live`), or the function itself."""
+    return f"{function_name}:{SNAPSTART_ALIAS}" if snapstart else function_name
+
+
 def shared_function_name(deployment: str, role: Literal["api", "finalize", "sweeper"]) -> str:
     return f"{deployment}-{role}"
 

@@ -99,6 +99,12 @@ class FunctionPlan:
         return handler_string(self.handler_name)
 
     @property
+    def invocable(self) -> str:
+        """What callers invoke (the state machine, rules, schedules, finalize): the SnapStart alias or the
+        function."""
+        return naming.invocable_name(self.name, self.snapstart)
+
+    @property
     def description(self) -> str:
         return f"functions/{self.handler_name}/handler.py"
 

@@ -12,6 +12,7 @@ import pytest
 from serverless_agents.exceptions import ManifestError
 from serverless_agents.manifest import parse_manifest
 from tests.infra.conftest import BASE_MANIFEST, WATCHED_BUCKET, Synth, synthesize
+from tests.infra.test_iam import as_list, policies_by_owner
 
 DEPLOYMENT = "serverless-agents"
 #: The base manifest with SnapStart for the job and echo agents (tracing for job), and a sensor with it.
@@ -128,6 +129,36 @@ def test_the_api_integration_and_the_event_rule_invoke_the_aliases(snapstart: Sy
     permissions = snapstart.properties("AWS::Lambda::Permission")
     assert any(p["FunctionName"] == {"Ref": echo_alias} for p in permissions)  # API Gateway may invoke it
     assert any(p["FunctionName"] == {"Ref": poke_alias} for p in permissions)  # and EventBridge this one
+
+
+def test_schedules_finalize_and_the_sweeper_may_invoke_the_aliases_they_invoke(snapstart: Synth) -> None:
+    # What the runtime invokes (`naming.invocable_name`): a sensor task's schedule and first poke target
+    # `<poke>:live`, finalize and the sweeper invoke `<delete>:live`. An alias is its own IAM resource:
+    # a grant on the function's ARN would not let them invoke it.
+    by_name = functions(snapstart)
+    poke_alias = {"Ref": alias_of(snapstart, by_name[f"{DEPLOYMENT}-files-poke"][0])}
+    delete_alias = {"Ref": alias_of(snapstart, by_name[f"{DEPLOYMENT}-job-delete"][0])}
+    batch_delete = {"Fn::GetAtt": [by_name[f"{DEPLOYMENT}-batch-delete"][0], "Arn"]}  # no SnapStart
+    owners = policies_by_owner(snapstart)
+
+    def invoked(owner: str) -> list[Any]:
+        return [
+            resource
+            for statement in owners[owner]
+            if "lambda:InvokeFunction" in as_list(statement["Action"])
+            for resource in as_list(statement["Resource"])
+        ]
+
+    assert invoked(f"{DEPLOYMENT}-finalize") == [delete_alias, batch_delete]
+    assert invoked(f"{DEPLOYMENT}-sweeper") == [delete_alias, batch_delete]
+    assert invoked(f"{DEPLOYMENT}-api") == [poke_alias]  # each sensor task's first poke
+    (scheduler_role,) = [
+        properties
+        for properties in snapstart.properties("AWS::IAM::Policy")
+        if properties["PolicyName"].startswith("SchedulerRole")
+    ]
+    (statement,) = scheduler_role["PolicyDocument"]["Statement"]
+    assert (statement["Action"], statement["Resource"]) == ("lambda:InvokeFunction", poke_alias)
 
 
 def test_tracing_is_set_for_the_agents_that_turn_it_on(snapstart: Synth) -> None:

@@ -65,6 +65,20 @@ def test_finalize_ends_the_task_as_the_table_says(
     assert EXECUTION_ENDINGS[status].phase is phase
 
 
+def test_finalize_invokes_a_snapstart_agents_delete_through_its_alias(deletes: Any) -> None:
+    # As the CDK app deploys a SnapStart function: a published version behind the alias `live`. Invoking
+    # the function itself would run $LATEST, which never restores a snapshot.
+    with pytest.raises(deletes.exceptions.ResourceNotFoundException, match=r"sa-job-delete:live"):
+        Finalizer("sa", deletes, snapstart=frozenset({"job"})).finalize(detail("ABORTED"))
+    version = deletes.publish_version(FunctionName="sa-job-delete")["Version"]
+    deletes.create_alias(FunctionName="sa-job-delete", Name="live", FunctionVersion=version)
+
+    answer = Finalizer("sa", deletes, snapstart=frozenset({"job"})).finalize(detail("ABORTED"))
+
+    assert answer["deleted"] == {"deleted": True}
+    assert [name for name, _ in delete_calls] == ["sa-job-delete"]
+
+
 def test_finalize_handles_every_ending_and_nothing_else(deletes: Any) -> None:
     statuses = ("RUNNING", "SUCCEEDED", "PENDING_REDRIVE", *ENDED_STATUSES)
 

@@ -136,8 +136,9 @@ class AsyncAgentStateMachine(Construct):
         nag.state_machine_log_delivery_and_xray(self.role)
 
     @property
-    def delete_function(self) -> lambda_.Function:
-        return self.functions["delete"].function
+    def delete_function(self) -> lambda_.IFunction:
+        """What finalize and the sweeper invoke: the delete function's SnapStart alias, or itself."""
+        return self.functions["delete"].invocable
 
     @property
     def executions_arn(self) -> str:

@@ -25,6 +25,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from serverless_agents.naming import SNAPSTART_ALIAS
 from serverless_agents.plan import RUNTIME as RUNTIME_NAME
 
 from . import nag
@@ -38,8 +39,6 @@ RUNTIME = next(
 )
 #: Logs are kept as long as the tasks they tell about (SA_TASK_TTL_DAYS defaults to 30).
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
-#: The alias a SnapStart function's callers invoke: its latest published version.
-SNAPSTART_ALIAS = "live"
 
 
 def function_log_group(scope: Construct, construct_id: str, name: str) -> logs.LogGroup:

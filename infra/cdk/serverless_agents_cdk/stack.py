@@ -136,7 +136,8 @@ class ServerlessAgentsStack(Stack):
             for agent in plan.sensor_agents
         ]
         if self.scheduler_role is not None:
-            self.scheduler_role.allow_invoking([s.function for s in self.sensors])
+            # Schedules target the SnapStart alias of a poke function that has one (`naming.invocable_name`).
+            self.scheduler_role.allow_invoking([s.handler.invocable for s in self.sensors])
         self._grant_api(self.api_function)
         self.finalizer.watch(self.async_agents)
         # Endings whose status-change event was lost, tasks past their bound (async or sensor).
@@ -236,7 +237,7 @@ class ServerlessAgentsStack(Stack):
             api.role.add_to_policy(
                 iam.PolicyStatement(
                     actions=["lambda:InvokeFunction"],
-                    resources=[s.function.function_arn for s in self.sensors],
+                    resources=[s.handler.invocable.function_arn for s in self.sensors],
                 )
             )
 

@@ -97,7 +97,8 @@ class LocalStack:
         self._sensors: list[SensorWiring] = []
         self._shared_env: dict[str, str] = {}
         self._role_arn = ""
-        self._function_arns: dict[str, str] = {}
+        #: Each function's ARN as its callers invoke it: its SnapStart alias's, or its own.
+        self._invocable_arns: dict[str, str] = {}
 
     @property
     def api_url(self) -> str:
@@ -235,7 +236,8 @@ class LocalStack:
             self._sensor(agent)
 
     def _function(self, function: FunctionPlan) -> None:
-        self._function_arns[function.name] = self._aws.client("lambda").create_function(
+        client = self._aws.client("lambda")
+        arn = client.create_function(
             FunctionName=function.name,
             Runtime=RUNTIME,
             Role=self._role_arn,
@@ -246,10 +248,19 @@ class LocalStack:
             Environment={"Variables": self.plan.environment(function, self._shared_env)},
             LoggingConfig={"LogFormat": "JSON", "LogGroup": function.log_group},
         )["FunctionArn"]
+        if function.invocable != function.name:
+            # As the CDK app deploys a SnapStart function: a published version behind an alias, which
+            # callers invoke (nothing is snapshotted here: the alias is what makes the calls the same).
+            version = client.publish_version(FunctionName=function.name)["Version"]
+            alias = function.invocable.rpartition(":")[2]
+            arn = client.create_alias(FunctionName=function.name, Name=alias, FunctionVersion=version)[
+                "AliasArn"
+            ]
+        self._invocable_arns[function.name] = arn
 
     def _state_machine(self, agent: PlannedAgent) -> None:
         assert agent.state_machine is not None
-        arns = {role: self._function_arns[agent.function(role).name] for role in ("create", "get", "delete")}
+        arns = {role: self._invocable_arns[agent.function(role).name] for role in ("create", "get", "delete")}
         definition = render_definition(
             AsyncAgentFunctions(
                 partition=self.place.partition,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from serverless_agents import aws
 from serverless_agents.endings import EXECUTION_ENDINGS
 from serverless_agents.exceptions import InvalidRequest, ServiceUnavailable
-from serverless_agents.naming import agent_function_name
+from serverless_agents.naming import agent_function_name, invocable_name
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -24,11 +24,15 @@ if TYPE_CHECKING:
 
 
 class Finalizer:
-    """Invokes `<deployment>-<agent>-delete` for each ended execution, with the Lambda client given."""
+    """Invokes `<deployment>-<agent>-delete` for each ended execution, with the Lambda client given: its
+    SnapStart alias for the agents in `snapstart`."""
 
-    def __init__(self, deployment: str, lambda_client: LambdaClient) -> None:
+    def __init__(
+        self, deployment: str, lambda_client: LambdaClient, snapstart: frozenset[str] = frozenset()
+    ) -> None:
         self.deployment = deployment
         self._lambda = lambda_client
+        self._snapstart = snapstart
 
     def finalize(self, detail: dict[str, Any]) -> dict[str, Any]:
         """Handle one status-change event's `detail`; returns what the delete function answered."""
@@ -50,7 +54,9 @@ class Finalizer:
         event: DeleteEvent = {"task_id": task_id, "phase": ending.phase.name, "message": message}
         with aws.transient_errors_as_unavailable("Lambda"):
             response = self._lambda.invoke(
-                FunctionName=agent_function_name(self.deployment, agent, "delete"),
+                FunctionName=invocable_name(
+                    agent_function_name(self.deployment, agent, "delete"), agent in self._snapstart
+                ),
                 Payload=json.dumps(event).encode(),
             )
         answer = json.loads(response["Payload"].read() or b"null")

@@ -24,6 +24,7 @@ from serverless_agents.naming import (
     agent_function_name,
     agent_log_group,
     execution_arn,
+    invocable_name,
     sensor_schedule_group,
 )
 from serverless_agents.payloads import STATE_PAYLOAD_LIMIT, payload_key
@@ -172,8 +173,11 @@ class TaskService:
         return SensorRegistration(
             schedules=self._schedules(agent.name),
             expression=agent.settings.schedule,
+            # The alias of a SnapStart poke function: every scheduled poke restores its snapshot.
             poke_function_arn=self.sensor_targets.function_arn_prefix
-            + agent_function_name(self.deployment, agent.name, "poke"),
+            + invocable_name(
+                agent_function_name(self.deployment, agent.name, "poke"), agent.settings.snapstart
+            ),
             scheduler_role_arn=self.sensor_targets.scheduler_role_arn,
             lambda_client=self._lambda,
         )

@@ -97,7 +97,9 @@ def async_state_machine_arns(settings: RuntimeSettings) -> list[str]:
 
 @functools.cache
 def finalizer(settings: RuntimeSettings) -> Finalizer:
-    return Finalizer(settings.deployment, clients().lambda_)
+    agents = cached_manifest(settings.manifest_path).agents
+    snapstart = frozenset(name for name, agent in agents.items() if agent.snapstart)
+    return Finalizer(settings.deployment, clients().lambda_, snapstart)
 
 
 @functools.cache
