@@ -4,8 +4,8 @@ Key `id` (S), on-demand, items expiring at `expires_at` (epoch seconds the runti
 SA_TASK_TTL_DAYS), point-in-time recovery. CloudFormation names it, so a retained table never blocks a
 redeploy; the functions get the name in SA_TASKS_TABLE.
 
-Its global secondary indexes are the runtime's `INDEXES` (which the local stack makes too), both sparse
-and KEYS_ONLY: `watching` (key `watch`, S) holds only waiting sensor tasks, so an event finds the tasks it
+Its key, global secondary indexes and billing are `table_definition`'s, the schema the local stack
+creates: both indexes sparse and KEYS_ONLY: `watching` (key `watch`, S) holds only waiting sensor tasks, so an event finds the tasks it
 concerns with one query (`TasksTable.tasks_watching`), never a scan; `open` (key `open`, S, sort key
 `end_by`, N) holds only open tasks, so the sweeper finds those past their bound with one query
 (`TasksTable.overdue`).
@@ -18,7 +18,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from serverless_agents.tasks_table import INDEXES, TTL_ATTRIBUTE
+from serverless_agents.tasks_table import TTL_ATTRIBUTE, table_definition
 
 _TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
 
@@ -26,11 +26,22 @@ _TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER
 class TasksTable(Construct):
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
+        # The schema the local stack creates (`table_definition`): key, indexes, billing. Its name is
+        # CloudFormation's to choose.
+        schema = table_definition("")
+        types = {a["AttributeName"]: a["AttributeType"] for a in schema["AttributeDefinitions"]}
+
+        def key(schema_key: list[dict[str, str]], key_type: str) -> dynamodb.Attribute | None:
+            names = [k["AttributeName"] for k in schema_key if k["KeyType"] == key_type]
+            return dynamodb.Attribute(name=names[0], type=_TYPES[types[names[0]]]) if names else None
+
+        partition_key = key(schema["KeySchema"], "HASH")
+        assert partition_key is not None
         self.table = dynamodb.Table(
             self,
             "Table",
-            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            partition_key=partition_key,
+            billing_mode=dynamodb.BillingMode(schema["BillingMode"]),
             time_to_live_attribute=TTL_ATTRIBUTE,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
@@ -38,12 +49,14 @@ class TasksTable(Construct):
             # Tasks in flight outlive a mistaken `cdk destroy`; delete the table by hand once drained.
             removal_policy=RemovalPolicy.RETAIN,
         )
-        for index in INDEXES:
+        for index in schema["GlobalSecondaryIndexes"]:
+            index_key = key(index["KeySchema"], "HASH")
+            assert index_key is not None
             self.table.add_global_secondary_index(
-                index_name=index.name,
-                partition_key=_attribute(*index.partition),
-                sort_key=_attribute(*index.sort) if index.sort else None,
-                projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+                index_name=index["IndexName"],
+                partition_key=index_key,
+                sort_key=key(index["KeySchema"], "RANGE"),
+                projection_type=dynamodb.ProjectionType(index["Projection"]["ProjectionType"]),
             )
 
     def grant_items(self, grantee: iam.IGrantable, *actions: str) -> None:
@@ -60,7 +73,3 @@ class TasksTable(Construct):
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(actions=["dynamodb:Query"], resources=[self.index_arn(index)])
         )
-
-
-def _attribute(name: str, kind: str) -> dynamodb.Attribute:
-    return dynamodb.Attribute(name=name, type=_TYPES[kind])
