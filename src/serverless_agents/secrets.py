@@ -19,6 +19,7 @@ it sends on purpose to a destination it chose (an HTTP header) is its business: 
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import logging
@@ -39,6 +40,8 @@ T = TypeVar("T")
 #: Lines of a multi-line secret (a PEM key) this long or longer are masked on their own too: a message
 #: may quote one line of it. Shorter lines ("-----END KEY-----" aside) carry nothing worth hiding.
 _MIN_LINE = 16
+#: Shorter values are not masked in base64: a few characters' encoding would mask unrelated text.
+_MIN_BASE64 = 8
 
 
 def get_agent_secret(name: str) -> str:
@@ -162,7 +165,25 @@ def _forms(value: str) -> set[str]:
     if isinstance(parsed, dict | list):
         forms.update(leaf for leaf in _strings(parsed) if leaf)
         forms.update(json.dumps(leaf)[1:-1] for leaf in _strings(parsed) if leaf)
+        if isinstance(parsed, dict):
+            forms.update(_basic_credentials(parsed))
+    # A secret sent base64-encoded (an `Authorization: Basic` header, a token in a URL) and echoed back.
+    forms.update(*(_base64_forms(form) for form in list(forms) if len(form) >= _MIN_BASE64))
     return {form for form in forms if form.strip()}
+
+
+def _base64_forms(value: str) -> set[str]:
+    """Its base64 spelling, with its padding and without (the longer is masked first, so no `=` is left)."""
+    encoded = base64.b64encode(value.encode()).decode()
+    return {encoded, encoded.rstrip("=")}
+
+
+def _basic_credentials(secret: dict[str, Any]) -> set[str]:
+    """`user:password` of a JSON secret holding both (as RDS and most HTTP services store them): HTTP
+    basic auth sends exactly that, base64-encoded."""
+    user = next((secret[k] for k in ("username", "user", "login") if isinstance(secret.get(k), str)), None)
+    password = next((secret[k] for k in ("password", "pass") if isinstance(secret.get(k), str)), None)
+    return {f"{user}:{password}"} if user and password else set()
 
 
 def _strings(value: Any) -> Iterable[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import sys
 import traceback
@@ -133,6 +134,16 @@ def test_redact_masks_every_spelling_of_a_secret(remembered: object) -> None:
         "token {secret:token}, encoded {secret:token}, password {secret:db}, "
         "key line {secret:pem}, whole key {secret:pem}"
     )
+
+
+def test_a_secret_sent_base64_encoded_is_masked_too(remembered: object) -> None:
+    basic = base64.b64encode(b"app:hunter2-long").decode()  # HTTP basic auth from the JSON secret's fields
+    token = base64.b64encode(TOKEN.encode()).decode()
+
+    assert redact(f"401 for Authorization: Basic {basic}") == "401 for Authorization: Basic {secret:db}"
+    assert redact(f"echoed {token}") == "echoed {secret:token}"
+    assert redact(f"echoed {token.rstrip('=')}&next") == "echoed {secret:token}&next"
+    assert redact(base64.b64encode(b"not a secret").decode()) == base64.b64encode(b"not a secret").decode()
 
 
 def test_redact_value_walks_containers_and_keeps_other_values(remembered: object) -> None:

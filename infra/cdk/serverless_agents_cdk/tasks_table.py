@@ -5,10 +5,10 @@ SA_TASK_TTL_DAYS), point-in-time recovery. CloudFormation names it, so a retaine
 redeploy; the functions get the name in SA_TASKS_TABLE.
 
 Its key, global secondary indexes and billing are `table_definition`'s, the schema the local stack
-creates: both indexes sparse and KEYS_ONLY: `watching` (key `watch`, S) holds only waiting sensor tasks, so an event finds the tasks it
-concerns with one query (`TasksTable.tasks_watching`), never a scan; `open` (key `open`, S, sort key
-`end_by`, N) holds only open tasks, so the sweeper finds those past their bound with one query
-(`TasksTable.overdue`).
+creates: both indexes sparse and KEYS_ONLY: `watching` (key `watch`, S) holds only waiting sensor tasks,
+so an event finds the tasks it concerns with one query (`TasksTable.tasks_watching`), never a scan; `open`
+(key `open`, S, sort key `end_by`, N) holds only open tasks, so the sweeper finds those past their bound
+with one query (`TasksTable.overdue`).
 """
 
 from __future__ import annotations
