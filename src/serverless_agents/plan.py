@@ -209,7 +209,9 @@ class DeploymentPlan:
             **TRACER_WITHOUT_TASK_DATA,
         }
         # Only a deployment with sensors has schedules, and so a role for them to run as.
-        if scheduler_role_arn is not None:
+        if self.sensor_agents:
+            if scheduler_role_arn is None:
+                raise ValueError("a deployment with sensors needs the role its schedules run as")
             variables[env_names.SCHEDULER_ROLE_ARN] = scheduler_role_arn
         if manifest is not None:
             variables[env_names.MANIFEST] = manifest

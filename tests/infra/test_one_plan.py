@@ -17,7 +17,7 @@ from serverless_agents import settings as env_names
 from serverless_agents.exceptions import ManifestError
 from serverless_agents.local.stack import LocalStack
 from serverless_agents.plan import RUNTIME, DeploymentPlan, Place, plan_deployment
-from tests.infra.conftest import SENSOR_MANIFEST, Synth, synthesize
+from tests.infra.conftest import BASE_MANIFEST, SENSOR_MANIFEST, Synth, synthesize
 
 #: Resolved by each place itself: CloudFormation tokens in the template, moto's values locally.
 RESOLVED_BY_EACH = {
@@ -46,12 +46,16 @@ def plan(manifest: Path) -> DeploymentPlan:
     return plan_deployment(manifest)
 
 
-@pytest.fixture(scope="module")
-def local_functions(manifest: Path) -> dict[str, dict[str, Any]]:
+def functions_made_locally(manifest: Path) -> dict[str, dict[str, Any]]:
     with LocalStack(manifest) as stack:
         client = stack.client("lambda")
         names = [f["FunctionName"] for f in client.list_functions()["Functions"]]
         return {name: client.get_function_configuration(FunctionName=name) for name in names}
+
+
+@pytest.fixture(scope="module")
+def local_functions(manifest: Path) -> dict[str, dict[str, Any]]:
+    return functions_made_locally(manifest)
 
 
 def template_functions(synth: Synth) -> dict[str, dict[str, Any]]:
@@ -90,7 +94,21 @@ def test_the_template_makes_every_function_of_the_plan_as_planned(synth: Synth, 
 def test_the_local_stack_makes_what_the_template_makes(
     synth: Synth, local_functions: dict[str, dict[str, Any]]
 ) -> None:
-    template = template_functions(synth)
+    assert_same_functions(template_functions(synth), local_functions)
+
+
+def test_the_local_stack_makes_what_the_template_makes_without_sensors_too(
+    base: Synth, tmp_path: Path
+) -> None:
+    # No sensors: no scheduler role in either environment (the base synth is the session's).
+    manifest = tmp_path / "agents.toml"
+    manifest.write_text(BASE_MANIFEST)
+    assert_same_functions(template_functions(base), functions_made_locally(manifest))
+
+
+def assert_same_functions(
+    template: dict[str, dict[str, Any]], local_functions: dict[str, dict[str, Any]]
+) -> None:
     assert set(local_functions) == set(template)
     for name, made in template.items():
         local = local_functions[name]

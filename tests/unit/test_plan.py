@@ -52,13 +52,13 @@ def test_the_shared_environment_names_the_place_and_only_then_the_scheduler_role
     plan = plan_deployment(write(tmp_path, '[agents.echo]\nclass = "serverless_agents.examples:EchoAgent"\n'))
     place = Place("aws-cn", "cn-north-1", "111122223333")
 
-    shared = plan.shared_environment(place, tasks_table="t", payload_bucket="b", scheduler_role_arn=None)
+    shared = plan.shared_environment(place, tasks_table="t", payload_bucket="b", scheduler_role_arn="arn:r")
 
     assert shared[env_names.STATE_MACHINE_ARN_PREFIX] == (
         "arn:aws-cn:states:cn-north-1:111122223333:stateMachine:dep-"
     )
     assert shared[env_names.FUNCTION_ARN_PREFIX] == "arn:aws-cn:lambda:cn-north-1:111122223333:function:"
-    assert env_names.SCHEDULER_ROLE_ARN not in shared
+    assert env_names.SCHEDULER_ROLE_ARN not in shared  # no sensors: no schedules to run as it
     assert env_names.MANIFEST not in shared  # on AWS the bundle carries the manifest
 
 
