@@ -3,13 +3,13 @@
 One description, two readers: the CDK app (`infra/cdk`) turns it into constructs, and the local stack
 (`serverless_agents.local.stack`) creates it on moto. Names, handler strings, sizes, timeouts, log groups and
 environments are computed here and nowhere else, so the template and the local wiring cannot drift apart
-(`tests/unit/test_plan.py`; `tests/rehearsal` deploys the synthesized template itself).
+(`tests/infra/test_one_plan.py` compares them; `tests/rehearsal` deploys the synthesized template itself).
 
 What stays with each reader is what only it has: the CDK adds IAM, alarms, the dashboard, dead-letter
 queues and API Gateway; the local stack stands in for EventBridge (status-change events, schedules, event
 rules) with drivers. Physical names CloudFormation chooses (the tasks table, the payload bucket: a retained
 one must not block the next deploy) reach the functions as environment values from either reader, through
-`DeploymentPlan.environment`.
+`DeploymentPlan.shared_environment`.
 
 The plan is built the way the api Lambda builds its registry (`AgentRegistry.from_manifest`), so a manifest
 the deployed api would reject (a class that does not import, two agents serving one task type) fails the
@@ -32,10 +32,11 @@ from serverless_agents.handlers import handler_string
 from serverless_agents.manifest import AgentSettings, load_manifest, use_code_path
 from serverless_agents.registry import AgentRegistry
 
+#: `handlers.ROLES`, as a type (tests/unit/test_plan.py checks they name the same functions).
 HandlerName = Literal["api", "finalize", "sweeper", "create", "get", "delete", "sync", "poke"]
 
 #: The functions each kind of agent gets, named `<deployment>-<agent>-<role>`.
-ROLES: Mapping[AgentKind, tuple[naming.FunctionRole, ...]] = {
+FUNCTIONS_BY_KIND: Mapping[AgentKind, tuple[naming.FunctionRole, ...]] = {
     AgentKind.ASYNC: ("create", "get", "delete"),
     AgentKind.SYNC: ("sync",),
     AgentKind.SENSOR: ("poke",),
@@ -341,7 +342,7 @@ def _agent(deployment: str, name: str, kind: AgentKind, settings: AgentSettings)
             agent=name,
             snapstart=settings.snapstart,
         )
-        for role in ROLES[kind]
+        for role in FUNCTIONS_BY_KIND[kind]
     }
     is_sensor = kind is AgentKind.SENSOR
     rules = tuple(

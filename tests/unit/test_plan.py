@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
+from serverless_agents import handlers
 from serverless_agents import settings as env_names
 from serverless_agents.endings import ENDED_STATUSES
-from serverless_agents.plan import Place, plan_deployment, status_change_rule
+from serverless_agents.plan import HandlerName, Place, plan_deployment, status_change_rule
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -72,3 +74,7 @@ def test_the_status_change_rule_matches_exactly_the_endings_of_the_machines_name
         "status": list(ENDED_STATUSES),
         "stateMachineArn": ["arn:aws:states:r:1:stateMachine:dep-job"],
     }
+
+
+def test_the_plans_handler_names_are_the_handlers_roles() -> None:
+    assert set(get_args(HandlerName)) == set(handlers.ROLES)
