@@ -69,10 +69,10 @@ _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
 _UNSCOPED_ACTIONS = frozenset(
     {"ecs:RegisterTaskDefinition", "ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions"}
 )
-# An IAM action named in full: `service:Action`, no wildcard.
 #: A PEP 508 requirement as pip reads it from a requirements file line: a project name first (so never a pip
 #: option such as `--extra-index-url`), then versions, extras, markers or a direct URL, on one line.
 _REQUIREMENT = r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._, -]*\])?([ ]*[<>=!~;@(][^\n\r]*)?$"
+# An IAM action named in full: `service:Action`, no wildcard.
 _ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
 
 

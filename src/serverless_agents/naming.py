@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Literal
 
 FunctionRole = Literal["create", "get", "delete", "sync", "poke"]
+#: The deployment's own functions, one of each.
+SharedRole = Literal["api", "finalize", "sweeper"]
 
 
 def agent_function_name(deployment: str, agent: str, role: FunctionRole) -> str:
@@ -25,7 +27,7 @@ def invocable_name(function_name: str, snapstart: bool) -> str:
     return f"{function_name}:{SNAPSTART_ALIAS}" if snapstart else function_name
 
 
-def shared_function_name(deployment: str, role: Literal["api", "finalize", "sweeper"]) -> str:
+def shared_function_name(deployment: str, role: SharedRole) -> str:
     return f"{deployment}-{role}"
 
 

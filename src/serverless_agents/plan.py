@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from serverless_agents import naming
 from serverless_agents import settings as env_names
@@ -33,7 +33,7 @@ from serverless_agents.manifest import AgentSettings, load_manifest, use_code_pa
 from serverless_agents.registry import AgentRegistry
 
 #: `handlers.ROLES`, as a type (tests/unit/test_plan.py checks they name the same functions).
-HandlerName = Literal["api", "finalize", "sweeper", "create", "get", "delete", "sync", "poke"]
+HandlerName = naming.SharedRole | naming.FunctionRole
 
 #: The functions each kind of agent gets, named `<deployment>-<agent>-<role>`.
 FUNCTIONS_BY_KIND: Mapping[AgentKind, tuple[naming.FunctionRole, ...]] = {
@@ -98,6 +98,11 @@ class FunctionPlan:
     def handler(self) -> str:
         """Lambda's handler setting: the entry point `functions/<handler>/handler.py` in every bundle."""
         return handler_string(self.handler_name)
+
+    def environment(self, shared: Mapping[str, str]) -> dict[str, str]:
+        """Its whole environment: what every function shares (`DeploymentPlan.shared_environment`), and
+        its own."""
+        return {**shared, **self.own_environment}
 
     @property
     def invocable(self) -> str:
@@ -218,10 +223,6 @@ class DeploymentPlan:
             variables[env_names.MANIFEST] = manifest
         return variables
 
-    def environment(self, function: FunctionPlan, shared: Mapping[str, str]) -> dict[str, str]:
-        """A function's whole environment: the shared variables and its own."""
-        return {**shared, **function.own_environment}
-
 
 def status_change_rule(finalize: FunctionPlan, state_machine_arns: list[str]) -> EventRule:
     """The endings of these state machines, by exact ARN (a prefix would also match a deployment named
@@ -312,7 +313,7 @@ def _check_names(plan: DeploymentPlan) -> None:
 
 def _shared(
     deployment: str,
-    handler: Literal["api", "finalize", "sweeper"],
+    handler: naming.SharedRole,
     memory: int,
     timeout: int,
     own_environment: Mapping[str, str] | None = None,

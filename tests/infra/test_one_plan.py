@@ -86,7 +86,7 @@ def test_the_template_makes_every_function_of_the_plan_as_planned(synth: Synth, 
         assert (made["MemorySize"], made["Timeout"]) == (planned.memory, planned.timeout), planned.name
         assert log_groups[made["LoggingConfig"]["LogGroup"]["Ref"]] == planned.log_group, planned.name
         variables = made["Environment"]["Variables"]
-        expected = plan.environment(planned, shared)
+        expected = planned.environment(shared)
         assert set(variables) == set(expected), planned.name
         assert literal(variables) == literal(expected), planned.name
 

@@ -30,6 +30,7 @@ manifest only, no dependencies, no pip, no bytecode.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -127,6 +128,7 @@ class Bundle:
         return f"{self.family}: {size} ({self.path})"
 
 
+@functools.cache  # read for every agent's family and every bundle's requirements: once per process is enough
 def _pyproject(pyproject: Path = PYPROJECT) -> dict[str, object]:
     return dict(tomllib.loads(pyproject.read_text())["project"])
 

@@ -87,7 +87,7 @@ class HandlerFunction(Construct):
             code=code,
             memory_size=function.memory,
             timeout=Duration.seconds(function.timeout),
-            environment={**environment, **function.own_environment},
+            environment=function.environment(environment),
             reserved_concurrent_executions=reserved_concurrency,
             role=self.role,
             log_group=log_group,

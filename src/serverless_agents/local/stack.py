@@ -245,7 +245,7 @@ class LocalStack:
             Code={"ZipFile": _placeholder_zip()},
             MemorySize=function.memory,
             Timeout=function.timeout,
-            Environment={"Variables": self.plan.environment(function, self._shared_env)},
+            Environment={"Variables": function.environment(self._shared_env)},
             LoggingConfig={"LogFormat": "JSON", "LogGroup": function.log_group},
         )["FunctionArn"]
         if function.invocable != function.name:

@@ -29,7 +29,7 @@ from serverless_agents import aws, wire
 from serverless_agents.agent import AgentKind, Phase, Resource
 from serverless_agents.exceptions import InvalidRequest, TaskNotFound
 from serverless_agents.failures import failure_phase, one_line
-from serverless_agents.naming import sensor_schedule_name
+from serverless_agents.naming import sensor_schedule_group, sensor_schedule_name
 from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT, payload_key
 from serverless_agents.runtime.boundary import call_agent
 from serverless_agents.runtime.translate import task_context
@@ -53,6 +53,11 @@ class SensorSchedules:
     def __init__(self, group: str, client: EventBridgeSchedulerClient) -> None:
         self.group = group
         self._client = client
+
+    @classmethod
+    def of_agent(cls, deployment: str, agent: str, client: EventBridgeSchedulerClient) -> SensorSchedules:
+        """The schedules of sensor `agent`, in its schedule group (`naming.sensor_schedule_group`)."""
+        return cls(sensor_schedule_group(deployment, agent), client)
 
     def create(self, name: str, expression: str, target_arn: str, role_arn: str, task_id: str) -> None:
         try:

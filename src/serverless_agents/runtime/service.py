@@ -25,7 +25,6 @@ from serverless_agents.naming import (
     agent_log_group,
     execution_arn,
     invocable_name,
-    sensor_schedule_group,
 )
 from serverless_agents.payloads import STATE_PAYLOAD_LIMIT, payload_key
 from serverless_agents.resource_meta import encode_resource_meta
@@ -183,7 +182,7 @@ class TaskService:
         )
 
     def _schedules(self, agent: str) -> SensorSchedules:
-        return SensorSchedules(sensor_schedule_group(self.deployment, agent), self._scheduler)
+        return SensorSchedules.of_agent(self.deployment, agent, self._scheduler)
 
     def get(self, task_id: str) -> agent_pb2.GetTaskResponse:
         record = self.table.get(task_id)

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from serverless_agents import aws
 from serverless_agents.agent import AgentKind, AsyncAgentBase, BaseSensor, SyncAgentBase
 from serverless_agents.exceptions import ManifestError
-from serverless_agents.naming import sensor_schedule_group
 from serverless_agents.payloads import PayloadStore
 from serverless_agents.registry import AgentRegistry
 from serverless_agents.runtime.async_steps import AsyncAgentSteps
@@ -111,7 +110,7 @@ def sweeper(settings: RuntimeSettings) -> Sweeper:
         async_state_machine_arns(settings),
         finalizer(settings),
         made.stepfunctions,
-        lambda agent: SensorSchedules(sensor_schedule_group(settings.deployment, agent), made.scheduler),
+        lambda agent: SensorSchedules.of_agent(settings.deployment, agent, made.scheduler),
     )
 
 
@@ -123,7 +122,7 @@ def sensor_steps(settings: RuntimeSettings) -> SensorSteps:
         raise ManifestError(f"agent {loaded.name!r} is not a sensor")
     made = clients()
     table, payloads = _stores(settings, made)
-    schedules = SensorSchedules(sensor_schedule_group(settings.deployment, loaded.name), made.scheduler)
+    schedules = SensorSchedules.of_agent(settings.deployment, loaded.name, made.scheduler)
     return SensorSteps(instance, loaded.settings, table, payloads, schedules)
 
 
