@@ -38,11 +38,12 @@ def _up(args: argparse.Namespace) -> int:
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         os.environ.pop(name, None)
     from serverless_agents.adapter.server import Adapter
+    from serverless_agents.exceptions import ManifestError
     from serverless_agents.local.stack import LocalStack, quiet_local_observability
 
     _configure_logging(args.verbose)
     quiet_local_observability()
-    manifest = _manifest(args.manifest)
+    manifest = _manifest(args.manifest, demo=args.demo)
     print(f"manifest: {manifest}", flush=True)
     with LocalStack(
         manifest,
@@ -67,7 +68,14 @@ def _up(args: argparse.Namespace) -> int:
             for agent in stack.registry:
                 print(f"  agent {agent.name}: {agent.kind.value}, task type {agent.task_type!r}", flush=True)
             if args.demo:
-                from serverless_agents.demo import run_demo
+                from serverless_agents.demo import TASK_TYPES, run_demo
+
+                missing = sorted(set(TASK_TYPES) - {agent.task_type for agent in stack.registry})
+                if missing:
+                    raise ManifestError(
+                        f"--demo needs agents of task types {', '.join(map(repr, missing))}, which "
+                        f"{manifest} does not deploy: run `up --demo` without --manifest (the example agents)"
+                    )
 
                 bucket = _sensor_bucket(stack)
                 run_demo(
@@ -89,14 +97,18 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _manifest(given: str | None) -> Path:
+def _manifest(given: str | None, *, demo: bool = False) -> Path:
     """The manifest `up` runs: the one given, else ./agents.toml, else the example manifest of the package
-    (so `up --demo` works from any directory, a checkout or not)."""
+    (so `up --demo` works from any directory, a checkout or not). The demo calls the example agents, so
+    `--demo` without `--manifest` runs the example manifest even where ./agents.toml exists."""
     from serverless_agents.manifest import EXAMPLE_MANIFEST
 
     if given is not None:
         return Path(given)
     here = Path("agents.toml")
+    if demo and here.is_file():
+        print("--demo runs the example agents: ./agents.toml is not used (leave out --demo to run it)")
+        return EXAMPLE_MANIFEST
     return here if here.is_file() else EXAMPLE_MANIFEST
 
 
@@ -161,24 +173,38 @@ def _add_call_timeout(parser: argparse.ArgumentParser) -> None:
         "--timeout",
         type=float,
         default=10.0,
-        help="seconds for an HTTP call whose gRPC call carries no deadline (default 10); "
+        help="seconds for an HTTP call whose gRPC call carries no deadline; "
         "propeller's calls carry one, and get what remains of it",
     )
+
+
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help line ends with its default, except where there is none to show: a flag (off
+    unless given) or an option whose help says what happens when it is not given."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="serverless-agents", description="Flyte agents on AWS Lambda.")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    defaults = _DefaultsFormatter
     up = commands.add_parser(
-        "up", help="run the manifest's agents on the embedded AWS emulator, with the adapter"
+        "up",
+        help="run the manifest's agents on the embedded AWS emulator, with the adapter",
+        formatter_class=defaults,
     )
     up.add_argument(
         "--manifest",
         default=None,
-        help="the agents to run (default: ./agents.toml if there is one, else the example manifest)",
+        help="the agents to run (when not given: ./agents.toml if there is one and --demo is not, "
+        "else the example manifest)",
     )
-    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--host", default="127.0.0.1", help="the address every local server listens on")
     up.add_argument("--port", type=int, default=8080, help="the HTTP API's port (0: any free port)")
     up.add_argument("--grpc-port", type=int, default=8000, help="the adapter's gRPC port (0: any free port)")
     up.add_argument(
@@ -191,10 +217,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--schedule-period",
         type=_positive_seconds,
         default=None,
-        help="fire sensor schedules every SECONDS instead of at their manifest rate (a minute at least)",
+        help="fire sensor schedules every SECONDS instead of at their manifest rate (when not given: "
+        "the manifest's rate, a minute at least)",
     )
-    up.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
-    up.add_argument("--region", default="us-east-1")
+    up.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus metrics on this port (when not given: none)",
+    )
+    up.add_argument("--region", default="us-east-1", help="the emulated AWS region")
     up.add_argument(
         "--demo", action="store_true", help="run a short demo through the adapter, as Flyte would"
     )
@@ -205,15 +237,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_call_timeout(up)
     up.set_defaults(run=_up)
 
-    adapter = commands.add_parser("adapter", help="serve flyteidl's agent services in front of the HTTP API")
+    adapter = commands.add_parser(
+        "adapter", help="serve flyteidl's agent services in front of the HTTP API", formatter_class=defaults
+    )
     adapter.add_argument(
         "--api", required=True, help="the HTTP API's base URL (API Gateway stage URL on AWS)"
     )
-    adapter.add_argument("--host", default="0.0.0.0")
-    adapter.add_argument("--port", type=int, default=8000, help="the gRPC port (default 8000)")
-    adapter.add_argument(
-        "--metrics-port", type=int, default=9090, help="Prometheus metrics port (default 9090)"
-    )
+    adapter.add_argument("--host", default="0.0.0.0", help="the address the gRPC server listens on")
+    adapter.add_argument("--port", type=int, default=8000, help="the gRPC port")
+    adapter.add_argument("--metrics-port", type=int, default=9090, help="Prometheus metrics port")
     _add_call_timeout(adapter)
     adapter.set_defaults(run=_adapter)
     return parser

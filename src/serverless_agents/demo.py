@@ -20,6 +20,9 @@ from serverless_agents.agent import Phase
 from serverless_agents.literals import decode_literal_map
 from serverless_agents.testing import task_request
 
+#: The task types the demo creates tasks of (the example manifest's job and echo agents).
+TASK_TYPES = ("example_job", "example_echo")
+
 
 class FlyteClient:
     """flyteidl's stubs over one channel, with the deadline propeller's connector plugin gives every call

@@ -73,3 +73,11 @@ class DestinationRefused(InvalidRequest):
 
 class DestinationUnavailable(RetryableAgentError):
     """An agent's outbound call got no answer: the name did not resolve, or connecting or reading failed."""
+
+
+def cannot_listen(what: str, address: str, reason: str, flag: str) -> OSError:
+    """The error for a port `up` or `adapter` cannot listen on: which server, which address, why, and the
+    flag that picks another (a bare "Address already in use" leaves the user guessing which of three)."""
+    return OSError(
+        f"cannot serve {what} on {address}: {reason} (choose another {flag}, or 0 for any free port)"
+    )

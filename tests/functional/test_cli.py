@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+import socket
 from pathlib import Path
 
 import pytest
 
-from serverless_agents.cli import main
+from serverless_agents.cli import _manifest, build_parser, main
 from serverless_agents.manifest import EXAMPLE_MANIFEST
 
 pytestmark = pytest.mark.functional
@@ -64,3 +66,67 @@ def test_up_runs_the_agents_toml_of_the_current_directory(
     captured = capsys.readouterr()
     assert "manifest: agents.toml" in captured.out
     assert "Here" in captured.err
+
+
+def test_up_demo_runs_the_example_agents_beside_a_local_agents_toml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Seen: `up --demo` in a folder with its own agents.toml crashed with a traceback (NOT_FOUND for
+    # example_job): the demo calls the example agents, so it runs them.
+    (tmp_path / "agents.toml").write_text('[agents.mine]\nclass = "serverless_agents.examples:EchoAgent"\n')
+    monkeypatch.chdir(tmp_path)
+
+    assert _manifest(None, demo=True) == EXAMPLE_MANIFEST
+    assert "./agents.toml is not used" in capsys.readouterr().out
+    assert _manifest(None) == Path("agents.toml")
+
+
+def test_up_demo_on_a_manifest_without_the_example_agents_says_what_it_needs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "agents.toml"
+    manifest.write_text('[agents.mine]\nclass = "serverless_agents.examples:EchoAgent"\n')
+    ports = ["--port", "0", "--grpc-port", "0", "--aws-port", "0"]
+
+    assert main(["up", "--manifest", str(manifest), *ports, "--demo", "--exit-after-demo"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err  # one line, no traceback
+    assert "'example_job'" in err
+    assert "without --manifest" in err
+
+
+@pytest.mark.parametrize(
+    ("flag", "server"),
+    [
+        ("--port", "the HTTP API"),
+        ("--grpc-port", "the gRPC adapter"),
+        ("--aws-port", "the emulated AWS APIs"),
+    ],
+)
+def test_up_names_the_port_in_use_and_the_flag_that_picks_another(
+    flag: str, server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ports = {"--port": "0", "--grpc-port": "0", "--aws-port": "0"} | {flag: str(port)}
+
+        assert main(["up", *(part for pair in ports.items() for part in pair)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"cannot serve {server} on 127.0.0.1:{port}" in err
+    assert flag in err
+
+
+@pytest.mark.parametrize("command", ["up", "adapter"])
+def test_help_gives_every_option_a_line(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args([command, "--help"])
+    text = capsys.readouterr().out
+    (sub,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for action in sub.choices[command]._actions:
+        assert action.help, action.option_strings
+        if action.default not in (None, False, argparse.SUPPRESS):
+            assert f"(default: {action.default})" in " ".join(text.split()), action.option_strings

@@ -23,6 +23,7 @@ from serverless_agents.adapter.servicers import (
     SyncAgentServicer,
 )
 from serverless_agents.client import ApiClient
+from serverless_agents.exceptions import cannot_listen
 
 _SERVICES = ("AsyncAgentService", "SyncAgentService", "AgentMetadataService")
 
@@ -121,9 +122,15 @@ class Adapter:
             health_servicer.set(full_name, health_pb2.HealthCheckResponse.SERVING)
         health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        self.port = server.add_insecure_port(f"{self._host}:{self._requested_port}")
+        address = f"{self._host}:{self._requested_port}"
+        try:
+            # grpcio raises RuntimeError for a port in use (older releases returned 0)
+            self.port = server.add_insecure_port(address)
+        except RuntimeError:
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot listen on {self._host}:{self._requested_port}")
+            flag = "port (up: --grpc-port; adapter: --port)"
+            raise cannot_listen("the gRPC adapter", address, "the address is in use or not available", flag)
         server.start()
         self._server = server
         if self._metrics_port is not None:

@@ -43,6 +43,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from serverless_agents.exceptions import cannot_listen
 from serverless_agents.naming import agent_function_name, shared_function_name
 
 if TYPE_CHECKING:
@@ -277,7 +278,10 @@ class LocalApiGateway:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # the function's own logs say what happened
 
-        self._server = _Server((host, port), Handler)
+        try:
+            self._server = _Server((host, port), Handler)
+        except OSError as e:
+            raise cannot_listen("the HTTP API", f"{host}:{port}", str(e.strerror), "--port") from e
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-api", daemon=True)
 

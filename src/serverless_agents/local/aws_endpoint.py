@@ -13,6 +13,8 @@ import socket
 import threading
 from typing import Any
 
+from serverless_agents.exceptions import cannot_listen
+
 
 class AwsEndpoint:
     def __init__(self, host: str, port: int) -> None:
@@ -43,9 +45,8 @@ class AwsEndpoint:
             listener.listen(128)
         except OSError as e:
             listener.close()
-            raise OSError(
-                f"cannot serve the emulated AWS APIs on {self._host}:{self._port}: {e.strerror} "
-                "(choose another --aws-port, or 0 for any free port)"
+            raise cannot_listen(
+                "the emulated AWS APIs", f"{self._host}:{self._port}", str(e.strerror), "--aws-port"
             ) from e
         self._socket = listener
         self._server = make_server(
