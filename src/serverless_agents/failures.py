@@ -16,7 +16,7 @@ one of them ends RETRYABLE_FAILED, any other error FAILED — the same answer `f
 from __future__ import annotations
 
 from serverless_agents.agent import Phase, Resource
-from serverless_agents.exceptions import RetryableAgentError, ServiceUnavailable
+from serverless_agents.exceptions import RetryableAgentError, ServerlessAgentsError, ServiceUnavailable
 
 #: Error names the state machine retries (statemachines/async_agent.asl.json's Retry rules); a task whose
 #: retries ran out on one of them may succeed when Flyte tries again.
@@ -75,7 +75,37 @@ def failure_phase(error: BaseException) -> Phase:
     status = _http_status(error)
     if status is not None:
         return Phase.RETRYABLE_FAILED if status in _TRANSIENT_STATUSES else Phase.FAILED
+    if isinstance(error, ServerlessAgentsError):  # the project's own errors say by their class
+        return Phase.FAILED
+    if any(failure_phase(cause) is Phase.RETRYABLE_FAILED for cause in _causes(error)):
+        return Phase.RETRYABLE_FAILED
     return Phase.FAILED
+
+
+def transient_by_cause(error: BaseException) -> bool:
+    """Whether `error` is transient only through what it wraps (urllib's `URLError` around a refused
+    connection, a library's own error raised `from` a timeout): its class name alone, which is all that
+    Lambda's `errorType` and a masked copy keep, would say FAILED."""
+    return (
+        failure_phase(error) is Phase.RETRYABLE_FAILED
+        and phase_for_error_name(type(error).__name__) is Phase.FAILED
+        and _http_status(error) is None
+    )
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """What `error` wraps: urllib's `reason`, then the explicit and implicit chain, a few links deep (a
+    chain can be a cycle)."""
+    found: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and len(found) < 5:
+        reason = getattr(current, "reason", None)
+        wrapped = reason if isinstance(reason, BaseException) else current.__cause__ or current.__context__
+        if wrapped is None or wrapped is error or wrapped in found:
+            break
+        found.append(wrapped)
+        current = wrapped
+    return found
 
 
 def failure_resource(error: BaseException) -> Resource:

@@ -4,6 +4,9 @@ state machine reports them) and sensors."""
 from __future__ import annotations
 
 import json
+import socket
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
@@ -19,6 +22,7 @@ from serverless_agents.failures import (
     one_line,
     phase_for_error_name,
 )
+from serverless_agents.runtime.boundary import call_agent
 from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
 
 
@@ -134,3 +138,56 @@ def test_an_agents_custom_info_may_not_use_the_runtimes_keys() -> None:
 def test_an_async_agents_error_ends_in_the_phase_a_sync_agents_would(error: BaseException) -> None:
     # In a Lambda, the state machine sees only the error's name (errorType); in-process, the error itself.
     assert phase_for_error_name(type(error).__name__) is failure_phase(error)
+
+
+def _refused_url() -> str:
+    """A local port nothing listens on (bound, then closed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}/"
+
+
+class LibraryError(Exception):
+    """A client library's own error, raised `from` the network trouble it met."""
+
+
+def _wrapped_timeout() -> None:
+    try:
+        raise TimeoutError("read timed out")
+    except TimeoutError as e:
+        raise LibraryError("the service did not answer") from e
+
+
+def test_a_connection_refused_by_the_remote_service_is_retryable_as_the_docs_say() -> None:
+    # docs/flyte-integration.md: "a timeout or a lost connection of its remote service" is RETRYABLE_FAILED.
+    # urllib wraps the refusal in URLError, whose name alone says nothing: it ended FAILED at once.
+    with pytest.raises(urllib.error.URLError) as raised:
+        urllib.request.urlopen(_refused_url(), timeout=5)
+    assert failure_phase(raised.value) is Phase.RETRYABLE_FAILED
+    assert failure_phase(LibraryError("x").with_traceback(None)) is Phase.FAILED
+
+
+@pytest.mark.parametrize(
+    "agent_method",
+    [lambda: urllib.request.urlopen(_refused_url(), timeout=5), _wrapped_timeout],
+    ids=["urllib-refused", "raised-from-timeout"],
+)
+def test_transient_by_what_it_wraps_leaves_the_agent_as_a_retryable_error(agent_method: Any) -> None:
+    # The state machine and a masked copy keep only the class name: the boundary names it RetryableAgentError.
+    with pytest.raises(RetryableAgentError) as raised:
+        call_agent(agent_method)
+    assert failure_resource(raised.value).phase is Phase.RETRYABLE_FAILED
+    assert phase_for_error_name(type(raised.value).__name__) is Phase.RETRYABLE_FAILED
+    assert raised.value.__cause__ is None
+
+
+def test_an_agent_error_raised_from_a_timeout_stays_the_agents_verdict() -> None:
+    # An agent that says FAILED on purpose (AgentError) is not second-guessed by what it wraps.
+    def refuses() -> None:
+        try:
+            raise TimeoutError
+        except TimeoutError as e:
+            raise AgentError("the query is invalid") from e
+
+    with pytest.raises(AgentError):
+        call_agent(refuses)

@@ -18,7 +18,8 @@ from pydantic import BaseModel
 
 from serverless_agents import wire
 from serverless_agents.agent import RESERVED_CUSTOM_INFO, LogLink, Resource, resolve
-from serverless_agents.exceptions import AgentError
+from serverless_agents.exceptions import AgentError, RetryableAgentError
+from serverless_agents.failures import transient_by_cause
 from serverless_agents.secrets import has_secrets, redact, redact_exception, redact_value
 
 if TYPE_CHECKING:
@@ -34,7 +35,10 @@ def call_agent(method: Callable[..., T | Awaitable[T]], *args: Any, **kwargs: An
         if isinstance(result, Resource):
             _check_custom_info(result)
     except Exception as e:
-        error = redact_exception(e)
+        # A transient error known as such only by what it wraps travels as RetryableAgentError: the name is
+        # what the state machine's Retry rules and a masked copy keep.
+        cause = RetryableAgentError(f"{type(e).__name__}: {e}") if transient_by_cause(e) else e
+        error = redact_exception(cause)
     else:
         return _redacted(result)
     # Raised outside the `except` block, so the original is not even the copy's implicit context.
