@@ -25,7 +25,15 @@ HANDLERS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/handler.py
 FORBIDDEN = ("moto", "aws_cdk", "grpc", "flytekit", "tests", "docker", "serverless_agents.local")
 #: Loaded at the first invocation, where they are used (handlers/__init__.py), never at init: the X-Ray
 #: SDK only where tracing is on, pydantic and flyteidl with the runtime, boto3 with the first client.
-NOT_AT_INIT = ("aws_xray_sdk", "pydantic", "flyteidl", "google.protobuf", "boto3", "botocore.client")
+NOT_AT_INIT = (
+    "aws_xray_sdk",
+    "pydantic",
+    "flyteidl",
+    "google.protobuf",
+    "boto3",
+    "botocore.client",
+    "msgpack",
+)
 #: Modules in sys.modules after a handler's import, the interpreter's own included (about 60 for a bare
 #: python3.12, 75 for 3.11; Powertools' Logger and Metrics add about 100). Measured at 179-180 (3.11).
 MODULE_BUDGET = 200
