@@ -9,8 +9,15 @@ NewRemoteFileOutputPaths`), and a nested node's data dir lies under its parent's
 node execution differs, and is the same when propeller repeats a CreateTask for the same attempt (a call that
 timed out). The id hashes both: a repeated create maps to the same task, two node executions never share one.
 
-A readable prefix (execution name, node id, attempt) helps whoever looks at the Step Functions console; the
+A readable part (execution name, node id, attempt) helps whoever looks at the Step Functions console; the
 hash makes it unique.
+
+Every id starts with its agent's name and `AGENT_SEPARATOR` (`job_f6a2b9c-n0-a0-<hash>`), a character agent
+names cannot contain, so `agent_key_prefix(agent)` starts the ids of that agent's tasks and of no other
+agent's (`etl_` is not a prefix of `etl-nightly_...`). That is what lets IAM keep each agent to its own
+table items: its functions' grants carry `ForAllValues:StringLike {"dynamodb:LeadingKeys": ["<agent>_*"]}`
+(infra/cdk `TasksTable.grant_agent_items`). The agent's name takes its room from the readable part, which is
+shortened to keep the id within 80 characters.
 """
 
 from __future__ import annotations
@@ -31,20 +38,30 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
 # Agent names become parts of Lambda function and state machine names (64 / 80 characters at most).
 AGENT_NAME = re.compile(r"[a-z][a-z0-9-]{0,29}")
+#: Ends the agent's name at the start of a task id (and of a sensor task's `watch`): allowed in task ids
+#: and execution names, never in an agent name.
+AGENT_SEPARATOR = "_"
+_MAX_TASK_ID = 80
 
 
-def task_id_from(readable: Sequence[str], attempt: int, key: Sequence[object]) -> str:
-    """The id for a task named by `key` (everything that makes it unique, JSON-serializable).
+def agent_key_prefix(agent: str) -> str:
+    """What every key of `agent`'s table items starts with, and no other agent's: task ids, `watch` values."""
+    return f"{check_agent_name(agent)}{AGENT_SEPARATOR}"
+
+
+def task_id_from(agent: str, readable: Sequence[str], attempt: int, key: Sequence[object]) -> str:
+    """The id of `agent`'s task named by `key` (everything that makes it unique, JSON-serializable).
 
     `readable` (two short names at most) and `attempt` only make the id legible; uniqueness is the hash's.
     Shared by every protocol's identity rule (Flyte 1's and Flyte 2's), so ids look alike whichever sent them.
     """
     digest = hashlib.sha256(json.dumps(list(key)).encode()).hexdigest()[:16]
+    prefix, tail = agent_key_prefix(agent), f"-a{attempt}-{digest}"
     legible = "-".join(_UNSAFE.sub("_", part)[:24] for part in readable[:2])
-    return f"{legible}-a{attempt}-{digest}"
+    return f"{prefix}{legible[: _MAX_TASK_ID - len(prefix) - len(tail)]}{tail}"
 
 
-def task_id_for(execution_id: TaskExecutionIdentifier, output_prefix: str) -> str:
+def task_id_for(agent: str, execution_id: TaskExecutionIdentifier, output_prefix: str) -> str:
     node = execution_id.node_execution_id
     workflow = node.execution_id
     task = execution_id.task_id
@@ -66,7 +83,7 @@ def task_id_for(execution_id: TaskExecutionIdentifier, output_prefix: str) -> st
         execution_id.retry_attempt,
         output_prefix,
     ]
-    return task_id_from((workflow.name, node.node_id), execution_id.retry_attempt, key)
+    return task_id_from(agent, (workflow.name, node.node_id), execution_id.retry_attempt, key)
 
 
 def check_task_id(task_id: str, *, field: str = "task_id") -> str:

@@ -20,6 +20,12 @@ A waiting sensor task carries `watch` (what it waits for, e.g. `s3://bucket/key`
 global secondary index `watching`: an event finds the tasks it concerns with one query, never a scan.
 Every ending removes `watch`, so only waiting tasks are in the index.
 
+Each agent is a tenant of the table, and IAM keeps it to its own items by their keys' first characters
+(`dynamodb:LeadingKeys`): a task id starts with its agent's name (`identity.task_id_from`), and so does
+the stored `watch` (`<agent>_s3://bucket/key`, the index's partition key), so a sensor's query of the
+index is scoped like its reads and writes. `TaskRecord.watch` is the sensor's own key; the table adds and
+strips the agent's prefix.
+
 Structured fields (log links, custom info, metadata, outputs) are stored as JSON strings: DynamoDB's
 number type would turn floats into Decimals, and nothing queries inside them.
 """
@@ -35,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from serverless_agents import aws
 from serverless_agents.agent import LogLink, Phase
 from serverless_agents.exceptions import TaskNotFound
+from serverless_agents.identity import agent_key_prefix
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -88,6 +95,11 @@ def table_definition(table_name: str) -> dict[str, Any]:
         ],
         "BillingMode": "PAY_PER_REQUEST",
     }
+
+
+def watch_value(agent: str, key: str) -> str:
+    """The stored `watch` of `agent`'s task waiting for `key`: the `watching` index's key, agent first."""
+    return agent_key_prefix(agent) + key
 
 
 @dataclass
@@ -157,7 +169,7 @@ class TaskRecord:
             polls=int(item.get("polls", {}).get("N", 0)),
             request=json.loads(s("request") or "null"),
             request_ref=s("request_ref"),
-            watch=s("watch"),
+            watch=watch.removeprefix(agent_key_prefix(item["agent"]["S"])) if (watch := s("watch")) else None,
             deadline=float(item["deadline"]["N"]) if "deadline" in item else None,
             schedule=s("schedule"),
             pokes=int(item.get("pokes", {}).get("N", 0)),
@@ -198,7 +210,7 @@ class TasksTable:
             if record.request is not None
             else None,
             "request_ref": record.request_ref,
-            "watch": record.watch,
+            "watch": watch_value(record.agent, record.watch) if record.watch else None,
             "schedule": record.schedule,
         }
         item |= {name: {"S": value} for name, value in optional.items() if value}
@@ -238,12 +250,12 @@ class TasksTable:
             values["polls"] = {"N": str(polls)}
         return self._update(task_id, values, condition=_OPEN)
 
-    def tasks_watching(self, key: str) -> list[str]:
-        """The ids of the waiting tasks whose `watch` is `key` (one query on the sparse index)."""
+    def tasks_watching(self, agent: str, key: str) -> list[str]:
+        """The ids of `agent`'s waiting tasks whose `watch` is `key` (one query on the sparse index)."""
         return self._query_ids(
             IndexName=WATCH_INDEX,
             KeyConditionExpression="watch = :key",
-            ExpressionAttributeValues={":key": {"S": key}},
+            ExpressionAttributeValues={":key": {"S": watch_value(agent, key)}},
             ProjectionExpression="id",
         )
 

@@ -228,6 +228,27 @@ def test_async_agent_functions_reach_the_table_their_payloads_and_their_own_secr
     ]
 
 
+def test_each_agents_functions_reach_only_their_own_agents_table_items(sensing: Synth) -> None:
+    """Agent functions' table and index grants hold for keys starting with `<agent>_` (task ids, `watch`
+    values), IAM's `dynamodb:LeadingKeys`; the shared functions (api, finalize, sweeper) reach every item."""
+    shared = {f"{DEPLOYMENT}-{role}" for role in ("api", "finalize", "sweeper")}
+    seen = set()
+    for owner, statements in policies_by_owner(sensing).items():
+        for statement in statements:
+            if not any(a.startswith("dynamodb:") for a in as_list(statement["Action"])):
+                continue
+            seen.add(owner)
+            if owner in shared:
+                assert "Condition" not in statement, (owner, statement)
+                continue
+            agent = owner.removeprefix(f"{DEPLOYMENT}-").rsplit("-", 1)[0]
+            assert statement["Condition"] == {
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{agent}_*"]}
+            }, owner
+    agents = {f"{DEPLOYMENT}-{a}-{r}" for a in ("job", "batch") for r in ("create", "get", "delete")}
+    assert seen - shared == agents | {f"{DEPLOYMENT}-files-poke"}
+
+
 def test_sync_function_reads_its_secret_and_nothing_else(base: Synth) -> None:
     secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:echo-key-AbC123"
 

@@ -20,6 +20,9 @@ Each model below stands in for one missing type and says what it does instead:
   read back (moto enforces neither).
 - `AWS::S3::BucketPolicy`: recorded in `RECORDED`, not put: moto's S3 enforces a bucket policy but ignores
   its conditions, so the template's TLS-only Deny (`aws:SecureTransport` false) would refuse every request.
+- `AWS::Logs::LogGroup` (moto has one, with another ARN): created by moto's model, but its `Fn::GetAtt
+  Arn` is CloudFormation's, `arn:...:log-group:<name>:*` (moto leaves out the `:*`), so a role's grant
+  on the group (`LogGroup.grant_write`) covers its log streams, as on AWS.
 - `AWS::CloudWatch::Alarm`: recorded with its resolved properties in `RECORDED`: moto's PutMetricAlarm
   model would accept them, but nothing in the rehearsal raises an alarm, and the rehearsal only checks
   that every alarm resolves to deployed resources.
@@ -144,6 +147,13 @@ def _schedule_group(properties: dict[str, Any], name: str, account_id: str, regi
     return _Created(group.name, {"Arn": group.arn})
 
 
+def _log_group(properties: dict[str, Any], name: str, account_id: str, region: str) -> _Created:
+    from moto.logs.models import LogGroup
+
+    group = LogGroup.create_from_cloudformation_json(name, {"Properties": properties}, account_id, region)
+    return _Created(group.name, {"Arn": f"{group.arn}:*"})
+
+
 def _queue_policy(properties: dict[str, Any], name: str, account_id: str, region: str) -> str:
     from moto.sqs.models import sqs_backends
 
@@ -181,6 +191,7 @@ MODELS = {
         _Model("AWS::ApiGateway::RequestValidator", _request_validator),
         _Model("AWS::Lambda::EventInvokeConfig", _event_invoke_config),
         _Model("AWS::Scheduler::ScheduleGroup", _schedule_group),
+        _Model("AWS::Logs::LogGroup", _log_group),
         _Model("AWS::SQS::QueuePolicy", _queue_policy),
         _Model("AWS::SNS::TopicPolicy", _topic_policy),
         # Recorded, not put: moto's S3 applies a bucket policy's statements without their conditions, so

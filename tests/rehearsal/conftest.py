@@ -28,15 +28,20 @@ from tests.rehearsal.deployment import (
 )
 from tests.rehearsal.iam_audit import CallRecorder
 
-#: The example job under five task types (name -> class, seconds between polls). The agents whose tasks
-#: are aborted wait a second between polls, so that the stop lands in a Wait (`lifecycle.abort_running`).
+#: The example job under five task types, and an intruder (name -> class, seconds between polls). The
+#: agents whose tasks are aborted wait a second between polls, so that the stop lands in a Wait
+#: (`lifecycle.abort_running`).
 AGENTS = {
     "job": ("serverless_agents.examples:JobAgent", 0),
     "etl": ("tests.infra.agents:EtlAgent", 0),
     "batch": ("tests.infra.agents:BatchAgent", 0),
     "slowjob": ("tests.functional.agents:SlowJobAgent", 1),
     "audited": ("tests.functional.agents:ShortTimeoutJobAgent", 1),
+    # Turns on its neighbours (tests/rehearsal/test_insider_tenancy.py): each agent is a tenant.
+    "intruder": ("tests.rehearsal.agents:IntruderAgent", 0),
 }
+#: Agents with a secret each (its name in Secrets Manager): the intruder's own, and a neighbour's it tries.
+SECRETS = {"intruder": "rehearsal-intruder-token", "etl": "rehearsal-etl-token"}
 #: A task of these whose delete keeps failing is ended by the sweeper one second after its cleanup began.
 END_WITHIN_ONE_SECOND = ("audited", "slowjob")
 #: The sensor, a FileSensor woken by S3 "Object Created" events of this bucket (AWS's recorded example's,
@@ -45,6 +50,7 @@ SENSOR, WATCHED_BUCKET = "files", "amzn-s3-demo-bucket1"
 MANIFEST = '[deployment]\nname = "rehearsal"\n' + "".join(
     f'\n[agents.{name}]\nclass = "{agent}"\npoll = {{ initial = {wait}, factor = 1.0, cap = {wait} }}\n'
     + ("end_within = 1\n" if name in END_WITHIN_ONE_SECOND else "")
+    + (f'secrets = {{ token = "{SECRETS[name]}" }}\n' if name in SECRETS else "")
     for name, (agent, wait) in AGENTS.items()
 )
 MANIFEST += '\n[agents.echo]\nclass = "serverless_agents.examples:EchoAgent"\n'  # a sync agent: its own route

@@ -24,7 +24,7 @@ import pytest
 from serverless_agents.agent import Phase
 from serverless_agents.naming import sensor_schedule_name
 from tests.rehearsal.conftest import AGENTS, SENSOR, WATCHED_BUCKET, Deployed
-from tests.rehearsal.iam_audit import Call, allowed, role_statements, unused_grants
+from tests.rehearsal.iam_audit import Call, CallRecorder, allowed, role_statements, unused_grants
 from tests.rehearsal.lifecycle import (
     abort_running,
     create,
@@ -205,3 +205,39 @@ def test_the_api_may_pass_the_scheduler_role_to_scheduler_only(audit: Audit) -> 
     )
     assert not allowed(statements, elsewhere)
     assert not allowed(statements, Call(passed.function, passed.action, passed.resource))
+
+
+def test_the_audit_reads_leading_keys_and_evaluates_for_all_values_string_like_only() -> None:
+    recorder = CallRecorder("123456789012", "us-east-1")
+    table = "arn:aws:dynamodb:us-east-1:123456789012:table/tasks"
+    (get_item,) = recorder.record(
+        "f", "dynamodb", "GetItem", {"TableName": "tasks", "Key": {"id": {"S": "job_t"}}}
+    )
+    (query,) = recorder.record(
+        "f",
+        "dynamodb",
+        "Query",
+        {
+            "TableName": "tasks",
+            "IndexName": "watching",
+            "KeyConditionExpression": "#w = :key",
+            "ExpressionAttributeNames": {"#w": "watch"},
+            "ExpressionAttributeValues": {":key": {"S": "job_s3://b/k"}},
+        },
+    )
+    assert get_item.context == (("dynamodb:LeadingKeys", "job_t"),)
+    assert query.context == (("dynamodb:LeadingKeys", "job_s3://b/k"),)
+    assert query.resource == f"{table}/index/watching"
+    condition = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["job_*"]}}
+    statement = {
+        "Effect": "Allow",
+        "Action": ["dynamodb:GetItem"],
+        "Resource": [table],
+        "Condition": condition,
+    }
+    assert allowed([statement], get_item)
+    for other in ("job-nightly_t", "etl_t", "jo_t", "[j]ob_t"):
+        assert not allowed([statement], Call("f", get_item.action, table, (("dynamodb:LeadingKeys", other),)))
+    unknown = {**statement, "Condition": {"ForAnyValue:StringLike": condition["ForAllValues:StringLike"]}}
+    with pytest.raises(AssertionError, match="teach it"):
+        allowed([unknown], get_item)

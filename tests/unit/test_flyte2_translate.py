@@ -130,15 +130,18 @@ def test_task_identity_is_flyte1s_rule_over_the_action_attempt_and_output_prefix
     translated = flyte2.create_request(request)
     identifier = request.task_execution_metadata.task_execution_id
 
-    task_id = task_id_for(translated.task_execution_metadata.task_execution_id, translated.output_prefix)
+    task_id = task_id_for(
+        "job", translated.task_execution_metadata.task_execution_id, translated.output_prefix
+    )
 
     assert task_id == task_id_from(
+        "job",
         ("r1", "a0"),
         1,
         ["", "p", "development", "r1", "a0", "p", "development", "wf.job", "v1", 1, request.output_prefix],
     )
     assert identifier.retry_attempt == 1
-    assert task_id.startswith("r1-a0-a1-")
+    assert task_id.startswith("job_r1-a0-a1-")
 
 
 def test_an_input_named_twice_is_refused() -> None:

@@ -12,14 +12,17 @@ from flyteidl.core.identifier_pb2 import (
     TaskExecutionIdentifier,
     WorkflowExecutionIdentifier,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from serverless_agents.exceptions import InvalidRequest
-from serverless_agents.identity import check_task_id, task_id_for
+from serverless_agents.identity import AGENT_NAME, agent_key_prefix, check_task_id, task_id_for
 
 # propeller's output prefix: `<node data dir>/<retry attempt>`
 # (flytepropeller/pkg/controller/nodes/task/handler.go).
 PREFIX = "s3://my-flyte-bucket/metadata/propeller/flytesnacks-development-f6a2b9c/n0/data/0"
 EXECUTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
+AGENT = "bigquery"
 
 
 def execution_id(
@@ -36,10 +39,10 @@ def execution_id(
 
 
 def test_task_id_is_a_pure_function_of_the_identifier() -> None:
-    task_id = task_id_for(execution_id(), PREFIX)
+    task_id = task_id_for(AGENT, execution_id(), PREFIX)
 
-    assert task_id == task_id_for(execution_id(), PREFIX)
-    assert task_id.startswith("f6a2b9c-n0-a0-")
+    assert task_id == task_id_for(AGENT, execution_id(), PREFIX)
+    assert task_id.startswith("bigquery_f6a2b9c-n0-a0-")
     assert check_task_id(task_id) == task_id
 
 
@@ -61,11 +64,13 @@ def test_task_id_differs_for_another_attempt_node_execution_or_task(
     changed = execution_id()
     change(changed)
 
-    assert task_id_for(changed, PREFIX) != task_id_for(execution_id(), PREFIX)
+    assert task_id_for(AGENT, changed, PREFIX) != task_id_for(AGENT, execution_id(), PREFIX)
 
 
 def test_unsafe_characters_that_read_alike_still_give_distinct_ids() -> None:
-    assert task_id_for(execution_id(name="a b"), PREFIX) != task_id_for(execution_id(name="a/b"), PREFIX)
+    assert task_id_for(AGENT, execution_id(name="a b"), PREFIX) != task_id_for(
+        AGENT, execution_id(name="a/b"), PREFIX
+    )
 
 
 @pytest.mark.parametrize(
@@ -78,17 +83,42 @@ def test_unsafe_characters_that_read_alike_still_give_distinct_ids() -> None:
     ],
     ids=["long", "spaces", "unicode", "punctuation"],
 )
-def test_task_id_is_a_valid_execution_name(name: str, node: str) -> None:
-    task_id = task_id_for(execution_id(name=name, node=node, attempt=2**32 - 1), PREFIX)
+@pytest.mark.parametrize("agent", [AGENT, "a", "a" + "-9" * 14 + "z"], ids=["short", "one", "longest"])
+def test_task_id_is_a_valid_execution_name(name: str, node: str, agent: str) -> None:
+    task_id = task_id_for(agent, execution_id(name=name, node=node, attempt=2**32 - 1), PREFIX)
 
     assert EXECUTION_NAME.fullmatch(task_id), task_id
     assert len(task_id) <= 80
+    assert task_id.startswith(agent_key_prefix(agent))
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(
+    st.from_regex(AGENT_NAME, fullmatch=True),
+    st.from_regex(AGENT_NAME, fullmatch=True),
+    st.text(max_size=60),
+    st.text(max_size=60),
+)
+def test_an_agents_key_prefix_starts_its_own_ids_and_no_other_agents(
+    agent: str, other: str, name: str, node: str
+) -> None:
+    """IAM scopes each agent's table items by `<agent>_*` (dynamodb:LeadingKeys): `etl_` must not start
+    the ids of `etl-nightly`, nor of any other agent, whatever the names in the execution."""
+    task_id = task_id_for(other, execution_id(name=name or "x", node=node or "n"), PREFIX)
+
+    assert check_task_id(task_id) == task_id
+    assert task_id.startswith(agent_key_prefix(agent)) == (agent == other)
+
+
+def test_a_name_that_is_not_an_agents_makes_no_key_prefix() -> None:
+    with pytest.raises(InvalidRequest):
+        agent_key_prefix("etl_nightly")
 
 
 @pytest.mark.parametrize(("name", "node"), [("", "n0"), ("f6a2b9c", "")])
 def test_a_task_without_execution_name_or_node_is_invalid(name: str, node: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
-        task_id_for(execution_id(name=name, node=node), PREFIX)
+        task_id_for(AGENT, execution_id(name=name, node=node), PREFIX)
     assert caught.value.field == "taskExecutionMetadata.taskExecutionId"
 
 
@@ -107,10 +137,14 @@ def test_check_task_id_rejects_a_trailing_newline() -> None:
 def test_two_node_executions_sharing_an_identifier_get_two_ids() -> None:
     # A subworkflow called twice sends the same TaskExecutionIdentifier for both calls (its node id is local
     # to the subworkflow: flytepropeller/pkg/controller/nodes/node_exec_context.go); their data dirs differ.
-    first = task_id_for(execution_id(), "s3://b/metadata/propeller/p-d-f6a2b9c/n0/data/0/sub-n0/data/0")
-    second = task_id_for(execution_id(), "s3://b/metadata/propeller/p-d-f6a2b9c/n1/data/0/sub-n0/data/0")
+    first = task_id_for(
+        AGENT, execution_id(), "s3://b/metadata/propeller/p-d-f6a2b9c/n0/data/0/sub-n0/data/0"
+    )
+    second = task_id_for(
+        AGENT, execution_id(), "s3://b/metadata/propeller/p-d-f6a2b9c/n1/data/0/sub-n0/data/0"
+    )
 
     assert first != second
     assert first == task_id_for(
-        execution_id(), "s3://b/metadata/propeller/p-d-f6a2b9c/n0/data/0/sub-n0/data/0"
+        AGENT, execution_id(), "s3://b/metadata/propeller/p-d-f6a2b9c/n0/data/0/sub-n0/data/0"
     )

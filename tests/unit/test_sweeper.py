@@ -292,7 +292,7 @@ def test_a_sensor_task_whose_pokes_stopped_ends_at_its_bound_and_loses_its_sched
         "no poke ended the task by its sensor_timeout + end_within=60s after 0 poke(s): its pokes stopped "
         "(see the files poke function's errors and its dead-letter queue)"
     )
-    assert table.tasks_watching("s3://b/stalled") == []  # no event pokes it any more
+    assert table.tasks_watching("files", "s3://b/stalled") == []  # no event pokes it any more
     schedules = boto3.client("scheduler", region_name=REGION).list_schedules(GroupName="sa-files")[
         "Schedules"
     ]

@@ -275,3 +275,17 @@ def test_an_abort_request_is_noted_only_while_the_task_is_open(table: TasksTable
     assert not table.request_abort("done-1")
     assert table.get("open-1").abort_requested
     assert not table.get("done-1").abort_requested
+
+
+def test_a_sensors_watch_is_keyed_by_its_agent_and_found_by_that_agent_only(client: Any) -> None:
+    # The `watching` index's key starts with the agent's name, so IAM can keep a sensor's queries to its
+    # own tasks (dynamodb:LeadingKeys), as it keeps its reads and writes.
+    table = TasksTable("tasks", client=client)
+    for task_id, agent in (("files_t1", "files"), ("landing_t2", "landing")):
+        assert table.create(TaskRecord(task_id, agent, "sensor", watch="s3://b/k"))
+
+    assert table.tasks_watching("files", "s3://b/k") == ["files_t1"]
+    assert table.tasks_watching("landing", "s3://b/k") == ["landing_t2"]
+    assert table.get("files_t1").watch == "s3://b/k"
+    stored = client.get_item(TableName="tasks", Key={"id": {"S": "files_t1"}})["Item"]["watch"]
+    assert stored == {"S": "files_s3://b/k"}

@@ -76,10 +76,11 @@ class AsyncAgentStateMachine(Construct):
                 log_group=self.log_group,
             )
             # What runtime.async_steps calls: create reads the task (a job an earlier attempt recorded);
-            # every step writes its progress with conditional updates, which return what they need.
+            # every step writes its progress with conditional updates, which return what they need. Only on
+            # this agent's own tasks: another agent's code can neither read nor forge them.
             # (tests/rehearsal/test_rehearsal_iam.py records the calls each deployed function makes.)
             reads = ("dynamodb:GetItem",) if role == "create" else ()
-            tasks.grant_items(function.role, *reads, "dynamodb:UpdateItem")
+            tasks.grant_agent_items(function.role, agent.name, *reads, "dynamodb:UpdateItem")
             # Its own agent's payloads only: create and get read a request the api offloaded, get writes
             # the outputs Flyte will receive, and each keeps the agent's own state (the example's jobs).
             if role in ("create", "get"):

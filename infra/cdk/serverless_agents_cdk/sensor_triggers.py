@@ -4,14 +4,14 @@ A sensor task (`serverless_agents.runtime.sensors`) waits without running anythi
 with an EventBridge Scheduler schedule in its sensor's schedule group, named after the task and targeting
 the poke function, and invokes the poke function once. Per sensor agent this construct makes:
 
-- the poke function (`<deployment>-<agent>-poke`, `functions/poke/handler.py`), logging to the agent's
-  log group, with the table (read a task, write its pokes and ending), `dynamodb:Query` on the `watching`
-  index only (an event finds its tasks there), its own agent's request payloads (read), DeleteSchedule in
-  its own group (each ending removes its task's schedule), the agent's secrets and the manifest's
-  `permissions`. Everything invokes it asynchronously, one invocation per waiting task and period and per
-  matching event, so it has a reserved concurrency (`POKE_RESERVED_CONCURRENCY`): a burst of events or
-  of waiting tasks waits in Lambda's queue instead of taking the account's concurrency from the api and
-  the agents. An invocation that kept failing, or waited past `POKE_MAX_EVENT_AGE`, goes to the sensor's
+- the poke function (`<deployment>-<agent>-poke`, `functions/poke/handler.py`), logging to the agent's log
+  group, with its own tasks in the table (read a task, write its pokes and ending) and `dynamodb:Query` on its
+  own keys of the `watching` index only (an event finds its tasks there), its own agent's request payloads
+  (read), DeleteSchedule in its own group (each ending removes its task's schedule), the agent's secrets and
+  the manifest's `permissions`. Everything invokes it asynchronously, one invocation per waiting task and
+  period and per matching event, so it has a reserved concurrency (`POKE_RESERVED_CONCURRENCY`): a burst of
+  events or of waiting tasks waits in Lambda's queue instead of taking the account's concurrency from the api
+  and the agents. An invocation that kept failing, or waited past `POKE_MAX_EVENT_AGE`, goes to the sensor's
   dead-letter queue (an on-failure destination);
 - the schedule group `<deployment>-<agent>`, empty at deploy: the api fills it, one schedule per task;
 - one EventBridge rule per `events` pattern of the manifest, on the default bus, passed to EventBridge as
@@ -155,8 +155,9 @@ class SensorTriggers(Construct):
         role = self.handler.role
         # What runtime.sensors calls: read a task, record its pokes and its ending (conditional updates),
         # find the tasks an event concerns on the sparse index, read a request offloaded to the bucket.
-        tasks.grant_items(role, "dynamodb:GetItem", "dynamodb:UpdateItem")
-        tasks.grant_index_query(role, WATCH_INDEX)
+        # This sensor's own tasks only, in the table and in the index (their keys start with its name).
+        tasks.grant_agent_items(role, agent.name, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        tasks.grant_index_query(role, WATCH_INDEX, agent=agent.name)
         payloads.grant(role, ["s3:GetObject"], "requests", [agent.name])
 
         assert agent.schedule_group is not None  # every sensor has one

@@ -182,12 +182,15 @@ class SensorSteps:
 
     def __init__(
         self,
+        agent: str,
         sensor: BaseSensor,
         settings: AgentSettings,
         table: TasksTable,
         payloads: PayloadStore,
         schedules: SensorSchedules,
     ) -> None:
+        #: The sensor's manifest name: an event finds this agent's waiting tasks only.
+        self.agent = agent
         self.sensor = sensor
         self.settings = settings
         self.table = table
@@ -200,9 +203,8 @@ class SensorSteps:
             task_ids = [str(task_id) for task_id in event["task_ids"]]
         else:
             keys = call_agent(self.sensor.event_keys, event)
-            task_ids = list(
-                dict.fromkeys(task_id for key in keys for task_id in self.table.tasks_watching(key))
-            )
+            found = (task_id for key in keys for task_id in self.table.tasks_watching(self.agent, key))
+            task_ids = list(dict.fromkeys(found))
         phases = {task_id: self.poke(task_id) for task_id in task_ids}
         return {"poked": len(phases), "phases": phases}
 

@@ -111,7 +111,9 @@ class TaskService:
             )
         if not request.task_execution_metadata.HasField("task_execution_id"):
             raise InvalidRequest("taskExecutionMetadata.taskExecutionId", "required: it identifies the task")
-        task_id = task_id_for(request.task_execution_metadata.task_execution_id, request.output_prefix)
+        task_id = task_id_for(
+            agent.name, request.task_execution_metadata.task_execution_id, request.output_prefix
+        )
         # Decoding the inputs now turns bad ones into a 400, before any write.
         task = task_context(task_id, request)
         if agent.kind is AgentKind.SENSOR:

@@ -50,7 +50,9 @@ def execute_sync(
     agent = target.agent
     execution_id = request.task_execution_metadata.task_execution_id
     task_id = (
-        task_id_for(execution_id, request.output_prefix) if execution_id.node_execution_id.node_id else "sync"
+        task_id_for(target.name, execution_id, request.output_prefix)
+        if execution_id.node_execution_id.node_id
+        else "sync"
     )
     task = task_context(task_id, request)
     if (task.template.type, task.template.task_type_version) != (agent.task_type, agent.task_type_version):

@@ -123,7 +123,7 @@ def sensor_steps(settings: RuntimeSettings) -> SensorSteps:
     made = clients()
     table, payloads = _stores(settings, made)
     schedules = SensorSchedules.of_agent(settings.deployment, loaded.name, made.scheduler)
-    return SensorSteps(instance, loaded.settings, table, payloads, schedules)
+    return SensorSteps(loaded.name, instance, loaded.settings, table, payloads, schedules)
 
 
 @functools.cache
