@@ -21,8 +21,8 @@ where the manifest lets it (`secrets.<name>.destinations`: host, path prefix, th
 (`serverless_agents.secrets.secret_names_in`), in the host, path, query, headers and body, and refuses
 the request before connecting if one is anywhere not declared for it. `destination` checks the host and
 target already (a secret in a host name would leave in the DNS lookup); `send` checks the whole request.
-The same function guards other HTTP clients an agent uses (`httpx_transport`, for SDKs built on httpx
-such as openai's). An agent with secrets and no `allowed_hosts` calls only the hosts its secrets name.
+The same function guards other HTTP clients an agent uses (`httpx_event_hooks`, for SDKs built on
+httpx such as openai's). An agent with secrets and no `allowed_hosts` calls only the hosts its secrets name.
 
 Addresses are judged by the project's own table of non-public networks (`NON_PUBLIC_NETWORKS`, from
 IANA's special-purpose address registries), not by `ipaddress`'s `is_private` / `is_global`, whose
@@ -49,7 +49,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlencode
@@ -383,7 +383,7 @@ def check_secrets(
     """Refuse (DestinationRefused naming `secrets.<name>`) a request to `host` for `target` (path and
     query) that carries a remembered secret anywhere its `destinations` do not declare: another host,
     outside the path prefix, another part of the request. A secret never goes in a host name. Every
-    HTTP client an agent uses calls this before connecting (`OutboundClient.send`, `httpx_transport`)."""
+    HTTP client an agent uses calls this before connecting (`OutboundClient.send`, `httpx_event_hooks`)."""
     path, _, query = target.partition("?")
     parts = [("path", path), ("query", query), *(("header", f"{k}: {v}") for k, v in headers)]
     if body:
@@ -427,24 +427,22 @@ def _under(path: str, prefix: str) -> bool:
     return decoded == base or decoded.startswith(base + "/")
 
 
-def httpx_transport(
-    httpx: Any, secret_destinations: Mapping[str, Sequence[SecretDestination]] | None = None
-) -> Any:
-    """A transport for `httpx` (the module: httpx, or its fork httpx2, whichever the SDK's client is
-    built on) that checks each request with `check_secrets` before sending it, redirects included: for
-    SDKs that make their own HTTP calls (openai's). A refusal raises DestinationRefused out of the SDK's
-    call (an SDK may wrap it: see its `__cause__`). Only the secrets rule: the SDK keeps its own
-    addresses and deadlines."""
+def httpx_event_hooks(
+    secret_destinations: Mapping[str, Sequence[SecretDestination]] | None = None,
+) -> dict[str, list[Callable[[Any], Awaitable[None]]]]:
+    """Event hooks for an httpx `AsyncClient` (or its fork httpx2's), for SDKs that make their own HTTP
+    calls (openai's): `AsyncClient(event_hooks=httpx_event_hooks())`. Each request, redirects included
+    and whatever transport or proxy sends it, is checked with `check_secrets` before it is sent; a
+    refusal raises DestinationRefused out of the SDK's call (an SDK may wrap it: see its `__cause__`).
+    Only the secrets rule: the SDK keeps its own addresses and deadlines."""
 
-    class GuardedTransport(httpx.AsyncHTTPTransport):  # type: ignore[misc]
-        async def handle_async_request(self, request: Any) -> Any:
-            body = await request.aread()
-            target = request.url.raw_path.decode("ascii", errors="replace")
-            destinations = agent_secret_destinations() if secret_destinations is None else secret_destinations
-            check_secrets(request.url.host, target, request.headers.multi_items(), body, destinations)
-            return await super().handle_async_request(request)
+    async def check(request: Any) -> None:
+        body = await request.aread()
+        target = request.url.raw_path.decode("ascii", errors="replace")
+        destinations = agent_secret_destinations() if secret_destinations is None else secret_destinations
+        check_secrets(request.url.host, target, request.headers.multi_items(), body, destinations)
 
-    return GuardedTransport()
+    return {"request": [check]}
 
 
 _current_call = threading.local()

@@ -20,14 +20,12 @@ retries that count. Failures map to phases a user can act on:
 
 from __future__ import annotations
 
-import importlib
 import re
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from serverless_agents.agent import Phase, Resource, SyncAgentBase, TaskContext
 from serverless_agents.exceptions import DestinationRefused
-from serverless_agents.outbound import httpx_transport
+from serverless_agents.outbound import httpx_event_hooks
 from serverless_agents.secrets import get_agent_secret
 
 if TYPE_CHECKING:
@@ -69,7 +67,7 @@ class ChatGPTAgent(SyncAgentBase):
             base_url=str(self.config["base_url"]) if self.config.get("base_url") else None,
             timeout=timeout,
             max_retries=0,
-            http_client=openai.DefaultAsyncHttpxClient(transport=httpx_transport(_httpx_of_openai())),
+            http_client=openai.DefaultAsyncHttpxClient(event_hooks=httpx_event_hooks()),
         )
         async with client:
             try:
@@ -110,17 +108,6 @@ class ChatGPTAgent(SyncAgentBase):
                 else {},
             },
         )
-
-
-def _httpx_of_openai() -> ModuleType:
-    """The httpx module the installed openai SDK builds its client on: httpx, or its fork httpx2."""
-    import openai
-
-    for base in openai.DefaultAsyncHttpxClient.__mro__:
-        package = base.__module__.partition(".")[0]
-        if base.__name__ == "AsyncClient" and package in ("httpx", "httpx2"):
-            return importlib.import_module(package)
-    return importlib.import_module("httpx")
 
 
 def _status_failure(error: openai.APIStatusError) -> Resource:
