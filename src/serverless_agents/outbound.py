@@ -215,7 +215,9 @@ class OutboundClient:
         DestinationUnavailable. Nothing is sent."""
         scheme, host, port, target = _parse(url, field)
         self._check_host(host, field)
-        # Before any lookup: a secret in the host name would leave in the DNS query.
+        # Before any lookup: a secret in the host name would leave in the DNS query. The host as written,
+        # since `host` is lowercased and a secret may not be.
+        _no_secret_in_host(_split_authority(url.partition("//")[2])[0])
         check_secrets(host, target, (), None, self._destinations())
         if _ip(host) is not None:
             addresses = [host]
@@ -388,15 +390,18 @@ def check_secrets(
     parts = [("path", path), ("query", query), *(("header", f"{k}: {v}") for k, v in headers)]
     if body:
         parts.append(("body", body.decode("utf-8", errors="replace")))
-    host_secrets = secret_names_in(host)
-    if host_secrets:
-        name = min(host_secrets)
-        raise DestinationRefused(f"secrets.{name}", "a secret never goes in a host name")
+    _no_secret_in_host(host)
     for part, text in parts:
         for name in sorted(secret_names_in(text)):
             declared = destinations.get(name, ())
             if not any(d.host == host and part in d.parts and _under(path, d.path) for d in declared):
                 raise DestinationRefused(f"secrets.{name}", _not_declared(part, host, declared))
+
+
+def _no_secret_in_host(host: str) -> None:
+    names = secret_names_in(host)
+    if names:
+        raise DestinationRefused(f"secrets.{min(names)}", "a secret never goes in a host name")
 
 
 def _not_declared(part: str, host: str, declared: Sequence[SecretDestination]) -> str:

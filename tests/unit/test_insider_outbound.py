@@ -30,8 +30,8 @@ from tests.unit.test_outbound import LOOPBACK, RecordingResolver
 
 #: Characters that URL-encode (`/`, `+`, `=`), so its percent-encoded spellings differ from it.
 TOKEN = "xoxb-1234/5678+abcd=EFGH"
-#: A secret that is also a valid DNS label.
-LABEL = "xoxp-98765"
+#: A secret that is also a valid DNS label (whose case the URL parser folds).
+LABEL = "xoxp-98765-AbCd"
 #: The org's bot tokens may go to Slack's Web API, in the Authorization header, and nowhere else.
 MANIFEST = """
 [agents.webhook]
