@@ -110,9 +110,9 @@ MULTI_TENANT_HOSTS = frozenset(
         "storage.googleapis.com",
     }
 )
-_HOST_NAME = re.compile(
-    r"^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$"
-)
+#: One label of a host name as the outbound client accepts it (lowercase; `_` too, as internal names use).
+HOST_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){HOST_LABEL}(?:\.{HOST_LABEL})*$")
 
 
 class PollBackoff(BaseModel):

@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlencode
 
 from serverless_agents.exceptions import DestinationRefused, DestinationUnavailable, ManifestError
+from serverless_agents.manifest import HOST_LABEL
 from serverless_agents.secrets import agent_secret_destinations, secret_names_in
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ NON_PUBLIC_NETWORKS: tuple[tuple[IPNetwork, str], ...] = tuple(
 _GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 _PORT = re.compile(r"[0-9]{1,5}")
-_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+_LABEL = re.compile(HOST_LABEL)
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 #: A last label that makes a host an IPv4 address to URL parsers and to inet_aton (WHATWG URL, "ends in
