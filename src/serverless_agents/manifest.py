@@ -16,10 +16,17 @@ the manifest imports nothing; `AgentSettings.load_class()` imports exactly one a
     execution_timeout = 86400           # s, the whole task (state machine TimeoutSeconds)
     poll = { initial = 5, factor = 2.0, cap = 300 }
     end_within = 3600                   # s, a task whose delete keeps failing is ended FAILED by then
-    secrets = { token = "arn:aws:secretsmanager:..." }
     config = { endpoint = "https://..." }
     tracing = false                     # Powertools' Tracer (X-Ray SDK) in its functions: slower cold starts
     snapstart = false                   # Lambda SnapStart on its functions (published versions)
+
+    [agents.job.secrets]                # name = Secrets Manager secret name or ARN, no wildcard
+    db_key = "db/private-key"           # no destinations: never sent by the outbound client (a
+                                        # library that makes its own connections reads it)
+
+    [agents.job.secrets.token]          # a secret with where it may be sent: host, path prefix and
+    id = "job/api-token"                # the parts of a request (header, query, body, path)
+    destinations = [{ host = "api.example.com", path = "/v1/", in = ["header"] }]
 
     [agents.files]                      # a sensor: poked on a schedule and by matching events
     class = "serverless_agents.agents.file_sensor:FileSensor"
@@ -44,7 +51,7 @@ import re
 import sys
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -74,6 +81,38 @@ _UNSCOPED_ACTIONS = frozenset(
 _REQUIREMENT = r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._, -]*\])?([ ]*[<>=!~;@(][^\n\r]*)?$"
 # An IAM action named in full: `service:Action`, no wildcard.
 _ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
+#: A Secrets Manager secret name (1 to 512 of these characters, as CreateSecret accepts), or a secret's
+#: full ARN. Neither may hold `*` or `?`: the CDK app grants GetSecretValue on `<id>-??????`, and a
+#: wildcard there would grant every secret it matches.
+_SECRET_NAME = r"[A-Za-z0-9/_+=.@-]{1,512}"
+_SECRET_ID = re.compile(
+    rf"^(?:{_SECRET_NAME}|arn:aws[a-z-]*:secretsmanager:[a-z]{{2}}(?:-[a-z]+)+-[0-9]+:[0-9]{{12}}:secret:"
+    rf"{_SECRET_NAME})$"
+)
+#: Hosts that serve many accounts, where the path (not the credential sent) says whose account receives
+#: the request: a secret sent to `hooks.slack.com/services/<anyone's workspace>/...` reaches whoever owns
+#: that workspace. A destination on one of them must name a path prefix (the operator's own webhook,
+#: repository, server, bucket). Not exhaustive: it catches the usual ones.
+MULTI_TENANT_HOSTS = frozenset(
+    {
+        "hooks.slack.com",
+        "api.github.com",
+        "uploads.github.com",
+        "gitlab.com",
+        "hooks.zapier.com",
+        "discord.com",
+        "discordapp.com",
+        "api.telegram.org",
+        "maker.ifttt.com",
+        "outlook.office.com",
+        "webhook.site",
+        "s3.amazonaws.com",
+        "storage.googleapis.com",
+    }
+)
+#: One label of a host name as the outbound client accepts it (lowercase; `_` too, as internal names use).
+HOST_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){HOST_LABEL}(?:\.{HOST_LABEL})*$")
 
 
 class PollBackoff(BaseModel):
@@ -134,6 +173,77 @@ class Permission(BaseModel):
         return self
 
 
+RequestPart = Literal["header", "query", "body", "path"]
+
+
+class SecretDestination(BaseModel):
+    """Where a secret may be sent: requests to `host` (exactly; no pattern), under the path prefix `path`,
+    carrying the secret only in the parts `in` names. The outbound client refuses, before connecting, a
+    request carrying the secret (in any spelling it masks) anywhere else."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    host: str
+    #: A path prefix, matched at a segment boundary (`/services/T0123/` or `/services/T0123`).
+    path: str = "/"
+    parts: Annotated[frozenset[RequestPart], Field(alias="in", min_length=1)]
+
+    @field_validator("host")
+    @classmethod
+    def _host_is_a_name(cls, host: str) -> str:
+        if not _HOST_NAME.match(host):
+            raise ValueError(
+                f"{host!r}: one host name in lowercase (api.openai.com), no scheme, port, path or wildcard"
+            )
+        return host
+
+    @field_validator("path")
+    @classmethod
+    def _path_is_a_prefix(cls, path: str) -> str:
+        segments = path.split("/")
+        if not path.startswith("/") or any(s in (".", "..") for s in segments) or not path.isprintable():
+            raise ValueError(
+                f"{path!r}: a path prefix starting with / (such as /services/T0123/), no . or .."
+            )
+        if "%" in path or "?" in path or "#" in path or "\\" in path:
+            raise ValueError(f"{path!r}: a path prefix as the server reads it: no %, ?, # or backslash")
+        return path
+
+    @model_validator(mode="after")
+    def _multi_tenant_hosts_need_a_path(self) -> SecretDestination:
+        if self.host in MULTI_TENANT_HOSTS and self.path.strip("/") == "":
+            raise ValueError(
+                f"{self.host} serves many accounts and the path chooses whose: name your own path prefix "
+                f'(path = "/services/T0123/" for a Slack webhook) so a template cannot send the secret to '
+                "another account"
+            )
+        return self
+
+
+class Secret(BaseModel):
+    """A secret the agent reads (`get_agent_secret(name)`): its Secrets Manager id, and where it may go.
+
+    The plain form `name = "secret-id"` stays valid, with no destinations: the outbound client then sends
+    the value nowhere, which suits a secret a library uses over its own connections (Snowflake's private
+    key). An agent class that sends its secrets over HTTP (`secrets_need_destinations = True`: the webhook
+    and OpenAI agents) refuses, at load, a secret without destinations."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    destinations: list[SecretDestination] = []
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_a_name_or_arn(cls, secret_id: str) -> str:
+        if not _SECRET_ID.match(secret_id):
+            raise ValueError(
+                f"{secret_id!r}: a Secrets Manager secret name (letters, digits and /_+=.@-) or a full "
+                "secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME); no wildcards"
+            )
+        return secret_id
+
+
 class AgentSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -150,7 +260,8 @@ class AgentSettings(BaseModel):
     #: lets finalize's and the sweeper's retries of `delete` run first (docs/manifest.md#end_within). For
     #: a sensor: seconds past its deadline after which the sweeper ends a task whose pokes stopped.
     end_within: Annotated[int, Field(ge=1, le=604_800)] = 3600
-    secrets: dict[str, str] = {}
+    #: name -> the secret (`Secret`); `name = "secret-id"` is short for `name = { id = "secret-id" }`.
+    secrets: dict[str, Secret] = {}
     #: Free-form settings handed to the agent class as `self.config` (no secrets: they go in `secrets`).
     config: dict[str, str | int | float | bool | list[str]] = {}
     # Sensors only.
@@ -169,6 +280,18 @@ class AgentSettings(BaseModel):
     #: pip requirements of the agent's own code (a class outside this project importing a library), added
     #: to its functions' bundle. Requirement specifiers only: never a pip option (`--index-url ...`).
     requirements: list[Annotated[str, Field(pattern=_REQUIREMENT)]] = []
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _plain_secret_ids(cls, secrets: Any) -> Any:
+        if isinstance(secrets, dict):
+            return {k: {"id": v} if isinstance(v, str) else v for k, v in secrets.items()}
+        return secrets
+
+    @property
+    def secret_ids(self) -> dict[str, str]:
+        """name -> Secrets Manager id (ARN or name), as `GetSecretValue` takes it."""
+        return {name: secret.id for name, secret in self.secrets.items()}
 
     @field_validator("schedule")
     @classmethod
@@ -216,6 +339,14 @@ class AgentSettings(BaseModel):
             )
         if not getattr(cls, "task_type", ""):
             raise ManifestError(f"{self.class_path!r} declares no task_type")
+        if getattr(cls, "secrets_need_destinations", False):
+            for name, secret in self.secrets.items():
+                if not secret.destinations:
+                    raise ManifestError(
+                        f"secrets.{name}: {self.class_path} sends its secrets over HTTP, so each declares "
+                        f'its destinations: {name} = {{ id = "...", destinations = [{{ host = "...", '
+                        'in = ["header"] }] }'
+                    )
         return cls
 
 

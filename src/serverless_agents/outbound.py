@@ -15,7 +15,24 @@ metadata service, a database on a private subnet). So a call goes through two st
    check use the host name). Redirects are not followed: a 3xx is the answer. The body read is bounded
    in size, and the whole call in time.
 
-The caller fills in secrets between the two steps, after the destination passed. Errors are one line:
+The caller fills in secrets between the two steps, after the destination passed. Each secret goes only
+where the manifest lets it (`secrets.<name>.destinations`: host, path prefix, the parts of the request):
+`check_secrets` finds every remembered secret a request carries, in any spelling the masking knows
+(`serverless_agents.secrets.secret_names_in`), in the host, path, query, headers and body, and refuses
+the request before connecting if one is anywhere not declared for it. `destination` checks the host and
+target already (a secret in a host name would leave in the DNS lookup); `send` checks the whole request.
+The same function guards other HTTP clients an agent uses (`httpx_event_hooks`, for SDKs built on
+httpx such as openai's). An agent with secrets and no `allowed_hosts` calls only the hosts its secrets name.
+
+Addresses are judged by the project's own table of non-public networks (`NON_PUBLIC_NETWORKS`, from
+IANA's special-purpose address registries), not by `ipaddress`'s `is_private` / `is_global`, whose
+tables differ between Python versions (3.11 counts 192.0.0.192 and fec0::/10 as public).
+
+One deadline bounds the whole call: connecting, sending, the response headers and the body. urllib3's
+timeouts are per socket operation, so a server sending its headers a byte at a time would never trip
+them; at the deadline a timer shuts the call's socket down, which ends any read in progress.
+
+Errors are one line:
 `DestinationRefused` (a bad or forbidden URL: the task cannot succeed) names the field, and
 `DestinationUnavailable` (no answer: may pass) says what failed; neither quotes the URL, its path or
 query, nor a header.
@@ -23,23 +40,30 @@ query, nor a header.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
+import functools
 import ipaddress
 import re
 import socket
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from serverless_agents.exceptions import DestinationRefused, DestinationUnavailable, ManifestError
+from serverless_agents.manifest import HOST_LABEL
+from serverless_agents.secrets import agent_secret_destinations, secret_names_in
 
 if TYPE_CHECKING:
     import ssl
 
     import urllib3
+
+    from serverless_agents.manifest import SecretDestination
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -54,11 +78,52 @@ METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a)
     for a in ("169.254.169.254", "169.254.170.2", "169.254.170.23", "fd00:ec2::254", "fd00:ec2::23")
 )
-_SHARED = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+#: What is not the public internet, by kind: IANA's IPv4 and IPv6 Special-Purpose Address Registries
+#: (every block not marked globally reachable; the few anycast services inside 192.0.0.0/24 and
+#: 2001::/23 that are, are refused with their block: no agent calls them), plus multicast, IPv4's class E,
+#: the deprecated site-local fec0::/10, and all of IPv6 outside 2000::/3 (global unicast). IPv4 inside
+#: IPv6 (mapped, 6to4, Teredo, NAT64) is judged by the IPv4 address. The project's own table, the same on
+#: every Python: `ipaddress`'s changes between versions.
+NON_PUBLIC_NETWORKS: tuple[tuple[IPNetwork, str], ...] = tuple(
+    (ipaddress.ip_network(network), kind)
+    for network, kind in (
+        ("0.0.0.0/32", "unspecified"),
+        ("0.0.0.0/8", "this-network"),
+        ("10.0.0.0/8", "private"),
+        ("100.64.0.0/10", "shared (carrier-grade NAT)"),
+        ("127.0.0.0/8", "loopback"),
+        ("169.254.0.0/16", "link-local"),
+        ("172.16.0.0/12", "private"),
+        ("192.0.0.0/24", "IETF protocol assignment"),
+        ("192.0.2.0/24", "documentation"),
+        ("192.88.99.0/24", "reserved (6to4 relay anycast)"),
+        ("192.168.0.0/16", "private"),
+        ("198.18.0.0/15", "benchmarking"),
+        ("198.51.100.0/24", "documentation"),
+        ("203.0.113.0/24", "documentation"),
+        ("224.0.0.0/4", "multicast"),
+        ("255.255.255.255/32", "broadcast"),
+        ("240.0.0.0/4", "reserved"),
+        ("::/128", "unspecified"),
+        ("::1/128", "loopback"),
+        ("64:ff9b:1::/48", "local-use translation"),
+        ("100::/64", "discard-only"),
+        ("100:0:0:1::/64", "dummy"),
+        ("2001::/23", "IETF protocol assignment"),
+        ("2001:db8::/32", "documentation"),
+        ("3fff::/20", "documentation"),
+        ("5f00::/16", "segment routing"),
+        ("fc00::/7", "private"),
+        ("fe80::/10", "link-local"),
+        ("fec0::/10", "site-local"),
+        ("ff00::/8", "multicast"),
+    )
+)
+_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 _PORT = re.compile(r"[0-9]{1,5}")
-_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+_LABEL = re.compile(HOST_LABEL)
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 #: A last label that makes a host an IPv4 address to URL parsers and to inet_aton (WHATWG URL, "ends in
@@ -117,8 +182,11 @@ class OutboundClient:
         resolver: Resolver = system_resolver,
         max_bytes: int = MAX_BODY,
         tls_context: ssl.SSLContext | None = None,
+        secret_destinations: Mapping[str, Sequence[SecretDestination]] | None = None,
     ) -> None:
         self.allowed_hosts = [_pattern(p) for p in allowed_hosts] if allowed_hosts else None
+        #: name -> where that secret may go; by default the running agent's, from the manifest.
+        self.secret_destinations = secret_destinations
         self.allowed_networks = tuple(allowed_networks)
         self.resolver = resolver
         self.max_bytes = max_bytes
@@ -148,6 +216,10 @@ class OutboundClient:
         DestinationUnavailable. Nothing is sent."""
         scheme, host, port, target = _parse(url, field)
         self._check_host(host, field)
+        # Before any lookup: a secret in the host name would leave in the DNS query. The host as written,
+        # since `host` is lowercased and a secret may not be.
+        _no_secret_in_host(_split_authority(url.partition("//")[2])[0])
+        check_secrets(host, target, (), None, self._destinations())
         if _ip(host) is not None:
             addresses = [host]
         else:
@@ -177,37 +249,52 @@ class OutboundClient:
         for address in destination.addresses:
             self._check_address(destination.host, address, "url")
         headers = {k: v for k, v in headers.items() if k.lower() != "host"}
+        check_secrets(destination.host, destination.target, headers.items(), body, self._destinations())
         headers["Host"] = destination.host_header
-        deadline = time.monotonic() + timeout
-        failure = ""
-        for address in destination.addresses:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            pool = self._pool(destination, address)
-            try:
-                response = pool.urlopen(
-                    method,
-                    destination.target,
-                    body=body,
-                    headers=headers,
-                    redirect=False,
-                    retries=False,
-                    assert_same_host=False,
-                    timeout=urllib3.Timeout(total=remaining),
-                    preload_content=False,
-                )
-            except urllib3.exceptions.NewConnectionError as e:
-                failure = f"cannot connect to {destination.host} ({address}): {_reason(e)}"
-                continue  # nothing was sent: the next address may answer
-            except urllib3.exceptions.TimeoutError:
-                raise DestinationUnavailable(f"no answer within {timeout:g} s") from None
-            except urllib3.exceptions.HTTPError as e:
-                raise DestinationUnavailable(f"cannot connect to {destination.host}: {_reason(e)}") from None
-            return self._read(response, deadline, timeout)
-        raise DestinationUnavailable(failure or f"no answer within {timeout:g} s")
+        late = DestinationUnavailable(f"no answer within {timeout:g} s")
+        with _Deadline(timeout) as deadline:
+            failure = ""
+            for address in destination.addresses:
+                remaining = deadline.remaining()
+                if remaining <= 0:
+                    break
+                pool = self._pool(destination, address)
+                try:
+                    response = pool.urlopen(
+                        method,
+                        destination.target,
+                        body=body,
+                        headers=headers,
+                        redirect=False,
+                        retries=False,
+                        assert_same_host=False,
+                        timeout=urllib3.Timeout(total=remaining),
+                        preload_content=False,
+                    )
+                except urllib3.exceptions.NewConnectionError as e:
+                    if deadline.expired:
+                        raise late from None
+                    failure = f"cannot connect to {destination.host} ({address}): {_reason(e)}"
+                    continue  # nothing was sent: the next address may answer
+                except urllib3.exceptions.TimeoutError:
+                    raise late from None
+                except urllib3.exceptions.HTTPError as e:
+                    if deadline.expired:  # the deadline shut the socket down mid-read
+                        raise late from None
+                    raise DestinationUnavailable(
+                        f"cannot connect to {destination.host}: {_reason(e)}"
+                    ) from None
+                return self._read(response, deadline, late)
+            raise DestinationUnavailable(failure) if failure else late
 
-    def _read(self, response: urllib3.BaseHTTPResponse, deadline: float, timeout: float) -> Answer:
+    def _destinations(self) -> Mapping[str, Sequence[SecretDestination]]:
+        if self.secret_destinations is None:
+            return agent_secret_destinations()
+        return self.secret_destinations
+
+    def _read(
+        self, response: urllib3.BaseHTTPResponse, deadline: _Deadline, late: DestinationUnavailable
+    ) -> Answer:
         import urllib3
 
         chunks: list[bytes] = []
@@ -215,22 +302,26 @@ class OutboundClient:
         complete = False
         try:
             while size <= self.max_bytes:
-                remaining = deadline - time.monotonic()
+                remaining = deadline.remaining()
                 if remaining <= 0:
-                    raise DestinationUnavailable(f"no answer within {timeout:g} s")
+                    raise late
                 # A server sending a byte at a time must not stretch the call past its deadline.
                 sock = getattr(getattr(response, "connection", None), "sock", None)
                 if sock is not None:
                     sock.settimeout(remaining)
                 chunk = response.read1(min(64 * 1024, self.max_bytes + 1 - size))
+                if deadline.expired:  # the end read may be the deadline's shutdown, not the server's
+                    raise late
                 if not chunk:
                     complete = True
                     break
                 chunks.append(chunk)
                 size += len(chunk)
         except urllib3.exceptions.TimeoutError:
-            raise DestinationUnavailable(f"no answer within {timeout:g} s") from None
+            raise late from None
         except urllib3.exceptions.HTTPError as e:
+            if deadline.expired:
+                raise late from None
             raise DestinationUnavailable(f"the answer was cut off: {_reason(e)}") from None
         finally:
             if not complete:
@@ -244,6 +335,7 @@ class OutboundClient:
 
         if self._pools is None:
             self._pools = urllib3.PoolManager(retries=False, num_pools=32)
+            self._pools.pool_classes_by_scheme = _deadline_pool_classes()
         # The socket goes to the checked address; TLS still verifies the certificate for the host name.
         tls: dict[str, Any] = {"server_hostname": destination.host, "assert_hostname": destination.host}
         if self.tls_context is not None:
@@ -256,8 +348,18 @@ class OutboundClient:
         )
 
     def _check_host(self, host: str, field: str) -> None:
-        if self.allowed_hosts is not None and not any(_matches(host, p) for p in self.allowed_hosts):
-            raise DestinationRefused(field, f"host {host!r} is not in this agent's allowed_hosts")
+        if self.allowed_hosts is not None:
+            if not any(_matches(host, p) for p in self.allowed_hosts):
+                raise DestinationRefused(field, f"host {host!r} is not in this agent's allowed_hosts")
+            return
+        destinations = self._destinations()
+        # An agent with secrets reaches no host its secrets do not name, unless config says which.
+        if destinations and host not in {d.host for ds in destinations.values() for d in ds}:
+            raise DestinationRefused(
+                field,
+                f"host {host!r} is not one its secrets' destinations name; an agent with secrets calls "
+                "other hosts only if config.allowed_hosts lists them",
+            )
 
     def _check_address(self, host: str, address: str, field: str) -> None:
         try:
@@ -274,6 +376,174 @@ class OutboundClient:
         )
 
 
+def check_secrets(
+    host: str,
+    target: str,
+    headers: Iterable[tuple[str, str]],
+    body: bytes | None,
+    destinations: Mapping[str, Sequence[SecretDestination]],
+) -> None:
+    """Refuse (DestinationRefused naming `secrets.<name>`) a request to `host` for `target` (path and
+    query) that carries a remembered secret anywhere its `destinations` do not declare: another host,
+    outside the path prefix, another part of the request. A secret never goes in a host name. Every
+    HTTP client an agent uses calls this before connecting (`OutboundClient.send`, `httpx_event_hooks`)."""
+    path, _, query = target.partition("?")
+    parts = [("path", path), ("query", query), *(("header", f"{k}: {v}") for k, v in headers)]
+    if body:
+        parts.append(("body", body.decode("utf-8", errors="replace")))
+    _no_secret_in_host(host)
+    for part, text in parts:
+        for name in sorted(secret_names_in(text)):
+            declared = destinations.get(name, ())
+            if not any(d.host == host and part in d.parts and _under(path, d.path) for d in declared):
+                raise DestinationRefused(f"secrets.{name}", _not_declared(part, host, declared))
+
+
+def _no_secret_in_host(host: str) -> None:
+    names = secret_names_in(host)
+    if names:
+        raise DestinationRefused(f"secrets.{min(names)}", "a secret never goes in a host name")
+
+
+def _not_declared(part: str, host: str, declared: Sequence[SecretDestination]) -> str:
+    if not declared:
+        return (
+            f"the request to {host} carries it in the {part}, and agents.toml declares no destinations "
+            'for it (name = { id = "...", destinations = [{ host = "...", in = ["header"] }] })'
+        )
+    allowed = "; ".join(f"{d.host}{d.path} in the {' or '.join(sorted(d.parts))}" for d in declared)
+    return f"the request to {host} carries it in the {part}, outside what agents.toml declares: {allowed}"
+
+
+#: Path spellings a server may read as another path than the text shows: escaped dots, slashes and
+#: backslashes (`%2e%2e%2f`), and dot segments.
+_AMBIGUOUS_PATH = re.compile(r"%(?:2e|2f|5c)", re.IGNORECASE)
+
+
+def _under(path: str, prefix: str) -> bool:
+    """Whether `path` is `prefix` or below it, at a segment boundary, as any server would read it."""
+    if prefix == "/":
+        return True
+    if _AMBIGUOUS_PATH.search(path):
+        return False
+    decoded = unquote(path)
+    if any(segment.split(";", 1)[0] in (".", "..") for segment in decoded.split("/")):
+        return False
+    base = prefix.rstrip("/")
+    return decoded == base or decoded.startswith(base + "/")
+
+
+def httpx_event_hooks(
+    secret_destinations: Mapping[str, Sequence[SecretDestination]] | None = None,
+) -> dict[str, list[Callable[[Any], Awaitable[None]]]]:
+    """Event hooks for an httpx `AsyncClient` (or its fork httpx2's), for SDKs that make their own HTTP
+    calls (openai's): `AsyncClient(event_hooks=httpx_event_hooks())`. Each request, redirects included
+    and whatever transport or proxy sends it, is checked with `check_secrets` before it is sent; a
+    refusal raises DestinationRefused out of the SDK's call (an SDK may wrap it: see its `__cause__`).
+    Only the secrets rule: the SDK keeps its own addresses and deadlines."""
+
+    async def check(request: Any) -> None:
+        body = await request.aread()
+        target = request.url.raw_path.decode("ascii", errors="replace")
+        destinations = agent_secret_destinations() if secret_destinations is None else secret_destinations
+        check_secrets(request.url.host, target, request.headers.multi_items(), body, destinations)
+
+    return {"request": [check]}
+
+
+_current_call = threading.local()
+
+
+class _Deadline:
+    """One call's overall deadline. The connections serving the call register as they connect and send
+    (`_deadline_pool_classes`); when the deadline passes, their sockets are shut down, which ends a read
+    in progress however slowly the server sends."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+        self.expired = False
+        self._done = False
+        self._connections: list[Any] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(seconds, 0.0), self._expire)
+        self._timer.daemon = True
+
+    def remaining(self) -> float:
+        return self.end - time.monotonic()
+
+    def watch(self, connection: Any) -> None:
+        with self._lock:
+            self._connections.append(connection)
+            expired = self.expired
+        if expired:
+            _shut_down(connection)
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            connections = list(self._connections)
+        for connection in connections:
+            _shut_down(connection)
+
+    def __enter__(self) -> _Deadline:
+        _current_call.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._done = True
+            self._connections = []
+        _current_call.deadline = None
+
+
+def _shut_down(connection: Any) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watched_by_the_deadline(connection: Any) -> None:
+    deadline: _Deadline | None = getattr(_current_call, "deadline", None)
+    if deadline is not None:
+        deadline.watch(connection)
+
+
+@functools.cache
+def _deadline_pool_classes() -> dict[str, type[urllib3.HTTPConnectionPool]]:
+    """urllib3's pools, with connections that register with the calling thread's `_Deadline` when they
+    connect (before the TLS handshake) and when they send a request (a pooled connection reused)."""
+    import urllib3
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+
+    class Watched:
+        def connect(self) -> None:
+            _watched_by_the_deadline(self)
+            super().connect()  # type: ignore[misc]
+
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            _watched_by_the_deadline(self)
+            super().request(*args, **kwargs)  # type: ignore[misc]
+
+    class WatchedHTTPConnection(Watched, HTTPConnection):
+        pass
+
+    class WatchedHTTPSConnection(Watched, HTTPSConnection):
+        pass
+
+    class HTTPPool(urllib3.HTTPConnectionPool):
+        ConnectionCls = WatchedHTTPConnection
+
+    class HTTPSPool(urllib3.HTTPSConnectionPool):
+        ConnectionCls = WatchedHTTPSConnection
+
+    return {"http": HTTPPool, "https": HTTPSPool}
+
+
 def non_public_kind(ip: IPAddress) -> str | None:
     """What kind of non-public address `ip` is ("loopback", "cloud metadata", ...), None if public."""
     if isinstance(ip, ipaddress.IPv6Address):
@@ -283,20 +553,14 @@ def non_public_kind(ip: IPAddress) -> str | None:
         for v4 in embedded:
             if v4 is not None and (kind := non_public_kind(v4)):
                 return kind
-        if ip.ipv4_mapped is not None:
+        if ip.ipv4_mapped is not None or ip in _NAT64:
             return None
-    checks = (
-        (ip in METADATA_ADDRESSES, "cloud metadata"),
-        (ip.is_unspecified, "unspecified"),
-        (ip.is_loopback, "loopback"),
-        (ip.is_link_local, "link-local"),
-        (ip.is_multicast, "multicast"),
-        (isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED, "shared (carrier-grade NAT)"),
-        (ip.is_private, "private"),
-        (ip.is_reserved, "reserved"),
-        (not ip.is_global, "non-public"),
-    )
-    return next((kind for hit, kind in checks if hit), None)
+    if ip in METADATA_ADDRESSES:
+        return "cloud metadata"
+    kind = next((kind for network, kind in NON_PUBLIC_NETWORKS if _in(ip, network)), None)
+    if kind is None and isinstance(ip, ipaddress.IPv6Address) and ip not in _GLOBAL_UNICAST:
+        return "reserved"
+    return kind
 
 
 def _in(ip: IPAddress, network: IPNetwork) -> bool:

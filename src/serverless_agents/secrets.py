@@ -27,13 +27,16 @@ import re
 import sys
 import threading
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, quote_plus
 
 from serverless_agents import aws
 from serverless_agents.exceptions import ManifestError
 from serverless_agents.runtime.loading import cached_manifest
-from serverless_agents.settings import current_settings
+from serverless_agents.settings import AGENT, current_settings, environ
+
+if TYPE_CHECKING:
+    from serverless_agents.manifest import SecretDestination
 
 T = TypeVar("T")
 
@@ -71,7 +74,17 @@ def _agent_secret_ids(asked_for: str) -> tuple[str, dict[str, str]]:
     settings = current_settings()
     if not settings.agent:
         raise ManifestError(f"{asked_for} asked for outside an agent's function (SA_AGENT is not set)")
-    return settings.agent, cached_manifest(settings.manifest_path).agent(settings.agent).secrets
+    return settings.agent, cached_manifest(settings.manifest_path).agent(settings.agent).secret_ids
+
+
+def agent_secret_destinations() -> dict[str, tuple[SecretDestination, ...]]:
+    """name -> where the manifest lets that secret of this agent go (the outbound client's rules); empty
+    outside an agent's function, where no secret is read either."""
+    if not environ().get(AGENT):
+        return {}
+    settings = current_settings()
+    agent = cached_manifest(settings.manifest_path).agent(str(settings.agent))
+    return {name: tuple(secret.destinations) for name, secret in agent.secrets.items()}
 
 
 @functools.cache
@@ -105,6 +118,14 @@ def redact_exception(error: BaseException) -> BaseException:
     return _redacted_copy(error, depth=0)
 
 
+def secret_names_in(text: str) -> frozenset[str]:
+    """The names of the remembered secrets `text` holds, in any spelling `redact` masks."""
+    pattern, masks = _known.pattern, _known.masks
+    if pattern is None:
+        return frozenset()
+    return frozenset(masks[m[0]][len("{secret:") : -1] for m in pattern.finditer(text))
+
+
 def has_secrets() -> bool:
     """True once this container has read a secret: until then there is nothing to mask."""
     return _known.pattern is not None
@@ -123,6 +144,10 @@ class _KnownSecrets:
         self._masks: dict[str, str] = {}
         self._lock = threading.Lock()
         self.pattern: re.Pattern[str] | None = None
+
+    @property
+    def masks(self) -> dict[str, str]:
+        return self._masks
 
     def remember(self, name: str, value: str) -> None:
         forms = {form: f"{{secret:{name}}}" for form in _forms(value) if form not in self._masks}

@@ -31,7 +31,7 @@ class SlackWebhookAgent(WebhookAgent):
 
 
 class AnyHostWebhookAgent(WebhookAgent):
-    """No allowed_hosts: only the address rules stand between a template and the network."""
+    """allowed_hosts = ["*"]: only the address rules stand between a template and the network."""
 
     task_type = "webhook_any"
 

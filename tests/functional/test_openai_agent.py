@@ -40,7 +40,10 @@ name = "sa-openai"
 [agents.chatgpt]
 class = "serverless_agents.agents.openai_chat:ChatGPTAgent"
 config = {{ base_url = "{base_url}/v1", timeout = 1 }}
-secrets = {{ api_key = "{secret_id}" }}
+
+[agents.chatgpt.secrets.api_key]
+id = "{secret_id}"
+destinations = [{{ host = "127.0.0.1", path = "/v1/", in = ["header"] }}]
 """
 _tasks = itertools.count()
 

@@ -49,7 +49,10 @@ name = "sa-secrets"
 [agents.webhook]
 class = "serverless_agents.agents.webhook:WebhookAgent"
 config = {{ timeout = 1, allowed_hosts = ["127.0.0.1"], allow_private_networks = ["127.0.0.1"] }}
-{SECRETS}
+
+[agents.webhook.secrets.token]
+id = "{SECRET_ID}"
+destinations = [{{ host = "127.0.0.1", in = ["path", "header", "body"] }}]
 
 [agents.leaky]
 class = "tests.functional.secret_agents:LeakyJobAgent"

@@ -45,19 +45,25 @@ name = "sa-webhook"
 [agents.webhook]
 class = "serverless_agents.agents.webhook:WebhookAgent"
 config = { timeout = 1, allowed_hosts = ["127.0.0.1"], allow_private_networks = ["127.0.0.1"] }
-secrets = { slack_token = "sa-test-slack-token" }
+secrets.slack_token = { id = "sa-test-slack-token", destinations = [{ host = "127.0.0.1", in = ["header"] }] }
 
 # The example manifest's rules (agents.toml): Slack and one domain, no private network.
 [agents.slackhook]
 class = "tests.functional.secret_agents:SlackWebhookAgent"
 config = { timeout = 1, allowed_hosts = ["slack.com", "*.slack.com", "*.example.com"] }
-secrets = { slack_token = "sa-test-slack-token" }
 
-# Any host: only the address rules stand in the way.
+[agents.slackhook.secrets.slack_token]
+id = "sa-test-slack-token"
+destinations = [{ host = "slack.com", path = "/api/", in = ["header"] }]
+
+# Any host (allowed_hosts = ["*"]): only the address rules stand in the way.
 [agents.anyhost]
 class = "tests.functional.secret_agents:AnyHostWebhookAgent"
-config = { timeout = 1 }
-secrets = { slack_token = "sa-test-slack-token" }
+config = { timeout = 1, allowed_hosts = ["*"] }
+
+[agents.anyhost.secrets.slack_token]
+id = "sa-test-slack-token"
+destinations = [{ host = "slack.com", path = "/api/", in = ["header"] }]
 """
 _runs = itertools.count()
 

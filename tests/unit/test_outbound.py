@@ -169,7 +169,7 @@ def test_allowed_hosts_keep_their_meaning(url: str, host: str) -> None:
         (["ff02::1"], "multicast"),
         (["0.0.0.0"], "unspecified"),
         (["::"], "unspecified"),
-        (["240.0.0.1"], "private"),
+        (["240.0.0.1"], "reserved"),
         (["2002:7f00:1::1"], "loopback"),  # 6to4 around 127.0.0.1
         (["64:ff9b::a9fe:a9fe"], "cloud metadata"),  # NAT64 around 169.254.169.254
         ([PUBLIC, "127.0.0.1"], "loopback"),  # every address counts, not only the first

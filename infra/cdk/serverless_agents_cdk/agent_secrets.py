@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 
+from serverless_agents.exceptions import ManifestError
+
 from . import nag
 
 if TYPE_CHECKING:
@@ -24,6 +26,8 @@ SUFFIX = "-??????"
 def secret_arns(scope: Construct, secret_ids: Iterable[str]) -> list[str]:
     arns: list[str] = []
     for secret_id in secret_ids:
+        if "*" in secret_id or "?" in secret_id:  # the manifest refuses these; a grant never widens
+            raise ManifestError(f"secret id {secret_id!r}: a wildcard would grant every secret it matches")
         if secret_id.startswith("arn:"):
             arns += [secret_id, secret_id + SUFFIX]
         else:

@@ -88,7 +88,7 @@ class AsyncAgentStateMachine(Construct):
             if role == "get":
                 payloads.grant(function.role, ["s3:PutObject"], "outputs", [agent.name])
             payloads.grant(function.role, ["s3:GetObject", "s3:PutObject"], "state", [agent.name])
-            grant_agent_secrets(function.role, agent.settings.secrets.values())
+            grant_agent_secrets(function.role, agent.settings.secret_ids.values())
             grant_agent_permissions(function.role, agent.name, agent.settings.permissions)
             self.functions[role] = function
 

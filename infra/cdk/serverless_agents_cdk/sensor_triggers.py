@@ -174,7 +174,7 @@ class SensorTriggers(Construct):
             iam.PolicyStatement(actions=["scheduler:DeleteSchedule"], resources=[self.schedules_arn])
         )
         nag.poke_deletes_own_schedules(role, self.schedules_arn)
-        grant_agent_secrets(role, agent.settings.secrets.values())
+        grant_agent_secrets(role, agent.settings.secret_ids.values())
         grant_agent_permissions(role, agent.name, agent.settings.permissions)
 
         self.rules: list[events.Rule] = []

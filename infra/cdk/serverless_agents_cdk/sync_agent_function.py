@@ -43,7 +43,7 @@ class SyncAgentFunction(Construct):
             environment=environment,
             log_group=self.log_group,
         )
-        grant_agent_secrets(self.handler.role, agent.settings.secrets.values())
+        grant_agent_secrets(self.handler.role, agent.settings.secret_ids.values())
         grant_agent_permissions(self.handler.role, agent.name, agent.settings.permissions)
 
     @property

@@ -5,12 +5,15 @@ The template is the plugin's: task type `chatgpt`, `custom = {"openai_organizati
 plugin's connector does, the one user message is the input and the answer's text is the output.
 
 What differs from the connector is where the key and the deadline come from. The API key is the Secrets
-Manager secret agents.toml names `api_key`; `config.base_url` may point the client at a proxy or a local
-fake; `config.timeout` bounds the whole call, with the client's own retries off: propeller's agent plugin
+Manager secret agents.toml names `api_key`, which declares where it may go (`api.openai.com`, in a
+header): the client's every request passes `serverless_agents.outbound.check_secrets` before it leaves.
+`config.base_url` may point the client at a proxy or a local fake (then the key declares that host).
+`config.timeout` bounds the whole call, with the client's own retries off: propeller's agent plugin
 gives a sync call 10 s by default (`defaultAgent.defaultTimeout`), and Flyte's task retries are the
 retries that count. Failures map to phases a user can act on:
 
     401                           FAILED, naming the secret
+    the key bound elsewhere       FAILED, naming secrets.api_key (its destinations)
     429, 5xx, timeout, no route   RETRYABLE_FAILED
     any other 4xx, bad config     FAILED, with OpenAI's message
 """
@@ -21,6 +24,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from serverless_agents.agent import Phase, Resource, SyncAgentBase, TaskContext
+from serverless_agents.exceptions import DestinationRefused
+from serverless_agents.outbound import httpx_event_hooks
 from serverless_agents.secrets import get_agent_secret
 
 if TYPE_CHECKING:
@@ -38,6 +43,8 @@ class ChatGPTAgent(SyncAgentBase):
     """One chat completion per task. Config: `base_url` (optional), `timeout` (seconds, default 8)."""
 
     task_type = "chatgpt"
+    #: The key goes over HTTP: the manifest must say where (`secrets.api_key.destinations`).
+    secrets_need_destinations = True
 
     async def do(self, task: TaskContext) -> Resource:
         import openai
@@ -60,10 +67,13 @@ class ChatGPTAgent(SyncAgentBase):
             base_url=str(self.config["base_url"]) if self.config.get("base_url") else None,
             timeout=timeout,
             max_retries=0,
+            http_client=openai.DefaultAsyncHttpxClient(event_hooks=httpx_event_hooks()),
         )
         async with client:
             try:
                 completion = await client.chat.completions.create(**request)
+            except DestinationRefused as e:
+                return _failed(_one_line(e))
             except openai.APIStatusError as e:
                 return _status_failure(e)
             except openai.APITimeoutError:
@@ -73,6 +83,8 @@ class ChatGPTAgent(SyncAgentBase):
                     "belongs on flytekit's connector, which can wait longer",
                 )
             except openai.APIConnectionError as e:
+                if isinstance(e.__cause__, DestinationRefused):  # openai versions that wrap any error
+                    return _failed(_one_line(e.__cause__))
                 return Resource(Phase.RETRYABLE_FAILED, f"cannot reach OpenAI: {_one_line(e)}")
             except TypeError as e:  # a parameter the client does not know, e.g. a typo in chatgpt_config
                 return _failed(f"custom.chatgpt_config: {_one_line(e)}")
@@ -119,7 +131,7 @@ def _secret_source() -> str:
     try:
         settings = current_settings()
         agent = settings.agent or ""
-        secret_id = cached_manifest(settings.manifest_path).agent(agent).secrets[API_KEY_SECRET]
+        secret_id = cached_manifest(settings.manifest_path).agent(agent).secret_ids[API_KEY_SECRET]
     except Exception:  # the message is still useful without the secret's id
         return f"agents.toml maps to {API_KEY_SECRET!r}"
     return f"{secret_id!r} (agents.toml: [agents.{agent}] secrets.{API_KEY_SECRET})"

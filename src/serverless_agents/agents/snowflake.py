@@ -278,7 +278,7 @@ def _secret_id() -> str:
     from serverless_agents.settings import current_settings
 
     settings = current_settings()
-    return cached_manifest(settings.manifest_path).agent(str(settings.agent)).secrets[PRIVATE_KEY_SECRET]
+    return cached_manifest(settings.manifest_path).agent(str(settings.agent)).secret_ids[PRIVATE_KEY_SECRET]
 
 
 @contextmanager

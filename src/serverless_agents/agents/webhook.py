@@ -62,6 +62,8 @@ class WebhookAgent(SyncAgentBase):
     Config: `timeout` (s, default 8), `allowed_hosts`, `allow_private_networks`."""
 
     task_type = "webhook"
+    #: Secrets go into requests: the manifest must say where each may go (`secrets.<name>.destinations`).
+    secrets_need_destinations = True
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
