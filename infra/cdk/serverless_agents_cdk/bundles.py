@@ -5,6 +5,9 @@
     build/lambda/snowflake/   the core + the `snowflake` extra: the Snowflake agent's functions
     build/lambda/openai/      the core + the `openai` extra: the OpenAI agent's functions
     build/lambda/sensors/     the core + the `sensors` extra (fsspec): the FileSensor's poke function
+    build/lambda/flyte2/      the core + the `flyte2` extra (the flyte SDK): Flyte 2 connectors' functions
+    build/lambda/flytekit/    the core + the `flytekit` extra: flytekit connectors' functions; a plugin's
+                              own package (flytekitplugins-*) goes in the agent's `requirements`
 
 Each folder holds the pip-installed dependencies, then the project's own `serverless_agents/` and
 `functions/`, the manifest as `agents.toml` at the root (where `settings.current_settings` looks:
@@ -96,6 +99,8 @@ EXTRA_FOR_MODULE = {
     "serverless_agents.agents.file_sensor": "sensors",
     # A Flyte 2 connector runs wrapped in this module's agent class, through the flyte SDK.
     "serverless_agents.agents.flyte2_connector": "flyte2",
+    # A flytekit connector (flytekitplugins-*, or a team's own) likewise, through flytekit.
+    "serverless_agents.agents.flytekit_connector": "flytekit",
 }
 #: The project's own packages: every bundle carries them, so an agent class there needs no extra code.
 _PROJECT_CODE = ("serverless_agents", "functions")
@@ -165,10 +170,12 @@ def families(plan: DeploymentPlan) -> tuple[str, ...]:
 
 
 def _family(agent: RegisteredAgent) -> str:
-    """The bundle by the module whose code runs: a Flyte 2 connector runs inside the project's connector
-    agent (its `connector_class`), through the flyte SDK, whatever package defines it."""
-    if getattr(agent.cls, "connector_class", None) is not None:
-        return family_for_module("serverless_agents.agents.flyte2_connector")
+    """The bundle by the module whose code runs: a flytekit or Flyte 2 connector runs inside the agent class
+    its SDK's adapter made (`adapter_module`: serverless_agents.agents.connectors), through that SDK,
+    whatever package defines it."""
+    adapter_module = getattr(agent.cls, "adapter_module", None)
+    if adapter_module is not None:
+        return family_for_module(adapter_module)
     return family_for_module(agent.settings.class_path.partition(":")[0])
 
 
