@@ -9,7 +9,8 @@
 
 `AgentSettings.load_class` sees a flytekit connector class (`agents.connectors.as_agent_class`) and asks
 `connector_agent` for its agent class: async for an `AsyncConnectorBase`, sync for a `SyncConnectorBase`.
-flytekit connectors declare their task category in `__init__`, so the class is instantiated once, there.
+flytekit connectors declare their task category in `__init__`, so the class is instantiated there to read
+it; each agent instance makes its own connector (after a SnapStart restore too).
 
 Calls are made as flytekit's connector service makes them (flytekit/extend/backend/connector_service.py):
 `create(task_template=, inputs=, output_prefix=, task_execution_metadata=)` and
@@ -93,7 +94,11 @@ class FlytekitAsyncConnectorAgent(AsyncAgentBase[FlytekitConnectorMetadata]):
 
     metadata_type = FlytekitConnectorMetadata
     connector_class: ClassVar[type[AsyncConnectorBase]]
-    connector: ClassVar[AsyncConnectorBase]
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        super().__init__(config)
+        # One per agent instance, as the runtime makes them: a SnapStart restore makes new ones.
+        self.connector = self.connector_class()
 
     async def create(self, task: TaskContext) -> FlytekitConnectorMetadata:
         with _connector_call():
@@ -130,7 +135,10 @@ class FlytekitSyncConnectorAgent(SyncAgentBase):
     """The agent for one `SyncConnectorBase` class; `connector_agent` makes one subclass per class."""
 
     connector_class: ClassVar[type[SyncConnectorBase]]
-    connector: ClassVar[SyncConnectorBase]
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        super().__init__(config)
+        self.connector = self.connector_class()
 
     async def do(self, task: TaskContext) -> Resource:
         with _connector_call():
@@ -156,7 +164,7 @@ def connector_agent(
         else FlytekitSyncConnectorAgent
     )
     category = connector.task_category
-    return connector_agent_class(base, connector_class, category.name, category.version, connector=connector)
+    return connector_agent_class(base, connector_class, category.name, category.version)
 
 
 class _AgentSecrets(SecretsManager):  # type: ignore[misc]
