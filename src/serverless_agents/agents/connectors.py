@@ -10,6 +10,9 @@ module, whose family's bundle (infra/cdk bundles.py) carries the SDK.
 An SDK is considered only when its module is imported already: a connector's module imports it, and a
 manifest of the project's own agents never pays for importing flytekit or flyte.
 
+The api and sweeper functions run from the core bundle, without the SDKs: they know a connector's agent by
+its route (`routed_agent_class`, from the routes file the bundler writes beside agents.toml).
+
 The connector's resource metadata is its own `ResourceMeta`, bytes of its `encode()`: they travel as
 base64 text in the task's resource metadata (`EncodedResourceMeta`) and are decoded by the connector's
 `metadata_type` in `get` and `delete`, in another Lambda.
@@ -20,9 +23,11 @@ from __future__ import annotations
 import base64
 import importlib
 import sys
+from collections.abc import Mapping
 from typing import Any, Self, TypeVar
 
 from serverless_agents.agent import ResourceMetadata
+from serverless_agents.exceptions import ManifestError
 
 A = TypeVar("A", bound=type)
 
@@ -62,6 +67,23 @@ def as_agent_class(cls: object) -> object:
             agent_class: object = importlib.import_module(adapter).connector_agent(cls)
             return agent_class
     return cls
+
+
+def routed_agent_class(name: str, route: Mapping[str, Any]) -> type:
+    """A connector's agent class as the api and sweeper functions know it, without its SDK: its kind and
+    task category, from `registry.ROUTES_FILE`. They route tasks to it; they never call it."""
+    from serverless_agents.agent import AgentKind, AsyncAgentBase, SyncAgentBase
+
+    try:
+        base = {AgentKind.ASYNC: AsyncAgentBase, AgentKind.SYNC: SyncAgentBase}[AgentKind(route["kind"])]
+        attributes = {"task_type": str(route["task_type"]), "task_type_version": int(route["version"])}
+    except (KeyError, TypeError, ValueError) as e:
+        raise ManifestError(
+            f"the route of agent {name!r} in the bundle's routes file is malformed: {e!r}"
+        ) from e
+    return type(
+        f"Routed{base.__name__}", (base,), {"__doc__": f"Agent {name!r}, by its route.", **attributes}
+    )
 
 
 def connector_agent_class(
