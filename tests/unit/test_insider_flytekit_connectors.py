@@ -191,3 +191,25 @@ def test_the_secret_a_connector_logs_is_masked(environment: None, caplog: pytest
 
     assert TOKEN not in caplog.text
     assert "connecting with token {secret:token}" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "route",
+    [{"kind": "sensor", "task_type": "x", "version": 0}, {"kind": "async", "version": 0}, {"kind": "sync"}],
+)
+def test_a_malformed_route_in_a_bundle_is_a_manifest_error_naming_the_agent(route: dict[str, object]) -> None:
+    manifest = parse_manifest(f'[agents.countdown]\nclass = "{CLASS_PATH}"\n')
+
+    with pytest.raises(ManifestError, match="route of agent 'countdown'"):
+        AgentRegistry.from_manifest(manifest, {"countdown": route})
+
+
+def test_a_routed_connector_agent_routes_like_the_loaded_one() -> None:
+    manifest = parse_manifest(f'[agents.countdown]\nclass = "{CLASS_PATH}"\n')
+    routes = AgentRegistry.from_manifest(manifest).connector_routes()
+
+    routed = AgentRegistry.from_manifest(manifest, routes).for_task("fk_countdown")
+
+    assert routes == {"countdown": {"kind": "async", "task_type": "fk_countdown", "version": 0}}
+    assert (routed.name, routed.kind, routed.version) == ("countdown", AgentKind.ASYNC, 0)
+    assert not issubclass(routed.cls, FlytekitAsyncConnectorAgent)  # nothing of flytekit was needed
