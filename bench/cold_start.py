@@ -7,7 +7,10 @@ found as the bundler finds it: `bundles.compiler_python`) with only a bundle on 
 - ours: `build/lambda/<family>` for the family of the handler's agent (`bundles.build_bundle`, which
   also refreshes the project code from the working tree);
 - flytekit's: `build/bench/flytekit`: boto3, Powertools and flytekit, pip-installed the same way, with
-  `bench/flytekit_handler.py` (boto3, Powertools, flytekit's connector base and TypeEngine at init).
+  `bench/flytekit_handler.py` (boto3, Powertools, flytekit's connector base and TypeEngine at init);
+- a flytekit connector's: `build/lambda/flytekit`, the `flytekit` family, built from
+  bench/flytekit_connectors.toml, whose agent is a flytekit `AsyncConnectorBase` (bench/flytekit_job.py)
+  that our create function runs through `serverless_agents.agents.flytekit_connector`.
 
 The child runs with `-S` (the interpreter's own site-packages stays off the path) and times, with
 `time.perf_counter`, the handler module's import (Lambda's init), then the handler's first invocation
@@ -49,6 +52,9 @@ FLYTEKIT_BUNDLE = ROOT / "build" / "bench" / "flytekit"
 FLYTEKIT_HANDLER = "bench.flytekit_handler"
 #: The bench modules the flytekit handler needs, copied into its bundle as the package `bench`.
 FLYTEKIT_CODE = ("__init__.py", "flytekit_echo.py", "flytekit_handler.py")
+#: The deployment of the flytekit connector row: one agent, a flytekit connector, in the `flytekit` family.
+CONNECTOR_MANIFEST = ROOT / "bench" / "flytekit_connectors.toml"
+CONNECTOR_FAMILY = "flytekit"
 TASK_ID = "bench-cold-start"
 ACCOUNT = "123456789012"
 #: Times the import and the first invocation of argv[1] with the event in argv[2] (JSON); prints JSON.
@@ -224,9 +230,16 @@ def heaviest_imports(case: Case, python: str, top: int = 3) -> str:
 
 
 def our_bundles() -> dict[str, bundles.Bundle]:
-    """The families the example manifest deploys, built (or refreshed) as for a deploy."""
+    """The families the example manifest deploys, and the flytekit connectors' family, built (or
+    refreshed) as for a deploy."""
     plan = plan_deployment(EXAMPLE_MANIFEST)
-    return {family: bundles.build_bundle(family, plan) for family in bundles.families(plan)}
+    built = {family: bundles.build_bundle(family, plan) for family in bundles.families(plan)}
+    return {**built, CONNECTOR_FAMILY: connector_bundle()}
+
+
+def connector_bundle() -> bundles.Bundle:
+    """The `flytekit` family's bundle, with bench/flytekit_connectors.toml as its manifest."""
+    return bundles.build_bundle(CONNECTOR_FAMILY, plan_deployment(CONNECTOR_MANIFEST))
 
 
 def flytekit_bundle() -> bundles.Bundle:
@@ -259,7 +272,7 @@ def _sync_body(task_type: str) -> str:
     return json_format.MessageToJson(request)
 
 
-def cases(core: Path, sensors: Path, flytekit: Path) -> list[Case]:
+def cases(core: Path, sensors: Path, flytekit: Path, connectors: Path) -> list[Case]:
     from serverless_agents.local.apigateway import proxy_event
 
     def api_event(method: str, path: str, body: str = "") -> dict[str, Any]:
@@ -271,6 +284,7 @@ def cases(core: Path, sensors: Path, flytekit: Path) -> list[Case]:
     job_metadata = json.dumps({"job_id": TASK_ID, "bucket": "bench-payloads"})
     return [
         Case("create (job)", "functions.create.handler", core, {"task_id": TASK_ID}, job, state_job),
+        connector_case(connectors, state_job),
         Case(
             "get (job)",
             "functions.get.handler",
@@ -315,6 +329,18 @@ def cases(core: Path, sensors: Path, flytekit: Path) -> list[Case]:
     ]
 
 
+def connector_case(connectors: Path, versus: str = "") -> Case:
+    """The create function of a flytekit connector's agent: flytekit is imported as its agent loads."""
+    return Case(
+        "create (flytekit connector)",
+        "functions.create.handler",
+        connectors,
+        {"task_id": TASK_ID},
+        {"SA_AGENT": "fkjob"},
+        versus,
+    )
+
+
 # ------------------------------------------------------------------------------------------------- tables
 
 
@@ -343,7 +369,9 @@ def cold_start_table(
             "heaviest at init, ms",
         ],
     )
-    all_cases = cases(built[bundles.CORE].path, built["sensors"].path, flytekit.path)
+    all_cases = cases(
+        built[bundles.CORE].path, built["sensors"].path, flytekit.path, built[CONNECTOR_FAMILY].path
+    )
     samples: dict[str, Sample] = {}
     for case in all_cases:
         emit(f"  cold start: {case.label} ...")

@@ -320,22 +320,19 @@ class AgentSettings(BaseModel):
     def load_class(self) -> AgentClass:
         """Import the agent class named by `class` ("package.module:Class")."""
         from serverless_agents.agent import AsyncAgentBase, BaseSensor, SyncAgentBase
+        from serverless_agents.agents.connectors import as_agent_class
 
         module_name, _, attr = self.class_path.partition(":")
         try:
             cls = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as e:
             raise ManifestError(f"cannot load agent class {self.class_path!r}: {e}") from e
-        # A Flyte 2 connector's module imported flyte's: only then can `cls` be one, and need wrapping.
-        connectors = sys.modules.get("flyte.connectors")
-        if connectors is not None and isinstance(cls, type) and issubclass(cls, connectors.AsyncConnector):
-            from serverless_agents.agents.flyte2_connector import connector_agent
-
-            cls = connector_agent(cls)
+        # A connector of flytekit or Flyte 2 runs inside the agent class its SDK's adapter makes for it.
+        cls = as_agent_class(cls)
         if not (isinstance(cls, type) and issubclass(cls, AsyncAgentBase | SyncAgentBase | BaseSensor)):
             raise ManifestError(
                 f"{self.class_path!r} is not an AsyncAgentBase, SyncAgentBase or BaseSensor subclass "
-                "(or a flyte.connectors.AsyncConnector)"
+                "(or a flytekit AsyncConnectorBase / SyncConnectorBase, or a flyte.connectors.AsyncConnector)"
             )
         if not getattr(cls, "task_type", ""):
             raise ManifestError(f"{self.class_path!r} declares no task_type")

@@ -15,6 +15,11 @@ from typing import TYPE_CHECKING, Any
 from serverless_agents.exceptions import AgentNotFound, DuplicateAgentError, InvalidRequest, ManifestError
 
 SENSOR_TASK_TYPE = "sensor"
+#: Beside agents.toml in every Lambda bundle (infra/cdk bundles.py writes it from the plan): the kind and task
+#: category of each agent whose class wraps another SDK's connector (flytekit's, Flyte 2's). The api and
+#: sweeper functions, which route tasks but never run an agent's code, take them from here instead of
+#: importing the connector's module, whose SDK only the agent's own bundle family carries.
+ROUTES_FILE = "agents.routes.json"
 
 if TYPE_CHECKING:
     from serverless_agents.agent import AgentKind
@@ -47,12 +52,27 @@ class AgentRegistry:
         self._by_name: dict[str, RegisteredAgent] = {}
 
     @classmethod
-    def from_manifest(cls, manifest: Manifest) -> AgentRegistry:
+    def from_manifest(
+        cls, manifest: Manifest, routes: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> AgentRegistry:
+        """The manifest's agents, their classes imported; those in `routes` (`ROUTES_FILE`) by their route."""
+        from serverless_agents.agents.connectors import routed_agent_class
+
         registry = cls()
         for name, settings in manifest.agents.items():
-            entry = registry.register(name, settings.load_class(), settings)
+            route = (routes or {}).get(name)
+            agent_cls = routed_agent_class(name, route) if route is not None else settings.load_class()
+            entry = registry.register(name, agent_cls, settings)
             _check_sync_timeout(entry, manifest.deployment.api_timeout)
         return registry
+
+    def connector_routes(self) -> dict[str, dict[str, Any]]:
+        """`ROUTES_FILE`'s content: the route of each agent that runs another SDK's connector."""
+        return {
+            agent.name: {"kind": agent.kind.value, "task_type": agent.task_type, "version": agent.version}
+            for agent in self
+            if getattr(agent.cls, "adapter_module", None) is not None
+        }
 
     def register(self, name: str, agent_cls: AgentClass, settings: AgentSettings) -> RegisteredAgent:
         from serverless_agents.agent import BaseSensor

@@ -223,6 +223,25 @@ def test_a_flyte2_connector_runs_from_the_flyte2_bundle(tmp_path: Path) -> None:
     assert {agent.name: agent_family(plan, agent) for agent in plan.agents} == {"wait": "flyte2", "job": CORE}
 
 
+def test_flytekit_connectors_run_from_the_flytekit_bundle_with_their_plugin(tmp_path: Path) -> None:
+    # A flytekitplugins connector by its class path, its package as the agent's requirement, and a team's own.
+    manifest = tmp_path / "agents.toml"
+    manifest.write_text(
+        '[agents.chat]\nclass = "flytekitplugins.openai.chatgpt.connector:ChatGPTConnector"\n'
+        'requirements = ["flytekitplugins-openai==1.16.30"]\n'
+        '[agents.countdown]\nclass = "tests.functional.flytekit_connectors:CountdownConnector"\n'
+    )
+
+    plan = plan_deployment(manifest)
+    by_name = {agent.name: agent_family(plan, agent) for agent in plan.agents}
+
+    assert by_name["countdown"] == "flytekit"
+    assert by_name["chat"].startswith("flytekit+")
+    assert "flytekit==1.16.30" in requirements("flytekit")
+    assert bundles.bundle_requirements(by_name["chat"], plan)[-1] == "flytekitplugins-openai==1.16.30"
+    assert {AgentKind.SYNC, AgentKind.ASYNC} == {agent.kind for agent in plan.agents}
+
+
 def test_an_agents_requirements_give_it_a_bundle_of_its_family_plus_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,10 +5,15 @@
     build/lambda/snowflake/   the core + the `snowflake` extra: the Snowflake agent's functions
     build/lambda/openai/      the core + the `openai` extra: the OpenAI agent's functions
     build/lambda/sensors/     the core + the `sensors` extra (fsspec): the FileSensor's poke function
+    build/lambda/flyte2/      the core + the `flyte2` extra (the flyte SDK): Flyte 2 connectors' functions
+    build/lambda/flytekit/    the core + the `flytekit` extra: flytekit connectors' functions; a plugin's
+                              own package (flytekitplugins-*) goes in the agent's `requirements`
 
 Each folder holds the pip-installed dependencies, then the project's own `serverless_agents/` and
 `functions/`, the manifest as `agents.toml` at the root (where `settings.current_settings` looks:
-`$LAMBDA_TASK_ROOT/agents.toml`), and the code of agents that live outside this project.
+`$LAMBDA_TASK_ROOT/agents.toml`), beside it the routes of connectors' agents (`registry.ROUTES_FILE`: the api
+and sweeper functions, in the core bundle, route to a flytekit or Flyte 2 connector without its SDK), and
+the code of agents that live outside this project.
 
 pip runs only when a family's requirements change (or with `--refresh`): the requirements it was built
 from are kept beside the folder. The project code and the manifest are copied again on every build, so a
@@ -33,18 +38,20 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from serverless_agents.exceptions import ManifestError
 from serverless_agents.manifest import EXAMPLE_MANIFEST
+from serverless_agents.registry import ROUTES_FILE
 
 if TYPE_CHECKING:
     from serverless_agents.plan import DeploymentPlan, PlannedAgent
@@ -96,6 +103,8 @@ EXTRA_FOR_MODULE = {
     "serverless_agents.agents.file_sensor": "sensors",
     # A Flyte 2 connector runs wrapped in this module's agent class, through the flyte SDK.
     "serverless_agents.agents.flyte2_connector": "flyte2",
+    # A flytekit connector (flytekitplugins-*, or a team's own) likewise, through flytekit.
+    "serverless_agents.agents.flytekit_connector": "flytekit",
 }
 #: The project's own packages: every bundle carries them, so an agent class there needs no extra code.
 _PROJECT_CODE = ("serverless_agents", "functions")
@@ -165,10 +174,12 @@ def families(plan: DeploymentPlan) -> tuple[str, ...]:
 
 
 def _family(agent: RegisteredAgent) -> str:
-    """The bundle by the module whose code runs: a Flyte 2 connector runs inside the project's connector
-    agent (its `connector_class`), through the flyte SDK, whatever package defines it."""
-    if getattr(agent.cls, "connector_class", None) is not None:
-        return family_for_module("serverless_agents.agents.flyte2_connector")
+    """The bundle by the module whose code runs: a flytekit or Flyte 2 connector runs inside the agent class
+    its SDK's adapter made (`adapter_module`: serverless_agents.agents.connectors), through that SDK,
+    whatever package defines it."""
+    adapter_module = getattr(agent.cls, "adapter_module", None)
+    if adapter_module is not None:
+        return family_for_module(adapter_module)
     return family_for_module(agent.settings.class_path.partition(":")[0])
 
 
@@ -310,10 +321,16 @@ def check_size(bundle: Bundle, limit: int = SIZE_LIMIT_BYTES) -> Bundle:
 
 
 def assemble_project_code(
-    target: Path, manifest: Path, agent_code: Sequence[Path] = (), *, compiler: str | None = None
+    target: Path,
+    manifest: Path,
+    agent_code: Sequence[Path] = (),
+    *,
+    compiler: str | None = None,
+    routes: Mapping[str, object] | None = None,
 ) -> None:
     """Copy the project's code, the agents' code and the manifest into `target` (replacing old copies),
-    compiled to bytecode by `compiler` if given."""
+    compiled to bytecode by `compiler` if given, with the connectors' `routes` beside the manifest
+    (`registry.ROUTES_FILE`: the api and sweeper functions route to them without their SDKs)."""
     target.mkdir(parents=True, exist_ok=True)
     record = target.parent / f"{target.name}.project-code"
     copied_before = set(record.read_text().split()) if record.exists() else set(_PROJECT_CODE)
@@ -338,6 +355,10 @@ def assemble_project_code(
         if compiler and (source.is_dir() or source.suffix == ".py"):
             compile_bytecode(target / source.name, compiler, recorded_as=f"{LAMBDA_TASK_ROOT}/{source.name}")
     shutil.copyfile(manifest, target / "agents.toml")
+    routes_file = target / ROUTES_FILE
+    routes_file.unlink(missing_ok=True)
+    if routes:
+        routes_file.write_text(json.dumps(routes, indent=2, sort_keys=True) + "\n")
     record.write_text("\n".join(sorted(s.name for s in sources)) + "\n")
 
 
@@ -345,7 +366,9 @@ def assemble_standin(target: Path, plan: DeploymentPlan) -> Path:
     """The offline stand-in for every bundle: the project code and the manifest, no dependencies."""
     if target.exists():
         shutil.rmtree(target)
-    assemble_project_code(target, plan.manifest_path, agent_code(plan))
+    assemble_project_code(
+        target, plan.manifest_path, agent_code(plan), routes=plan.registry.connector_routes()
+    )
     return target
 
 
@@ -360,7 +383,13 @@ def build_bundle(
     """The family's asset folder, pip-installing its dependencies only when they changed."""
     target = build_dir / family
     compiler = install_dependencies(target, bundle_requirements(family, plan), refresh=refresh)
-    assemble_project_code(target, plan.manifest_path, agent_code(plan), compiler=compiler)
+    assemble_project_code(
+        target,
+        plan.manifest_path,
+        agent_code(plan),
+        compiler=compiler,
+        routes=plan.registry.connector_routes(),
+    )
     return check_size(measure_bundle(family, target, compiler), limit)
 
 

@@ -22,7 +22,6 @@ The `flyte` SDK is imported here only: install the `flyte2` extra for the Lambda
 
 from __future__ import annotations
 
-import base64
 import functools
 import inspect
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -33,7 +32,8 @@ from google.protobuf.json_format import MessageToDict
 from pydantic import Field
 
 from serverless_agents import flyte2
-from serverless_agents.agent import AsyncAgentBase, LogLink, Phase, Resource, ResourceMetadata
+from serverless_agents.agent import AsyncAgentBase, LogLink, Phase, Resource
+from serverless_agents.agents.connectors import EncodedResourceMeta, connector_agent_class
 from serverless_agents.exceptions import InvalidRequest
 from serverless_agents.secrets import get_agent_secrets
 
@@ -47,9 +47,7 @@ if TYPE_CHECKING:
     from serverless_agents.agent import TaskContext
 
 
-class ConnectorMetadata(ResourceMetadata):
-    #: The connector's `ResourceMeta.encode()`, base64: bytes of its own making.
-    resource_meta: str
+class ConnectorMetadata(EncodedResourceMeta):
     #: `Connection.configs`: settings, never secrets.
     configs: dict[str, str] = Field(default_factory=dict)
 
@@ -80,7 +78,7 @@ class ConnectorAgent(AsyncAgentBase[ConnectorMetadata]):
             **get_agent_secrets(),
             **configs,
         )
-        return ConnectorMetadata(resource_meta=base64.b64encode(meta.encode()).decode(), configs=configs)
+        return ConnectorMetadata.of(meta.encode(), configs=configs)
 
     async def get(self, metadata: ConnectorMetadata) -> Resource:
         resource = await self.connector.get(
@@ -95,22 +93,17 @@ class ConnectorAgent(AsyncAgentBase[ConnectorMetadata]):
 
     def _resource_meta(self, metadata: ConnectorMetadata) -> ResourceMeta:
         meta_type: type[ResourceMeta] = self.connector.metadata_type
-        return meta_type.decode(base64.b64decode(metadata.resource_meta))
+        return meta_type.decode(metadata.encoded)
 
 
 @functools.cache
 def connector_agent(connector_class: type[AsyncConnector[Any]]) -> type[ConnectorAgent]:
     """The agent class serving `connector_class`'s task category (one class per connector, cached)."""
-    return type(
-        f"{connector_class.__name__}Agent",
-        (ConnectorAgent,),
-        {
-            "__module__": connector_class.__module__,
-            "__doc__": f"{connector_class.__module__}.{connector_class.__qualname__}, as an agent.",
-            "connector_class": connector_class,
-            "task_type": getattr(connector_class, "task_type_name", ""),
-            "task_type_version": connector_class.task_type_version,
-        },
+    return connector_agent_class(
+        ConnectorAgent,
+        connector_class,
+        getattr(connector_class, "task_type_name", ""),
+        connector_class.task_type_version,
     )
 
 

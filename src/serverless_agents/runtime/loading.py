@@ -1,13 +1,15 @@
-"""Loading the one agent a per-agent Lambda serves, once per container."""
+"""Loading the one agent a per-agent Lambda serves, and the deployment's registry, once per container."""
 
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from serverless_agents.exceptions import ManifestError
 from serverless_agents.manifest import load_manifest
+from serverless_agents.registry import ROUTES_FILE, AgentRegistry
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -25,6 +27,16 @@ class LoadedAgent:
 @functools.cache
 def cached_manifest(path: Path) -> Manifest:
     return load_manifest(path)
+
+
+@functools.cache
+def deployed_registry(manifest_path: Path) -> AgentRegistry:
+    """Every agent of the deployment, for the functions that route tasks (api, sweeper): connectors' agents
+    by the routes file beside the manifest when there is one (in a Lambda bundle), so that these functions
+    need no connector SDK; otherwise (`up`, tests) every class imported."""
+    routes_file = manifest_path.parent / ROUTES_FILE
+    routes = json.loads(routes_file.read_text()) if routes_file.exists() else None
+    return AgentRegistry.from_manifest(cached_manifest(manifest_path), routes)
 
 
 @functools.cache

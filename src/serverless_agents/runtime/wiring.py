@@ -17,10 +17,9 @@ from serverless_agents import aws
 from serverless_agents.agent import AgentKind, AsyncAgentBase, BaseSensor, SyncAgentBase
 from serverless_agents.exceptions import ManifestError
 from serverless_agents.payloads import PayloadStore
-from serverless_agents.registry import AgentRegistry
 from serverless_agents.runtime.async_steps import AsyncAgentSteps
 from serverless_agents.runtime.finalize import Finalizer
-from serverless_agents.runtime.loading import cached_manifest, load_agent
+from serverless_agents.runtime.loading import cached_manifest, deployed_registry, load_agent
 from serverless_agents.runtime.sensors import SensorSchedules, SensorSteps
 from serverless_agents.runtime.service import SensorTargets, TaskService
 from serverless_agents.runtime.sweeper import Sweeper
@@ -68,7 +67,7 @@ def _stores(settings: RuntimeSettings, made: Clients) -> tuple[TasksTable, Paylo
 def task_service(settings: RuntimeSettings) -> TaskService:
     made = clients()
     table, payloads = _stores(settings, made)
-    registry = AgentRegistry.from_manifest(cached_manifest(settings.manifest_path))
+    registry = deployed_registry(settings.manifest_path)
     targets = (
         SensorTargets(settings.function_arn_prefix, settings.scheduler_role_arn)
         if settings.function_arn_prefix and settings.scheduler_role_arn
@@ -90,7 +89,7 @@ def task_service(settings: RuntimeSettings) -> TaskService:
 
 def async_state_machine_arns(settings: RuntimeSettings) -> list[str]:
     """The deployment's async agents' state machines, which the sweeper watches."""
-    registry = AgentRegistry.from_manifest(cached_manifest(settings.manifest_path))
+    registry = deployed_registry(settings.manifest_path)
     return [f"{settings.state_machine_arn_prefix}{a.name}" for a in registry if a.kind is AgentKind.ASYNC]
 
 
