@@ -79,6 +79,7 @@ def test_every_object_matches_the_kubernetes_schemas(version: str) -> None:
         "ServiceAccount",
         "PodDisruptionBudget",
         "ServiceMonitor",
+        "NetworkPolicy",
     }
     for kind, manifest in objects.items():
         if kind == "ServiceMonitor":
