@@ -282,14 +282,14 @@ def test_a_tampered_resource_meta_is_refused(
 def test_an_unsigned_resource_meta_is_refused_unless_migration_allows_it(
     flyte: FlyteClient, harness: Harness
 ) -> None:
-    from serverless_agents.resource_meta import ResourceMetaKeys
-
     victim_meta, victim_id = victim_task(flyte)
     unsigned = encode_resource_meta(victim_id, "slowjob")  # what the API issues, as before signing
 
     code, details = refused(lambda: flyte.get(unsigned, "example_job_slow"))
     assert code is grpc.StatusCode.INVALID_ARGUMENT
     assert "SA_RESOURCE_META_ALLOW_UNSIGNED" in details
+
+    from serverless_agents.resource_meta import ResourceMetaKeys
 
     migrating = Adapter(
         harness.stack.api_url,

@@ -114,6 +114,14 @@ def test_deployment_runs_the_adapter_against_the_api_as_flyteconnector_does() ->
     assert adapter["image"] == f"serverless-agents-adapter:{version}"
 
 
+def test_without_tls_no_certificate_is_mounted() -> None:
+    adapter = container(render(apiUrl=API_URL))
+
+    assert "--tls-cert" not in adapter["args"]
+    assert "volumeMounts" not in adapter
+    assert adapter["livenessProbe"]["grpc"] == {"port": 8000}
+
+
 def test_the_image_matches_what_the_chart_declares() -> None:
     objects = render(apiUrl=API_URL)
     pod = objects["Deployment"]["spec"]["template"]["spec"]

@@ -116,11 +116,3 @@ def test_tls_from_a_secret_with_the_probes_on_the_plain_health_port() -> None:
         for manifest in objects.values():
             if manifest["kind"] != "ServiceMonitor":
                 kubernetes_validate.validate(manifest, version, strict=True)
-
-
-def test_without_tls_no_certificate_is_mounted() -> None:
-    adapter = container(render(apiUrl=API_URL))
-
-    assert "--tls-cert" not in adapter["args"]
-    assert "volumeMounts" not in adapter
-    assert adapter["livenessProbe"]["grpc"] == {"port": 8000}
