@@ -178,6 +178,16 @@ def _positive_seconds(text: str) -> float:
     return seconds
 
 
+def _positive_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number, 1 or more")
+    return count
+
+
 def _add_call_timeout(parser: argparse.ArgumentParser) -> None:
     """`up` and `adapter` run the same adapter, so they take the same flag."""
     parser.add_argument(
@@ -239,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     adapter.add_argument(
         "--workers",
-        type=int,
+        type=_positive_count,
         default=32,
         help="calls served at once (task calls and streams; more are answered RESOURCE_EXHAUSTED); "
         "health and discovery have threads of their own (default 32)",

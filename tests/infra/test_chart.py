@@ -195,6 +195,9 @@ def test_service_monitor_scrapes_the_metrics_port_of_the_service() -> None:
         ({"apiUrl": API_URL, "awsRegion": "Ireland"}, "/awsRegion"),
         ({"apiUrl": API_URL, "replicaCount": "two"}, "/replicaCount"),
         ({"apiUrl": API_URL, "extraArgs": "--timeout 20"}, "/extraArgs"),
+        ({"apiUrl": API_URL, "workers": 0}, "/workers"),
+        ({"apiUrl": API_URL, "resourceMetaKeys": {"secretName": ""}}, "/resourceMetaKeys"),
+        ({"apiUrl": API_URL, "tls": {"secretName": "t", "healthPort": 0}}, "/tls"),
     ],
 )
 def test_bad_values_are_refused_with_the_key_named(values: dict[str, Any], complaint: str) -> None:
