@@ -38,9 +38,9 @@ _DISCOVERY = frozenset(
 
 
 class _Slots:
-    def __init__(self, size: int, what: str, flag: str) -> None:
+    def __init__(self, size: int, what: str) -> None:
         self._free = threading.BoundedSemaphore(size)
-        self.full = f"the adapter is serving its limit of {size} concurrent {what} calls ({flag}): retry"
+        self.full = f"the adapter is serving its limit of {size} concurrent {what}: retry"
 
     @contextmanager
     def held(self, context: grpc.ServicerContext) -> Iterator[None]:
@@ -56,8 +56,8 @@ class Capacity(grpc.ServerInterceptor):
     """Slots per class of call, a bound on streams; `threads` is the pool the server needs for them."""
 
     def __init__(self, workers: int, discovery: int, max_stream_seconds: float) -> None:
-        self._work = _Slots(workers, "task", "--workers")
-        self._discovery = _Slots(discovery, "discovery", "--discovery-workers")
+        self._work = _Slots(workers, "task calls and streams (--workers)")
+        self._discovery = _Slots(discovery, "discovery calls (ListAgents, GetAgent, ...)")
         self._max_stream_seconds = max_stream_seconds
         self.threads = workers + discovery + HEALTH_THREADS
 
@@ -67,33 +67,20 @@ class Capacity(grpc.ServerInterceptor):
             return handler
         slots = self._discovery if details.method in _DISCOVERY else self._work
         streaming = handler.request_streaming or handler.response_streaming
+        behavior = behavior_of(handler)
         if handler.response_streaming:
-            behavior = handler.unary_stream or handler.stream_stream
 
             def bounded_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 with slots.held(context), self._bounded(context, streaming):
                     yield from behavior(request, context)
 
-            wrapped: Callable[..., Any] = bounded_stream
-        else:
-            behavior = handler.unary_unary or handler.stream_unary
+            return with_behavior(handler, bounded_stream)
 
-            def bounded(request: Any, context: grpc.ServicerContext) -> Any:
-                with slots.held(context), self._bounded(context, streaming):
-                    return behavior(request, context)
+        def bounded(request: Any, context: grpc.ServicerContext) -> Any:
+            with slots.held(context), self._bounded(context, streaming):
+                return behavior(request, context)
 
-            wrapped = bounded
-        make = {
-            (False, False): grpc.unary_unary_rpc_method_handler,
-            (False, True): grpc.unary_stream_rpc_method_handler,
-            (True, False): grpc.stream_unary_rpc_method_handler,
-            (True, True): grpc.stream_stream_rpc_method_handler,
-        }[(handler.request_streaming, handler.response_streaming)]
-        return make(
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return with_behavior(handler, bounded)
 
     @contextmanager
     def _bounded(self, context: grpc.ServicerContext, streaming: bool) -> Iterator[None]:
@@ -118,3 +105,27 @@ class Capacity(grpc.ServerInterceptor):
                 raise  # not the bound's doing
         finally:
             timer.cancel()
+
+
+def behavior_of(handler: grpc.RpcMethodHandler[Any, Any]) -> Callable[[Any, grpc.ServicerContext], Any]:
+    """The one behavior a method handler has, whichever kind it is."""
+    return handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream  # type: ignore[return-value]
+
+
+def with_behavior(
+    handler: grpc.RpcMethodHandler[Any, Any],
+    behavior: Callable[[Any, grpc.ServicerContext], Any],
+    request_deserializer: Callable[[bytes], Any] | None = None,
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """`handler` of the same kind (unary or streaming, each way) with another behavior, for interceptors."""
+    make = {
+        (False, False): grpc.unary_unary_rpc_method_handler,
+        (False, True): grpc.unary_stream_rpc_method_handler,
+        (True, False): grpc.stream_unary_rpc_method_handler,
+        (True, True): grpc.stream_stream_rpc_method_handler,
+    }[(handler.request_streaming, handler.response_streaming)]
+    return make(
+        behavior,
+        request_deserializer=request_deserializer or handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )

@@ -19,7 +19,7 @@ from flyteidl.service import agent_pb2, agent_pb2_grpc
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from serverless_agents.adapter.capacity import Capacity
+from serverless_agents.adapter.capacity import Capacity, behavior_of, with_behavior
 from serverless_agents.adapter.flyte2 import SERVICE_NAMES as FLYTE2_SERVICE_NAMES
 from serverless_agents.adapter.flyte2 import add_flyte2_services
 from serverless_agents.adapter.metrics import AdapterMetrics
@@ -67,17 +67,12 @@ class MalformedRequests(grpc.ServerInterceptor):
         def checked(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
             return (check(request, context) for request in requests)
 
-        kinds = {
-            (False, False): (grpc.unary_unary_rpc_method_handler, handler.unary_unary, check),
-            (False, True): (grpc.unary_stream_rpc_method_handler, handler.unary_stream, check),
-            (True, False): (grpc.stream_unary_rpc_method_handler, handler.stream_unary, checked),
-            (True, True): (grpc.stream_stream_rpc_method_handler, handler.stream_stream, checked),
-        }
-        make, behavior, guard = kinds[(handler.request_streaming, handler.response_streaming)]
-        return make(
+        behavior = behavior_of(handler)
+        guard = checked if handler.request_streaming else check
+        return with_behavior(
+            handler,
             lambda request, context: behavior(guard(request, context), context),
             request_deserializer=lenient,
-            response_serializer=handler.response_serializer,
         )
 
 
