@@ -2,7 +2,11 @@
 
 serverless-agents up       [--manifest FILE] [--port 8080] [--grpc-port 8000] [--aws-port 4566]
                            [--schedule-period SECONDS] [--demo] [--verbose] [--timeout 10]
-serverless-agents adapter  --api URL [--port 8000] [--metrics-port 9090] [--timeout 10]
+serverless-agents adapter  --api URL [--port 8000] [--metrics-port 9090] [--timeout 10] [--workers 32]
+                           [--max-stream-seconds 60] [--tls-cert FILE --tls-key FILE [--health-port 8001]]
+
+The adapter signs `resource_meta` with the keys in SA_RESOURCE_META_KEYS (required; `up` makes a random one
+per run); SA_TLS_CERT / SA_TLS_KEY stand for the TLS flags.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ def _up(args: argparse.Namespace) -> int:
         aws_port=args.aws_port,
         schedule_period=args.schedule_period,
     ) as stack:
+        # No keys: a random one, for this run only (what it signed, no later run verifies).
         adapter = Adapter(
             stack.api_url,
             host=args.host,
@@ -145,13 +150,31 @@ def _upload(stack: LocalStack, path: str) -> None:
 
 def _adapter(args: argparse.Namespace) -> int:
     from serverless_agents.adapter.server import Adapter
+    from serverless_agents.exceptions import ManifestError
+    from serverless_agents.resource_meta import ResourceMetaKeys
 
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ManifestError("--tls-cert and --tls-key go together (or SA_TLS_CERT and SA_TLS_KEY)")
+    tls = None
+    if args.tls_cert is not None:
+        tls = (Path(args.tls_cert).read_bytes(), Path(args.tls_key).read_bytes())
     adapter = Adapter(
-        args.api, host=args.host, port=args.port, metrics_port=args.metrics_port, call_timeout=args.timeout
+        args.api,
+        host=args.host,
+        port=args.port,
+        metrics_port=args.metrics_port,
+        workers=args.workers,
+        max_stream_seconds=args.max_stream_seconds,
+        call_timeout=args.timeout,
+        keys=ResourceMetaKeys.from_environment(),
+        tls=tls,
+        health_port=args.health_port,
     ).start()
     try:
         metrics = f", metrics on :{args.metrics_port}/metrics" if args.metrics_port is not None else ""
-        _serve_forever(f"adapter: gRPC on {args.host}:{adapter.port} -> {args.api}{metrics}")
+        scheme = "gRPC with TLS" if tls else "gRPC"
+        health = f", health on :{adapter.health_port}" if args.health_port is not None else ""
+        _serve_forever(f"adapter: {scheme} on {args.host}:{adapter.port} -> {args.api}{metrics}{health}")
     finally:
         adapter.stop()
     return 0
@@ -165,6 +188,16 @@ def _positive_seconds(text: str) -> float:
     if not 0 < seconds < 86_400:
         raise argparse.ArgumentTypeError(f"{text!r}: expected seconds, more than 0 (e.g. 5 or 0.5)")
     return seconds
+
+
+def _positive_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number, 1 or more")
+    return count
 
 
 def _add_call_timeout(parser: argparse.ArgumentParser) -> None:
@@ -246,6 +279,33 @@ def build_parser() -> argparse.ArgumentParser:
     adapter.add_argument("--host", default="0.0.0.0", help="the address the gRPC server listens on")
     adapter.add_argument("--port", type=int, default=8000, help="the gRPC port")
     adapter.add_argument("--metrics-port", type=int, default=9090, help="Prometheus metrics port")
+    adapter.add_argument(
+        "--workers",
+        type=_positive_count,
+        default=32,
+        help="calls served at once (task calls and streams; more are answered RESOURCE_EXHAUSTED); "
+        "health and discovery have threads of their own",
+    )
+    adapter.add_argument(
+        "--max-stream-seconds",
+        type=_positive_seconds,
+        default=60.0,
+        help="a stream (ExecuteTaskSync) open longer is cancelled: above your slowest sync agent'stimeout",
+    )
+    adapter.add_argument(
+        "--tls-cert",
+        default=os.environ.get("SA_TLS_CERT"),
+        help="serve gRPC with TLS: the certificate chain, PEM (env SA_TLS_CERT)",
+    )
+    adapter.add_argument(
+        "--tls-key", default=os.environ.get("SA_TLS_KEY"), help="its private key, PEM (env SA_TLS_KEY)"
+    )
+    adapter.add_argument(
+        "--health-port",
+        type=int,
+        default=None,
+        help="also serve grpc.health.v1 alone, plain, on this port (for the kubelet's probes under TLS)",
+    )
     _add_call_timeout(adapter)
     adapter.set_defaults(run=_adapter)
     return parser

@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from serverless_agents.adapter.server import Adapter
 from serverless_agents.agent import Phase
 from serverless_agents.demo import FlyteClient
+from serverless_agents.resource_meta import encode_resource_meta
 from tests.functional.conftest import Harness
 from tests.functional.flyte_tasks import ExampleTask, create_request, decode_outputs
 
@@ -179,11 +180,19 @@ def test_list_agents_parses_the_way_propeller_reads_it(propeller: Propeller) -> 
     assert propeller.metadata.GetAgent(agent_pb2.GetAgentRequest(name="echo"), timeout=10).agent.is_sync
 
 
-def test_logs_and_metrics_are_unimplemented_with_a_reason(propeller: Propeller) -> None:
+def test_logs_and_metrics_are_unimplemented_with_a_reason(adapter: Adapter, propeller: Propeller) -> None:
+    meta = adapter.keys.sign(encode_resource_meta("t1", "job"))
+    category = agent_pb2.TaskCategory(name="example_job")
     with pytest.raises(grpc.RpcError) as logs:
-        list(propeller.tasks.GetTaskLogs(agent_pb2.GetTaskLogsRequest(resource_meta=b"{}"), timeout=10))
+        list(
+            propeller.tasks.GetTaskLogs(
+                agent_pb2.GetTaskLogsRequest(resource_meta=meta, task_category=category), timeout=10
+            )
+        )
     with pytest.raises(grpc.RpcError) as metrics:
-        propeller.tasks.GetTaskMetrics(agent_pb2.GetTaskMetricsRequest(resource_meta=b"{}"), timeout=10)
+        propeller.tasks.GetTaskMetrics(
+            agent_pb2.GetTaskMetricsRequest(resource_meta=meta, task_category=category), timeout=10
+        )
 
     assert logs.value.code() is grpc.StatusCode.UNIMPLEMENTED
     assert "log links" in logs.value.details()
@@ -199,7 +208,7 @@ def test_api_down_is_unavailable_and_the_adapter_keeps_serving() -> None:
     try:
         for _ in range(2):
             with pytest.raises(grpc.RpcError) as error:
-                client.get(b'{"task_id": "t1", "agent": "job"}', "example_job")
+                client.get(adapter.keys.sign(encode_resource_meta("t1", "job")), "example_job")
             assert error.value.code() is grpc.StatusCode.UNAVAILABLE
             assert "cannot be reached" in error.value.details()
         status = client.health.Check(health_pb2.HealthCheckRequest(), timeout=5).status

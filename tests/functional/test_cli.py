@@ -130,3 +130,21 @@ def test_help_gives_every_option_a_line(command: str, capsys: pytest.CaptureFixt
         assert action.help, action.option_strings
         if action.default not in (None, False, argparse.SUPPRESS):
             assert f"(default: {action.default})" in " ".join(text.split()), action.option_strings
+
+
+def test_adapter_refuses_to_start_without_keys_to_sign_resource_meta(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SA_RESOURCE_META_KEYS", raising=False)
+
+    assert main(["adapter", "--api", "http://127.0.0.1:9", "--port", "0", "--metrics-port", "0"]) == 2
+    assert "SA_RESOURCE_META_KEYS is not set" in capsys.readouterr().err
+
+
+def test_adapter_takes_tls_files_in_pairs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SA_RESOURCE_META_KEYS", "k" * 32)
+
+    assert main(["adapter", "--api", "http://127.0.0.1:9", "--port", "0", "--tls-cert", "cert.pem"]) == 2
+    assert "--tls-cert and --tls-key go together" in capsys.readouterr().err

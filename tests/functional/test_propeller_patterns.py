@@ -20,6 +20,7 @@ from serverless_agents.adapter.server import Adapter
 from serverless_agents.agent import Phase
 from serverless_agents.demo import FlyteClient
 from serverless_agents.local.stack import LocalStack
+from serverless_agents.resource_meta import encode_resource_meta
 from tests.functional.conftest import Harness
 from tests.functional.flyte_tasks import ExampleTask, create_request, decode_outputs
 
@@ -222,12 +223,12 @@ def test_abort_right_after_create_leaves_no_job_running(propeller: FlyteClient, 
 
 
 def test_delete_task_twice_and_of_an_unknown_task_answers_ok(
-    propeller: FlyteClient, harness: Harness
+    adapter: Adapter, propeller: FlyteClient, harness: Harness
 ) -> None:
     # An abort that errs is retried every round until max-workflow-retries (flytepropeller/pkg/controller/
     # handler.go); Flyte's delete is idempotent, so repeating it, or deleting what is gone, succeeds.
     resource_meta = propeller.create(create_request(SLOW_JOB, {"n": 2}, execution()))
-    unknown = json.dumps({"task_id": "never-created-a0-0123456789abcdef", "agent": "slowjob"}).encode()
+    unknown = adapter.keys.sign(encode_resource_meta("never-created-a0-0123456789abcdef", "slowjob"))
 
     propeller.delete(resource_meta, "example_job_slow")
     propeller.delete(resource_meta, "example_job_slow")

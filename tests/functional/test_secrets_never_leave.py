@@ -120,7 +120,7 @@ def evidence(tmp_path_factory: pytest.TempPathFactory) -> Evidence:
             adapter = Adapter(stack.api_url, host="127.0.0.1", port=0).start()
             flyte = FlyteClient(adapter.address)
             try:
-                _run_everything(stack, fake, flyte, found)
+                _run_everything(stack, fake, flyte, found, adapter.keys.sign)
                 _collect_what_is_kept(stack, found)
             finally:
                 flyte.close()
@@ -131,7 +131,14 @@ def evidence(tmp_path_factory: pytest.TempPathFactory) -> Evidence:
     return found
 
 
-def _run_everything(stack: LocalStack, fake: FakeHttpServer, flyte: FlyteClient, found: Evidence) -> None:
+def _run_everything(
+    stack: LocalStack,
+    fake: FakeHttpServer,
+    flyte: FlyteClient,
+    found: Evidence,
+    sign: Callable[[bytes], bytes],
+) -> None:
+    """`sign`: the adapter's, for tasks created over HTTP (whose resource_meta the adapter never signed)."""
     api = ApiClient(stack.api_url)
 
     def http(where: str, call: Callable[[], Any]) -> Any:
@@ -216,8 +223,9 @@ def _run_everything(stack: LocalStack, fake: FakeHttpServer, flyte: FlyteClient,
         http("http", lambda task_id=task_id: api.get_task(task_id))
         raw = urllib3.request("GET", f"{stack.api_url}/v1/tasks/{task_id}", retries=False)
         found.add("http", raw.data.decode())
-        task_type = "sensor" if resource_meta == sensor_meta else "leaky_job"
-        grpc_call(lambda meta=resource_meta, task_type=task_type: flyte.get(meta, task_type))
+        task_type = "leaky_sensor" if resource_meta == sensor_meta else "leaky_job"
+        signed = sign(resource_meta)
+        grpc_call(lambda meta=signed, task_type=task_type: flyte.get(meta, task_type))
 
 
 def _leaky_request(mode: str) -> agent_pb2.CreateTaskRequest:

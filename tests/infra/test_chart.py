@@ -79,6 +79,7 @@ def test_every_object_matches_the_kubernetes_schemas(version: str) -> None:
         "ServiceAccount",
         "PodDisruptionBudget",
         "ServiceMonitor",
+        "NetworkPolicy",
     }
     for kind, manifest in objects.items():
         if kind == "ServiceMonitor":
@@ -111,6 +112,14 @@ def test_deployment_runs_the_adapter_against_the_api_as_flyteconnector_does() ->
     assert adapter["resources"]["limits"]
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert adapter["image"] == f"serverless-agents-adapter:{version}"
+
+
+def test_without_tls_no_certificate_is_mounted() -> None:
+    adapter = container(render(apiUrl=API_URL))
+
+    assert "--tls-cert" not in adapter["args"]
+    assert "volumeMounts" not in adapter
+    assert adapter["livenessProbe"]["grpc"] == {"port": 8000}
 
 
 def test_the_image_matches_what_the_chart_declares() -> None:
@@ -186,6 +195,9 @@ def test_service_monitor_scrapes_the_metrics_port_of_the_service() -> None:
         ({"apiUrl": API_URL, "awsRegion": "Ireland"}, "/awsRegion"),
         ({"apiUrl": API_URL, "replicaCount": "two"}, "/replicaCount"),
         ({"apiUrl": API_URL, "extraArgs": "--timeout 20"}, "/extraArgs"),
+        ({"apiUrl": API_URL, "workers": 0}, "/workers"),
+        ({"apiUrl": API_URL, "resourceMetaKeys": {"secretName": ""}}, "/resourceMetaKeys"),
+        ({"apiUrl": API_URL, "tls": {"secretName": "t", "healthPort": 0}}, "/tls"),
     ],
 )
 def test_bad_values_are_refused_with_the_key_named(values: dict[str, Any], complaint: str) -> None:

@@ -26,3 +26,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
+
+{{/* A probe from values; with TLS, a gRPC probe goes to the plain health port (the kubelet speaks no TLS). */}}
+{{- define "adapter.probe" -}}
+{{- $root := index . 0 -}}
+{{- $probe := deepCopy (index . 1 | default dict) -}}
+{{- if and $probe $probe.grpc $root.Values.tls.secretName -}}
+{{- $_ := set $probe.grpc "port" $root.Values.tls.healthPort -}}
+{{- end -}}
+{{- if $probe -}}
+{{- toYaml $probe -}}
+{{- end -}}
+{{- end -}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 
 import grpc
 
@@ -17,6 +18,9 @@ from serverless_agents.exceptions import (
 )
 
 logger = logging.getLogger(__name__)
+#: Longest status message: messages may quote what a caller sent (a 4 MB task type), and grpc carries the
+#: message in a header that clients refuse past 8 kB by default.
+MAX_MESSAGE = 1000
 
 _CODES: list[tuple[type[Exception], grpc.StatusCode]] = [
     (AgentNotFound, grpc.StatusCode.NOT_FOUND),
@@ -33,8 +37,16 @@ def grpc_status(error: Exception) -> tuple[grpc.StatusCode, str]:
     if isinstance(error, ApiError) and error.status == 403:
         code = grpc.StatusCode.PERMISSION_DENIED
     if code is grpc.StatusCode.INTERNAL and not isinstance(error, ApiError):
-        logger.exception("unexpected error in the adapter")
         message = f"{type(error).__name__}: {error}"
+        # The frames, and the message as bounded as the caller's: never a caller's megabytes in the log.
+        frames = "".join(traceback.format_tb(error.__traceback__))
+        logger.error("unexpected error in the adapter: %s\n%s", bounded(message), frames)
     else:
         message = str(error)
-    return code, " ".join(message.split())  # one line: propeller shows it to the user verbatim
+    return code, bounded(message)
+
+
+def bounded(message: str) -> str:
+    """One line (propeller shows it to the user verbatim), at most `MAX_MESSAGE` characters."""
+    line = " ".join(message.split())
+    return line if len(line) <= MAX_MESSAGE else f"{line[: MAX_MESSAGE - 3]}..."

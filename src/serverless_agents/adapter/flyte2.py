@@ -10,18 +10,17 @@ translates the answer back. Flyte 2 has no sync service, so sync agents are not 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import grpc
 from flyteidl2.connector import connector_pb2, service_pb2, service_pb2_grpc
 
 from serverless_agents import flyte2
 from serverless_agents.exceptions import AgentNotFound
-from serverless_agents.resource_meta import task_id_from_resource_meta
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    import grpc
     from flyteidl.admin import agent_pb2
 
     from serverless_agents.adapter.servicers import AgentDirectory, ApiCalls
@@ -76,32 +75,38 @@ class AsyncConnectorServicer(service_pb2_grpc.AsyncConnectorServiceServicer):  #
         operation: str,
         call: Callable[[str, float], R],
     ) -> R:
-        """A call on the task a `resource_meta` names, with the Connection the executor kept checked again."""
-        timeout = self._calls.timeout(context)
+        """A call on the task a `resource_meta` names (verified), with the Connection the executor kept
+        checked again."""
 
-        def checked() -> R:
+        def checked(task_id: str, timeout: float) -> R:
             flyte2.check_connection(request.connection)
-            return call(task_id_from_resource_meta(request.resource_meta), timeout)
+            return call(task_id, timeout)
 
-        return self._calls.run(context, request.task_category.name, operation, checked)
+        return self._calls.on_task(
+            context, request.resource_meta, request.task_category.name, operation, checked
+        )
 
     def GetTaskMetrics(
         self, request: connector_pb2.GetTaskMetricsRequest, context: grpc.ServicerContext
     ) -> None:
-        _unsupported(
-            context, "GetTaskMetrics", "the task's CloudWatch log link leads to its Lambdas' metrics"
+        self._calls.refuse_unsupported(
+            context,
+            request.resource_meta,
+            request.task_category.name,
+            "GetTaskMetrics",
+            "the task's CloudWatch log link leads to its Lambdas' metrics",
         )
 
     def GetTaskLogs(
         self, request: connector_pb2.GetTaskLogsRequest, context: grpc.ServicerContext
     ) -> Iterator[connector_pb2.GetTaskLogsResponse]:
-        _unsupported(
-            context, "GetTaskLogs", "follow the task's log links (Step Functions execution, its logs)"
+        self._calls.refuse_unsupported(
+            context,
+            request.resource_meta,
+            request.task_category.name,
+            "GetTaskLogs",
+            "follow the task's log links (Step Functions execution, its logs)",
         )
-
-
-def _unsupported(context: grpc.ServicerContext, method: str, instead: str) -> NoReturn:
-    context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not supported: {instead}")
 
 
 class ConnectorMetadataServicer(service_pb2_grpc.ConnectorMetadataServiceServicer):  # type: ignore[misc]
@@ -131,7 +136,7 @@ class ConnectorMetadataServicer(service_pb2_grpc.ConnectorMetadataServiceService
             for connector in self._connectors():
                 if connector.name == request.name:
                     return connector_pb2.GetConnectorResponse(connector=connector)
-            raise AgentNotFound(f"no async agent or sensor named {request.name!r} is deployed")
+            raise AgentNotFound(f"no async agent or sensor named {request.name[:80]!r} is deployed")
 
         return self._calls.run(context, "", "get_connector", call)
 

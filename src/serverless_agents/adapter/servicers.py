@@ -5,14 +5,18 @@ Deadlines: propeller gives each call the deadline its connector config names (`t
 plugin.go); the HTTP call gets what remains of it, less a margin to answer in, so a slow API becomes a clean
 `DEADLINE_EXCEEDED` instead of a late reply. The adapter's own `--timeout` only serves calls that carry no
 deadline. A sync agent's call is bounded by the agent's own `timeout` too, which its function enforces.
+
+Callers are not trusted with other agents' tasks: a `resource_meta` is read only once the adapter's key
+verifies it (`ApiCalls.task_id`), and only under a task type its agent serves, before any HTTP call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import grpc
 from flyteidl.admin import agent_pb2
@@ -20,12 +24,17 @@ from flyteidl.service import agent_pb2_grpc
 
 from serverless_agents.adapter.errors import grpc_status
 from serverless_agents.client import ResponseTimeout
-from serverless_agents.exceptions import AgentNotFound, DeadlineExceeded
-from serverless_agents.resource_meta import task_id_from_resource_meta
+from serverless_agents.exceptions import (
+    AgentNotFound,
+    DeadlineExceeded,
+    InvalidRequest,
+    ServerlessAgentsError,
+)
 
 if TYPE_CHECKING:
     from serverless_agents.adapter.metrics import AdapterMetrics
     from serverless_agents.client import ApiClient
+    from serverless_agents.resource_meta import ResourceMetaKeys
 
 _HTTP_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -38,15 +47,26 @@ _HTTP_STATUS = {
 }
 R = TypeVar("R")
 _ANSWER_MARGIN = 0.2  # seconds kept back from the caller's deadline to send the answer
+_LISTING_FOR_LABELS_TIMEOUT = 2.0  # seconds: a listing only for metric labels must not hold a call long
 
 
 class ApiCalls:
-    """What every servicer shares: the API client, the metrics, and the per-call error handling."""
+    """What every servicer shares: the API client, the metrics, the per-call error handling, the keys that
+    sign and verify `resource_meta`, and the deployed agents."""
 
-    def __init__(self, api: ApiClient, metrics: AdapterMetrics, default_timeout: float) -> None:
+    def __init__(
+        self,
+        api: ApiClient,
+        metrics: AdapterMetrics,
+        default_timeout: float,
+        keys: ResourceMetaKeys,
+        agents: AgentDirectory,
+    ) -> None:
         self.api = api
         self.metrics = metrics
         self.default_timeout = default_timeout
+        self.keys = keys
+        self.agents = agents
 
     def timeout(self, context: grpc.ServicerContext) -> float:
         """What remains of the caller's deadline, less a margin to answer in; the default without one."""
@@ -57,18 +77,64 @@ class ApiCalls:
 
     def run(self, context: grpc.ServicerContext, task_type: str, operation: str, call: Callable[[], R]) -> R:
         """Time the call, count it, and turn any exception into a status on `context` (never a traceback)."""
+        label = self.task_type_label(task_type)
         start = time.perf_counter()
         try:
             result = call()
         except Exception as e:
             code, message = grpc_status(e)
-            self.metrics.failure.labels(task_type, operation, str(_HTTP_STATUS.get(code, 500))).inc()
+            self.metrics.failure.labels(label, operation, str(_HTTP_STATUS.get(code, 500))).inc()
             context.abort(code, message)  # raises: the client gets the status
             raise
         finally:
-            self.metrics.latency.labels(task_type, operation).observe(time.perf_counter() - start)
-        self.metrics.success.labels(task_type, operation).inc()
+            self.metrics.latency.labels(label, operation).observe(time.perf_counter() - start)
+        self.metrics.success.labels(label, operation).inc()
         return result
+
+    def task_type_label(self, task_type: str) -> str:
+        """The metrics' label for a caller's task type: a deployed one, else `other`."""
+        self.agents.listed_once(self)
+        return self.metrics.task_type_label(task_type)
+
+    def task_id(self, resource_meta: bytes, task_type: str) -> str:
+        """The task a caller's `resource_meta` names, once this adapter's key verified it and the agent it
+        names serves `task_type` (the call's task category): a caller can neither make one up for another
+        agent's task nor send one agent's under another's task type. Raises InvalidRequest otherwise,
+        before any HTTP call reads or aborts anything."""
+        meta = self.keys.verify(resource_meta)
+        if meta.agent is not None and meta.agent not in self.agents.serving(task_type, self):
+            raise InvalidRequest(
+                "resource_meta.agent",
+                f"{meta.agent!r} does not serve the task type {task_type[:80]!r} of this call",
+            )
+        return meta.task_id
+
+    def on_task(
+        self,
+        context: grpc.ServicerContext,
+        resource_meta: bytes,
+        task_type: str,
+        operation: str,
+        call: Callable[[str, float], R],
+    ) -> R:
+        """GetTask or DeleteTask, for either protocol: `call(task_id, timeout)` on the task `resource_meta`
+        names, verified first."""
+        timeout = self.timeout(context)
+        return self.run(
+            context, task_type, operation, lambda: call(self.task_id(resource_meta, task_type), timeout)
+        )
+
+    def refuse_unsupported(
+        self, context: grpc.ServicerContext, resource_meta: bytes, task_type: str, method: str, instead: str
+    ) -> NoReturn:
+        """A method the adapter does not serve (GetTaskLogs, GetTaskMetrics) answers UNIMPLEMENTED, after the
+        same check as GetTask: so that serving it later cannot open another agent's task to a caller."""
+        try:
+            self.task_id(resource_meta, task_type)
+        except ServerlessAgentsError as e:
+            context.abort(*grpc_status(e))
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not supported: {instead}")
+        raise AssertionError  # abort raised
 
     def create(
         self,
@@ -79,17 +145,22 @@ class ApiCalls:
     ) -> bytes:
         """CreateTask for either protocol: `request` builds Flyte 1's message (a bad one is the caller's
         error, mapped like any other); the answer is the task's `resource_meta`."""
-        self.metrics.input_bytes.labels(task_type).observe(input_bytes)
+        self.metrics.input_bytes.labels(self.task_type_label(task_type)).observe(input_bytes)
         timeout = self.timeout(context)
         return self.run(
             context,
             task_type,
             "create",
-            lambda: bytes(self.api.create_task(request(), timeout=timeout).resource_meta),
+            lambda: self.keys.sign(self.api.create_task(request(), timeout=timeout).resource_meta),
         )
 
 
-def _task_type(request: agent_pb2.GetTaskRequest | agent_pb2.DeleteTaskRequest) -> str:
+def _task_type(
+    request: agent_pb2.GetTaskRequest
+    | agent_pb2.DeleteTaskRequest
+    | agent_pb2.GetTaskLogsRequest
+    | agent_pb2.GetTaskMetricsRequest,
+) -> str:
     """Propeller sends the task category and the deprecated `task_type`: prefer the category."""
     if request.HasField("task_category") and request.task_category.name:
         return str(request.task_category.name)
@@ -111,41 +182,43 @@ class AsyncAgentServicer(agent_pb2_grpc.AsyncAgentServiceServicer):  # type: ign
     def GetTask(
         self, request: agent_pb2.GetTaskRequest, context: grpc.ServicerContext
     ) -> agent_pb2.GetTaskResponse:
-        timeout = self._calls.timeout(context)
-        return self._calls.run(
+        return self._calls.on_task(
             context,
+            request.resource_meta,
             _task_type(request),
             "get",
-            lambda: self._calls.api.get_task(
-                task_id_from_resource_meta(request.resource_meta), timeout=timeout
-            ),
+            lambda task_id, timeout: self._calls.api.get_task(task_id, timeout=timeout),
         )
 
     def DeleteTask(
         self, request: agent_pb2.DeleteTaskRequest, context: grpc.ServicerContext
     ) -> agent_pb2.DeleteTaskResponse:
-        timeout = self._calls.timeout(context)
-        return self._calls.run(
+        return self._calls.on_task(
             context,
+            request.resource_meta,
             _task_type(request),
             "delete",
-            lambda: self._calls.api.delete_task(
-                task_id_from_resource_meta(request.resource_meta), timeout=timeout
-            ),
+            lambda task_id, timeout: self._calls.api.delete_task(task_id, timeout=timeout),
         )
 
     def GetTaskMetrics(self, request: agent_pb2.GetTaskMetricsRequest, context: grpc.ServicerContext) -> None:
-        context.abort(
-            grpc.StatusCode.UNIMPLEMENTED,
-            "GetTaskMetrics is not supported: see the task's CloudWatch log link for its Lambda metrics",
+        self._calls.refuse_unsupported(
+            context,
+            request.resource_meta,
+            _task_type(request),
+            "GetTaskMetrics",
+            "see the task's CloudWatch log link for its Lambda metrics",
         )
 
     def GetTaskLogs(
         self, request: agent_pb2.GetTaskLogsRequest, context: grpc.ServicerContext
     ) -> Iterator[agent_pb2.GetTaskLogsResponse]:
-        context.abort(
-            grpc.StatusCode.UNIMPLEMENTED,
-            "GetTaskLogs is not supported: follow the task's log links (Step Functions, CloudWatch)",
+        self._calls.refuse_unsupported(
+            context,
+            request.resource_meta,
+            _task_type(request),
+            "GetTaskLogs",
+            "follow the task's log links (Step Functions, CloudWatch)",
         )
 
 
@@ -201,29 +274,54 @@ def _sync_request(
 
 
 class AgentDirectory:
-    """`GET /v1/agents`, cached briefly: propeller asks every 10 s, and sync routing asks per call."""
+    """`GET /v1/agents`, cached briefly: propeller asks every 10 s, and sync routing and the check of every
+    `resource_meta` ask per call. Each listing also tells the metrics which task types are deployed."""
 
     def __init__(self, ttl_seconds: float = 5.0) -> None:
         self._ttl = ttl_seconds
         self._lock = threading.Lock()
         self._cached: agent_pb2.ListAgentsResponse | None = None
         self._fetched_at = 0.0
+        self._tried_at = -ttl_seconds
 
-    def agents(self, calls: ApiCalls) -> agent_pb2.ListAgentsResponse:
+    def agents(self, calls: ApiCalls, timeout: float | None = None) -> agent_pb2.ListAgentsResponse:
         with self._lock:
             if self._cached is not None and time.monotonic() - self._fetched_at < self._ttl:
                 return self._cached
-        listing = calls.api.list_agents(timeout=calls.default_timeout)
+            self._tried_at = time.monotonic()
+        listing = calls.api.list_agents(timeout=timeout or calls.default_timeout)
+        calls.metrics.know_task_types(_task_types(listing.agents))
         with self._lock:
             self._cached, self._fetched_at = listing, time.monotonic()
         return listing
+
+    def listed_once(self, calls: ApiCalls) -> None:
+        """Make sure the metrics know the deployed task types before the first call is counted: one try
+        per TTL at most, briefly, its failure ignored (the call's own outcome is what matters)."""
+        with self._lock:
+            if self._cached is not None or time.monotonic() - self._tried_at < self._ttl:
+                return
+        with contextlib.suppress(ServerlessAgentsError):
+            self.agents(calls, timeout=min(calls.default_timeout, _LISTING_FOR_LABELS_TIMEOUT))
+
+    def serving(self, task_type: str, calls: ApiCalls) -> set[str]:
+        """The names of the agents that serve `task_type` (several sensors may share `sensor`)."""
+        return {str(agent.name) for agent in self.agents(calls).agents if task_type in _task_types([agent])}
 
     def sync_agent_for(self, task_type: str, version: int, calls: ApiCalls) -> str:
         for agent in self.agents(calls).agents:
             categories = [(c.name, c.version) for c in agent.supported_task_categories]
             if agent.is_sync and (task_type, version) in categories:
                 return str(agent.name)
-        raise AgentNotFound(f"no sync agent is deployed for task type {task_type!r} version {version}")
+        raise AgentNotFound(f"no sync agent is deployed for task type {task_type[:80]!r} version {version}")
+
+
+def _task_types(agents: Iterable[agent_pb2.Agent]) -> set[str]:
+    return {
+        str(task_type)
+        for agent in agents
+        for task_type in [*agent.supported_task_types, *(c.name for c in agent.supported_task_categories)]
+    }
 
 
 class AgentMetadataServicer(agent_pb2_grpc.AgentMetadataServiceServicer):  # type: ignore[misc]
@@ -243,6 +341,6 @@ class AgentMetadataServicer(agent_pb2_grpc.AgentMetadataServiceServicer):  # typ
             for agent in self._agents.agents(self._calls).agents:
                 if agent.name == request.name:
                     return agent_pb2.GetAgentResponse(agent=agent)
-            raise AgentNotFound(f"no agent named {request.name!r} is deployed")
+            raise AgentNotFound(f"no agent named {request.name[:80]!r} is deployed")
 
         return self._calls.run(context, "", "get_agent", call)
