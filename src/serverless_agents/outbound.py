@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from serverless_agents.exceptions import DestinationRefused, DestinationUnavailable, ManifestError
+from serverless_agents.masking import excerpt
 
 if TYPE_CHECKING:
     import ssl
@@ -415,5 +416,4 @@ def _reason(error: BaseException) -> str:
         error = error.__cause__ or error.__context__  # type: ignore[assignment]
     if isinstance(error, OSError) and error.strerror:
         return error.strerror.lower()
-    text = " ".join(str(error).split())
-    return text[:200] or type(error).__name__
+    return excerpt(" ".join(str(error).split()), 200) or type(error).__name__

@@ -1,0 +1,349 @@
+"""Masking remembered secrets in text: their spellings, whole and cut, in messages, logs and output streams.
+
+`serverless_agents.secrets` remembers every value an agent reads (`remember`); from then on every text
+that leaves the agent's code passes `redact` here, which replaces any spelling of a secret by
+`{secret:name}`. Four rules make the masking hold against text an outsider shapes:
+
+1. **Every spelling.** A secret reaches text as is, but also escaped by whatever carried it:
+   percent-encoded (either hex case), JSON-escaped (`\\"`, `\\\\`, `\\uXXXX` or raw UTF-8, `\\/`, escaped
+   twice), HTML-escaped, as Python's `repr` writes it, base64 (standard or URL-safe, padded or not, at any
+   of the three alignments a secret takes inside a larger encoded blob), hex, one-lined, NFC/NFD, and for
+   a JSON secret its string leaves and HTTP basic auth's `user:password`. `_spellings` makes them all; the
+   text is compared after `_canonical` upper-cases the hex digits of every `%XX`, `\\xXX`, `\\uXXXX` and
+   `\\UXXXXXXXX` escape, so `%2f` and `%2F` are one spelling. What is not a spelling: a hash or an HMAC of
+   a secret, a secret encrypted, compressed or split (`"abc" + "def"` in two log lines is two texts),
+   base64 with line breaks.
+2. **Mask, then cut.** Code that shortens a text calls `excerpt(text, limit)`: it masks the whole text first,
+   so padding chosen by an outsider cannot push a secret across the cut.
+3. **A cut edge shows no partial secret.** After the cut, a tail of the kept text that begins a spelling
+   (`_MIN_PARTIAL` characters or more) is masked too, and so is a head that ends one (`edges`): cutting
+   `...xoxb-1234-abc|d` leaves `...{secret:slack_token}`, not every character but the last. Messages and log
+   records, where agents cut text themselves (`body[:200]`), get the same treatment at both ends
+   (`redact_message`); a cut inside a message the agent assembled (`f"{body[:200]} (more)"`) is not seen.
+4. **A stream holds back what could still become a secret** (`StreamMasker`): text written in pieces (two
+   `write`s, a subprocess's pipe) is masked as it goes, keeping back only a tail that begins some spelling, so
+   a secret split across writes is still seen whole; `finish` masks the rest, its end as a cut edge.
+
+Values too short to mask (`MIN_SECRET`) are refused where they are read (see `secrets`): a 2-character
+secret would mask every occurrence of two ordinary letters, and is no credential anyway. Parts of a secret
+that short (a JSON secret's `"user": "app"`) are not masked on their own.
+
+The registry is an immutable snapshot swapped as a whole when a secret is remembered: readers (a log
+handler, the stream reader thread) take one reference and never see half an update.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+#: Shorter secret values are refused when read: masking them would mask ordinary text.
+MIN_SECRET = 4
+#: A partial spelling this long or longer, left at a cut edge, is masked. Shorter ones reveal at most
+#: `_MIN_PARTIAL - 1` characters and would mask ordinary words that happen to begin a secret.
+_MIN_PARTIAL = 4
+#: Lines of a multi-line secret (a PEM key) this long or longer are masked on their own too.
+_MIN_LINE = 16
+#: Shorter values are not masked in base64 and hex: a few characters' encoding would mask unrelated text.
+_MIN_ENCODED = 8
+_ELLIPSIS = "..."
+_URLSAFE = str.maketrans("+/", "-_")
+#: The escapes whose hex digits come in either case: percent-encoding, JSON's and Python's.
+_ESCAPE_HEX = re.compile(r"%[0-9a-fA-F]{2}|\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|\\U[0-9a-fA-F]{8}")
+
+
+def placeholder(name: str) -> str:
+    return f"{{secret:{name}}}"
+
+
+@dataclass(frozen=True)
+class _Registry:
+    """Every remembered spelling, canonical, with the names it belongs to (two secrets may share one)."""
+
+    names: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    by_name: dict[str, frozenset[str]] = field(default_factory=dict)
+    pattern: re.Pattern[str] | None = None
+    by_name_pattern: dict[str, re.Pattern[str]] = field(default_factory=dict)
+    #: Spellings by their first and last character, longest first: the partial-spelling searches.
+    by_first: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    by_last: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    longest: int = 0
+
+    def with_secret(self, name: str, value: str) -> _Registry:
+        spellings = self.by_name.get(name, frozenset()) | {_canonical(s) for s in _spellings(value)}
+        by_name = {**self.by_name, name: frozenset(spellings)}
+        names: dict[str, tuple[str, ...]] = {}
+        for owner, owned in sorted(by_name.items()):
+            for spelling in owned:
+                names[spelling] = (*names.get(spelling, ()), owner)
+        ordered = sorted(names, key=lambda s: (-len(s), s))
+        return _Registry(
+            names=names,
+            by_name=by_name,
+            pattern=_alternation(ordered),
+            by_name_pattern={
+                owner: pattern
+                for owner, owned in by_name.items()
+                if (pattern := _alternation(sorted(owned, key=len, reverse=True))) is not None
+            },
+            by_first=_index(ordered, 0),
+            by_last=_index(ordered, -1),
+            longest=len(ordered[0]) if ordered else 0,
+        )
+
+    def matches(self, text: str) -> Iterator[tuple[int, int, str]]:
+        """(start, end, name) of every spelling in `text`, leftmost, longest at each start."""
+        if self.pattern is None:
+            return
+        for match in self.pattern.finditer(_canonical(text)):
+            yield match.start(), match.end(), self.names[match[0]][0]
+
+    def mask(self, text: str, stop: int | None = None) -> tuple[str, int]:
+        """`text` masked up to `stop` (all of it by default), and how much of `text` that consumed: a
+        match starting before `stop` is masked whole, one starting at or after it is left to the caller."""
+        until = len(text) if stop is None else stop
+        pieces: list[str] = []
+        done = 0
+        for start, end, name in self.matches(text):
+            if start >= until:
+                break
+            pieces += [text[done:start], placeholder(name)]
+            done = end
+        consumed = max(done, until)
+        pieces.append(text[done:consumed])
+        return "".join(pieces), consumed
+
+    def partial_tail(self, text: str) -> tuple[int, str] | None:
+        """The longest tail of `text`, `_MIN_PARTIAL` characters or more, that begins a spelling without
+        being all of it: (where it starts, whose it is)."""
+        canon = _canonical(text)
+        for start in range(max(0, len(canon) - self.longest + 1), len(canon) - _MIN_PARTIAL + 1):
+            tail = canon[start:]
+            for spelling in self.by_first.get(tail[0], ()):
+                if len(spelling) > len(tail) and spelling.startswith(tail):
+                    return start, self.names[spelling][0]
+        return None
+
+    def partial_head(self, text: str) -> tuple[int, str] | None:
+        """The longest head of `text` that ends a spelling without being all of it: (its end, whose)."""
+        canon = _canonical(text)
+        for end in range(min(len(canon), self.longest - 1), _MIN_PARTIAL - 1, -1):
+            head = canon[:end]
+            for spelling in self.by_last.get(head[-1], ()):
+                if len(spelling) > len(head) and spelling.endswith(head):
+                    return end, self.names[spelling][0]
+        return None
+
+    def hold_from(self, text: str) -> int:
+        """Where the tail of `text` that could still grow into a spelling begins (`len(text)` if none)."""
+        canon = _canonical(text)
+        for start in range(max(0, len(canon) - self.longest + 1), len(canon)):
+            tail = canon[start:]
+            if any(spelling.startswith(tail) for spelling in self.by_first.get(tail[0], ())):
+                return start
+        return len(canon)
+
+
+def _alternation(spellings: list[str]) -> re.Pattern[str] | None:
+    return re.compile("|".join(map(re.escape, spellings))) if spellings else None
+
+
+def _index(spellings: list[str], at: int) -> dict[str, tuple[str, ...]]:
+    index: dict[str, list[str]] = {}
+    for spelling in spellings:
+        index.setdefault(spelling[at], []).append(spelling)
+    return {char: tuple(group) for char, group in index.items()}
+
+
+def _canonical(text: str) -> str:
+    """`text` with the hex digits of its escapes upper-cased: same length, same positions."""
+    if "%" not in text and "\\" not in text:
+        return text
+    return _ESCAPE_HEX.sub(lambda m: m[0][:2] + m[0][2:].upper() if m[0][0] == "\\" else m[0].upper(), text)
+
+
+class Known:
+    """The secrets remembered in this container: a registry snapshot replaced whole on each change."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: set[tuple[str, str]] = set()
+        self.registry = _Registry()
+
+    def remember(self, name: str, value: str) -> bool:
+        """Remember `value` as `name`'s; True if it was not remembered yet (an agent reads its secrets
+        at every call: the spellings are made once)."""
+        if (name, value) in self._values:
+            return False
+        with self._lock:
+            self.registry = self.registry.with_secret(name, value)
+            self._values.add((name, value))
+            return True
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+            self.registry = _Registry()
+
+
+known = Known()
+
+
+def redact(text: str) -> str:
+    """`text` with every spelling of every remembered secret replaced by `{secret:name}`."""
+    return known.registry.mask(text)[0]
+
+
+def redact_message(text: str) -> str:
+    """`redact`, and a partial spelling at either end masked too: a message may be cut text."""
+    return edges(redact(text))
+
+
+def edges(text: str) -> str:
+    """`text` (masked already) with a tail that begins a spelling, or a head that ends one, masked."""
+    return _mask_tail(_mask_head(text))
+
+
+def _mask_tail(text: str) -> str:
+    registry = known.registry
+    tail = registry.partial_tail(text) if registry.pattern is not None else None
+    return text if tail is None else text[: tail[0]] + placeholder(tail[1])
+
+
+def _mask_head(text: str) -> str:
+    registry = known.registry
+    head = registry.partial_head(text) if registry.pattern is not None else None
+    return text if head is None else placeholder(head[1]) + text[head[0] :]
+
+
+def excerpt(text: str, limit: int) -> str:
+    """At most `limit` characters of `text`: masked before it is cut, and the cut showing no partial
+    spelling (a tail that begins one is replaced by its placeholder, or dropped if that does not fit).
+    Ends with "..." when cut. Every piece of code that shortens text that may hold a secret uses it."""
+    line = _mask_head(redact(text))
+    if len(line) <= limit:
+        return _mask_tail(line)
+    registry = known.registry
+    keep = max(limit - len(_ELLIPSIS), 0)
+    while True:
+        head = line[:keep]
+        tail = registry.partial_tail(head) if registry.pattern is not None else None
+        if tail is None:
+            return head + _ELLIPSIS
+        start, name = tail
+        if start + len(placeholder(name)) <= keep:
+            return head[:start] + placeholder(name) + _ELLIPSIS
+        keep = start  # the placeholder does not fit: drop the partial, and look at the new edge
+
+
+def one_line(text: str) -> str:
+    """`text` masked on one line. Masked before and after its whitespace is collapsed: a secret holding a
+    line break is seen as stored, and one spelled over two lines of a message as one-lined."""
+    return redact(" ".join(redact(text).split()))
+
+
+def secret_names(text: str) -> frozenset[str]:
+    """The names of the remembered secrets any spelling of which occurs in `text`."""
+    registry = known.registry
+    canon = _canonical(text)
+    return frozenset(name for name, pattern in registry.by_name_pattern.items() if pattern.search(canon))
+
+
+class StreamMasker:
+    """Masks text that arrives in pieces. `feed` returns what can be written now: the text masked, except a
+    tail that begins a spelling (at most the longest spelling minus one character), kept until the next
+    piece tells whether it becomes one. `finish` returns the rest, masked, its end treated as a cut edge."""
+
+    def __init__(self) -> None:
+        self._pending = ""
+
+    def feed(self, text: str) -> str:
+        pending = self._pending + text
+        registry = known.registry
+        if registry.pattern is None:
+            self._pending = ""
+            return pending
+        # A match that starts before `hold` is complete (no longer spelling can start there, or `hold`
+        # would be earlier); one starting at or after it waits.
+        masked, done = registry.mask(pending, stop=registry.hold_from(pending))
+        self._pending = pending[done:]
+        return masked
+
+    def finish(self) -> str:
+        rest, self._pending = self._pending, ""
+        return edges(redact(rest)) if rest else ""
+
+
+def _spellings(value: str) -> set[str]:
+    """Every spelling of `value` masking looks for (see the module docstring), `MIN_SECRET` long or more."""
+    raw = {value, " ".join(value.split())}
+    raw.update(unicodedata.normalize(form, value) for form in ("NFC", "NFD"))
+    raw.update(line.strip() for line in value.splitlines() if len(line.strip()) >= _MIN_LINE)
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict | list):
+        raw.update(_strings(parsed))
+        if isinstance(parsed, dict):
+            raw.update(_basic_credentials(parsed))
+    raw = {r for r in raw if len(r) >= MIN_SECRET and r.strip()}
+    spellings: set[str] = set()
+    for r in raw:
+        spellings |= _escaped(r)
+        if len(r) >= _MIN_ENCODED:
+            spellings |= _encoded(r.encode())
+    return {s for s in spellings if len(s) >= MIN_SECRET}
+
+
+def _escaped(value: str) -> set[str]:
+    """`value` as URL-, JSON-, HTML- and Python-escaping writes it (JSON forms as inside a string)."""
+    urls = {value, quote(value, safe=""), quote(value), quote_plus(value), quote_plus(value, safe="")}
+    jsons = {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    jsons |= {j.replace("/", "\\/") for j in jsons}
+    jsons |= {json.dumps(j)[1:-1] for j in jsons}  # a JSON document quoted inside another's string
+    pythons = {repr(value)[1:-1], ascii(value)[1:-1]}
+    htmls = {html.escape(s, quote=q) for s in {value, *jsons} for q in (True, False)}
+    return urls | jsons | pythons | htmls
+
+
+def _encoded(data: bytes) -> set[str]:
+    """`data` in hex and in base64 at each of the three alignments it may have inside a larger encoded
+    blob: for each, the characters that depend on its bytes alone, and (when the blob ends with it) its
+    last characters with the padding and without; standard and URL-safe alphabets."""
+    forms = {data.hex(), data.hex().upper()}
+    for offset in range(3):
+        encoded = base64.b64encode(bytes(offset) + data).decode()
+        start = -(-8 * offset // 6)  # the first character made of `data`'s bits only
+        own = encoded[start : 8 * (offset + len(data)) // 6]
+        ending = encoded[start:]
+        for form in (own, ending, ending.rstrip("=")):
+            forms |= {form, form.translate(_URLSAFE)}
+    return forms
+
+
+def _basic_credentials(secret: dict[str, Any]) -> set[str]:
+    """`user:password` of a JSON secret holding both (as RDS and most HTTP services store them): HTTP
+    basic auth sends exactly that, base64-encoded."""
+    user = next((secret[k] for k in ("username", "user", "login") if isinstance(secret.get(k), str)), None)
+    password = next((secret[k] for k in ("password", "pass") if isinstance(secret.get(k), str)), None)
+    return {f"{user}:{password}"} if user and password else set()
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
