@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
 from serverless_agents.agent import Phase
-from serverless_agents.local.stack import LocalStack
+from serverless_agents.secrets import forget_secrets
 from tests.functional.conftest import Harness
 from tests.functional.fake_http import FakeHttpServer, Reply
 from tests.functional.test_webhook_agent import (
-    MANIFEST,
-    SECRET_ID,
     SLACK_INPUTS,
     outputs_of,
     slack_task,
     webhook_request,
+    webhook_stack,
 )
 
 pytestmark = pytest.mark.functional
@@ -42,18 +40,19 @@ def fake() -> Iterator[FakeHttpServer]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    manifest: Path = tmp_path_factory.mktemp("insider-masking") / "agents.toml"
-    manifest.write_text(MANIFEST)
-    with LocalStack(manifest, driver_interval=0.1) as stack:
-        stack.client("secretsmanager").create_secret(Name=SECRET_ID, SecretString=TOKEN)
-        yield Harness(stack)
-
-
 @pytest.fixture(autouse=True)
 def _fresh_fake(fake: FakeHttpServer) -> None:
     fake.reset()
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    # The same secret id as test_webhook_agent's with another value: its cached value is forgotten before
+    # and after, as a new container would.
+    forget_secrets()
+    with webhook_stack(tmp_path_factory.mktemp("insider-masking"), TOKEN) as harness:
+        yield harness
+    forget_secrets()
 
 
 def _shown(text: str, spelling: str) -> list[str]:
