@@ -8,9 +8,9 @@ that leaves the agent's code passes `redact` here, which replaces any spelling o
    percent-encoded (either hex case), JSON-escaped (`\\"`, `\\\\`, `\\uXXXX` or raw UTF-8, `\\/`, escaped
    twice), HTML-escaped, as Python's `repr` writes it, base64 (standard or URL-safe, padded or not, at any
    of the three alignments a secret takes inside a larger encoded blob), hex, one-lined, NFC/NFD, and for
-   a JSON secret its string leaves and HTTP basic auth's `user:password`. `_spellings` makes them all; the
-   text is compared after `_canonical` upper-cases the hex digits of every `%XX`, `\\xXX`, `\\uXXXX` and
-   `\\UXXXXXXXX` escape, so `%2f` and `%2F` are one spelling. What is not a spelling: a hash or an HMAC of
+   a JSON secret its string leaves and HTTP basic auth's `user:password`. `_spellings` makes them all, with
+   the hex digits of their escapes (`%XX`, `\\xXX`, `\\uXXXX`, `\\UXXXXXXXX`) in lower and in upper case.
+   What is not a spelling: one whose escapes mix both cases, a hash or an HMAC of
    a secret, a secret encrypted, compressed or split (`"abc" + "def"` in two log lines is two texts),
    base64 with line breaks.
 2. **Mask, then cut.** Code that shortens a text calls `excerpt(text, limit)`: it masks the whole text first,
@@ -55,6 +55,8 @@ _MIN_LINE = 16
 #: Shorter values are not masked in base64 and hex: a few characters' encoding would mask unrelated text.
 _MIN_ENCODED = 8
 _ELLIPSIS = "..."
+#: How much of each spelling the search pattern holds.
+_HEAD = 16
 _URLSAFE = str.maketrans("+/", "-_")
 #: The escapes whose hex digits come in either case: percent-encoding, JSON's and Python's.
 _ESCAPE_HEX = re.compile(r"%[0-9a-fA-F]{2}|\\x[0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|\\U[0-9a-fA-F]{8}")
@@ -66,19 +68,20 @@ def placeholder(name: str) -> str:
 
 @dataclass(frozen=True)
 class _Registry:
-    """Every remembered spelling, canonical, with the names it belongs to (two secrets may share one)."""
+    """Every remembered spelling with the names it belongs to (two secrets may share one)."""
 
     names: dict[str, tuple[str, ...]] = field(default_factory=dict)
     by_name: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: Where a spelling may start: an alternation of their heads (a regex over whole spellings, thousands
+    #: of characters for a key, takes a cold start's worth of time to compile).
     pattern: re.Pattern[str] | None = None
-    by_name_pattern: dict[str, re.Pattern[str]] = field(default_factory=dict)
-    #: Spellings by their first and last character, longest first: the partial-spelling searches.
+    #: Spellings by their first and last character, longest first: matching, and the partial searches.
     by_first: dict[str, tuple[str, ...]] = field(default_factory=dict)
     by_last: dict[str, tuple[str, ...]] = field(default_factory=dict)
     longest: int = 0
 
     def with_secret(self, name: str, value: str) -> _Registry:
-        spellings = self.by_name.get(name, frozenset()) | {_canonical(s) for s in _spellings(value)}
+        spellings = self.by_name.get(name, frozenset()) | _spellings(value)
         by_name = {**self.by_name, name: frozenset(spellings)}
         names: dict[str, tuple[str, ...]] = {}
         for owner, owned in sorted(by_name.items()):
@@ -88,12 +91,7 @@ class _Registry:
         return _Registry(
             names=names,
             by_name=by_name,
-            pattern=_alternation(ordered),
-            by_name_pattern={
-                owner: pattern
-                for owner, owned in by_name.items()
-                if (pattern := _alternation(sorted(owned, key=len, reverse=True))) is not None
-            },
+            pattern=_alternation(sorted({s[:_HEAD] for s in ordered}, key=lambda h: (-len(h), h))),
             by_first=_index(ordered, 0),
             by_last=_index(ordered, -1),
             longest=len(ordered[0]) if ordered else 0,
@@ -103,8 +101,17 @@ class _Registry:
         """(start, end, name) of every spelling in `text`, leftmost, longest at each start."""
         if self.pattern is None:
             return
-        for match in self.pattern.finditer(_canonical(text)):
-            yield match.start(), match.end(), self.names[match[0]][0]
+        at = 0
+        # The pattern finds where a spelling may start (its first `_HEAD` characters); the spellings with
+        # that first character, longest first, tell which one does.
+        while (head := self.pattern.search(text, at)) is not None:
+            start = head.start()
+            at = start + 1
+            for spelling in self.by_first[text[start]]:
+                if text.startswith(spelling, start):
+                    yield start, start + len(spelling), self.names[spelling][0]
+                    at = start + len(spelling)
+                    break
 
     def mask(self, text: str, stop: int | None = None) -> tuple[str, int]:
         """`text` masked up to `stop` (all of it by default), and how much of `text` that consumed: a
@@ -124,9 +131,8 @@ class _Registry:
     def partial_tail(self, text: str) -> tuple[int, str] | None:
         """The longest tail of `text`, `_MIN_PARTIAL` characters or more, that begins a spelling without
         being all of it: (where it starts, whose it is)."""
-        canon = _canonical(text)
-        for start in range(max(0, len(canon) - self.longest + 1), len(canon) - _MIN_PARTIAL + 1):
-            tail = canon[start:]
+        for start in range(max(0, len(text) - self.longest + 1), len(text) - _MIN_PARTIAL + 1):
+            tail = text[start:]
             for spelling in self.by_first.get(tail[0], ()):
                 if len(spelling) > len(tail) and spelling.startswith(tail):
                     return start, self.names[spelling][0]
@@ -134,9 +140,8 @@ class _Registry:
 
     def partial_head(self, text: str) -> tuple[int, str] | None:
         """The longest head of `text` that ends a spelling without being all of it: (its end, whose)."""
-        canon = _canonical(text)
-        for end in range(min(len(canon), self.longest - 1), _MIN_PARTIAL - 1, -1):
-            head = canon[:end]
+        for end in range(min(len(text), self.longest - 1), _MIN_PARTIAL - 1, -1):
+            head = text[:end]
             for spelling in self.by_last.get(head[-1], ()):
                 if len(spelling) > len(head) and spelling.endswith(head):
                     return end, self.names[spelling][0]
@@ -144,12 +149,11 @@ class _Registry:
 
     def hold_from(self, text: str) -> int:
         """Where the tail of `text` that could still grow into a spelling begins (`len(text)` if none)."""
-        canon = _canonical(text)
-        for start in range(max(0, len(canon) - self.longest + 1), len(canon)):
-            tail = canon[start:]
+        for start in range(max(0, len(text) - self.longest + 1), len(text)):
+            tail = text[start:]
             if any(spelling.startswith(tail) for spelling in self.by_first.get(tail[0], ())):
                 return start
-        return len(canon)
+        return len(text)
 
 
 def _alternation(spellings: list[str]) -> re.Pattern[str] | None:
@@ -161,13 +165,6 @@ def _index(spellings: list[str], at: int) -> dict[str, tuple[str, ...]]:
     for spelling in spellings:
         index.setdefault(spelling[at], []).append(spelling)
     return {char: tuple(group) for char, group in index.items()}
-
-
-def _canonical(text: str) -> str:
-    """`text` with the hex digits of its escapes upper-cased: same length, same positions."""
-    if "%" not in text and "\\" not in text:
-        return text
-    return _ESCAPE_HEX.sub(lambda m: m[0][:2] + m[0][2:].upper() if m[0][0] == "\\" else m[0].upper(), text)
 
 
 class Known:
@@ -253,8 +250,7 @@ def one_line(text: str) -> str:
 def secret_names(text: str) -> frozenset[str]:
     """The names of the remembered secrets any spelling of which occurs in `text`."""
     registry = known.registry
-    canon = _canonical(text)
-    return frozenset(name for name, pattern in registry.by_name_pattern.items() if pattern.search(canon))
+    return frozenset(name for name, owned in registry.by_name.items() if any(s in text for s in owned))
 
 
 class StreamMasker:
@@ -279,29 +275,43 @@ class StreamMasker:
 
     def finish(self) -> str:
         rest, self._pending = self._pending, ""
-        return edges(redact(rest)) if rest else ""
+        return _mask_tail(redact(rest)) if rest else ""
 
 
 def _spellings(value: str) -> set[str]:
     """Every spelling of `value` masking looks for (see the module docstring), `MIN_SECRET` long or more."""
-    raw = {value, " ".join(value.split())}
-    raw.update(unicodedata.normalize(form, value) for form in ("NFC", "NFD"))
-    raw.update(line.strip() for line in value.splitlines() if len(line.strip()) >= _MIN_LINE)
+    # What may be sent whole, and so encoded: the value, its leaves and credentials.
+    sent = {value, *(unicodedata.normalize(form, value) for form in ("NFC", "NFD"))}
     try:
         parsed = json.loads(value)
     except ValueError:
         parsed = None
     if isinstance(parsed, dict | list):
-        raw.update(_strings(parsed))
+        sent.update(_strings(parsed))
         if isinstance(parsed, dict):
-            raw.update(_basic_credentials(parsed))
-    raw = {r for r in raw if len(r) >= MIN_SECRET and r.strip()}
+            sent.update(_basic_credentials(parsed))
+    # What a message may quote of it: one-lined, or one line of a PEM key.
+    quoted = {" ".join(value.split())}
+    quoted.update(line.strip() for line in value.splitlines() if len(line.strip()) >= _MIN_LINE)
     spellings: set[str] = set()
-    for r in raw:
-        spellings |= _escaped(r)
-        if len(r) >= _MIN_ENCODED:
-            spellings |= _encoded(r.encode())
+    for r in sent | quoted:
+        if len(r) >= MIN_SECRET and r.strip():
+            spellings |= _escaped(r)
+            if len(r) >= _MIN_ENCODED and r in sent:
+                spellings |= _encoded(r.encode())
+    spellings |= {_hex_case(s, upper) for s in spellings for upper in (False, True) if "%" in s or "\\" in s}
     return {s for s in spellings if len(s) >= MIN_SECRET}
+
+
+def _hex_case(spelling: str, upper: bool) -> str:
+    """`spelling` with the hex digits of its escapes in one case (the "%" or "\\u" before them kept)."""
+
+    def change(escape: re.Match[str]) -> str:
+        introducer = 1 if escape[0][0] == "%" else 2
+        digits = escape[0][introducer:]
+        return escape[0][:introducer] + (digits.upper() if upper else digits.lower())
+
+    return _ESCAPE_HEX.sub(change, spelling)
 
 
 def _escaped(value: str) -> set[str]:
