@@ -11,20 +11,16 @@ import html
 import itertools
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from urllib.parse import quote, quote_plus
 
-import boto3
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
 from serverless_agents import masking
 from serverless_agents.exceptions import ManifestError
 from serverless_agents.masking import StreamMasker, excerpt, redact, redact_message
-from serverless_agents.secrets import forget_secrets, get_agent_secret, secret_names_in
-from serverless_agents.settings import lambda_environment
+from serverless_agents.secrets import forget_secrets, secret_names_in
 
 PLACEHOLDER = "{secret:s}"
 
@@ -190,29 +186,8 @@ def test_an_excerpt_is_masked_before_it_is_cut_and_its_cut_shows_no_partial_secr
 # The registry, as other layers use it.
 
 
-@pytest.fixture
-def read(tmp_path: Path) -> Iterator[Callable[..., None]]:
-    with mock_aws():
-
-        def read(**values: str) -> None:
-            client = boto3.client("secretsmanager")
-            arns = {
-                name: client.create_secret(Name=name, SecretString=v)["ARN"] for name, v in values.items()
-            }
-            manifest = tmp_path / "agents.toml"
-            secrets = ", ".join(f'{name} = "{arn}"' for name, arn in arns.items())
-            agent = '[agents.echo]\nclass = "serverless_agents.examples:EchoAgent"\n'
-            manifest.write_text(f"{agent}secrets = {{ {secrets} }}\n")
-            variables = {"SA_TASKS_TABLE": "t", "SA_PAYLOAD_BUCKET": "b", "SA_MANIFEST": str(manifest)}
-            with lambda_environment({**variables, "SA_AGENT": "echo"}):
-                for name in values:
-                    get_agent_secret(name)
-
-        yield read
-
-
-def test_secret_names_in_names_the_secrets_a_text_carries(read: Callable[..., None]) -> None:
-    read(slack="xoxb-1/2", db='{"user": "app", "password": "hunter2-long"}')
+def test_secret_names_in_names_the_secrets_a_text_carries(read_secrets: Callable[..., None]) -> None:
+    read_secrets(slack="xoxb-1/2", db='{"user": "app", "password": "hunter2-long"}')
 
     assert secret_names_in("https://hooks.example/?t=xoxb-1%2f2") == {"slack"}
     assert secret_names_in('{"auth": "Basic ' + base64.b64encode(b"app:hunter2-long").decode() + '"}') == {
@@ -222,8 +197,8 @@ def test_secret_names_in_names_the_secrets_a_text_carries(read: Callable[..., No
     assert secret_names_in("nothing here, not even app") == frozenset()
 
 
-def test_a_secret_too_short_to_mask_is_refused_when_read(read: Callable[..., None]) -> None:
+def test_a_secret_too_short_to_mask_is_refused_when_read(read_secrets: Callable[..., None]) -> None:
     with pytest.raises(ManifestError, match=r"secret 'pin' .* holds 3 character\(s\): .* shorter than 4"):
-        read(pin="123")
+        read_secrets(pin="123")
 
     assert redact("123 items") == "123 items"
