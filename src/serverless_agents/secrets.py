@@ -244,7 +244,8 @@ def _install_log_redaction() -> None:
 class _RedactingStream:
     """A text stream that masks remembered secrets in what is written to it, and is otherwise the stream
     it wraps. One `write` is masked at a time: a secret split over two writes (two arguments of one
-    `print`) is not seen; a secret printed as one value is."""
+    `print`) is not seen here, but is at the descriptor in Lambda (`fd_redaction`, which holds back what
+    may begin a secret); this wrapper covers where that is not installed (the local stack, tests)."""
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
