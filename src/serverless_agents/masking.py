@@ -226,19 +226,21 @@ def excerpt(text: str, limit: int) -> str:
     spelling (a tail that begins one is replaced by its placeholder, or dropped if that does not fit).
     Ends with "..." when cut. Every piece of code that shortens text that may hold a secret uses it."""
     line = _mask_head(redact(text))
-    if len(line) <= limit:
-        return _mask_tail(line)
     registry = known.registry
-    keep = max(limit - len(_ELLIPSIS), 0)
+    ending = "" if len(line) <= limit else _ELLIPSIS
+    keep = min(len(line), max(limit - len(ending), 0))
     while True:
         head = line[:keep]
         tail = registry.partial_tail(head) if registry.pattern is not None else None
         if tail is None:
-            return head + _ELLIPSIS
+            return head + ending
         start, name = tail
-        if start + len(placeholder(name)) <= keep:
-            return head[:start] + placeholder(name) + _ELLIPSIS
-        keep = start  # the placeholder does not fit: drop the partial, and look at the new edge
+        if start + len(placeholder(name)) + len(ending) <= limit:
+            return head[:start] + placeholder(name) + ending
+        # The placeholder does not fit: the partial is dropped (the text is cut there), and the new edge
+        # looked at in turn.
+        ending = _ELLIPSIS
+        keep = min(start, max(limit - len(ending), 0))
 
 
 def one_line(text: str) -> str:

@@ -32,6 +32,10 @@ def handler(event: dict[str, Any], context: Any) -> None:
     subprocess.run([sys.executable, "-c", _CHILD, secret], check=True)
     os.write(1, f"split {secret[:9]}".encode())  # one secret, two writes
     os.write(1, f"{secret[9:]} across two writes\n".encode())
+    encoded = f"bytes {secret} split inside a character\n".encode()
+    middle = encoded.index("é".encode()) + 1
+    os.write(1, encoded[:middle])
+    os.write(1, encoded[middle:])
     os.write(2, f"cut {secret[:-1]}".encode())  # the invocation ends on all of it but its last character
 
 

@@ -132,6 +132,7 @@ def test_text_cut_anywhere_shows_no_partial_secret(secret: str, spelling: str, b
 
     assert _partials(cut_by_agent, spelled) == []
     assert len(cut_here) <= max(cut, len("..."))
+    assert len(excerpt(text[:cut], cut)) <= max(cut, len("..."))  # the text fits, its end may not
     assert _partials(_without_placeholders(cut_here.removesuffix("...")), spelled) == []
 
 
@@ -181,6 +182,8 @@ def test_an_excerpt_is_masked_before_it_is_cut_and_its_cut_shows_no_partial_secr
     # Not the secret, but the cut would leave what begins it: masked, or dropped where the mask does not fit.
     assert excerpt("x" * 10 + "xoxb-1234-abcX and more", 26) == "x" * 10 + "{secret:s}..."
     assert excerpt("x" * 15 + "xoxb-1234-abcX and more", 26) == "x" * 15 + "..."
+    # It fits, but ends with the start of the secret, whose placeholder would not fit: cut before it.
+    assert excerpt("x" * 15 + "xoxb-1", 21) == "x" * 15 + "..."
 
 
 # The registry, as other layers use it.
