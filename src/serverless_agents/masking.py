@@ -75,6 +75,8 @@ class _Registry:
     #: Where a spelling may start: an alternation of their heads (a regex over whole spellings, thousands
     #: of characters for a key, takes a cold start's worth of time to compile).
     pattern: re.Pattern[str] | None = None
+    #: Where a spelling may end: an alternation of their last `_HEAD` characters.
+    ends: re.Pattern[str] | None = None
     #: Spellings by their first and last character, longest first: matching, and the partial searches.
     by_first: dict[str, tuple[str, ...]] = field(default_factory=dict)
     by_last: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -91,7 +93,8 @@ class _Registry:
         return _Registry(
             names=names,
             by_name=by_name,
-            pattern=_alternation(sorted({s[:_HEAD] for s in ordered}, key=lambda h: (-len(h), h))),
+            pattern=_alternation({s[:_HEAD] for s in ordered}),
+            ends=_alternation({s[-_HEAD:] for s in ordered}),
             by_first=_index(ordered, 0),
             by_last=_index(ordered, -1),
             longest=len(ordered[0]) if ordered else 0,
@@ -131,33 +134,65 @@ class _Registry:
     def partial_tail(self, text: str) -> tuple[int, str] | None:
         """The longest tail of `text`, `_MIN_PARTIAL` characters or more, that begins a spelling without
         being all of it: (where it starts, whose it is)."""
-        for start in range(max(0, len(text) - self.longest + 1), len(text) - _MIN_PARTIAL + 1):
-            tail = text[start:]
-            for spelling in self.by_first.get(tail[0], ()):
-                if len(spelling) > len(tail) and spelling.startswith(tail):
-                    return start, self.names[spelling][0]
-        return None
-
-    def partial_head(self, text: str) -> tuple[int, str] | None:
-        """The longest head of `text` that ends a spelling without being all of it: (its end, whose)."""
-        for end in range(min(len(text), self.longest - 1), _MIN_PARTIAL - 1, -1):
-            head = text[:end]
-            for spelling in self.by_last.get(head[-1], ()):
-                if len(spelling) > len(head) and spelling.endswith(head):
-                    return end, self.names[spelling][0]
+        for start in self._starts(text, len(text) - _MIN_PARTIAL + 1):
+            owner = self._begun_at(text, start, whole=False)
+            if owner is not None:
+                return start, owner
         return None
 
     def hold_from(self, text: str) -> int:
         """Where the tail of `text` that could still grow into a spelling begins (`len(text)` if none)."""
-        for start in range(max(0, len(text) - self.longest + 1), len(text)):
-            tail = text[start:]
-            if any(spelling.startswith(tail) for spelling in self.by_first.get(tail[0], ())):
+        for start in self._starts(text, len(text)):
+            if self._begun_at(text, start, whole=True) is not None:
                 return start
         return len(text)
 
+    def partial_head(self, text: str) -> tuple[int, str] | None:
+        """The longest head of `text` that ends a spelling without being all of it: (its end, whose)."""
+        for end in self._ends(text):
+            for spelling in self.by_last.get(text[end - 1], ()):
+                if len(spelling) > end and spelling.endswith(text[:end]):
+                    return end, self.names[spelling][0]
+        return None
 
-def _alternation(spellings: list[str]) -> re.Pattern[str] | None:
-    return re.compile("|".join(map(re.escape, spellings))) if spellings else None
+    def _starts(self, text: str, until: int) -> list[int]:
+        """Where, among the last `longest - 1` characters of `text` and before `until`, a tail that begins
+        a spelling may start, in order: where a spelling's first `_HEAD` characters are (a tail that long
+        or longer holds them), and each of the last `_HEAD` positions (a shorter tail)."""
+        window = max(0, len(text) - self.longest + 1)
+        found = set(range(max(window, len(text) - _HEAD), until))
+        at = window
+        while self.pattern is not None and (head := self.pattern.search(text, at, until + _HEAD)) is not None:
+            found.add(head.start())
+            at = head.start() + 1
+        return sorted(start for start in found if start < until)
+
+    def _ends(self, text: str) -> list[int]:
+        """Where, within `longest - 1` characters of its start, a head of `text` that ends a spelling may
+        end, the furthest first (as `_starts`, from the other side)."""
+        window = min(len(text), self.longest - 1)
+        found = set(range(_MIN_PARTIAL, min(window, _HEAD) + 1))
+        at = 0
+        while self.ends is not None and (end := self.ends.search(text, at, window)) is not None:
+            found.add(end.end())
+            at = end.start() + 1
+        return sorted(found, reverse=True)
+
+    def _begun_at(self, text: str, start: int, *, whole: bool) -> str | None:
+        """Whose spelling `text[start:]` begins (or is all of, if `whole`), if any's."""
+        candidates = self.by_first.get(text[start], ())  # looked up before any slice is made
+        if not candidates:
+            return None
+        tail = text[start:]
+        for spelling in candidates:
+            if (len(spelling) > len(tail) or whole) and spelling.startswith(tail):
+                return self.names[spelling][0]
+        return None
+
+
+def _alternation(pieces: set[str]) -> re.Pattern[str] | None:
+    ordered = sorted(pieces, key=lambda p: (-len(p), p))  # the longest first, where two start alike
+    return re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
 
 def _index(spellings: list[str], at: int) -> dict[str, tuple[str, ...]]:
