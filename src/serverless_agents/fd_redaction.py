@@ -20,7 +20,7 @@ from __future__ import annotations
 import atexit
 import codecs
 import os
-import select
+import selectors
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -84,7 +84,10 @@ def install(fds: tuple[int, ...] = (1, 2)) -> None:
         if _channels:
             return
         for fd in fds:
-            real = os.dup(fd)
+            try:
+                real = os.dup(fd)
+            except OSError:  # not open: nothing is printed there
+                continue
             read_end, write_end = os.pipe()
             os.set_blocking(read_end, False)
             os.dup2(write_end, fd)
@@ -109,9 +112,10 @@ def flush() -> None:
 
 
 def _read(channels: list[_Channel]) -> None:
-    live = {channel.read_end: channel for channel in channels}
-    while live:
-        ready, _, _ = select.select(list(live), [], [])
-        for read_end in ready:
-            if not live[read_end].pump(final=False):
-                del live[read_end]
+    with selectors.DefaultSelector() as selector:  # epoll on Linux: no limit on descriptor numbers
+        for channel in channels:
+            selector.register(channel.read_end, selectors.EVENT_READ, channel)
+        while selector.get_map():
+            for key, _ in selector.select():
+                if not key.data.pump(final=False):
+                    selector.unregister(key.fd)

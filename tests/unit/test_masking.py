@@ -10,6 +10,7 @@ import base64
 import html
 import itertools
 import json
+import os
 from collections.abc import Callable, Iterator
 from urllib.parse import quote, quote_plus
 
@@ -17,8 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serverless_agents import masking
+from serverless_agents import fd_redaction, masking
 from serverless_agents.exceptions import ManifestError
+from serverless_agents.handlers.observability import redacted_output
 from serverless_agents.masking import StreamMasker, excerpt, redact, redact_message
 from serverless_agents.secrets import forget_secrets, secret_names_in
 
@@ -205,3 +207,17 @@ def test_a_secret_too_short_to_mask_is_refused_when_read(read_secrets: Callable[
         read_secrets(pin="123")
 
     assert redact("123 items") == "123 items"
+
+
+def test_outside_lambda_the_handlers_leave_the_descriptors_alone(capfd: pytest.CaptureFixture[str]) -> None:
+    """The local stack runs every function in one process (a CLI, or pytest capturing it): no redirection."""
+
+    @redacted_output
+    def handler(event: object, context: object) -> str:
+        print("handled")
+        return "done"
+
+    assert "AWS_LAMBDA_RUNTIME_API" not in os.environ
+    assert handler({}, None) == "done"
+    assert not fd_redaction.installed()
+    assert capfd.readouterr().out == "handled\n"
