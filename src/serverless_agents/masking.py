@@ -5,14 +5,15 @@ that leaves the agent's code passes `redact` here, which replaces any spelling o
 `{secret:name}`. Four rules make the masking hold against text an outsider shapes:
 
 1. **Every spelling.** A secret reaches text as is, but also escaped by whatever carried it:
-   percent-encoded (either hex case), JSON-escaped (`\\"`, `\\\\`, `\\uXXXX` or raw UTF-8, `\\/`, escaped
-   twice), HTML-escaped, as Python's `repr` writes it, base64 (standard or URL-safe, padded or not, at any
+   percent-encoded (either hex case, also its JSON-escaped forms), JSON-escaped (`\\"`, `\\\\`, `\\uXXXX`
+   or raw UTF-8, `\\/`, escaped twice), HTML-escaped (named or decimal references), as Python's `repr`
+   writes it (of the text and of its UTF-8 bytes), base64 (standard or URL-safe, padded or not, at any
    of the three alignments a secret takes inside a larger encoded blob), hex, one-lined, NFC/NFD, and for
    a JSON secret its string leaves and HTTP basic auth's `user:password`. `_spellings` makes them all, with
    the hex digits of their escapes (`%XX`, `\\xXX`, `\\uXXXX`, `\\UXXXXXXXX`) in lower and in upper case.
-   What is not a spelling: one whose escapes mix both cases, a hash or an HMAC of
-   a secret, a secret encrypted, compressed or split (`"abc" + "def"` in two log lines is two texts),
-   base64 with line breaks.
+   What is not a spelling: one whose escapes mix both cases, a hash or an HMAC of a secret, a secret
+   encrypted, compressed or split (`"abc" + "def"` in two log lines is two texts), base64 with line
+   breaks, an escape of an escape beyond those listed (base64 of its JSON-escaped form, say).
 2. **Mask, then cut.** Code that shortens a text calls `excerpt(text, limit)`: it masks the whole text first,
    so padding chosen by an outsider cannot push a secret across the cut.
 3. **A cut edge shows no partial secret.** After the cut, a tail of the kept text that begins a spelling
@@ -353,13 +354,16 @@ def _hex_case(spelling: str, upper: bool) -> str:
 
 def _escaped(value: str) -> set[str]:
     """`value` as URL-, JSON-, HTML- and Python-escaping writes it (JSON forms as inside a string)."""
-    urls = {value, quote(value, safe=""), quote(value), quote_plus(value), quote_plus(value, safe="")}
     jsons = {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
     jsons |= {j.replace("/", "\\/") for j in jsons}
     jsons |= {json.dumps(j)[1:-1] for j in jsons}  # a JSON document quoted inside another's string
-    pythons = {repr(value)[1:-1], ascii(value)[1:-1]}
+    urls = {quote(s, safe="") for s in jsons} | {quote(value), quote_plus(value), quote_plus(value, safe="")}
+    # Python's repr of the text, and of its UTF-8 bytes (a response's `.content` printed or logged).
+    pythons = {repr(value)[1:-1], ascii(value)[1:-1], repr(value.encode())[2:-1]}
     htmls = {html.escape(s, quote=q) for s in {value, *jsons} for q in (True, False)}
-    return urls | jsons | pythons | htmls
+    # Other HTML encoders write the quotes as decimal references (Go's html/template, many templates).
+    htmls |= {h.replace("&quot;", "&#34;").replace("&#x27;", "&#39;") for h in htmls}
+    return {value, quote(value, safe="")} | urls | jsons | pythons | htmls
 
 
 def _encoded(data: bytes) -> set[str]:

@@ -52,6 +52,9 @@ def _shown(text: str, secret: str) -> list[str]:
         pytest.param(html.escape(QUOTED), id="html"),
         pytest.param(repr(QUOTED), id="python-repr"),
         pytest.param(ascii(QUOTED), id="python-ascii"),
+        pytest.param(repr(QUOTED.encode())[2:-1], id="python-bytes"),
+        pytest.param(html.escape(QUOTED).replace("&quot;", "&#34;"), id="html-decimal"),
+        pytest.param(quote(json.dumps(QUOTED)[1:-1], safe=""), id="percent-of-json"),
     ],
 )
 def test_an_escaped_plain_string_secret_is_masked(read_secrets: Callable[..., None], spelling: str) -> None:

@@ -50,6 +50,9 @@ SPELLINGS: dict[str, Callable[[str], str]] = {
     "html": lambda s: html.escape(s),
     "python-repr": lambda s: repr(s)[1:-1],
     "python-ascii": lambda s: ascii(s)[1:-1],
+    "python-bytes": lambda s: repr(s.encode())[2:-1],
+    "html-decimal": lambda s: html.escape(s).replace("&quot;", "&#34;").replace("&#x27;", "&#39;"),
+    "percent-json": lambda s: quote(json.dumps(s)[1:-1], safe=""),
 }
 
 
