@@ -226,13 +226,22 @@ class Known:
             self._values.clear()
             self.registry = _Registry()
 
+    # What `secrets._known` offered before this module: code written against it keeps working.
+
+    @property
+    def pattern(self) -> re.Pattern[str] | None:
+        return self.registry.pattern
+
+    def redact(self, text: str) -> str:
+        return self.registry.mask(text)[0]
+
 
 known = Known()
 
 
 def redact(text: str) -> str:
     """`text` with every spelling of every remembered secret replaced by `{secret:name}`."""
-    return known.registry.mask(text)[0]
+    return known.redact(text)
 
 
 def redact_message(text: str) -> str:

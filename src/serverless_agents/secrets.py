@@ -99,7 +99,8 @@ def redact_value(value: T) -> T:
 
 
 def secret_names_in(text: str) -> frozenset[str]:
-    """The names of the secrets read in this container any spelling of which occurs in `text`."""
+    """The names of the secrets read in this container any spelling of which occurs in `text` (every
+    spelling masking knows): what the outbound client checks a request against its destinations with."""
     return secret_names(text)
 
 
@@ -112,6 +113,10 @@ def redact_exception(error: BaseException) -> BaseException:
     traceback: frames show code, never values.
     """
     return _redacted_copy(error, depth=0)
+
+
+#: The registry, by the name it had when it lived here.
+_known = known
 
 
 def has_secrets() -> bool:
