@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from serverless_agents.agent import Phase, Resource
 from serverless_agents.exceptions import RetryableAgentError, ServerlessAgentsError, ServiceUnavailable
+from serverless_agents.masking import excerpt
 
 #: Error names the state machine retries (statemachines/async_agent.asl.json's Retry rules); a task whose
 #: retries ran out on one of them may succeed when Flyte tries again.
@@ -125,9 +126,9 @@ def phase_for_error_name(name: str) -> Phase:
 
 
 def one_line(text: str) -> str:
-    """Propeller shows the message verbatim in Flyte's UI: one line, of a length a person reads."""
-    line = " ".join(text.split())
-    return line if len(line) <= _MAX_MESSAGE else line[: _MAX_MESSAGE - 3] + "..."
+    """Propeller shows the message verbatim in Flyte's UI: one line, of a length a person reads (secrets
+    masked before the cut, and none cut in half: `masking.excerpt`)."""
+    return excerpt(" ".join(text.split()), _MAX_MESSAGE)
 
 
 def _http_status(error: BaseException) -> int | None:

@@ -56,6 +56,7 @@ from urllib.parse import quote, unquote, urlencode
 
 from serverless_agents.exceptions import DestinationRefused, DestinationUnavailable, ManifestError
 from serverless_agents.manifest import HOST_LABEL
+from serverless_agents.masking import excerpt
 from serverless_agents.secrets import agent_secret_destinations, secret_names_in
 
 if TYPE_CHECKING:
@@ -679,5 +680,4 @@ def _reason(error: BaseException) -> str:
         error = error.__cause__ or error.__context__  # type: ignore[assignment]
     if isinstance(error, OSError) and error.strerror:
         return error.strerror.lower()
-    text = " ".join(str(error).split())
-    return text[:200] or type(error).__name__
+    return excerpt(" ".join(str(error).split()), 200) or type(error).__name__

@@ -15,23 +15,26 @@ output and error (which Lambda sends to the function's log group). An agent cann
 Flyte or into its logs by mistake, in a message, an exception, an output, a log line or a `print`. What
 it sends on purpose to a destination it chose (an HTTP header) is its business: see
 `serverless_agents.outbound` for the checks on where that may be.
+
+How text is masked (every spelling, before any cut, at a cut's edge, in pieces) is
+`serverless_agents.masking`'s; the process's file descriptors 1 and 2, which a subprocess or `os.write`
+reaches without passing `sys.stdout`, are masked by `serverless_agents.fd_redaction`, installed by the
+Lambda handlers. A value shorter than `MIN_SECRET` characters is refused when read: it cannot be masked
+without masking ordinary text, and no credential is that short.
 """
 
 from __future__ import annotations
 
-import base64
 import functools
-import json
 import logging
-import re
 import sys
 import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote, quote_plus
 
-from serverless_agents import aws
+from serverless_agents import aws, masking
 from serverless_agents.exceptions import ManifestError
+from serverless_agents.masking import MIN_SECRET, known, one_line, redact_message, secret_names
 from serverless_agents.runtime.loading import cached_manifest
 from serverless_agents.settings import AGENT, current_settings, environ
 
@@ -39,12 +42,6 @@ if TYPE_CHECKING:
     from serverless_agents.manifest import SecretDestination
 
 T = TypeVar("T")
-
-#: Lines of a multi-line secret (a PEM key) this long or longer are masked on their own too: a message
-#: may quote one line of it. Shorter lines ("-----END KEY-----" aside) carry nothing worth hiding.
-_MIN_LINE = 16
-#: Shorter values are not masked in base64: a few characters' encoding would mask unrelated text.
-_MIN_BASE64 = 8
 
 
 def get_agent_secret(name: str) -> str:
@@ -66,7 +63,14 @@ def get_agent_secrets() -> dict[str, str]:
 def _remembered(name: str, secret_id: str) -> str:
     """The value, remembered to be masked from now on: every value an agent reads passes here."""
     value = _secret_value(secret_id)
-    _known.remember(name, value)
+    if len(value) < MIN_SECRET:
+        raise ManifestError(
+            f"secret {name!r} ({secret_id}) holds {len(value)} character(s): a secret shorter than "
+            f"{MIN_SECRET} cannot be masked in messages and logs without masking ordinary text"
+        )
+    if known.remember(name, value):
+        _install_log_redaction()
+        _install_stream_redaction()
     return value
 
 
@@ -95,16 +99,22 @@ def _secret_value(secret_id: str) -> str:
 
 
 def redact(text: str) -> str:
-    """`text` with every secret read in this container replaced by `{secret:name}`."""
-    return _known.redact(text)
+    """`text` with every spelling of every secret read in this container replaced by `{secret:name}`."""
+    return masking.redact(text)
 
 
 def redact_value(value: T) -> T:
     """`value` with `redact` applied to every string inside it (dicts, lists and tuples are walked)."""
-    if not _known.pattern:
+    if not has_secrets():
         return value
     redacted: T = _redact_value(value)
     return redacted
+
+
+def secret_names_in(text: str) -> frozenset[str]:
+    """The names of the secrets read in this container any spelling of which occurs in `text` (every
+    spelling masking knows): what the outbound client checks a request against its destinations with."""
+    return secret_names(text)
 
 
 def redact_exception(error: BaseException) -> BaseException:
@@ -118,113 +128,24 @@ def redact_exception(error: BaseException) -> BaseException:
     return _redacted_copy(error, depth=0)
 
 
-def secret_names_in(text: str) -> frozenset[str]:
-    """The names of the remembered secrets `text` holds, in any spelling `redact` masks."""
-    pattern, masks = _known.pattern, _known.masks
-    if pattern is None:
-        return frozenset()
-    return frozenset(masks[m[0]][len("{secret:") : -1] for m in pattern.finditer(text))
+#: The registry, by the name it had when it lived here.
+_known = known
 
 
 def has_secrets() -> bool:
     """True once this container has read a secret: until then there is nothing to mask."""
-    return _known.pattern is not None
+    return known.registry.pattern is not None
 
 
 def forget_secrets() -> None:
     """Forget every remembered value (tests: a new container)."""
-    _known.clear()
+    known.clear()
     _secret_value.cache_clear()
-
-
-class _KnownSecrets:
-    """The values to mask, with one regex over all of them (longest first, so no value is half-masked)."""
-
-    def __init__(self) -> None:
-        self._masks: dict[str, str] = {}
-        self._lock = threading.Lock()
-        self.pattern: re.Pattern[str] | None = None
-
-    @property
-    def masks(self) -> dict[str, str]:
-        return self._masks
-
-    def remember(self, name: str, value: str) -> None:
-        forms = {form: f"{{secret:{name}}}" for form in _forms(value) if form not in self._masks}
-        if not forms:
-            return
-        with self._lock:
-            self._masks = {**self._masks, **forms}
-            self.pattern = re.compile(
-                "|".join(re.escape(v) for v in sorted(self._masks, key=len, reverse=True))
-            )
-        _install_log_redaction()
-        _install_stream_redaction()
-
-    def redact(self, text: str) -> str:
-        pattern, masks = self.pattern, self._masks
-        if pattern is None:
-            return text
-        return pattern.sub(lambda m: masks[m[0]], text)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._masks = {}
-            self.pattern = None
-
-
-_known = _KnownSecrets()
-
-
-def _forms(value: str) -> set[str]:
-    """The spellings of a secret a message may hold: as is, URL-encoded, on one line, its lines, and
-    the string values inside a JSON secret (a secret often holds `{"username": ..., "password": ...}`)."""
-    if not value:
-        return set()
-    forms = {value, quote(value, safe=""), quote(value), quote_plus(value), " ".join(value.split())}
-    forms.update(line.strip() for line in value.splitlines() if len(line.strip()) >= _MIN_LINE)
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, dict | list):
-        forms.update(leaf for leaf in _strings(parsed) if leaf)
-        forms.update(json.dumps(leaf)[1:-1] for leaf in _strings(parsed) if leaf)
-        if isinstance(parsed, dict):
-            forms.update(_basic_credentials(parsed))
-    # A secret sent base64-encoded (an `Authorization: Basic` header, a token in a URL) and echoed back.
-    forms.update(*(_base64_forms(form) for form in list(forms) if len(form) >= _MIN_BASE64))
-    return {form for form in forms if form.strip()}
-
-
-def _base64_forms(value: str) -> set[str]:
-    """Its base64 spelling, with its padding and without (the longer is masked first, so no `=` is left)."""
-    encoded = base64.b64encode(value.encode()).decode()
-    return {encoded, encoded.rstrip("=")}
-
-
-def _basic_credentials(secret: dict[str, Any]) -> set[str]:
-    """`user:password` of a JSON secret holding both (as RDS and most HTTP services store them): HTTP
-    basic auth sends exactly that, base64-encoded."""
-    user = next((secret[k] for k in ("username", "user", "login") if isinstance(secret.get(k), str)), None)
-    password = next((secret[k] for k in ("password", "pass") if isinstance(secret.get(k), str)), None)
-    return {f"{user}:{password}"} if user and password else set()
-
-
-def _strings(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
 
 
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
-        return _known.redact(value)
+        return redact(value)
     if isinstance(value, dict):
         return {_redact_value(k): _redact_value(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -232,10 +153,6 @@ def _redact_value(value: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(_redact_value(v) for v in value)
     return value
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 #: How deep a chain of causes is copied; deeper ones are dropped (a chain that long says nothing more).
@@ -247,11 +164,11 @@ def _redacted_copy(error: BaseException, depth: int) -> BaseException:
         message = str(error)
     except Exception:  # a broken __str__ must not hide the error itself
         message = repr(error.args)
-    copy = _copy_of(type(error), _one_line(redact(message)))
+    copy = _copy_of(type(error), redact_message(one_line(message)))
     # Attributes (an InvalidRequest's field and problem, a ClientError's response) are kept, masked.
     vars(copy).update({k: _redact_value(v) for k, v in vars(error).items() if not k.startswith("__")})
     for note in getattr(error, "__notes__", None) or ():
-        copy.add_note(_one_line(redact(str(note))))
+        copy.add_note(redact_message(one_line(str(note))))
     copy.__traceback__ = error.__traceback__
     if depth < _MAX_CHAIN:
         copy.__cause__ = _redacted_copy(error.__cause__, depth + 1) if error.__cause__ else None
@@ -345,13 +262,14 @@ def _install_log_redaction() -> None:
 class _RedactingStream:
     """A text stream that masks remembered secrets in what is written to it, and is otherwise the stream
     it wraps. One `write` is masked at a time: a secret split over two writes (two arguments of one
-    `print`) is not seen; a secret printed as one value is."""
+    `print`) is not seen here, but is at the descriptor in Lambda (`fd_redaction`, which holds back what
+    may begin a secret); this wrapper covers where that is not installed (the local stack, tests)."""
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
 
     def write(self, text: str) -> int:
-        self._stream.write(_known.redact(text) if isinstance(text, str) else text)
+        self._stream.write(redact(text) if isinstance(text, str) else text)
         return len(text)  # what the caller wrote, as far as it knows
 
     def writelines(self, lines: Iterable[str]) -> None:
@@ -373,7 +291,7 @@ def _install_stream_redaction() -> None:
 
 
 def _redact_record(record: logging.LogRecord) -> logging.LogRecord:
-    if _known.pattern is None:
+    if not has_secrets():
         return record
     if isinstance(record.msg, dict):  # Powertools' structured message
         record.msg = _redact_value(record.msg)
@@ -383,7 +301,7 @@ def _redact_record(record: logging.LogRecord) -> logging.LogRecord:
             message = record.getMessage()
         except Exception:  # formatting fails later anyway; mask what it would print
             message = f"{record.msg!s} {record.args!r}"
-        masked = _known.redact(message)
+        masked = redact_message(message)
         if masked != message:
             record.msg, record.args = masked, None
     for key, value in vars(record).items():

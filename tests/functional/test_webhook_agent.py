@@ -12,6 +12,7 @@ import time
 import types
 from collections import OrderedDict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -123,13 +124,20 @@ def fake() -> Iterator[FakeHttpServer]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    manifest: Path = tmp_path_factory.mktemp("webhook") / "agents.toml"
+@contextmanager
+def webhook_stack(directory: Path, token: str) -> Iterator[Harness]:
+    """The local stack with MANIFEST's agents, whose secret holds `token`."""
+    manifest = directory / "agents.toml"
     manifest.write_text(MANIFEST)
     with LocalStack(manifest, driver_interval=0.1) as stack:
-        stack.client("secretsmanager").create_secret(Name=SECRET_ID, SecretString=TOKEN)
+        stack.client("secretsmanager").create_secret(Name=SECRET_ID, SecretString=token)
         yield Harness(stack)
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    with webhook_stack(tmp_path_factory.mktemp("webhook"), TOKEN) as harness:
+        yield harness
 
 
 @pytest.fixture(autouse=True)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from serverless_agents.agent import Phase, Resource, SyncAgentBase, TaskContext
 from serverless_agents.exceptions import DestinationRefused
+from serverless_agents.masking import excerpt, redact
 from serverless_agents.outbound import httpx_event_hooks
 from serverless_agents.secrets import get_agent_secret
 
@@ -144,7 +145,7 @@ def _excerpt(error: openai.APIStatusError) -> str:
     message = body.get("message") if isinstance(body, dict) else None
     # OpenAI quotes a rejected key's first and last characters ("sk-proj-****abcd"): a part of a secret,
     # which the boundary's masking of whole values cannot recognise.
-    return _KEY_FRAGMENT.sub("sk-***", _one_line(message or error.message))[:_EXCERPT]
+    return excerpt(_KEY_FRAGMENT.sub("sk-***", redact(_one_line(message or error.message))), _EXCERPT)
 
 
 def _failed(message: str) -> Resource:

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 from serverless_agents.agent import Phase, Resource, SyncAgentBase, TaskContext
 from serverless_agents.exceptions import DestinationRefused, DestinationUnavailable, ManifestError
 from serverless_agents.literals import jsonable
+from serverless_agents.masking import excerpt, one_line
 from serverless_agents.outbound import Destination, OutboundClient
 from serverless_agents.secrets import get_agent_secret
 
@@ -88,9 +89,9 @@ class WebhookAgent(SyncAgentBase):
         if not 200 <= status < 300:
             phase = Phase.RETRYABLE_FAILED if status in (408, 429) or status >= 500 else Phase.FAILED
             location = answer.headers.get("Location")
-            where = f", to {_one_line(location)[:_EXCERPT]}" if 300 <= status < 400 and location else ""
-            excerpt = _one_line(text)[:_EXCERPT] or "(empty body)"
-            return Resource(phase, f"{call.shown} answered HTTP {status}{where}: {excerpt}")
+            where = f", to {_excerpt(location)}" if 300 <= status < 400 and location else ""
+            body = _excerpt(text) or "(empty body)"
+            return Resource(phase, f"{call.shown} answered HTTP {status}{where}: {body}")
         return Resource(
             Phase.SUCCEEDED,
             f"{call.shown} answered HTTP {status}",
@@ -256,6 +257,12 @@ def _outputs(task: TaskContext, status: int, text: str, custom: Mapping[str, Any
         info["url"] = call.shown_url
     available = {"status": status, "body": text, "info": info}
     return {name: value for name, value in available.items() if name in declared}
+
+
+def _excerpt(text: str) -> str:
+    """The start of an answer's text for a message: masked before it is cut, so padding chosen by the
+    server cannot push a secret across the cut (`masking.excerpt`)."""
+    return excerpt(one_line(text), _EXCERPT)
 
 
 def _one_line(value: object) -> str:

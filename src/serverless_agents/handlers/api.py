@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from serverless_agents.handlers.observability import capture_lambda_handler, logger, metrics
+from serverless_agents.handlers.observability import capture_lambda_handler, logger, metrics, redacted_output
 from serverless_agents.settings import current_settings
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ def app() -> "APIGatewayRestResolver":
     return create_api(lambda: task_service(current_settings()))
 
 
+@redacted_output
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 @metrics.log_metrics
 @capture_lambda_handler

@@ -5,16 +5,22 @@ active tracing (on for every function) and Step Functions' tracing draw the serv
 SDK only adds a subsegment per AWS call and the handler's annotations. So `capture_lambda_handler` makes
 a Tracer only for a function whose agent sets `tracing = true` in the manifest (the CDK app then sets
 `SA_TRACING=true` in its environment), and only at its first invocation.
+
+`redacted_output`, the outermost decorator of every handler, masks secrets at the process's file
+descriptors 1 and 2 in Lambda (`serverless_agents.fd_redaction`) and flushes them when the invocation ends,
+after Powertools has printed its metrics.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics
 
+from serverless_agents import fd_redaction
 from serverless_agents.settings import POWERTOOLS_NAMESPACE, POWERTOOLS_SERVICE, TRACING, environ
 
 if TYPE_CHECKING:
@@ -50,3 +56,24 @@ def capture_lambda_handler(handler: Handler) -> Handler:
         return (_traced(handler) if tracing_on() else handler)(event, context)
 
     return cast("Handler", maybe_traced)
+
+
+#: Set by the Lambda runtime (and its emulator) only: the local stack, which runs the handlers inside a CLI
+#: (or a test runner) that owns its descriptors, leaves them alone.
+_LAMBDA_RUNTIME = "AWS_LAMBDA_RUNTIME_API"
+
+
+def redacted_output(handler: Handler) -> Handler:
+    """`handler` with what the process prints masked at its descriptors (in Lambda), and flushed, masked,
+    when each invocation ends."""
+
+    @functools.wraps(handler)
+    def redacted(event: Any, context: Any) -> Any:
+        if _LAMBDA_RUNTIME in os.environ:
+            fd_redaction.install()
+        try:
+            return handler(event, context)
+        finally:
+            fd_redaction.flush()
+
+    return cast("Handler", redacted)

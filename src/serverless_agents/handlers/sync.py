@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from serverless_agents.handlers.observability import capture_lambda_handler, logger, metrics
+from serverless_agents.handlers.observability import capture_lambda_handler, logger, metrics, redacted_output
 from serverless_agents.handlers.snapstart import prime
 from serverless_agents.settings import current_settings
 
@@ -25,6 +25,7 @@ def app() -> "APIGatewayRestResolver":
     return create_sync_api(lambda: sync_agent(current_settings()))
 
 
+@redacted_output
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 @metrics.log_metrics
 @capture_lambda_handler

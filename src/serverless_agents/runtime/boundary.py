@@ -20,6 +20,7 @@ from serverless_agents import wire
 from serverless_agents.agent import RESERVED_CUSTOM_INFO, LogLink, Resource, resolve
 from serverless_agents.exceptions import AgentError, RetryableAgentError
 from serverless_agents.failures import transient_by_cause
+from serverless_agents.masking import redact_message
 from serverless_agents.secrets import has_secrets, redact, redact_exception, redact_value
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ def _redacted(result: T) -> T:
     if isinstance(result, Resource):
         masked: Any = dataclasses.replace(
             result,
-            message=redact(result.message),
+            # A message is often cut text (`body[:200]`): a partial secret at its ends is masked too.
+            message=redact_message(result.message),
             log_links=[LogLink(redact(link.name), redact(link.uri)) for link in result.log_links],
             outputs=_redacted_outputs(result.outputs),
             custom_info=redact_value(result.custom_info),

@@ -15,6 +15,7 @@ from serverless_agents.agent import LogLink, Phase, Resource
 from serverless_agents.agents.ecs.errors import INFRA_MARKERS
 from serverless_agents.agents.ecs.task_definitions import CONTAINER_NAME
 from serverless_agents.exceptions import AgentError, InvalidRequest
+from serverless_agents.masking import excerpt
 from serverless_agents.s3uri import parse_s3_uri
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ def stopped(
     info.update({"exit_code": exit_code, "stop_code": stop_code})
 
     def result(phase: Phase, message: str) -> Resource:
-        return Resource(phase, message[:_MESSAGE_LIMIT], links, custom_info=info)
+        return Resource(phase, excerpt(message, _MESSAGE_LIMIT), links, custom_info=info)
 
     error = _get_optional(f"{metadata.output_prefix}/error.pb")
     if error is not None:
