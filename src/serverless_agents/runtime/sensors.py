@@ -19,6 +19,7 @@ import inspect
 import json
 import logging
 import time
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -153,7 +154,10 @@ def register_sensor_task(
 
 
 def check_poke_inputs(sensor: BaseSensor, inputs: Mapping[str, Any]) -> None:
-    """Inputs the sensor's `poke` cannot take fail the create (a 400 naming the input), not the first poke."""
+    """Inputs the sensor's `poke` cannot take fail the create (a 400 naming the input), not the first poke:
+    names `poke` lacks, missing ones, values of another type than a `str`, `int`, `float` or `bool`
+    annotation (an interface typing FileSensor's `path` as INTEGER), and what `sensor.check_inputs`
+    refuses."""
     parameters = list(inspect.signature(sensor.poke).parameters.values())
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
         named: set[str] | None = None  # **inputs: any name is welcome
@@ -168,6 +172,38 @@ def check_poke_inputs(sensor: BaseSensor, inputs: Mapping[str, Any]) -> None:
         keyword = p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         if keyword and p.default is p.empty and p.name not in inputs:
             raise InvalidRequest(f"inputs.{p.name}", f"missing: {signature} requires it")
+    hints = _scalar_hints(sensor.poke)
+    for name, value in inputs.items():
+        expected = hints.get(name)
+        if expected is not None and not _is_a(value, expected):
+            raise InvalidRequest(
+                f"inputs.{name}",
+                f"must be a {_FLYTE_TYPES[expected]} ({expected.__name__}): {signature} takes it, and the "
+                f"task's interface gives {type(value).__name__}",
+            )
+    call_agent(sensor.check_inputs, **inputs)
+
+
+#: Annotations `check_poke_inputs` holds inputs to, with the Flyte type an interface gives them.
+_FLYTE_TYPES = {str: "STRING", bool: "BOOLEAN", int: "INTEGER", float: "FLOAT"}
+_SCALARS = tuple(_FLYTE_TYPES)
+
+
+def _scalar_hints(function: Any) -> dict[str, type]:
+    """The parameters of `function` annotated with a plain scalar type."""
+    try:
+        hints = typing.get_type_hints(function)
+    except Exception:  # an annotation naming what its module cannot resolve: nothing to check by
+        return {}
+    return {name: hint for name, hint in hints.items() if name != "return" and hint in _SCALARS}
+
+
+def _is_a(value: Any, expected: type) -> bool:
+    if expected is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
 
 
 def stop_sensor_task(table: TasksTable, schedules: SensorSchedules, record: TaskRecord) -> None:
@@ -223,6 +259,9 @@ class SensorSteps:
         task = task_context(task_id, self._request(record))
         try:
             met = bool(call_agent(self.sensor.poke, **task.inputs))
+        except InvalidRequest as e:
+            # The task's own inputs are refused (a path no longer allowed): no later poke can do better.
+            return self._end(record, Phase.FAILED, one_line(f"{type(e).__name__}: {e}"))
         except Exception as e:
             errors = record.poke_errors + 1
             reason = f"{type(e).__name__}: {e}"
