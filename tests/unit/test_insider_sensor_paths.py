@@ -11,17 +11,33 @@ from __future__ import annotations
 
 import importlib
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
+import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from moto import mock_aws
 
+from serverless_agents import wire
+from serverless_agents.agent import BaseSensor, Phase
 from serverless_agents.agents.file_sensor import FileSensor
 from serverless_agents.exceptions import InvalidRequest, ManifestError, RetryableAgentError
-from serverless_agents.runtime.sensors import check_poke_inputs
+from serverless_agents.manifest import AgentSettings
+from serverless_agents.payloads import PayloadStore
+from serverless_agents.runtime.sensors import (
+    SensorRegistration,
+    SensorSchedules,
+    SensorSteps,
+    check_poke_inputs,
+    register_sensor_task,
+)
+from serverless_agents.runtime.translate import task_context
 from serverless_agents.s3uri import parse_s3_uri
+from serverless_agents.tasks_table import TaskRecord, TasksTable, table_definition
+from serverless_agents.testing import task_request
 
 #: What the findings tried, each answered True or by connecting on main.
 FOUND = [
@@ -280,3 +296,83 @@ _PRIVATE_AUTHORITIES = (
     "169.254.169.254", "10.1.2.3", "127.0.0.1", "[::1]", "[fd00:ec2::254]", "0x7f.1", "2130706433", "user@",
     "%31",
 )  # fmt: skip
+
+
+# --- any sensor's watch key: the tasks table's index key, bounded before anything is written ----------------
+
+
+class KeyedSensor(BaseSensor):
+    """Watches whatever its input names: a custom sensor as a task author would feed it."""
+
+    task_type = "keyed_sensor"
+
+    def poke(self, key: str) -> bool:
+        return False
+
+    def watch_key(self, **inputs: Any) -> str | None:
+        return str(inputs["key"])
+
+
+@pytest.mark.parametrize("key", ["k" * 2049, "é" * 1025])
+def test_a_watch_key_the_index_cannot_hold_is_refused_before_any_write(key: str) -> None:
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(**table_definition("tasks"))
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="payloads")
+        request = task_request("keyed_sensor", {"key": key}, {}, execution="keyed")
+        registration = SensorRegistration(
+            SensorSchedules("g", boto3.client("scheduler", region_name="us-east-1")),
+            "rate(1 minute)",
+            "arn:aws:lambda:us-east-1:123456789012:function:sa-keyed-poke",
+            "arn:aws:iam::123456789012:role/scheduler",
+            boto3.client("lambda", region_name="us-east-1"),
+        )
+
+        with pytest.raises(InvalidRequest, match="2048") as refused:
+            register_sensor_task(
+                TasksTable("tasks", client=dynamodb),
+                PayloadStore("payloads", client=s3),
+                registration,
+                "keyed",
+                KeyedSensor(),
+                AgentSettings.model_validate({"class": "m:C"}),
+                task_context("t-keyed", request),
+                request,
+            )
+
+        assert refused.value.field == "inputs"
+        assert dynamodb.scan(TableName="tasks")["Items"] == []
+        assert s3.list_objects_v2(Bucket="payloads").get("KeyCount", 0) == 0
+
+
+class RefusingSensor(KeyedSensor):
+    """A sensor whose poke finds the task's own inputs refused (an allow-list narrowed since the create)."""
+
+    def poke(self, key: str) -> bool:
+        raise InvalidRequest("inputs.key", "no longer allowed")
+
+
+def test_a_poke_refusing_the_tasks_inputs_ends_it_failed_at_once() -> None:
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(**table_definition("tasks"))
+        table = TasksTable("tasks", client=dynamodb)
+        request = task_request("keyed_sensor", {"key": "k"}, {}, execution="refused")
+        table.create(
+            TaskRecord(
+                "t-refused",
+                "keyed",
+                "sensor",
+                phase=Phase.RUNNING,
+                request=wire.to_dict(request),
+                deadline=time.time() + 3600,
+            )
+        )
+        settings = AgentSettings.model_validate({"class": "m:C", "max_poke_errors": 3})
+        schedules = SensorSchedules("g", boto3.client("scheduler", region_name="us-east-1"))
+        s3 = boto3.client("s3", region_name="us-east-1")
+        steps = SensorSteps(RefusingSensor(), settings, table, PayloadStore("payloads", client=s3), schedules)
+
+        assert steps.poke("t-refused") == "FAILED"  # the first poke, not the third
+        assert table.get("t-refused").message == "InvalidRequest: inputs.key: no longer allowed"

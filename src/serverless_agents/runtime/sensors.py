@@ -34,6 +34,7 @@ from serverless_agents.naming import sensor_schedule_group, sensor_schedule_name
 from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT, payload_key
 from serverless_agents.runtime.boundary import call_agent
 from serverless_agents.runtime.translate import task_context
+from serverless_agents.s3uri import check_text
 from serverless_agents.tasks_table import TaskRecord
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
     from serverless_agents.tasks_table import TasksTable
 
 logger = logging.getLogger(__name__)
+#: DynamoDB's limit on a partition key, in bytes: the `watch` attribute is the index's.
+WATCH_KEY_MAX_BYTES = 2048
 
 
 class SensorSchedules:
@@ -111,6 +114,7 @@ def register_sensor_task(
     """Record the task, give it a schedule and poke it once; a repeated call starts nothing new. `task` is
     the request decoded once by the caller (which checked its inputs against `poke`)."""
     task_id = task.task_id
+    watch = watch_key(sensor, task.inputs)  # before any write: a key the index cannot hold is a 400
     timeout = request.template.metadata.timeout.ToTimedelta().total_seconds() or settings.sensor_timeout
     request_json, request_ref = payloads.offload(
         payload_key("requests", agent_name, task_id), wire.to_dict(request), ITEM_PAYLOAD_LIMIT
@@ -126,7 +130,7 @@ def register_sensor_task(
             message="waiting for the condition",
             request=request_json,
             request_ref=request_ref,
-            watch=call_agent(sensor.watch_key, **task.inputs),
+            watch=watch,
             deadline=deadline,
             schedule=schedule,
             # A poke ends the task by its deadline; should the pokes stop (a poke function that fails
@@ -151,6 +155,23 @@ def register_sensor_task(
                 InvocationType="Event",
                 Payload=json.dumps({"task_ids": [task_id]}).encode(),
             )
+
+
+def watch_key(sensor: BaseSensor, inputs: Mapping[str, Any]) -> str | None:
+    """The sensor's watch key for these inputs, fit to be the tasks table's index key: UTF-8 of at most
+    DynamoDB's 2,048 bytes for a partition key (a longer one would fail the write as a 500); an empty one
+    is no key (DynamoDB takes no empty key)."""
+    key = call_agent(sensor.watch_key, **inputs)
+    if not key:
+        return None
+    check_text(
+        key,
+        "inputs",
+        f"the watch key {type(sensor).__name__} derives from them",
+        WATCH_KEY_MAX_BYTES,
+        "DynamoDB's ",
+    )
+    return key
 
 
 def check_poke_inputs(sensor: BaseSensor, inputs: Mapping[str, Any]) -> None:
