@@ -12,6 +12,7 @@ host (`ftp://169.254.169.254:80/`), through chains of wrappers (`simplecache::ft
   a chain (`a::b://...`) only when every link's protocol is named;
 - local ones never, named or not: bare paths, `file://`, `local://`, `memory://`, `data:`; nor those that
   read URLs out of their data (`reference://`); a wrapper (`simplecache`, `zip`, ...) never last;
+- http(s) only unchained, read without following redirects (`exists_options`);
 - a protocol whose URL names a network host (`_HOST_PROTOCOLS`: http, ftp, sftp, ...) has that host
   checked by the outbound rules (`outbound.OutboundClient.destination`): `config.allowed_hosts` if set,
   and never a loopback, private, link-local or metadata address unless `config.allow_private_networks`
@@ -49,6 +50,9 @@ UNCHECKABLE_PROTOCOLS = frozenset({"reference", "libarchive"})
 _HOST_PROTOCOLS = frozenset(
     {"http", "https", "ftp", "sftp", "ssh", "smb", "webhdfs", "hdfs", "arrow_hdfs", "dask", "git", "webdav"}
 )
+#: Protocols read only unchained: fsspec's http filesystem follows redirects and takes a refused connection
+#: for "no file" unless told otherwise (`exists_options`), which a wrapper in front of it would not pass on.
+UNCHAINED_PROTOCOLS = frozenset({"http", "https"})
 #: How fsspec spells a protocol (lower case: fsspec's registry knows no other spelling).
 _PROTOCOL = re.compile(r"[a-z][a-z0-9_+.-]{0,31}")
 #: A chain's wrapper link may be a bare protocol name (`simplecache::s3://...`), as fsspec reads it.
@@ -135,10 +139,21 @@ def check_path(
                 f"{shown}: protocol {protocol!r} is not allowed for this agent (allowed: {named}; the "
                 "manifest's config.protocols names others)",
             )
+        if protocol in UNCHAINED_PROTOCOLS and len(links) > 1:
+            raise InvalidRequest(field, f"{shown}: a {protocol}:// path is read by itself, never in a chain")
         if protocol in _HOST_PROTOCOLS and match["rest"] is not None:
             _check_host(match["rest"], field, outbound, unresolved_ok)
         found.append(protocol)
     return CheckedPath(path, tuple(found))
+
+
+def exists_options(checked: CheckedPath) -> dict[str, bool]:
+    """Keyword arguments for fsspec's `exists` on `checked`: for http(s), no redirect (it could lead to a
+    host no check saw; a 3xx counts as found) and `strict` (a connection that fails raises, as a timeout
+    does, instead of reading as "no file": the two must look alike)."""
+    if checked.protocols[-1] in UNCHAINED_PROTOCOLS:
+        return {"strict": True, "allow_redirects": False}
+    return {}
 
 
 def _check_host(rest: str, field: str, outbound: OutboundClient | None, unresolved_ok: bool) -> None:

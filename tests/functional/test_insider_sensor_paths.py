@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -129,3 +131,65 @@ def test_an_over_long_key_is_invalid_argument_through_the_adapter(sensors: Senso
 
     assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "inputs.path" in (refused.value.details() or "")
+
+
+class _Server:
+    """An HTTP server on 127.0.0.1 answering every GET with `status` (and `location`), recording paths."""
+
+    def __init__(self, status: int, location: str = "") -> None:
+        hits: list[str] = []
+        self.hits = hits
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                hits.append(self.path)
+                if status == 0:  # hang up without an answer
+                    self.close_connection = True
+                    return
+                self.send_response(status)
+                if location:
+                    self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_an_http_path_follows_no_redirect_and_tells_no_failure_from_another() -> None:
+    from serverless_agents.agents.file_sensor import FileSensor
+    from serverless_agents.exceptions import RetryableAgentError
+
+    target = _Server(200)
+    redirect = _Server(302, f"http://127.0.0.1:{target.port}/elsewhere")
+    failing, silent = _Server(500), _Server(0)
+    sensor = FileSensor(config={"protocols": ["http"], "allow_private_networks": ["127.0.0.0/8"]})
+    try:
+        assert sensor.poke(f"http://127.0.0.1:{redirect.port}/file.csv") is True  # a 3xx counts as found
+        assert redirect.hits == ["/file.csv"]
+        assert target.hits == []  # the redirect was not followed
+
+        messages = set()
+        for port in (_closed_port(), failing.port, silent.port):
+            with pytest.raises(RetryableAgentError) as failed:
+                sensor.poke(f"http://127.0.0.1:{port}/file.csv")
+            messages.add(str(failed.value))
+    finally:
+        for server in (target, redirect, failing, silent):
+            server.close()
+
+    assert messages == {"cannot tell whether the path exists: its filesystem did not answer"}

@@ -115,6 +115,7 @@ def test_a_path_outside_the_allow_list_is_refused_at_poke_without_opening_anythi
         "ftp://0x7f.1/",
         "ftp://user:pw@93.184.216.34/",
         "http://2130706433/x",
+        "simplecache::http://93.184.216.34/x",  # a wrapper would follow the redirects fsspec is told not to
     ],
 )
 def test_a_named_protocol_still_reaches_no_private_host(path: str, attempts: list[str]) -> None:

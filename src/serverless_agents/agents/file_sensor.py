@@ -23,7 +23,7 @@ from typing import Any
 from serverless_agents import aws
 from serverless_agents.agent import BaseSensor
 from serverless_agents.exceptions import AgentError, DestinationUnavailable, RetryableAgentError
-from serverless_agents.fspaths import allowed_protocols, check_path
+from serverless_agents.fspaths import allowed_protocols, check_path, exists_options
 from serverless_agents.outbound import OutboundClient
 
 _FIELD = "inputs.path"
@@ -53,7 +53,7 @@ class FileSensor(BaseSensor):
 
         try:
             filesystem, _, (resolved,) = fsspec.get_fs_token_paths(checked.path)
-            return bool(filesystem.exists(resolved))
+            return bool(filesystem.exists(resolved, **exists_options(checked)))
         except ImportError as e:  # the protocol's backend (gcsfs, ...) is not in the bundle: say which
             raise AgentError(f"fsspec cannot open {checked.protocols[-1]}:// paths here: {e}") from None
         except Exception:
