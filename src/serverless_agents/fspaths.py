@@ -5,7 +5,8 @@ Lambda's own files (`/proc/self/environ`, `file:///etc/hostname`), its memory, o
 host (`ftp://169.254.169.254:80/`), through chains of wrappers (`simplecache::ftp://10.1.2.3/`). Asked
 "does it exist?", each becomes an oracle: of the Lambda's files, or of the ports its network reaches. So:
 
-- `s3://bucket/key` is always allowed (read with boto3, never fsspec), parsed by `s3uri.parse_s3_uri`:
+- `s3://bucket/key` is always allowed (read with boto3, never fsspec: a `::` in it is part of the key),
+  parsed by `s3uri.parse_s3_uri`:
   a bucket of at most 255 characters and a key of at most 1,024 UTF-8 bytes (S3's limit). The path is then
   also the task's `watch` key in the tasks table's index, which DynamoDB bounds at 2,048 bytes.
 - other protocols only when the agent's manifest `config.protocols` names them (`["gcs", "https"]`);
@@ -94,12 +95,12 @@ def check_path(
     path: object,
     field: str,
     protocols: Iterable[str],
-    outbound: OutboundClient | None = None,
+    outbound: OutboundClient,
     *,
     unresolved_ok: bool = True,
 ) -> CheckedPath:
-    """`path` if an agent may open it, else `InvalidRequest` naming `field`. With `outbound`, the host of
-    a host-bearing protocol is checked (and resolved) by it. A name that does not resolve passes with
+    """`path` if an agent may open it, else `InvalidRequest` naming `field`. The host of a host-bearing
+    protocol is checked (and resolved) by `outbound`. A name that does not resolve passes with
     `unresolved_ok` (at create: the poke checks again), else raises `DestinationUnavailable` (at a poke:
     then nothing may connect)."""
     if not isinstance(path, str):
@@ -109,12 +110,13 @@ def check_path(
         raise InvalidRequest(field, "required: a URL such as s3://bucket/key")
     check_text(path, field, shown, MAX_PATH_BYTES)
     allowed = frozenset(protocols) - LOCAL_PROTOCOLS - UNCHECKABLE_PROTOCOLS
-    links = path.split("::")
-    if len(links) == 1 and path.startswith(f"{S3}://"):
+    if path.startswith(f"{S3}://"):
+        # Never fsspec's: boto3 reads it, so `::` in it is part of the key (S3 allows it), not a chain.
         bucket, key = parse_s3_uri(path, field)
         if len(bucket) > _S3_MAX_BUCKET:
             raise InvalidRequest(field, f"{shown}: a bucket name has at most {_S3_MAX_BUCKET} characters")
         return CheckedPath(path, (S3,), (bucket, key))
+    links = path.split("::")
     found: list[str] = []
     for position, link in enumerate(links):
         last = position == len(links) - 1
@@ -156,12 +158,10 @@ def exists_options(checked: CheckedPath) -> dict[str, bool]:
     return {}
 
 
-def _check_host(rest: str, field: str, outbound: OutboundClient | None, unresolved_ok: bool) -> None:
+def _check_host(rest: str, field: str, outbound: OutboundClient, unresolved_ok: bool) -> None:
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
     if not authority:
         raise InvalidRequest(field, "names no host")
-    if outbound is None:
-        return
     try:
         # Only the authority matters: the outbound rules read it as an https URL's.
         outbound.destination(f"https://{authority}/", field)
