@@ -193,6 +193,11 @@ class BaseSensor(_AgentBase):
     def poke(self, *args: Any, **inputs: Any) -> bool | Awaitable[bool]:
         raise NotImplementedError
 
+    def check_inputs(self, **inputs: Any) -> None:
+        """Refuse inputs this sensor must never poke with: raise `InvalidRequest` naming `inputs.<name>`.
+        Called at create (the task is refused, nothing written); a poke raising `InvalidRequest` ends its
+        task FAILED at once."""
+
     def watch_key(self, **inputs: Any) -> str | None:
         """What a task with these inputs waits for, as `event_keys` names it; None: poked on schedule only."""
         return None

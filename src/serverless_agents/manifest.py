@@ -37,7 +37,8 @@ the manifest imports nothing; `AgentSettings.load_class()` imports exactly one a
 
     [[agents.files.permissions]]        # IAM grants for the agent's own AWS calls, to its functions only
     actions = ["s3:GetObject"]          # each action named: no wildcards
-    resources = ["arn:aws:s3:::x/*"]    # ARNs; "*" only alone, for actions IAM cannot scope
+    resources = ["arn:aws:s3:::x/*"]    # ARNs, wildcards only after a named resource's prefix;
+                                        # "*" only alone, for actions IAM cannot scope
 
     [[agents.files.permissions]]
     actions = ["s3:ListBucket"]
@@ -79,6 +80,8 @@ _UNSCOPED_ACTIONS = frozenset(
 #: A PEP 508 requirement as pip reads it from a requirements file line: a project name first (so never a pip
 #: option such as `--extra-index-url`), then versions, extras, markers or a direct URL, on one line.
 _REQUIREMENT = r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._, -]*\])?([ ]*[<>=!~;@(][^\n\r]*)?$"
+#: What pip would read as a local file or folder rather than a project name (`./x`, `pkg.whl`, `x.tar.gz`).
+_LOCAL_REQUIREMENT = re.compile(r"[/\\]|\.(whl|zip|tar|tgz|gz|bz2|xz)$", re.IGNORECASE)
 # An IAM action named in full: `service:Action`, no wildcard.
 _ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+$")
 #: A Secrets Manager secret name (1 to 512 of these characters, as CreateSecret accepts), or a secret's
@@ -113,6 +116,19 @@ MULTI_TENANT_HOSTS = frozenset(
 #: One label of a host name as the outbound client accepts it (lowercase; `_` too, as internal names use).
 HOST_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){HOST_LABEL}(?:\.{HOST_LABEL})*$")
+
+
+#: An ARN as `Permission` takes it: partition, service, region and account named (no wildcard; region and
+#: account may be empty, as for S3 and IAM), then the resource.
+_ARN = re.compile(
+    r"^arn:(?P<partition>aws[a-z-]*):(?P<service>[a-z0-9-]+):(?P<region>[a-z0-9-]*):"
+    r"(?P<account>[0-9]{12}|aws|):(?P<resource>.+)$"
+)
+#: Where a wildcard may start in an ARN's resource: after the resource type, its separator and at least one
+#: character of the name (`task-definition/flyte-*`, `secret:team-a-*`); for S3, whose resource starts with
+#: the bucket's name, after `bucket/` (`my-bucket/*`, `my-bucket/incoming/*`).
+_SCOPED_WILDCARD = re.compile(r"^[^*?/:]+[/:][^*?]+")
+_S3_SCOPED_WILDCARD = re.compile(r"^[^*?/:]+/")
 
 
 class PollBackoff(BaseModel):
@@ -170,6 +186,7 @@ class Permission(BaseModel):
                 )
             if not resource.startswith("arn:"):
                 raise ValueError(f"resource {resource!r}: expected an ARN (arn:partition:service:...)")
+            _check_arn(resource)
         return self
 
 
@@ -244,6 +261,35 @@ class Secret(BaseModel):
         return secret_id
 
 
+def _check_arn(resource: str) -> None:
+    """An ARN whose wildcards (`*`, `?`) could reach beyond one named resource (or one S3 bucket's objects)
+    counts as `*`: refused. A wildcard in the partition, service, region or account would span partitions,
+    services, regions or accounts; one at the start of the resource, every resource of a type
+    (`role/*`, `function:*`) or every bucket (`arn:aws:s3:::*`)."""
+    match = _ARN.match(resource)
+    if match is None:
+        raise ValueError(
+            f"resource {resource!r}: expected arn:partition:service:region:account:resource, with the "
+            "partition, service, region and account named (no wildcard; region and account may be empty)"
+        )
+    name = match["resource"]
+    first = min((i for i in (name.find("*"), name.find("?")) if i >= 0), default=None)
+    if first is None:
+        return
+    scoped = _S3_SCOPED_WILDCARD if match["service"] == "s3" else _SCOPED_WILDCARD
+    fixed = scoped.match(name)
+    if fixed is None or fixed.end() > first:
+        example = (
+            "arn:aws:s3:::my-bucket/incoming/*"
+            if match["service"] == "s3"
+            else ("arn:aws:ecs:us-east-1:123456789012:task-definition/flyte-*")
+        )
+        raise ValueError(
+            f"resource {resource!r}: a wildcard here reaches every resource of its kind, as '*' would; "
+            f"put it after a fixed prefix of one resource's name (e.g. {example})"
+        )
+
+
 class AgentSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -278,8 +324,12 @@ class AgentSettings(BaseModel):
     #: Lambda SnapStart for this agent's functions: each deploy publishes a version, and callers invoke it.
     snapstart: Annotated[bool, Field(strict=True)] = False
     #: pip requirements of the agent's own code (a class outside this project importing a library), added
-    #: to its functions' bundle. Requirement specifiers only: never a pip option (`--index-url ...`).
+    #: to its functions' bundle. Requirement specifiers only: never a pip option (`--index-url ...`), and
+    #: from the package index only (`name[extras] specifier; markers`) unless `allow_direct_references`.
     requirements: list[Annotated[str, Field(pattern=_REQUIREMENT)]] = []
+    #: Let `requirements` name direct references (`x @ https://...`, `x @ git+ssh://...`, `file://`):
+    #: code that no index vouches for and no version pins, so off unless the operator says so.
+    allow_direct_references: Annotated[bool, Field(strict=True)] = False
 
     @field_validator("secrets", mode="before")
     @classmethod
@@ -310,6 +360,19 @@ class AgentSettings(BaseModel):
             if not isinstance(pattern.get("source"), list) or not pattern["source"]:
                 raise ValueError('each event pattern needs a `source` list, e.g. source = ["aws.s3"]')
         return events
+
+    @model_validator(mode="after")
+    def _requirements_from_the_index(self) -> AgentSettings:
+        if self.allow_direct_references:
+            return self
+        for number, line in enumerate(self.requirements):
+            problem = _direct_reference(line)
+            if problem:
+                raise ValueError(
+                    f"requirements.{number}: {line[:120]!r} {problem}; requirements come from the package "
+                    "index only (name[extras] specifier; markers) unless allow_direct_references = true"
+                )
+        return self
 
     @property
     def schedule_seconds(self) -> int:
@@ -345,6 +408,21 @@ class AgentSettings(BaseModel):
                         'in = ["header"] }] }'
                     )
         return cls
+
+
+def _direct_reference(line: str) -> str | None:
+    """Why pip would install `line` from somewhere other than the package index, or None."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        requirement = Requirement(line)
+    except InvalidRequirement as e:
+        return f"is not a requirement pip reads from the index ({' '.join(str(e).split())[:160]})"
+    if requirement.url:
+        return "is a direct reference (name @ URL)"
+    if _LOCAL_REQUIREMENT.search(requirement.name) or _LOCAL_REQUIREMENT.search(line.split(";")[0].strip()):
+        return "names a local file or folder"
+    return None
 
 
 class DeploymentSettings(BaseModel):

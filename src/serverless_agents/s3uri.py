@@ -11,7 +11,7 @@ import string
 
 from serverless_agents.exceptions import InvalidRequest
 
-__all__ = ["parse_s3_uri"]
+__all__ = ["check_text", "parse_s3_uri"]
 
 _SCHEME = "s3://"
 #: What bucket names are made of; legacy us-east-1 buckets may also hold upper case and `_`, so the rest of
@@ -39,12 +39,18 @@ def parse_s3_uri(uri: str, field: str = "uri", *, key_required: bool = True) -> 
         raise InvalidRequest(field, f"{shown}: a bucket name holds only letters, digits, '.', '-' and '_'")
     if key_required and not key:
         raise InvalidRequest(field, f"{shown} names no object key: {_FORM}")
-    try:
-        size = len(key.encode())
-    except UnicodeEncodeError:
-        raise InvalidRequest(field, f"{shown}: the key is not valid unicode (S3 keys are UTF-8)") from None
-    if size > _MAX_KEY_BYTES:
-        raise InvalidRequest(field, f"{shown}: the key is {size} bytes, over S3's {_MAX_KEY_BYTES}")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
-        raise InvalidRequest(field, f"{shown}: the key holds a control character")
+    check_text(key, field, f"{shown}: the key", _MAX_KEY_BYTES, "S3's ")
     return bucket, key
+
+
+def check_text(text: str, field: str, what: str, max_bytes: int, whose: str = "") -> None:
+    """`text` (`what`, as a message names it) is UTF-8 of at most `max_bytes` bytes without a control
+    character; else `InvalidRequest` naming `field`. Also FileSensor paths' check (`fspaths`)."""
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:
+        raise InvalidRequest(field, f"{what} is not valid unicode (UTF-8)") from None
+    if size > max_bytes:
+        raise InvalidRequest(field, f"{what} is {size} bytes, over {whose}{max_bytes}")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise InvalidRequest(field, f"{what} holds a control character")

@@ -99,13 +99,13 @@ def test_every_method_gets_json(connection: http.client.HTTPConnection, method: 
         assert body["error"]["message"]
 
 
-def test_what_the_http_server_refuses_itself_is_json(connection: http.client.HTTPConnection) -> None:
+def test_a_method_no_rest_api_has_is_api_gateways_403(connection: http.client.HTTPConnection) -> None:
     connection.request("BREW", "/v1/agents")
 
     status, body, _ = _answer(connection)
 
-    assert status == 501
-    assert body["message"]
+    assert status == 403  # API Gateway's answer to a method no resource has; never the stdlib's 501
+    assert body == {"message": "Missing Authentication Token"}
 
 
 def test_a_lambda_throttle_reaches_the_client_as_429_once(

@@ -116,10 +116,12 @@ def test_requirements_take_what_pip_reads_as_requirements() -> None:
         "httpx==0.27.0",
         "requests[socks]>=2,<3",
         "tomli; python_version < '3.11'",
-        "pkg @ https://e/p.whl",
+        "pkg @ https://e/p.whl",  # a direct reference: allowed here (test_insider_manifest refuses it)
     ]
     toml = ", ".join(f'"{r}"' for r in accepted)
-    manifest = parse_manifest(f'[agents.job]\nclass = "pkg.mod:Agent"\nrequirements = [{toml}]\n')
+    manifest = parse_manifest(
+        f'[agents.job]\nclass = "pkg.mod:Agent"\nrequirements = [{toml}]\nallow_direct_references = true\n'
+    )
 
     assert manifest.agent("job").requirements == accepted
 

@@ -130,7 +130,7 @@ def test_the_file_sensor_refuses_an_s3_path_without_a_bucket() -> None:
     with pytest.raises(InvalidRequest) as caught:
         FileSensor().poke("s3:///incoming/today.csv")
 
-    assert caught.value.field == "path"
+    assert caught.value.field == "inputs.path"  # the field as the create request names it
 
 
 @pytest.mark.parametrize("prefix", ["s3://", "s3:///", "s3:///metadata/n0", "/tmp/out", "gs://b/out"])

@@ -21,9 +21,16 @@ One deliberate difference: a request no method of the API matches would get API 
 
 What API Gateway answers itself, this answers the same way, always as JSON `{"message": ...}`: 413 over its
 10 MB payload limit, 429 when Lambda throttles (passed to the client, not retried here), 502 when the function
-fails or answers something that is not a proxy response. Where the local server must decide more than API
-Gateway would (a body that is not UTF-8, a Content-Length that is not a number) it answers 400 rather than
-dropping the connection.
+fails or answers something that is not a proxy response, 403 `Missing Authentication Token` for a method no
+REST API can have (TRACE, CONNECT, PROPFIND, any made-up one: API Gateway knows only GET, POST, PUT, PATCH,
+DELETE, HEAD and OPTIONS). Where the local server must decide more than API Gateway would (a body that is
+not UTF-8, a Content-Length that is not a number) it answers 400 rather than dropping the connection.
+
+It listens on the developer's machine, where any web page can send it requests, so before invoking
+anything it also refuses what API Gateway needs no rule for (`loopback.LocalPeers`): a `Host` that is not
+this server's loopback name and port (403, DNS rebinding), an `Origin` that is not a local page (403), and
+a POST body that is not declared `application/json` (415: a cross-site form or `text/plain` POST needs no
+CORS preflight, JSON does).
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from serverless_agents.exceptions import cannot_listen
+from serverless_agents.local.loopback import LocalPeers
 from serverless_agents.naming import agent_function_name, shared_function_name
 
 if TYPE_CHECKING:
@@ -53,6 +61,11 @@ _DIGITS = re.compile(r"[0-9]{1,20}")
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit (REST APIs), answered with a 413
 _DRAIN_LIMIT = 64 * 1024 * 1024  # past this, a too-large body is not read at all: the connection closes
 _IDLE_TIMEOUT = 30.0
+#: The methods a REST API's resource can have; any other gets API Gateway's 403 and reaches no function.
+API_GATEWAY_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+_MISSING_TOKEN = "Missing Authentication Token"
+#: A JSON media type (`application/json`, `application/problem+json`), parameters such as charset aside.
+_JSON_TYPE = re.compile(r"application/(?:[\w.+-]+\+)?json", re.IGNORECASE)
 _Answer = tuple[int, list[tuple[str, str]], bytes]  # status, headers, body
 _Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
@@ -270,9 +283,13 @@ class LocalApiGateway:
             do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = do_OPTIONS = do_GET
 
             def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-                # The standard library's errors (a bad request line, an unknown method, headers too
-                # large) are HTML pages; API Gateway's are JSON, and clients parse them.
+                # The standard library's errors (a bad request line, headers too large) are HTML pages;
+                # API Gateway's are JSON, and clients parse them. A method with no `do_` here is one no
+                # REST API has: API Gateway's 403, never the standard library's 501.
                 self.close_connection = True
+                if code == HTTPStatus.NOT_IMPLEMENTED:
+                    _reply(self, *_gateway_error(403, _MISSING_TOKEN))
+                    return
                 _reply(self, *_gateway_error(code, message or _phrase(code)))
 
             def log_message(self, format: str, *args: Any) -> None:
@@ -283,6 +300,7 @@ class LocalApiGateway:
         except OSError as e:
             raise cannot_listen("the HTTP API", f"{host}:{port}", str(e.strerror), "--port") from e
         self._server.daemon_threads = True
+        self._peers = LocalPeers(host, self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-api", daemon=True)
 
     @property
@@ -299,6 +317,8 @@ class LocalApiGateway:
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
         body, refused = _read_body(request)
+        if refused is None:
+            refused = self._refused(request, body)
         if refused is not None:
             _reply(request, *refused)
             return
@@ -319,6 +339,22 @@ class LocalApiGateway:
             server_port=self._server.server_address[1],
         )
         _reply(request, *self._invoke(route.function_name(self._deployment), event))
+
+    def _refused(self, request: BaseHTTPRequestHandler, body: bytes) -> _Answer | None:
+        """What a request from outside the developer's machine gets instead of reaching a function."""
+        problem = self._peers.host_problem(request.headers.get("Host"))
+        problem = problem or self._peers.origin_problem(request.headers.get("Origin"))
+        if problem is not None:
+            return _gateway_error(403, problem)
+        declared = request.headers.get("Content-Type")
+        if (
+            request.command == "POST"
+            and body
+            and not _JSON_TYPE.fullmatch((declared or "").split(";")[0].strip())
+        ):
+            shown = repr(declared[:80]) if declared is not None else "none"
+            return _gateway_error(415, f"a POST body must be Content-Type: application/json, not {shown}")
+        return None
 
     def _invoke(self, function_name: str, event: dict[str, Any]) -> _Answer:
         from botocore.exceptions import ClientError

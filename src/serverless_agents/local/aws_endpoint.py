@@ -5,15 +5,25 @@ the sensor as the stack's own calls do.
 
 The socket is bound here, before the server starts: werkzeug reports a port in use by exiting, which in a
 thread would leave the caller waiting forever.
+
+moto's app allows every origin (flask-cors, reflecting any `Origin`): served as it is, any web page open in
+the developer's browser could read the emulated Secrets Manager and S3. So the app is wrapped
+(`_local_only`): a request whose `Host` is not this endpoint's loopback name and port, or whose `Origin` is
+not a local page, gets a 403 and never reaches moto (`loopback.LocalPeers`).
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from serverless_agents.exceptions import cannot_listen
+from serverless_agents.local.loopback import LocalPeers
+
+_WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class AwsEndpoint:
@@ -49,10 +59,11 @@ class AwsEndpoint:
                 "the emulated AWS APIs", f"{self._host}:{self._port}", str(e.strerror), "--aws-port"
             ) from e
         self._socket = listener
+        port = listener.getsockname()[1]
         self._server = make_server(
             self._host,
             self._port,
-            DomainDispatcherApplication(create_backend_app),
+            _local_only(DomainDispatcherApplication(create_backend_app), LocalPeers(self._host, port)),
             threaded=True,
             request_handler=MotoRequestHandler,
             fd=listener.fileno(),
@@ -71,3 +82,21 @@ class AwsEndpoint:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+
+
+def _local_only(app: _WsgiApp, peers: LocalPeers) -> _WsgiApp:
+    """`app`, answering 403 to requests from outside the developer's machine (see the module's doc)."""
+
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        problem = peers.host_problem(environ.get("HTTP_HOST")) or peers.origin_problem(
+            environ.get("HTTP_ORIGIN")
+        )
+        if problem is None:
+            return app(environ, start_response)
+        body = json.dumps({"message": problem}).encode()
+        start_response(
+            "403 Forbidden", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+    return guarded

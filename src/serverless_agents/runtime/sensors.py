@@ -19,6 +19,7 @@ import inspect
 import json
 import logging
 import time
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ from serverless_agents.naming import sensor_schedule_group, sensor_schedule_name
 from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT, payload_key
 from serverless_agents.runtime.boundary import call_agent
 from serverless_agents.runtime.translate import task_context
+from serverless_agents.s3uri import check_text
 from serverless_agents.tasks_table import TaskRecord
 
 if TYPE_CHECKING:
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
     from serverless_agents.tasks_table import TasksTable
 
 logger = logging.getLogger(__name__)
+#: DynamoDB's limit on a partition key, in bytes: the `watch` attribute is the index's.
+WATCH_KEY_MAX_BYTES = 2048
 
 
 class SensorSchedules:
@@ -110,6 +114,7 @@ def register_sensor_task(
     """Record the task, give it a schedule and poke it once; a repeated call starts nothing new. `task` is
     the request decoded once by the caller (which checked its inputs against `poke`)."""
     task_id = task.task_id
+    watch = watch_key(sensor, task.inputs)  # before any write: a key the index cannot hold is a 400
     timeout = request.template.metadata.timeout.ToTimedelta().total_seconds() or settings.sensor_timeout
     request_json, request_ref = payloads.offload(
         payload_key("requests", agent_name, task_id), wire.to_dict(request), ITEM_PAYLOAD_LIMIT
@@ -125,7 +130,7 @@ def register_sensor_task(
             message="waiting for the condition",
             request=request_json,
             request_ref=request_ref,
-            watch=call_agent(sensor.watch_key, **task.inputs),
+            watch=watch,
             deadline=deadline,
             schedule=schedule,
             # A poke ends the task by its deadline; should the pokes stop (a poke function that fails
@@ -152,8 +157,28 @@ def register_sensor_task(
             )
 
 
+def watch_key(sensor: BaseSensor, inputs: Mapping[str, Any]) -> str | None:
+    """The sensor's watch key for these inputs, fit to be the tasks table's index key: UTF-8 of at most
+    DynamoDB's 2,048 bytes for a partition key (a longer one would fail the write as a 500); an empty one
+    is no key (DynamoDB takes no empty key)."""
+    key = call_agent(sensor.watch_key, **inputs)
+    if not key:
+        return None
+    check_text(
+        key,
+        "inputs",
+        f"the watch key {type(sensor).__name__} derives from them",
+        WATCH_KEY_MAX_BYTES,
+        "DynamoDB's ",
+    )
+    return key
+
+
 def check_poke_inputs(sensor: BaseSensor, inputs: Mapping[str, Any]) -> None:
-    """Inputs the sensor's `poke` cannot take fail the create (a 400 naming the input), not the first poke."""
+    """Inputs the sensor's `poke` cannot take fail the create (a 400 naming the input), not the first poke:
+    names `poke` lacks, missing ones, values of another type than a `str`, `int`, `float` or `bool`
+    annotation (an interface typing FileSensor's `path` as INTEGER), and what `sensor.check_inputs`
+    refuses."""
     parameters = list(inspect.signature(sensor.poke).parameters.values())
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
         named: set[str] | None = None  # **inputs: any name is welcome
@@ -168,6 +193,38 @@ def check_poke_inputs(sensor: BaseSensor, inputs: Mapping[str, Any]) -> None:
         keyword = p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         if keyword and p.default is p.empty and p.name not in inputs:
             raise InvalidRequest(f"inputs.{p.name}", f"missing: {signature} requires it")
+    hints = _scalar_hints(sensor.poke)
+    for name, value in inputs.items():
+        expected = hints.get(name)
+        if expected is not None and not _is_a(value, expected):
+            raise InvalidRequest(
+                f"inputs.{name}",
+                f"must be a {_FLYTE_TYPES[expected]} ({expected.__name__}): {signature} takes it, and the "
+                f"task's interface gives {type(value).__name__}",
+            )
+    call_agent(sensor.check_inputs, **inputs)
+
+
+#: Annotations `check_poke_inputs` holds inputs to, with the Flyte type an interface gives them.
+_FLYTE_TYPES = {str: "STRING", bool: "BOOLEAN", int: "INTEGER", float: "FLOAT"}
+_SCALARS = tuple(_FLYTE_TYPES)
+
+
+def _scalar_hints(function: Any) -> dict[str, type]:
+    """The parameters of `function` annotated with a plain scalar type."""
+    try:
+        hints = typing.get_type_hints(function)
+    except Exception:  # an annotation naming what its module cannot resolve: nothing to check by
+        return {}
+    return {name: hint for name, hint in hints.items() if name != "return" and hint in _SCALARS}
+
+
+def _is_a(value: Any, expected: type) -> bool:
+    if expected is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
 
 
 def stop_sensor_task(table: TasksTable, schedules: SensorSchedules, record: TaskRecord) -> None:
@@ -225,6 +282,9 @@ class SensorSteps:
         task = task_context(task_id, self._request(record))
         try:
             met = bool(call_agent(self.sensor.poke, **task.inputs))
+        except InvalidRequest as e:
+            # The task's own inputs are refused (a path no longer allowed): no later poke can do better.
+            return self._end(record, Phase.FAILED, one_line(f"{type(e).__name__}: {e}"))
         except Exception as e:
             errors = record.poke_errors + 1
             reason = f"{type(e).__name__}: {e}"
