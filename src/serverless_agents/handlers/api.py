@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from serverless_agents.handlers.observability import capture_lambda_handler, logger, metrics, redacted_output
+from serverless_agents.handlers.observability import API_REQUEST_ID, lambda_handler, metrics
 from serverless_agents.settings import current_settings
 
 if TYPE_CHECKING:
@@ -22,10 +22,7 @@ def app() -> "APIGatewayRestResolver":
     return create_api(lambda: task_service(current_settings()))
 
 
-@redacted_output
-@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
-@metrics.log_metrics
-@capture_lambda_handler
+@lambda_handler(correlation_id_path=API_REQUEST_ID)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="ApiRequests", unit=MetricUnit.Count, value=1)
     return app().resolve(event, context)

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from serverless_agents.handlers.observability import capture_lambda_handler, logger, metrics, redacted_output
+from serverless_agents.handlers.observability import lambda_handler, logger, metrics
 from serverless_agents.handlers.snapstart import prime
 from serverless_agents.settings import current_settings
 
@@ -15,10 +15,7 @@ if TYPE_CHECKING:
 prime("serverless_agents.runtime.wiring")
 
 
-@redacted_output
-@logger.inject_lambda_context
-@metrics.log_metrics
-@capture_lambda_handler
+@lambda_handler()
 def handler(event: "TaskState", context: LambdaContext) -> dict[str, Any]:
     from serverless_agents.runtime.wiring import async_steps  # at first use: see handlers/__init__.py
 

@@ -5,14 +5,11 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from serverless_agents.handlers.observability import capture_lambda_handler, logger, metrics, redacted_output
+from serverless_agents.handlers.observability import lambda_handler, logger, metrics
 from serverless_agents.settings import current_settings
 
 
-@redacted_output
-@logger.inject_lambda_context
-@metrics.log_metrics
-@capture_lambda_handler
+@lambda_handler()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     from serverless_agents.runtime.wiring import finalizer  # at first use: handlers/__init__.py
 

@@ -77,3 +77,20 @@ def redacted_output(handler: Handler) -> Handler:
             fd_redaction.flush()
 
     return cast("Handler", redacted)
+
+
+#: Where API Gateway's proxy events carry the request id Powertools logs as the correlation id.
+API_REQUEST_ID = "requestContext.requestId"
+
+
+def lambda_handler(*, correlation_id_path: str | None = None) -> Callable[[Handler], Handler]:
+    """Every handler's one decorator: output masked at the descriptors (outermost, so it flushes after
+    Powertools prints its metrics), Logger's Lambda context (and correlation id, for API events), Metrics
+    published, and the Tracer where tracing is on."""
+
+    def decorate(handler: Handler) -> Handler:
+        traced = metrics.log_metrics(capture_lambda_handler(handler))
+        logged = logger.inject_lambda_context(traced, correlation_id_path=correlation_id_path)
+        return redacted_output(cast("Handler", logged))
+
+    return decorate

@@ -7,14 +7,11 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from serverless_agents.handlers.observability import capture_lambda_handler, logger, metrics, redacted_output
+from serverless_agents.handlers.observability import lambda_handler, logger, metrics
 from serverless_agents.settings import current_settings
 
 
-@redacted_output
-@logger.inject_lambda_context
-@metrics.log_metrics
-@capture_lambda_handler
+@lambda_handler()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     # At first use: see handlers/__init__.py.
     from serverless_agents.runtime.sweeper import ENDED_BY_BOUND_METRIC

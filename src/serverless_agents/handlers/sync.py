@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from serverless_agents.handlers.observability import capture_lambda_handler, logger, metrics, redacted_output
+from serverless_agents.handlers.observability import API_REQUEST_ID, lambda_handler, metrics
 from serverless_agents.handlers.snapstart import prime
 from serverless_agents.settings import current_settings
 
@@ -25,10 +25,7 @@ def app() -> "APIGatewayRestResolver":
     return create_sync_api(lambda: sync_agent(current_settings()))
 
 
-@redacted_output
-@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
-@metrics.log_metrics
-@capture_lambda_handler
+@lambda_handler(correlation_id_path=API_REQUEST_ID)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="SyncCalls", unit=MetricUnit.Count, value=1)
     return app().resolve(event, context)
