@@ -115,6 +115,7 @@ class Executor:
         action: str = "a0",
         attempt: int = 0,
         secrets: dict[str, str] | None = None,
+        project: str = "flytesnacks",
     ) -> connector_pb2.CreateTaskRequest:
         """plugin.go Create: named literals from the input map, the output prefix of the action attempt
         (executor/pkg/plugin/task_exec_context.go), and the TaskExecutionIdentifier the executor builds
@@ -126,7 +127,7 @@ class Executor:
             node_execution_id=identifier_pb2.NodeExecutionIdentifier(
                 node_id=action,
                 execution_id=identifier_pb2.WorkflowExecutionIdentifier(
-                    project="flytesnacks", domain="development", name=run
+                    project=project, domain="development", name=run
                 ),
             ),
         )
@@ -136,7 +137,7 @@ class Executor:
             output_prefix=f"s3://flyte-data/runs/{run}/x1/{action}/{attempt}",
             task_execution_metadata=connector_pb2.TaskExecutionMetadata(
                 task_execution_id=execution_id,
-                namespace="flytesnacks-development",
+                namespace=f"{project}-development",
                 labels={"run": run},
                 environment_variables={"RUN_NAME": run, "ACTION_NAME": action},
             ),
