@@ -142,18 +142,13 @@ def _scope(task: TaskContext) -> tuple[str, str] | None:
 
 def _check_same_task(original: connector_pb2.CreateTaskRequest, task: TaskContext) -> None:
     """The executor's request and its translation, which routed and named the task, must agree."""
-    same = (original.template.type, original.template.task_type_version) == (
-        task.template.type,
-        task.template.task_type_version,
-    ) and (
-        task.execution_metadata is not None
-        and flyte2.convert(
-            original.task_execution_metadata.task_execution_id,
-            type(task.execution_metadata.task_execution_id),
-        )
-        == task.execution_metadata.task_execution_id
-    )
-    if not same:
+    ours = task.execution_metadata.task_execution_id if task.execution_metadata is not None else None
+    theirs = original.task_execution_metadata.task_execution_id
+    if (
+        original.template.type != task.template.type
+        or ours is None
+        or flyte2.convert(theirs, type(ours)) != ours
+    ):
         raise InvalidRequest("flyte2_request", "is not the task's: its type or task execution id differs")
 
 
