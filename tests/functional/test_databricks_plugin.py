@@ -102,7 +102,11 @@ def submit(
 
 
 def test_a_databricks_task_runs_to_success_through_the_adapter(
-    executor: Executor, databricks: FakeDatabricks, harness: Harness, caplog: pytest.LogCaptureFixture
+    executor: Executor,
+    databricks: FakeDatabricks,
+    harness: Harness,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.INFO)
     request, resource_meta = submit(executor, databricks, "rows")
@@ -119,7 +123,8 @@ def test_a_databricks_task_runs_to_success_through_the_adapter(
     assert databricks.refused == 0  # the executor's token reached create and every get
     links = {link.name: link.uri for link in resource.log_links}
     assert links["Databricks Console"] == f"https://{databricks.instance}/#job/{run.job_id}/run/{run.run_id}"
-    surfaces = everything_that_persists(harness) + str(resource) + caplog.text
+    captured = capfd.readouterr()
+    surfaces = everything_that_persists(harness) + str(resource) + caplog.text + captured.out + captured.err
     for spelling in spellings(TOKEN):
         assert spelling not in surfaces
 
