@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from flyteidl.admin.agent_pb2 import TaskExecutionMetadata
     from flyteidl.core.literals_pb2 import LiteralMap
     from flyteidl.core.tasks_pb2 import TaskTemplate
+    from flyteidl2.connector.connector_pb2 import CreateTaskRequest as Flyte2CreateTaskRequest
 
 __all__ = [
     "AgentKind",
@@ -111,6 +112,12 @@ class TaskContext:
     literals: LiteralMap
     output_prefix: str = ""
     execution_metadata: TaskExecutionMetadata | None = None
+    #: The request as a Flyte 2 executor sent it, when one created the task (its `Connection.secrets`
+    #: values removed): what a Flyte 2 connector gets, unchanged (variable order, `metadata.timeouts`).
+    flyte2_request: Flyte2CreateTaskRequest | None = None
+    #: The Secrets Manager secret holding the values the executor sent in `Connection.secrets`, if any
+    #: (read with `secrets.get_connection_secrets`; see `serverless_agents.connection_secrets`).
+    connection_secret: str | None = None
 
     @property
     def task_type(self) -> str:

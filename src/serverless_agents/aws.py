@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_stepfunctions import SFNClient
 
 # Codes AWS uses for "slow down" or "not now": the caller may retry; nothing was changed.
@@ -50,6 +51,8 @@ def client(service: Literal["lambda"]) -> LambdaClient: ...
 def client(service: Literal["s3"]) -> S3Client: ...
 @overload
 def client(service: Literal["scheduler"]) -> EventBridgeSchedulerClient: ...
+@overload
+def client(service: Literal["secretsmanager"]) -> SecretsManagerClient: ...
 @overload
 def client(service: Literal["stepfunctions"]) -> SFNClient: ...
 @overload

@@ -105,6 +105,19 @@ class ApiClient:
     ) -> agent_pb2.CreateTaskResponse:
         return self._call("POST", "/v1/tasks", agent_pb2.CreateTaskResponse, request, timeout)
 
+    def create_flyte2_task(
+        self,
+        request: agent_pb2.CreateTaskRequest,
+        flyte2_request: dict[str, Any],
+        *,
+        timeout: float | None = None,
+    ) -> agent_pb2.CreateTaskResponse:
+        """A Flyte 2 executor's CreateTask: `request` its Flyte 1 translation, `flyte2_request` its own
+        request as protobuf JSON, `Connection.secrets` included (this HTTPS body is the only place they
+        travel: the API keeps them in Secrets Manager)."""
+        body = {"request": wire.to_dict(request), "flyte2Request": flyte2_request}
+        return self._send("POST", "/v1/flyte2/tasks", agent_pb2.CreateTaskResponse, body, timeout)
+
     def get_task(self, task_id: str, *, timeout: float | None = None) -> agent_pb2.GetTaskResponse:
         path = f"/v1/tasks/{check_task_id(task_id)}"  # never a path or query of the caller's making
         return self._call("GET", path, agent_pb2.GetTaskResponse, None, timeout)
@@ -125,8 +138,20 @@ class ApiClient:
     def _call(
         self, method: str, path: str, response_type: type[T], body: Message | None, timeout: float | None
     ) -> T:
+        return self._send(
+            method, path, response_type, wire.to_dict(body) if body is not None else None, timeout
+        )
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        response_type: type[T],
+        body: dict[str, Any] | None,
+        timeout: float | None,
+    ) -> T:
         url = self.base_url + path
-        data = json.dumps(wire.to_dict(body)).encode() if body is not None else None
+        data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"}
         if self.signer is not None:
             headers = self.signer.headers(method, url, data, headers)

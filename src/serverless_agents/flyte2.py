@@ -8,15 +8,17 @@ message crosses by its wire bytes (`convert`), and only what Flyte 2 shaped diff
 inputs and outputs are lists of named literals (`flyteidl2.task.Inputs` / `Outputs`) instead of a
 `LiteralMap`, and a `Connection` rides along on every call.
 
-What Flyte 1 has no field for does not cross (Flyte 2's task metadata extras such as `cache_max_age`,
-`reuse_policy`, a literal's `artifact_id`): agents never read them.
+What Flyte 1 has no field for does not cross into the translation (Flyte 2's task metadata extras such as
+`timeouts`, `cache_max_age`, a literal's `artifact_id`, and the interface's variable order).
 
 Task identity needs nothing new: the executor fills the same `TaskExecutionIdentifier` (run name as the
 execution name, action name as the node id, flyteorg/flyte executor/pkg/plugin/task_exec_metadata.go) and
 an output prefix per action attempt (`<run output base>/<shard>/<action>/<attempt>`, task_exec_context.go),
 so the API's one rule (`identity.task_id_for`, over `identity.task_id_from`) names Flyte 2 tasks too.
 
-`Connection.secrets` are refused (`check_connection`): see docs/flyte-integration.md, "Secrets".
+A Flyte 2 connector gets the executor's own request (`TaskContext.flyte2_request`), not this translation:
+the translation serves the API's routing, task identity and the project's own agents. The executor's
+`Connection.secrets` values never cross into either: see `serverless_agents.connection_secrets`.
 """
 
 from __future__ import annotations
@@ -65,26 +67,13 @@ def named_literals(literal_map: literals_pb2.LiteralMap) -> list[common_pb2.Name
     ]
 
 
-def check_connection(connection: Connection, template: tasks_pb2.TaskTemplate | None = None) -> None:
-    """Refuse secret values: persisting nothing secret means never accepting one on the wire.
-
-    The executor resolves `Connection.secrets` to values from its own secret store (plugin.go, Create) and
-    sends them again on every GetTask and DeleteTask. Here the connector runs in Lambdas, so a value would
-    have to cross the HTTP API into the state machine's input and history; instead an agent's secrets come
-    from Secrets Manager, named in agents.toml. Only the keys are named in the error, never a value.
-    `configs` are the template's `custom.configs` (the executor derives the whole Connection from the
-    template's custom), which the agent reads there; a Connection that says otherwise is refused.
-    """
-    if connection.secrets:
-        keys = ", ".join(sorted(connection.secrets))
-        raise InvalidRequest(
-            "connection.secrets",
-            f"secret values are not accepted ({keys}): put them in AWS Secrets Manager, name them under the "
-            "agent's `secrets` in agents.toml (a connector receives them as the same keyword arguments), "
-            "and drop them from the task's `secrets`",
-        )
+def check_connection(connection: Connection, template: tasks_pb2.TaskTemplate) -> None:
+    """`configs` must be the template's `custom.configs`, where the agent reads them: the executor derives
+    the whole Connection from the custom (plugin.go, Create: `utils.UnmarshalStruct(taskTemplate.
+    GetCustom(), &connection)`, then each secret name replaced by its value). The secrets are the API's
+    to check and keep (`serverless_agents.connection_secrets`)."""
     configs = dict(connection.configs)
-    if template is not None and configs and configs != template_custom(template).get("configs"):
+    if configs and configs != template_custom(template).get("configs"):
         raise InvalidRequest(
             "connection.configs", "must equal the task template's custom.configs, where the agent reads them"
         )

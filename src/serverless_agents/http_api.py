@@ -1,6 +1,7 @@
 """The project's HTTP API, as Powertools resolvers for the api and sync Lambdas.
 
     POST   /v1/tasks            CreateTaskRequest  -> CreateTaskResponse
+    POST   /v1/flyte2/tasks     {"request", "flyte2Request"}  -> CreateTaskResponse (a Flyte 2 executor's)
     GET    /v1/tasks/{task_id}                     -> GetTaskResponse
     DELETE /v1/tasks/{task_id}                     -> DeleteTaskResponse
     GET    /v1/agents                              -> ListAgentsResponse
@@ -99,6 +100,20 @@ def create_api(service: Callable[[], TaskService]) -> APIGatewayRestResolver:
     def create_task() -> Response[str]:
         request = wire.from_json(agent_pb2.CreateTaskRequest, app.current_event.body)
         return _message(service().create(request), 201)
+
+    @app.post("/v1/flyte2/tasks")
+    def create_flyte2_task() -> Response[str]:
+        """A Flyte 2 executor's CreateTask: its Flyte 1 translation beside its own request, whose
+        `connection.secrets` the service keeps in Secrets Manager alone (serverless_agents.
+        connection_secrets)."""
+        body = wire.json_object(app.current_event.body)
+        flyte2_request = body.get("flyte2Request")
+        if not isinstance(flyte2_request, dict):
+            raise InvalidRequest(
+                "flyte2Request", "required: the executor's CreateTaskRequest (protobuf JSON)"
+            )
+        request = wire.from_dict(agent_pb2.CreateTaskRequest, body.get("request"), field="request")
+        return _message(service().create(request, flyte2_request), 201)
 
     @app.get("/v1/tasks/<task_id>")
     def get_task(task_id: TaskId) -> Response[str]:

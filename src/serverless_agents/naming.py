@@ -64,3 +64,17 @@ def sensor_schedule_name(task_id: str) -> str:
     import hashlib
 
     return f"{task_id[:47]}-{hashlib.sha256(task_id.encode()).hexdigest()[:16]}"
+
+
+def connection_secret_prefix(deployment: str, agent: str | None = None) -> str:
+    """Where the Connection secrets Flyte 2's executor sends are kept in Secrets Manager:
+    `<deployment>/connections/<agent>/...`; without an agent, the whole deployment's (the api writes
+    there, the sweeper deletes there, each agent's functions read their own). The trailing `/` keeps
+    agent `job`'s prefix from matching agent `jobs`'s secrets."""
+    prefix = f"{deployment}/connections/"
+    return f"{prefix}{agent}/" if agent else prefix
+
+
+def connection_secret_name(deployment: str, agent: str, project: str, domain: str, digest: str) -> str:
+    """One secret per agent, Flyte project, domain and set of Flyte secret names (`digest`)."""
+    return f"{connection_secret_prefix(deployment, agent)}{project}/{domain}/{digest}"

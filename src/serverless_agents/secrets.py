@@ -26,6 +26,7 @@ without masking ordinary text, and no credential is that short.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import sys
 import threading
@@ -58,6 +59,37 @@ def get_agent_secrets() -> dict[str, str]:
     (Flyte 2 connectors, which flyte-sdk's server calls with the `Connection` secrets that way)."""
     _, secrets = _agent_secret_ids("the agent's secrets")
     return {name: _remembered(name, secret_id) for name, secret_id in secrets.items()}
+
+
+def get_connection_secrets(secret_id: str, scope: tuple[str, str] | None = None) -> dict[str, str]:
+    """The Connection secrets Flyte 2's executor sent for a task (see `serverless_agents.
+    connection_secrets`), by key: kept in one JSON secret under this agent's own prefix (IAM allows no
+    other; checked here too), and, given the task's `scope` (Flyte project, domain), that scope's.
+    Masked as `{secret:<key>}` like every secret read here."""
+    from serverless_agents.naming import connection_secret_prefix
+
+    settings = current_settings()
+    agent, _ = _agent_secret_ids("connection secrets")
+    prefix = connection_secret_prefix(settings.deployment, agent)
+    if scope is not None:
+        prefix += "".join(f"{part}/" for part in scope)
+    rest = secret_id[len(prefix) :] if secret_id.startswith(prefix) else ""
+    if not rest or (scope is not None and "/" in rest):
+        owner = f"project/domain {'/'.join(scope)}" if scope else f"agent {agent!r}"
+        raise ManifestError(f"connection secret {secret_id!r} is not {owner}'s")
+    stored = json.loads(_secret_value(secret_id))
+    if not isinstance(stored, dict):
+        raise ManifestError(f"connection secret {secret_id!r} does not hold a JSON object")
+    values = {str(key): str(value) for key, value in stored.items()}
+    mask_secrets(values)
+    return values
+
+
+def mask_secrets(values: dict[str, str]) -> None:
+    """Mask `values` (name -> value) from now on, as if read here: for secrets this process is handed
+    rather than reads (the api Lambda holds Flyte 2's Connection secrets while it stores them)."""
+    for name, value in values.items():
+        _known.remember(name, value)
 
 
 def _remembered(name: str, secret_id: str) -> str:

@@ -53,6 +53,19 @@ def from_dict(message_type: type[T], data: Any, *, field: str) -> T:
 
 
 def from_json(message_type: type[T], body: str | bytes | None, *, field: str = "body") -> T:
+    return from_dict(message_type, _parsed(body, field), field=field)
+
+
+def json_object(body: str | bytes | None, *, field: str = "body") -> dict[str, Any]:
+    """A body that holds a JSON object (messages side by side), under the limits `check_json` keeps."""
+    data = _parsed(body, field)
+    if not isinstance(data, dict):
+        raise InvalidRequest(field, "expected a JSON object")
+    check_json(data, field=field)
+    return data
+
+
+def _parsed(body: str | bytes | None, field: str) -> Any:
     size = len(body.encode(errors="surrogatepass") if isinstance(body, str) else body or b"")
     if size > MAX_BODY_BYTES:
         raise InvalidRequest(field, f"{size} bytes, over the {MAX_BODY_BYTES} byte limit")
@@ -62,7 +75,7 @@ def from_json(message_type: type[T], body: str | bytes | None, *, field: str = "
         raise InvalidRequest(field, f"nested deeper than {MAX_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidRequest(field, f"not valid JSON ({e})") from e
-    return from_dict(message_type, data, field=field)
+    return data
 
 
 def check_json(data: Any, *, field: str) -> None:

@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from flyteidl.admin import agent_pb2
@@ -20,6 +20,9 @@ from serverless_agents.examples import JobAgent
 from serverless_agents.local.stack import LocalStack
 from serverless_agents.resource_meta import task_id_from_resource_meta
 from serverless_agents.testing import task_request, wait_for_task
+
+if TYPE_CHECKING:
+    from tests.functional.flyte2_tasks import Executor
 
 MANIFEST = """
 [deployment]
@@ -123,3 +126,13 @@ def adapter(harness: Harness) -> Iterator[Adapter]:
     running = Adapter(harness.stack.api_url, host="127.0.0.1", port=0).start()
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def executor(adapter: Adapter) -> Iterator[Executor]:
+    """Flyte 2's executor, as its connector plugin calls the adapter (flyteidl2's stubs)."""
+    from tests.functional.flyte2_tasks import Executor  # the flyte SDK: only for the modules that use it
+
+    client = Executor(adapter.address)
+    yield client
+    client.channel.close()

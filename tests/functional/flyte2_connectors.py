@@ -26,6 +26,10 @@ def fingerprint(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:12]
 
 
+def fingerprints(kwargs: dict[str, Any]) -> dict[str, str]:
+    return {key: fingerprint(str(value)) for key, value in kwargs.items()}
+
+
 @dataclass
 class CountdownMetadata(ResourceMeta):
     job_id: str
@@ -57,12 +61,17 @@ class CountdownConnector(AsyncConnector[CountdownMetadata]):
             "token": fingerprint(kwargs.get("token", "")),
             "gets": 0,
             "deletes": 0,
+            # What it was given, as given: the template, and a fingerprint of each keyword argument at
+            # each call (the executor's Connection.secrets arrive that way, flyte/connectors/_server.py).
+            "template": task_template,
+            "kwargs": {"create": fingerprints(kwargs)},
         }
         return CountdownMetadata(job_id=job_id, region=kwargs.get("region", ""))
 
     async def get(self, resource_meta: CountdownMetadata, **kwargs: Any) -> Resource:
         job = JOBS[resource_meta.job_id]
         job["gets"] += 1
+        job["kwargs"]["get"] = fingerprints(kwargs)
         links = [TaskLog(name="Countdown", uri=f"https://countdown.invalid/{resource_meta.region}/jobs/x")]
         if job["gets"] < job["polls"]:
             return Resource(
@@ -79,6 +88,7 @@ class CountdownConnector(AsyncConnector[CountdownMetadata]):
 
     async def delete(self, resource_meta: CountdownMetadata, **kwargs: Any) -> None:
         JOBS[resource_meta.job_id]["deletes"] += 1
+        JOBS[resource_meta.job_id]["kwargs"]["delete"] = fingerprints(kwargs)
 
 
 ConnectorRegistry.register(CountdownConnector())

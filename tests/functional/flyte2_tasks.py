@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import flyte
@@ -24,6 +25,8 @@ from flyteidl2.core import identifier_pb2, security_pb2, tasks_pb2
 from google.protobuf import json_format
 
 from serverless_agents.agent import Phase
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class PluginTask(AsyncConnectorExecutorMixin, TaskTemplate):  # type: ignore[misc]
@@ -62,16 +65,17 @@ def file_sensor(name: str) -> PluginTask:
     )
 
 
-def serialize(task: PluginTask) -> tasks_pb2.TaskTemplate:
+def serialize(task: TaskTemplate) -> tasks_pb2.TaskTemplate:
     """The SDK's own serialization (what `flyte deploy` registers), inside a TaskEnvironment as deployed."""
     if task.parent_env is None:
         flyte.TaskEnvironment.from_task(f"env-{task.name.replace('.', '-')}", task)
-    context = SerializationContext(project="flytesnacks", domain="development", version="v1", root_dir=None)
+    # The repository root: a function task's loader names its module relative to it.
+    context = SerializationContext(project="flytesnacks", domain="development", version="v1", root_dir=ROOT)
     template: tasks_pb2.TaskTemplate = get_proto_task(task, context)
     return template
 
 
-def encode_inputs(task: PluginTask, inputs: dict[str, Any]) -> Any:
+def encode_inputs(task: TaskTemplate, inputs: dict[str, Any]) -> Any:
     return asyncio.run(convert_from_native_to_inputs(task.native_interface, **inputs)).proto_inputs
 
 
@@ -109,12 +113,13 @@ class Executor:
 
     def create_request(
         self,
-        task: PluginTask,
+        task: TaskTemplate,
         inputs: dict[str, Any],
         run: str,
         action: str = "a0",
         attempt: int = 0,
         secrets: dict[str, str] | None = None,
+        project: str = "flytesnacks",
     ) -> connector_pb2.CreateTaskRequest:
         """plugin.go Create: named literals from the input map, the output prefix of the action attempt
         (executor/pkg/plugin/task_exec_context.go), and the TaskExecutionIdentifier the executor builds
@@ -126,7 +131,7 @@ class Executor:
             node_execution_id=identifier_pb2.NodeExecutionIdentifier(
                 node_id=action,
                 execution_id=identifier_pb2.WorkflowExecutionIdentifier(
-                    project="flytesnacks", domain="development", name=run
+                    project=project, domain="development", name=run
                 ),
             ),
         )
@@ -136,7 +141,7 @@ class Executor:
             output_prefix=f"s3://flyte-data/runs/{run}/x1/{action}/{attempt}",
             task_execution_metadata=connector_pb2.TaskExecutionMetadata(
                 task_execution_id=execution_id,
-                namespace="flytesnacks-development",
+                namespace=f"{project}-development",
                 labels={"run": run},
                 environment_variables={"RUN_NAME": run, "ACTION_NAME": action},
             ),

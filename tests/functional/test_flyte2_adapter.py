@@ -87,13 +87,6 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
         yield Harness(stack)
 
 
-@pytest.fixture(scope="module")
-def executor(adapter: Adapter) -> Iterator[Executor]:
-    client = Executor(adapter.address)
-    yield client
-    client.channel.close()
-
-
 def task_id(resource_meta: bytes) -> str:
     return str(json.loads(resource_meta)["task_id"])
 
@@ -215,36 +208,39 @@ def everything_that_persists(harness: Harness) -> str:
     return json.dumps(parts, default=str)
 
 
-def test_a_connection_carrying_a_secret_is_refused_and_no_secret_persists(
+def test_connection_secrets_the_template_does_not_declare_are_refused_naming_keys_only(
     executor: Executor, harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """plugin.go (Create) resolves the template's `secrets` and sends their values in Connection.secrets."""
+    """plugin.go (Create) reads the Connection out of the template's custom: its secrets' keys are exactly
+    `custom.secrets`' keys. Other keys, and secrets for an agent that is no Flyte 2 connector, are refused
+    before anything is written, naming keys, never a value."""
     caplog.set_level(logging.INFO)
-    with_secret = PluginTask(
+    declared = PluginTask(
         "flytesnacks.flyte2.secret",
         "countdown",
         {"greeting": str, "xs": list[int]},
         {},
-        secrets={"token": "tok"},
+        secrets={"api_key": "tok"},
     )
-    request = executor.create_request(
-        with_secret, {"greeting": "x", "xs": [1]}, run_name(), secrets={"tok": EXECUTOR_SECRET}
+    undeclared = executor.create_request(
+        declared, {"greeting": "x", "xs": [1]}, run_name(), secrets={"tok": EXECUTOR_SECRET}
     )
-    assert request.connection.secrets["token"] == EXECUTOR_SECRET
+    undeclared.connection.secrets["other"] = EXECUTOR_SECRET
+    job_with_secret = PluginTask("flytesnacks.flyte2.j", "example_job", {"n": int}, {}, secrets={"k": "tok"})
+    to_a_job = executor.create_request(
+        job_with_secret, {"n": 1}, run_name(), secrets={"tok": EXECUTOR_SECRET}
+    )
     items = harness.table_size()
 
-    with pytest.raises(grpc.RpcError) as error:
-        executor.create(request)
-    answers = [error.value.details()]
-    for call in (executor.get, executor.delete):  # as the executor resends the Connection it kept
-        with pytest.raises(grpc.RpcError) as later:
-            call(request, b'{"task_id": "t1", "agent": "countdown"}')
-        answers.append(later.value.details())
-        assert later.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    answers = []
+    for request, problem in [(undeclared, "custom.secrets"), (to_a_job, "not a Flyte 2 connector")]:
+        with pytest.raises(grpc.RpcError) as error:
+            executor.create(request)
+        assert error.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert error.value.details().startswith("connection.secrets:")
+        assert problem in error.value.details()
+        answers.append(error.value.details())
 
-    assert error.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-    assert error.value.details().startswith("connection.secrets:")
-    assert "token" in error.value.details()
     assert harness.table_size() == items
     # The manifest's secret did reach a connector: run one to completion, then look for either value.
     resource = executor.run(COUNTDOWN, {"greeting": "hi", "xs": [1]}, run_name())
@@ -273,6 +269,7 @@ def test_a_flyte2_connector_runs_unchanged_in_the_state_machine(executor: Execut
     assert job["inputs"] == {"greeting": "hello", "xs": [1, 2, 3]}
     assert job["output_prefix"] == request.output_prefix
     assert (job["gets"], job["deletes"]) == (2, 0)
+    assert job["template"] == request.template  # the executor's own, not a Flyte 1 round trip
     assert len(harness.executions("countdown", task_id(resource_meta))) == 1
 
 

@@ -52,6 +52,7 @@ def test_routes_reach_their_functions(base: Synth) -> None:
 
     assert {route: integrated_function(m) for route, m in routes(base).items()} == {
         "POST /v1/tasks": api,
+        "POST /v1/flyte2/tasks": api,
         "GET /v1/tasks/{task_id}": api,
         "DELETE /v1/tasks/{task_id}": api,
         "GET /v1/agents": api,

@@ -25,7 +25,16 @@ ACTIONS_WITHOUT_RESOURCES = {
     "logs:PutResourcePolicy",
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
+    # The sweeper's listing of connection secrets: names and tags, never values.
+    "secretsmanager:ListSecrets",
 }
+
+
+def connection_secrets(prefix: str) -> list[Any]:
+    """The ARN of the connection secrets under `prefix` (serverless_agents.connection_secrets)."""
+    return [{"Fn::Join": ["", [*ARN_PREFIX, ":secretsmanager:", *REGION_ACCOUNT, f":secret:{prefix}*"]]}]
+
+
 SCHEDULER = "scheduler"
 ARN_PREFIX = ["arn:", {"Ref": "AWS::Partition"}]
 REGION_ACCOUNT = [{"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"}]
@@ -176,6 +185,16 @@ def test_api_reaches_the_table_its_payload_keys_and_the_agents_executions(base: 
         (("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"), [table]),
         (("s3:PutObject",), payload_keys(base, "requests/job/*.json", "requests/batch/*.json")),
         (("s3:GetObject",), payload_keys(base, "outputs/job/*.json", "outputs/batch/*.json")),
+        # A Flyte 2 executor's Connection.secrets: written under the deployment's connection prefix only.
+        (
+            (
+                "secretsmanager:CreateSecret",
+                "secretsmanager:GetSecretValue",
+                "secretsmanager:PutSecretValue",
+                "secretsmanager:TagResource",
+            ),
+            connection_secrets(f"{DEPLOYMENT}/connections/"),
+        ),
         (("states:StartExecution",), [{"Ref": machines["job"]}, {"Ref": machines["batch"]}]),
         (
             ("states:StopExecution",),
@@ -217,6 +236,8 @@ def test_async_agent_functions_reach_the_table_their_payloads_and_their_own_secr
     assert own_statements(statements[f"{DEPLOYMENT}-job-{role}"]) == [
         *common("job"),
         (("secretsmanager:GetSecretValue",), [job_secret, job_secret + "-??????"]),
+        # The connection secrets of its own tasks (its own prefix: not agent `jobs`'s).
+        (("secretsmanager:GetSecretValue",), connection_secrets(f"{DEPLOYMENT}/connections/job/")),
     ]
     # A secret given by name: this account and region, and its random suffix.
     batch_secret = {
@@ -225,6 +246,7 @@ def test_async_agent_functions_reach_the_table_their_payloads_and_their_own_secr
     assert own_statements(statements[f"{DEPLOYMENT}-batch-{role}"]) == [
         *common("batch"),
         (("secretsmanager:GetSecretValue",), [batch_secret]),
+        (("secretsmanager:GetSecretValue",), connection_secrets(f"{DEPLOYMENT}/connections/batch/")),
     ]
 
 

@@ -11,7 +11,14 @@ from serverless_agents.plan import SWEEP_LOOKBACK_MINUTES as LOOKBACK_MINUTES
 from serverless_agents.plan import SWEEP_PERIOD_MINUTES as PERIOD_MINUTES
 from serverless_agents.runtime.sweeper import ENDED_BY_BOUND_METRIC
 from tests.infra.conftest import Synth
-from tests.infra.test_iam import ARN_PREFIX, REGION_ACCOUNT, as_list, own_statements, policies_by_owner
+from tests.infra.test_iam import (
+    ARN_PREFIX,
+    REGION_ACCOUNT,
+    as_list,
+    connection_secrets,
+    own_statements,
+    policies_by_owner,
+)
 from tests.infra.test_nag import acknowledgments
 
 DEPLOYMENT = "serverless-agents"
@@ -84,6 +91,11 @@ def test_sweeper_lists_describes_and_invokes_the_async_agents_deletes_only(base:
         (("states:ListExecutions",), machines),
         (("states:DescribeExecution",), executions),
         (("lambda:InvokeFunction",), deletes),
+        # The connection secrets no task can still use: listed (ListSecrets, on "*" below), deleted by prefix.
+        (
+            ("secretsmanager:DescribeSecret", "secretsmanager:DeleteSecret"),
+            connection_secrets(f"{DEPLOYMENT}/connections/"),
+        ),
         # The open tasks past their bound: one index, and the items it names (read, then ended).
         (("dynamodb:Query",), [{"Fn::Join": ["", [table, "/index/open"]]}]),
         (("dynamodb:GetItem", "dynamodb:UpdateItem"), [table]),
@@ -93,6 +105,9 @@ def test_sweeper_lists_describes_and_invokes_the_async_agents_deletes_only(base:
         "states:ListExecutions",
         "states:DescribeExecution",
         "lambda:InvokeFunction",
+        "secretsmanager:ListSecrets",
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:DeleteSecret",
         "dynamodb:Query",
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
@@ -118,8 +133,10 @@ def test_cdk_nag_wildcards_acknowledged_are_the_execution_arns_and_x_ray(base: S
     region_account = "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>"
 
     assert set(found) == {
-        "AwsSolutions-IAM5[Resource::*]",  # X-Ray
+        "AwsSolutions-IAM5[Resource::*]",  # X-Ray, secretsmanager:ListSecrets
         *(f"AwsSolutions-IAM5[Resource::{region_account}:execution:{DEPLOYMENT}-{a}:*]" for a in AGENTS),
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:"
+        f"secret:{DEPLOYMENT}/connections/*]",
     }
     assert (
         "execution names are task ids"

@@ -147,8 +147,8 @@ class CallRecorder:
         if service == "lambda":
             name = str(params["FunctionName"])
             return name if name.startswith("arn:") else f"arn:aws:lambda:{arn}:function:{name}"
-        if service == "secretsmanager":
-            return str(params["SecretId"])
+        if service == "secretsmanager":  # ListSecrets names no secret: IAM authorizes it on "*"
+            return str(params.get("SecretId", "*"))
         if service == "scheduler":
             return f"arn:aws:scheduler:{arn}:schedule/{params.get('GroupName', 'default')}/{params['Name']}"
         if service == "logs":

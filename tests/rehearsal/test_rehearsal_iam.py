@@ -161,6 +161,17 @@ EXPECTED_UNUSED = {
     ("get", "s3:PutObject"): "large outputs, to outputs/",
     ("create", "s3:GetObject"): "a large request, from requests/; and the agent's state/, which the example "
     "job's create writes without reading",
+    # A Flyte 2 executor's Connection.secrets (serverless_agents.connection_secrets): these lives send none.
+    **{
+        ("api", f"secretsmanager:{action}"): "a Flyte 2 executor's Connection.secrets, kept per task scope"
+        for action in ("CreateSecret", "GetSecretValue", "PutSecretValue", "TagResource")
+    },
+    **{
+        (role, "secretsmanager:GetSecretValue"): "the connection secrets of a Flyte 2 connector's tasks"
+        for role in ("create", "get", "delete")
+    },
+    ("sweeper", "secretsmanager:DescribeSecret"): "an expired connection secret, asked again before deleting",
+    ("sweeper", "secretsmanager:DeleteSecret"): "an expired connection secret",
     ("finalize", "sqs:SendMessage"): "its on-failure destination (EventInvokeConfig): the Lambda service's",
     ("finalize", "sqs:GetQueueAttributes"): "granted with the destination by CDK; the Lambda service's",
     ("finalize", "sqs:GetQueueUrl"): "granted with the destination by CDK; the Lambda service's",

@@ -3,6 +3,8 @@ what is refused (a Connection's secret values)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from flyteidl.admin import agent_pb2
 from flyteidl.core import execution_pb2 as execution1_pb2
@@ -24,7 +26,8 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serverless_agents import flyte2
+from serverless_agents import flyte2, wire
+from serverless_agents.connection_secrets import names_digest, secret_names, take_secret_values
 from serverless_agents.exceptions import InvalidRequest
 from serverless_agents.identity import task_id_for, task_id_from
 from serverless_agents.literals import decode_literal_map, encode_literal_map
@@ -157,15 +160,27 @@ def test_an_input_named_twice_is_refused() -> None:
 @given(
     secrets=st.dictionaries(
         st.text(min_size=1, max_size=20).filter(lambda k: "\x00" not in k),
-        st.text(min_size=8, max_size=80),
+        st.text(min_size=8, max_size=80).map(lambda value: f"s3cr3t-{value}"),
         min_size=1,
         max_size=3,
     )
 )
-def test_connection_secrets_are_refused_naming_keys_never_values(secrets: dict[str, str]) -> None:
-    with pytest.raises(InvalidRequest) as error:
-        flyte2.create_request(flyte2_request(secrets=secrets))
+def test_connection_secrets_never_cross_into_flyte1s_request_and_undeclared_keys_name_keys_only(
+    secrets: dict[str, str],
+) -> None:
+    """The translation (what routes and names the task) carries no Connection; the executor's request is
+    split into what may travel and the values, and keys the template does not declare are refused
+    naming keys, never a value."""
+    request = flyte2_request(secrets=secrets)
+    translated = flyte2.create_request(request)
+    original, values = take_secret_values(wire.to_dict(request))
 
+    assert values == secrets
+    carried = json.dumps([wire.to_dict(translated), original])
+    for value in secrets.values():
+        assert value not in carried
+    with pytest.raises(InvalidRequest) as error:
+        secret_names(values, {"secrets": {"declared": "flyte-secret"}})
     assert error.value.field == "connection.secrets"
     message = str(error.value)
     for key, value in secrets.items():
@@ -180,6 +195,13 @@ def test_connection_configs_must_be_the_templates() -> None:
     with pytest.raises(InvalidRequest, match=r"custom\.configs") as error:
         flyte2.create_request(flyte2_request(configs={"region": "us-east-1"}))
     assert error.value.field == "connection.configs"
+
+
+def test_connection_secret_names_are_the_templates_declared_names() -> None:
+    custom = {"secrets": {"databricks_token": "team-token"}}
+
+    assert secret_names({"databricks_token": "v"}, custom) == {"databricks_token": "team-token"}
+    assert names_digest({"databricks_token": "team-token"}) != names_digest({"databricks_token": "other"})
 
 
 def test_resource_becomes_flyte2s_with_named_outputs() -> None:
@@ -250,8 +272,6 @@ def test_any_request_the_stubs_can_parse_translates_or_is_invalid_argument(data:
     """Hostile bytes on the wire: whatever parses as Flyte 2's CreateTaskRequest either becomes a request the
     API's JSON mapping carries unchanged, or is refused naming a field, never another error."""
     from google.protobuf.message import DecodeError
-
-    from serverless_agents import wire
 
     request = connector_pb2.CreateTaskRequest()
     try:

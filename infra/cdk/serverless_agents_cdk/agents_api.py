@@ -1,6 +1,7 @@
 """`AgentsApi`: the project's HTTP API (`serverless_agents.http_api`) on API Gateway, IAM auth everywhere.
 
     POST   /v1/tasks, GET|DELETE /v1/tasks/{task_id}, GET /v1/agents   -> the api function
+    POST   /v1/flyte2/tasks (a Flyte 2 executor's CreateTask)          -> the api function
     POST   /v1/sync/<agent>                                           -> that sync agent's function
     POST   /v1/sync/{agent}    (any other name)                       -> the api function: a 404 naming
                                                                          the routes, in the API's error body
@@ -99,6 +100,7 @@ class AgentsApi(Construct):
         route(task, "GET", api_function, "task_id")
         route(task, "DELETE", api_function, "task_id")
         route(v1.add_resource("agents"), "GET", api_function)
+        route(v1.add_resource("flyte2").add_resource("tasks"), "POST", api_function)
         sync = v1.add_resource("sync")
         route(sync.add_resource("{agent}"), "POST", api_function, "agent")
         for name, function in sync_functions.items():

@@ -22,11 +22,12 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from serverless_agents.settings import DEPLOYMENT
 from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
 
 from . import nag
 from .agent_permissions import grant_agent_permissions
-from .agent_secrets import grant_agent_secrets
+from .agent_secrets import grant_agent_secrets, grant_connection_secrets
 from .handler_function import LOG_RETENTION, HandlerFunction, function_log_group
 
 if TYPE_CHECKING:
@@ -89,6 +90,10 @@ class AsyncAgentStateMachine(Construct):
                 payloads.grant(function.role, ["s3:PutObject"], "outputs", [agent.name])
             payloads.grant(function.role, ["s3:GetObject", "s3:PutObject"], "state", [agent.name])
             grant_agent_secrets(function.role, agent.settings.secret_ids.values())
+            # The connection secrets Flyte 2's executor sent for this agent's tasks (create, get, delete).
+            grant_connection_secrets(
+                function.role, environment[DEPLOYMENT], ["secretsmanager:GetSecretValue"], agent.name
+            )
             grant_agent_permissions(function.role, agent.name, agent.settings.permissions)
             self.functions[role] = function
 

@@ -215,6 +215,24 @@ def secret_suffix_wildcards(role: iam.IRole, secret_arns: Sequence[str]) -> None
     )
 
 
+def connection_secret_prefix(role: iam.IRole, arn: str) -> None:
+    _wildcards(
+        role,
+        [arn],
+        "connection secrets (Flyte 2's Connection.secrets) are made per agent, Flyte project and domain as "
+        "tasks arrive: the prefix is the deployment's (api, sweeper) or one agent's (its functions)",
+    )
+
+
+def sweeper_lists_secrets(role: iam.IRole) -> None:
+    acknowledge(
+        role,
+        "AwsSolutions-IAM5[Resource::*]",
+        "secretsmanager:ListSecrets takes no resource ARN (names and tags only, never a value); the "
+        "sweeper filters by the connection prefix and may delete only under it",
+    )
+
+
 def queue_is_a_dead_letter_queue(queue: sqs.IQueue) -> None:
     acknowledge(
         queue,

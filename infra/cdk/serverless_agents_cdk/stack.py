@@ -21,6 +21,7 @@ from aws_cdk import aws_sqs as sqs
 from serverless_agents.plan import TASK_TTL_DAYS, Place
 
 from . import nag
+from .agent_secrets import API_CONNECTION_ACTIONS, grant_connection_secrets
 from .agents_api import AgentsApi
 from .alarms import Alarms
 from .async_agent_state_machine import AsyncAgentStateMachine
@@ -217,6 +218,8 @@ class ServerlessAgentsStack(Stack):
             api.role, ["s3:PutObject"], "requests", async_agents + [s.agent.name for s in self.sensors]
         )
         self.payloads.grant(api.role, ["s3:GetObject"], "outputs", async_agents)
+        if self.async_agents:  # a Flyte 2 executor's Connection.secrets (runtime.service.TaskService.create)
+            grant_connection_secrets(api.role, self.plan.deployment, API_CONNECTION_ACTIONS)
         if self.async_agents:
             self._grant_api_executions(api)
         if self.sensors and self.scheduler_role is not None:

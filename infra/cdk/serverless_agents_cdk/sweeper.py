@@ -31,9 +31,11 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from serverless_agents.plan import SWEEP_PERIOD_MINUTES
+from serverless_agents.settings import DEPLOYMENT
 from serverless_agents.tasks_table import OPEN_INDEX
 
 from . import nag
+from .agent_secrets import SWEEPER_CONNECTION_ACTIONS, grant_connection_secrets
 from .async_agent_state_machine import allow_invoking_deletes
 from .event_rules import event_rule
 from .handler_function import HandlerFunction, function_log_group
@@ -79,6 +81,12 @@ class Sweeper(Construct):
                 iam.PolicyStatement(actions=["scheduler:DeleteSchedule"], resources=schedules)
             )
             nag.sweeper_deletes_schedules(self.handler.role, schedules)
+        if machines:  # the connection secrets no task uses any more (ConnectionSecretStore.sweep)
+            self.handler.role.add_to_principal_policy(
+                iam.PolicyStatement(actions=["secretsmanager:ListSecrets"], resources=["*"])
+            )
+            nag.sweeper_lists_secrets(self.handler.role)
+            grant_connection_secrets(self.handler.role, environment[DEPLOYMENT], SWEEPER_CONNECTION_ACTIONS)
         tasks.grant_index_query(self.handler.role, OPEN_INDEX)
         tasks.grant_items(self.handler.role, "dynamodb:GetItem", "dynamodb:UpdateItem")
         # A sweep not delivered within its period is the next one's to do.

@@ -2,10 +2,12 @@
 
 The executor's connector plugin (flyteorg/flyte, flyteplugins/go/tasks/plugins/webapi/connector/plugin.go)
 calls CreateTask, then GetTask until the phase is terminal, DeleteTask on abort, and ListConnectors every
-`pollInterval` to learn which task types go where (client.go). Each method here translates the flyteidl2
-request into the flyteidl one the HTTP API takes (`serverless_agents.flyte2`), calls the API through the
-same `ApiCalls` as Flyte 1's servicers (one deadline rule, one error mapping, one set of metrics), and
-translates the answer back. Flyte 2 has no sync service, so sync agents are not offered to it.
+`pollInterval` to learn which task types go where (client.go). CreateTask sends the API the executor's
+own request (a Flyte 2 connector gets it unchanged, its `Connection.secrets` kept in Secrets Manager: see
+`serverless_agents.connection_secrets`) beside its translation into flyteidl (`serverless_agents.flyte2`),
+which routes and names the task; every call goes through the same `ApiCalls` as Flyte 1's servicers (one
+deadline rule, one error mapping, one set of metrics), and answers are translated back. Flyte 2 has no
+sync service, so sync agents are not offered to it.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 from flyteidl2.connector import connector_pb2, service_pb2, service_pb2_grpc
 
-from serverless_agents import flyte2
+from serverless_agents import flyte2, wire
 from serverless_agents.exceptions import AgentNotFound
+from serverless_agents.secrets import mask_secrets
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -45,9 +48,16 @@ class AsyncConnectorServicer(service_pb2_grpc.AsyncConnectorServiceServicer):  #
     def CreateTask(
         self, request: connector_pb2.CreateTaskRequest, context: grpc.ServicerContext
     ) -> connector_pb2.CreateTaskResponse:
-        resource_meta = self._calls.create(
-            context, request.template.type, request.inputs.ByteSize(), lambda: flyte2.create_request(request)
-        )
+        def send(timeout: float) -> agent_pb2.CreateTaskResponse:
+            # The executor's request travels as it came (Connection.secrets included, in this HTTPS body
+            # only: the API keeps them in Secrets Manager), beside its translation for routing. This
+            # process masks the values from now on, as every process that holds them does.
+            mask_secrets(dict(request.connection.secrets))
+            return self._calls.api.create_flyte2_task(
+                flyte2.create_request(request), wire.to_dict(request), timeout=timeout
+            )
+
+        resource_meta = self._calls.create(context, request.template.type, request.inputs.ByteSize(), send)
         return connector_pb2.CreateTaskResponse(resource_meta=resource_meta)
 
     def GetTask(
@@ -75,15 +85,11 @@ class AsyncConnectorServicer(service_pb2_grpc.AsyncConnectorServiceServicer):  #
         operation: str,
         call: Callable[[str, float], R],
     ) -> R:
-        """A call on the task a `resource_meta` names (verified), with the Connection the executor kept
-        checked again."""
-
-        def checked(task_id: str, timeout: float) -> R:
-            flyte2.check_connection(request.connection)
-            return call(task_id, timeout)
-
+        """A call on the task a `resource_meta` names (verified). The Connection the executor sends again is
+        the one it sent with CreateTask (plugin.go keeps it in its resource state), which the task has
+        already: it is not forwarded."""
         return self._calls.on_task(
-            context, request.resource_meta, request.task_category.name, operation, checked
+            context, request.resource_meta, request.task_category.name, operation, call
         )
 
     def GetTaskMetrics(

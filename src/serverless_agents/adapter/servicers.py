@@ -141,18 +141,14 @@ class ApiCalls:
         context: grpc.ServicerContext,
         task_type: str,
         input_bytes: int,
-        request: Callable[[], agent_pb2.CreateTaskRequest],
+        send: Callable[[float], agent_pb2.CreateTaskResponse],
     ) -> bytes:
-        """CreateTask for either protocol: `request` builds Flyte 1's message (a bad one is the caller's
-        error, mapped like any other); the answer is the task's `resource_meta`."""
+        """CreateTask for either protocol: `send` builds the API's request (a bad one is the caller's
+        error, mapped like any other) and sends it within the seconds given; the answer is the task's
+        `resource_meta`, signed."""
         self.metrics.input_bytes.labels(self.task_type_label(task_type)).observe(input_bytes)
         timeout = self.timeout(context)
-        return self.run(
-            context,
-            task_type,
-            "create",
-            lambda: self.keys.sign(self.api.create_task(request(), timeout=timeout).resource_meta),
-        )
+        return self.run(context, task_type, "create", lambda: self.keys.sign(send(timeout).resource_meta))
 
 
 def _task_type(
@@ -175,7 +171,10 @@ class AsyncAgentServicer(agent_pb2_grpc.AsyncAgentServiceServicer):  # type: ign
         self, request: agent_pb2.CreateTaskRequest, context: grpc.ServicerContext
     ) -> agent_pb2.CreateTaskResponse:
         resource_meta = self._calls.create(
-            context, request.template.type, request.inputs.ByteSize(), lambda: request
+            context,
+            request.template.type,
+            request.inputs.ByteSize(),
+            lambda timeout: self._calls.api.create_task(request, timeout=timeout),
         )
         return agent_pb2.CreateTaskResponse(resource_meta=resource_meta)
 

@@ -21,6 +21,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     result = sweeper(settings).sweep(timedelta(minutes=settings.sweep_lookback_minutes))
     metrics.add_metric(name="SweptDeletes", unit=MetricUnit.Count, value=result.deleted)
     metrics.add_metric(name=ENDED_BY_BOUND_METRIC, unit=MetricUnit.Count, value=len(result.ended))
+    metrics.add_metric(
+        name="ConnectionSecretsDeleted", unit=MetricUnit.Count, value=len(result.secrets_deleted)
+    )
     if result.ended:
         logger.warning("tasks ended by their bound; their jobs may still run", extra={"tasks": result.ended})
     result.raise_for_failures()

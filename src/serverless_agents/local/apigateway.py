@@ -4,6 +4,7 @@ The deployed API's routes, one table (`api_routes`, checked against the synthesi
 tests/infra/test_api.py):
 
     POST   /v1/tasks, GET|DELETE /v1/tasks/{task_id}, GET /v1/agents   -> the api function
+    POST   /v1/flyte2/tasks                                           -> the api function
     POST   /v1/sync/<agent>   one resource per sync agent              -> that agent's sync function
     POST   /v1/sync/{agent}   any other name                           -> the api function (its 404)
 
@@ -88,6 +89,7 @@ def api_routes(sync_agents: Iterable[str]) -> tuple[Route, ...]:
     """The deployed API's methods, as infra/cdk's `AgentsApi` declares them."""
     return (
         Route("POST", "/v1/tasks"),
+        Route("POST", "/v1/flyte2/tasks"),
         Route("GET", "/v1/tasks/{task_id}"),
         Route("DELETE", "/v1/tasks/{task_id}"),
         Route("GET", "/v1/agents"),

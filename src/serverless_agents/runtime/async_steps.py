@@ -2,6 +2,8 @@
 
 State machine state (`TaskState`): `{"task_id", "agent", "request" | "request_ref", "job": StepResult}`.
 `request` is the `CreateTaskRequest` in protobuf JSON, or `request_ref` an `s3://` reference when it is large.
+A Flyte 2 connector's task also carries the executor's own request (`flyte2_request` | `flyte2_request_ref`)
+and the name of its connection secret (`connection_secret`, see `serverless_agents.connection_secrets`).
 
 Nothing leaks a job: create reuses a job an earlier attempt recorded, and deletes the job it made if it
 cannot record it (or the task was aborted meanwhile); delete runs the agent's delete exactly once, guarded
@@ -25,7 +27,7 @@ from serverless_agents.runtime.boundary import call_agent
 from serverless_agents.runtime.translate import encode_outputs, task_context
 
 if TYPE_CHECKING:
-    from serverless_agents.agent import AsyncAgentBase, ResourceMetadata
+    from serverless_agents.agent import AsyncAgentBase, ResourceMetadata, TaskContext
     from serverless_agents.manifest import PollBackoff
     from serverless_agents.payloads import PayloadStore
     from serverless_agents.tasks_table import TasksTable
@@ -50,6 +52,11 @@ class TaskState(TypedDict):
     agent: str
     request: NotRequired[dict[str, Any]]
     request_ref: NotRequired[str]
+    #: A Flyte 2 connector's: the executor's own CreateTaskRequest (protobuf JSON, without secret values).
+    flyte2_request: NotRequired[dict[str, Any]]
+    flyte2_request_ref: NotRequired[str]
+    #: The Secrets Manager secret holding the executor's `Connection.secrets` (its name, never a value).
+    connection_secret: NotRequired[str]
     job: NotRequired[StepResult]
 
 
@@ -110,7 +117,7 @@ class AsyncAgentSteps:
         if record.metadata is not None:
             # An earlier attempt created the job and recorded it before failing to answer: reuse it.
             return self._waiting(record.metadata, polls=0, phase=record.phase, message=record.message)
-        metadata = call_agent(self.agent.create, task_context(task_id, self._request(state)))
+        metadata = call_agent(self.agent.create, self._task(task_id, state))
         metadata_json = metadata.model_dump_json()
         try:
             recorded = self.table.record_progress(
@@ -190,13 +197,36 @@ class AsyncAgentSteps:
     def _metadata(self, metadata_json: str) -> ResourceMetadata:
         return self.agent.metadata_type.model_validate_json(metadata_json)
 
+    def _task(self, task_id: str, state: TaskState) -> TaskContext:
+        flyte2_data = self._payload(state, "flyte2_request", required=False)
+        flyte2_request = None
+        if flyte2_data is not None:
+            # Only a Flyte 2 connector's tasks carry one, and only its bundle has flyteidl2.
+            from flyteidl2.connector import connector_pb2
+
+            flyte2_request = wire.from_dict(
+                connector_pb2.CreateTaskRequest, flyte2_data, field="flyte2_request"
+            )
+        return task_context(
+            task_id,
+            self._request(state),
+            flyte2_request=flyte2_request,
+            connection_secret=state.get("connection_secret"),
+        )
+
     def _request(self, state: TaskState) -> agent_pb2.CreateTaskRequest:
-        data = state.get("request")
-        if data is None and state.get("request_ref"):
-            data = self.payloads.get_json(state["request_ref"])
-        if data is None:
-            raise InvalidRequest("request", "the state carries neither request nor request_ref")
+        data = self._payload(state, "request")
         return wire.from_dict(agent_pb2.CreateTaskRequest, data, field="request")
+
+    def _payload(self, state: TaskState, key: str, *, required: bool = True) -> Any:
+        """`state[key]`, or the payload `state[key + "_ref"]` names."""
+        data = state.get(key)
+        ref = state.get(f"{key}_ref")
+        if data is None and ref:
+            data = self.payloads.get_json(str(ref))
+        if data is None and required:
+            raise InvalidRequest(key, f"the state carries neither {key} nor {key}_ref")
+        return data
 
     def _delete_quietly(self, metadata: ResourceMetadata) -> None:
         try:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flyteidl.admin import agent_pb2
 from google.protobuf.json_format import MessageToDict
 
 from serverless_agents import aws, wire
 from serverless_agents.agent import AgentKind, Phase
+from serverless_agents.connection_secrets import secret_names, take_secret_values
 from serverless_agents.console import log_group_link, task_links
 from serverless_agents.exceptions import InvalidRequest, TaskNotFound
 from serverless_agents.identity import task_id_for
@@ -41,6 +42,7 @@ from serverless_agents.runtime.translate import (
     task_context,
     to_resource_message,
 )
+from serverless_agents.secrets import mask_secrets
 from serverless_agents.tasks_table import TaskRecord
 
 if TYPE_CHECKING:
@@ -48,7 +50,8 @@ if TYPE_CHECKING:
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
     from mypy_boto3_stepfunctions import SFNClient
 
-    from serverless_agents.agent import BaseSensor
+    from serverless_agents.agent import BaseSensor, TaskContext
+    from serverless_agents.connection_secrets import ConnectionSecretStore
     from serverless_agents.manifest import AgentSettings
     from serverless_agents.payloads import PayloadStore
     from serverless_agents.registry import AgentRegistry, RegisteredAgent
@@ -87,6 +90,7 @@ class TaskService:
         lambda_client: LambdaClient,
         scheduler_client: EventBridgeSchedulerClient,
         sensor_targets: SensorTargets | None = None,
+        connection_secrets: ConnectionSecretStore | None = None,
     ) -> None:
         self.registry = registry
         self.deployment = deployment
@@ -95,11 +99,43 @@ class TaskService:
         self.payloads = payloads
         self.state_machine_arn_prefix = state_machine_arn_prefix
         self.sensor_targets = sensor_targets
+        self.connection_secrets = connection_secrets
         self._sfn = sfn_client
         self._lambda = lambda_client
         self._scheduler = scheduler_client
 
-    def create(self, request: agent_pb2.CreateTaskRequest) -> agent_pb2.CreateTaskResponse:
+    def create(
+        self, request: agent_pb2.CreateTaskRequest, flyte2_request: dict[str, Any] | None = None
+    ) -> agent_pb2.CreateTaskResponse:
+        """Create the task `request` describes. A Flyte 2 executor's CreateTask also gives its own request
+        (`flyte2_request`, protobuf JSON; `request` is then its translation, which routes and names the
+        task and serves the project's own agents): a Flyte 2 connector gets it unchanged, its
+        `connection.secrets` values go to Secrets Manager only, and the execution carries the secret's
+        name (see `serverless_agents.connection_secrets`)."""
+        original, values = take_secret_values(flyte2_request or {})
+        mask_secrets(values)  # from now on nothing this process logs or answers shows them
+        agent, task = self._admit(request)
+        takes_flyte2 = bool(getattr(agent.cls, "takes_flyte2_request", False))
+        if values and not takes_flyte2:
+            raise InvalidRequest(
+                "connection.secrets",
+                f"agent {agent.name!r} is not a Flyte 2 connector: it takes its secrets from agents.toml",
+            )
+        if agent.kind is AgentKind.SENSOR:
+            self._register_sensor(agent, task, request)
+        else:
+            self._start_execution(
+                agent.name,
+                task.task_id,
+                wire.to_dict(request),
+                agent.settings,
+                flyte2_request=original if flyte2_request is not None and takes_flyte2 else None,
+                connection_secret=self._keep_connection_secrets(agent, task, values) if values else None,
+            )
+        return agent_pb2.CreateTaskResponse(resource_meta=encode_resource_meta(task.task_id, agent.name))
+
+    def _admit(self, request: agent_pb2.CreateTaskRequest) -> tuple[RegisteredAgent, TaskContext]:
+        """The agent that serves the task, and the task decoded: any bad input is a 400, before any write."""
         check_create_request(request)
         template = request.template
         custom = MessageToDict(template.custom) if template.HasField("custom") else {}
@@ -114,32 +150,67 @@ class TaskService:
         task_id = task_id_for(
             agent.name, request.task_execution_metadata.task_execution_id, request.output_prefix
         )
-        # Decoding the inputs now turns bad ones into a 400, before any write.
-        task = task_context(task_id, request)
-        if agent.kind is AgentKind.SENSOR:
-            sensor: BaseSensor = agent.cls(config=agent.settings.config)  # type: ignore[assignment]
-            check_poke_inputs(sensor, task.inputs)
-            register_sensor_task(
-                self.table,
-                self.payloads,
-                self._sensor_registration(agent),
-                agent.name,
-                sensor,
-                agent.settings,
-                task,
-                request,
+        return agent, task_context(task_id, request)
+
+    def _register_sensor(
+        self, agent: RegisteredAgent, task: TaskContext, request: agent_pb2.CreateTaskRequest
+    ) -> None:
+        sensor: BaseSensor = agent.cls(config=agent.settings.config)  # type: ignore[assignment]
+        check_poke_inputs(sensor, task.inputs)
+        register_sensor_task(
+            self.table,
+            self.payloads,
+            self._sensor_registration(agent),
+            agent.name,
+            sensor,
+            agent.settings,
+            task,
+            request,
+        )
+
+    def _keep_connection_secrets(
+        self, agent: RegisteredAgent, task: TaskContext, values: dict[str, str]
+    ) -> str:
+        """Write the executor's secret values to the agent's connection secret for the task's project and
+        domain; its name."""
+        names = secret_names(values, task.custom)
+        clashing = sorted(set(values) & set(agent.settings.secrets))
+        if clashing:
+            raise InvalidRequest(
+                "connection.secrets",
+                f"{', '.join(clashing)}: agent {agent.name!r} has secret(s) of these names in agents.toml",
             )
-        else:
-            self._start_execution(agent.name, task_id, request, agent.settings)
-        return agent_pb2.CreateTaskResponse(resource_meta=encode_resource_meta(task_id, agent.name))
+        if self.connection_secrets is None:
+            raise InvalidRequest("connection.secrets", "this deployment keeps no connection secrets")
+        assert task.execution_metadata is not None  # `_admit` required its task_execution_id
+        scope = task.execution_metadata.task_execution_id.node_execution_id.execution_id
+        return self.connection_secrets.put(
+            agent.name,
+            scope.project,
+            scope.domain,
+            names,
+            values,
+            agent.settings.execution_timeout + agent.settings.end_within,
+        )
 
     def _start_execution(
-        self, agent: str, task_id: str, request: agent_pb2.CreateTaskRequest, settings: AgentSettings
+        self,
+        agent: str,
+        task_id: str,
+        request: dict[str, Any],
+        settings: AgentSettings,
+        flyte2_request: dict[str, Any] | None = None,
+        connection_secret: str | None = None,
     ) -> None:
+        """Start the task's execution. Its input carries `request` (Flyte 1's, as JSON), a Flyte 2
+        connector's `flyte2_request` too, each inline or in the payload bucket when large, and the name
+        of the task's connection secret."""
         state_machine_arn = f"{self.state_machine_arn_prefix}{agent}"
         execution = execution_arn(state_machine_arn, task_id)
+        # Two requests share the state's room.
+        limit = STATE_PAYLOAD_LIMIT if flyte2_request is None else STATE_PAYLOAD_LIMIT // 2
         request_json, request_ref = self.payloads.offload(
-            payload_key("requests", agent, task_id), wire.to_dict(request), STATE_PAYLOAD_LIMIT
+            payload_key("requests", agent, task_id), request, limit
         )
         # Every task ends: by its execution's timeout, and if its cleanup fails, by `end_within` after that.
         end_by = time.time() + settings.execution_timeout + settings.end_within
@@ -158,6 +229,16 @@ class TaskService:
             execution_input["request_ref"] = request_ref
         else:
             execution_input["request"] = request_json
+        if flyte2_request is not None:
+            flyte2_json, flyte2_ref = self.payloads.offload(
+                payload_key("requests", agent, f"{task_id}-flyte2"), flyte2_request, limit
+            )
+            if flyte2_ref:
+                execution_input["flyte2_request_ref"] = flyte2_ref
+            else:
+                execution_input["flyte2_request"] = flyte2_json
+        if connection_secret:
+            execution_input["connection_secret"] = connection_secret
         try:
             with aws.transient_errors_as_unavailable("Step Functions"):
                 self._sfn.start_execution(

@@ -16,6 +16,10 @@ its message naming the job that may still be running. After that, no cleanup cla
 task past its bound (its deadline plus `end_within`: no poke ended it, so its pokes stopped) is ended
 FAILED the same way, and its schedule removed.
 
+Last, it deletes the connection secrets (Flyte 2's `Connection.secrets`, kept per agent, project and
+domain) that no task can still use: each is tagged, at every write, with the time by which the last task
+using it ends (serverless_agents.connection_secrets).
+
 The local stack's status-change driver lists and shapes events with the same functions.
 """
 
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.literals import ExecutionStatusType
     from mypy_boto3_stepfunctions.type_defs import ExecutionListItemTypeDef
 
+    from serverless_agents.connection_secrets import ConnectionSecretStore
     from serverless_agents.runtime.finalize import Finalizer
     from serverless_agents.runtime.sensors import SensorSchedules
     from serverless_agents.tasks_table import TaskRecord, TasksTable
@@ -110,6 +115,8 @@ class Sweep:
     #: The ids of the tasks this sweep ended by their bound.
     ended: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    #: The connection secrets this sweep deleted (serverless_agents.connection_secrets): names only.
+    secrets_deleted: list[str] = field(default_factory=list)
 
     def raise_for_failures(self) -> None:
         """One ending that cannot be handled does not stop the others; the sweep raises at the end, so
@@ -134,8 +141,10 @@ class Sweeper:
         finalizer: Finalizer,
         sfn_client: SFNClient,
         schedules: Callable[[str], SensorSchedules],
+        connection_secrets: ConnectionSecretStore | None = None,
     ) -> None:
         self.table = table
+        self.connection_secrets = connection_secrets
         self.state_machine_arns = list(state_machine_arns)
         self.finalizer = finalizer
         self._sfn = sfn_client
@@ -164,6 +173,11 @@ class Sweeper:
                         result.ended.append(task_id)
                 except ServerlessAgentsError as e:
                     result.failures.append(f"{task_id}: {e}")
+        if self.connection_secrets is not None:
+            try:
+                result.secrets_deleted = self.connection_secrets.sweep()
+            except ServerlessAgentsError as e:
+                result.failures.append(f"connection secrets: {e}")
         return result
 
     def end_overdue_sensor_task(self, task_id: str) -> bool:

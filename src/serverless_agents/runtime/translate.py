@@ -15,6 +15,7 @@ from serverless_agents.literals import check_literal_type, decode_literal_map, e
 
 if TYPE_CHECKING:
     from flyteidl.core.tasks_pb2 import TaskTemplate
+    from flyteidl2.connector.connector_pb2 import CreateTaskRequest as Flyte2CreateTaskRequest
 
 
 def check_create_request(request: agent_pb2.CreateTaskRequest) -> None:
@@ -28,8 +29,15 @@ def check_create_request(request: agent_pb2.CreateTaskRequest) -> None:
             check_literal_type(variable.type, field=f"template.interface.{direction}.{name}")
 
 
-def task_context(task_id: str, request: agent_pb2.CreateTaskRequest) -> TaskContext:
-    """The agent's view of a task; bad inputs raise `InvalidRequest` naming the input."""
+def task_context(
+    task_id: str,
+    request: agent_pb2.CreateTaskRequest,
+    *,
+    flyte2_request: Flyte2CreateTaskRequest | None = None,
+    connection_secret: str | None = None,
+) -> TaskContext:
+    """The agent's view of a task; bad inputs raise `InvalidRequest` naming the input. `request` is
+    Flyte 1's message (a Flyte 2 executor's translated, `flyte2_request` its original)."""
     check_create_request(request)
     template = request.template
     # A template without an interface (a hand-written request) is decoded by the literals' own shapes.
@@ -44,6 +52,8 @@ def task_context(task_id: str, request: agent_pb2.CreateTaskRequest) -> TaskCont
         execution_metadata=request.task_execution_metadata
         if request.HasField("task_execution_metadata")
         else None,
+        flyte2_request=flyte2_request,
+        connection_secret=connection_secret,
     )
 
 

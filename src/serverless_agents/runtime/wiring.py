@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from serverless_agents import aws
 from serverless_agents.agent import AgentKind, AsyncAgentBase, BaseSensor, SyncAgentBase
+from serverless_agents.connection_secrets import ConnectionSecretStore
 from serverless_agents.exceptions import ManifestError
 from serverless_agents.payloads import PayloadStore
 from serverless_agents.runtime.async_steps import AsyncAgentSteps
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_stepfunctions import SFNClient
 
     from serverless_agents.settings import RuntimeSettings
@@ -45,6 +47,7 @@ class Clients:
     stepfunctions: SFNClient
     lambda_: LambdaClient
     scheduler: EventBridgeSchedulerClient
+    secretsmanager: SecretsManagerClient
 
 
 def clients() -> Clients:
@@ -55,6 +58,7 @@ def clients() -> Clients:
         stepfunctions=aws.client("stepfunctions"),
         lambda_=aws.client("lambda"),
         scheduler=aws.client("scheduler"),
+        secretsmanager=aws.client("secretsmanager"),
     )
 
 
@@ -84,6 +88,7 @@ def task_service(settings: RuntimeSettings) -> TaskService:
         lambda_client=made.lambda_,
         scheduler_client=made.scheduler,
         sensor_targets=targets,
+        connection_secrets=ConnectionSecretStore(settings.deployment, client=made.secretsmanager),
     )
 
 
@@ -110,6 +115,7 @@ def sweeper(settings: RuntimeSettings) -> Sweeper:
         finalizer(settings),
         made.stepfunctions,
         lambda agent: SensorSchedules.of_agent(settings.deployment, agent, made.scheduler),
+        ConnectionSecretStore(settings.deployment, client=made.secretsmanager),
     )
 
 
