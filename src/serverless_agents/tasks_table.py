@@ -3,6 +3,11 @@
 The state machine is the source of truth for an async task; its Lambdas write here and GetTask reads.
 Every write is conditional, so late or repeated writers cannot undo an ending:
 
+- a final record never changes: every ending (`record_job_finished`, `finish_cleanup`, `end_unconfirmed`)
+  writes the phase, message, links and outputs in one write, together with the final marker `ended_at`,
+  on the condition that the marker is absent, so only the first ending wins; every other write (progress,
+  pokes, abort requests, cleanup claims and releases) carries the same condition, so nothing written after
+  an ending reaches the record;
 - progress (`record_progress`) is written only while the task is open;
 - the job's own ending (`record_job_finished`) sets `job_done`, after which cleanup never runs;
 - cleanup is claimed once (`claim_cleanup`), so the agent's delete runs exactly once, and released
@@ -43,7 +48,12 @@ if TYPE_CHECKING:
 
     from serverless_agents.agent import Resource
 
-_OPEN = "attribute_exists(id) AND attribute_not_exists(job_done) AND attribute_not_exists(cleanup)"
+#: The final marker: the time the task's one ending was written. Its absence is part of every condition.
+ENDED = "ended_at"
+_NOT_ENDED = f"attribute_exists(id) AND attribute_not_exists({ENDED})"
+_OPEN = f"{_NOT_ENDED} AND attribute_not_exists(job_done) AND attribute_not_exists(cleanup)"
+# Only the holder of the cleanup claim finishes or releases it; `cleanup` is "claimed" while it runs.
+_CLAIMED = f"{_NOT_ENDED} AND cleanup = :claimed"
 _NAME = re.compile(r"#(\w+)")
 WATCH_INDEX = "watching"
 OPEN_INDEX = "open"
@@ -131,6 +141,8 @@ class TaskRecord:
     cleanup_attempts: int = 0
     #: DeleteTask was called: whatever cleanup ends the task afterwards, it ends ABORTED.
     abort_requested: bool = False
+    #: When the task's ending was written (the final marker); None while it is open.
+    ended_at: float | None = None
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> TaskRecord:
@@ -169,6 +181,7 @@ class TaskRecord:
             cleanup_error=s("cleanup_error") or "",
             cleanup_attempts=int(item.get("cleanup_attempts", {}).get("N", 0)),
             abort_requested=item.get("abort_requested", {}).get("BOOL", False),
+            ended_at=float(item[ENDED]["N"]) if ENDED in item else None,
         )
 
 
@@ -262,7 +275,8 @@ class TasksTable:
         outputs_ref: str | None = None,
         pokes: int | None = None,
     ) -> bool:
-        """The job ended on its own: after this, cleanup never runs. False if cleanup got there first.
+        """The job ended on its own: after this, cleanup never runs. False if cleanup or another ending got
+        there first (nothing written).
 
         The resource's outputs are stored encoded: `outputs` is the task's `LiteralMap` in protobuf JSON, or
         `outputs_ref` its s3:// reference when too large for an item."""
@@ -275,21 +289,11 @@ class TasksTable:
             values["outputs"] = {"S": json.dumps(outputs, separators=(",", ":"))}
         if outputs_ref is not None:
             values["outputs_ref"] = {"S": outputs_ref}
-        return self._update(
-            task_id,
-            values,
-            condition="attribute_exists(id) AND attribute_not_exists(cleanup)",
-            remove=("watch", "open"),
-        )
+        return self._update(task_id, values, condition=_OPEN, remove=("watch", "open"), end=True)
 
     def request_abort(self, task_id: str) -> bool:
         """Note that Flyte asked to stop the task (before stopping it); False if it had ended already."""
-        return self._update(
-            task_id,
-            {"abort_requested": {"BOOL": True}},
-            condition="attribute_exists(id) AND attribute_not_exists(job_done) "
-            "AND attribute_not_exists(cleanup)",
-        )
+        return self._update(task_id, {"abort_requested": {"BOOL": True}}, condition=_OPEN)
 
     def claim_cleanup(self, task_id: str) -> TaskRecord | None:
         """Take the right to run the agent's delete; None if the job finished or cleanup is taken.
@@ -299,7 +303,7 @@ class TasksTable:
         record = self._update_returning(
             task_id,
             {"cleanup": {"S": "claimed"}},
-            condition="attribute_exists(id) AND attribute_not_exists(job_done) "
+            condition=f"{_NOT_ENDED} AND attribute_not_exists(job_done) "
             "AND (attribute_not_exists(cleanup) OR cleanup = :failed)",
             extra_values={":failed": {"S": "failed"}},
             add={"cleanup_attempts": 1},
@@ -311,31 +315,35 @@ class TasksTable:
             lowered = self._update_returning(
                 task_id,
                 {"end_by": {"N": repr(due)}},
-                condition="attribute_exists(#open) AND (attribute_not_exists(end_by) OR end_by > :end_by)",
+                condition=f"{_NOT_ENDED} AND attribute_exists(#open) "
+                "AND (attribute_not_exists(end_by) OR end_by > :end_by)",
             )
             return lowered or record
         return record
 
-    def release_cleanup(self, task_id: str, phase: Phase, reason: str, error: str) -> None:
+    def release_cleanup(self, task_id: str, phase: Phase, reason: str, error: str) -> bool:
         """Delete failed: let the next attempt claim cleanup again. The first reason for cleanup (the
-        phase and message the task is to end with) is kept, for the sweeper should the bound pass."""
-        self._update(
+        phase and message the task is to end with) is kept, for the sweeper should the bound pass. False
+        if the task ended meanwhile (the sweeper ended it by its bound): it stays ended."""
+        return self._update(
             task_id,
             {
                 "cleanup": {"S": "failed"},
                 "message": {"S": f"delete failed, will retry: {error}"},
                 "cleanup_error": {"S": error},
             },
-            condition=None,
+            condition=_CLAIMED,
             first={"ending_phase": {"S": phase.name}, "ending_message": {"S": reason}},
         )
 
-    def finish_cleanup(self, task_id: str, phase: Phase, message: str) -> None:
-        self._update(
+    def finish_cleanup(self, task_id: str, phase: Phase, message: str) -> bool:
+        """End the task after its cleanup (the claim's holder); False if another ending came first."""
+        return self._update(
             task_id,
             {"cleanup": {"S": "done"}, "phase": {"S": phase.name}, "message": {"S": message}},
-            condition=None,
+            condition=_CLAIMED,
             remove=("watch", "open"),
+            end=True,
         )
 
     def end_unconfirmed(self, task_id: str, phase: Phase, message: str) -> bool:
@@ -346,8 +354,9 @@ class TasksTable:
         return self._update(
             task_id,
             {"cleanup": {"S": "unconfirmed"}, "phase": {"S": phase.name}, "message": {"S": message}},
-            condition="attribute_exists(#open)",
+            condition=f"{_NOT_ENDED} AND attribute_exists(#open)",
             remove=("watch", "open"),
+            end=True,
         )
 
     def overdue(self, kind: str, now: float) -> list[str]:
@@ -381,19 +390,22 @@ class TasksTable:
         self,
         task_id: str,
         values: dict[str, Any],
-        condition: str | None,
+        condition: str,
         *,
         add: dict[str, int] | None = None,
         remove: tuple[str, ...] = (),
         first: dict[str, Any] | None = None,
+        end: bool = False,
+        extra_values: dict[str, Any] | None = None,
     ) -> bool:
+        """One conditional UpdateItem; `end`: this write is the task's ending, and sets the final marker."""
+        if end:
+            values = {**values, ENDED: {"N": repr(time.time())}}
+        extra = dict(extra_values or {})
+        if ":claimed" in condition:
+            extra[":claimed"] = {"S": "claimed"}
         updated = self._update_returning(
-            task_id,
-            values,
-            condition=condition or "attribute_exists(id)",
-            add=add,
-            remove=remove,
-            first=first,
+            task_id, values, condition=condition, extra_values=extra, add=add, remove=remove, first=first
         )
         return updated is not None
 

@@ -1,0 +1,83 @@
+"""The tasks table's guards for #21: a final record never changes (item 5). Real boto3 on moto DynamoDB."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from serverless_agents.agent import Phase, Resource
+from serverless_agents.tasks_table import TaskRecord, TasksTable, table_definition
+
+ARN = "arn:aws:states:us-east-1:123456789012:execution:sa-job:t1"
+
+
+@pytest.fixture
+def table() -> Iterator[TasksTable]:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(**table_definition("tasks"))
+        table = TasksTable("tasks", client=client)
+        assert table.create(TaskRecord("t1", "job", "async", execution_arn=ARN, end_within=60, end_by=1e12))
+        yield table
+
+
+ENDINGS: dict[str, Callable[[TasksTable], Any]] = {
+    "job": lambda t: t.record_job_finished("t1", Resource(Phase.SUCCEEDED, "done"), polls=2),
+    "cleanup": lambda t: (t.claim_cleanup("t1"), t.finish_cleanup("t1", Phase.ABORTED, "aborted")),
+    "bound": lambda t: t.end_unconfirmed("t1", Phase.FAILED, "gave up"),
+}
+LATER: dict[str, Callable[[TasksTable], Any]] = {
+    "progress": lambda t: t.record_progress("t1", Resource(Phase.RUNNING, "poll 9")),
+    "poke": lambda t: t.record_poke("t1", "waiting for the condition", 0),
+    "job ending": lambda t: t.record_job_finished("t1", Resource(Phase.FAILED, "late"), polls=9),
+    "abort request": lambda t: t.request_abort("t1"),
+    "claim": lambda t: t.claim_cleanup("t1"),
+    "release": lambda t: t.release_cleanup("t1", Phase.FAILED, "get failed", "boom"),
+    "finish": lambda t: t.finish_cleanup("t1", Phase.ABORTED, "aborted late"),
+    "bound": lambda t: t.end_unconfirmed("t1", Phase.FAILED, "gave up late"),
+}
+
+
+def shown(record: TaskRecord) -> tuple[Any, ...]:
+    return (record.phase, record.message, record.log_links, record.outputs, record.cleanup, record.updated_at)
+
+
+@pytest.mark.parametrize("ending", sorted(ENDINGS))
+@pytest.mark.parametrize("later", sorted(LATER))
+def test_no_write_after_an_ending_changes_the_record(table: TasksTable, ending: str, later: str) -> None:
+    ENDINGS[ending](table)
+    ended = table.get("t1")
+    assert ended.phase.is_terminal
+
+    assert not LATER[later](table)
+
+    assert shown(table.get("t1")) == shown(ended)
+
+
+@pytest.mark.parametrize("ending", sorted(ENDINGS))
+def test_every_ending_writes_the_final_marker_with_it(table: TasksTable, ending: str) -> None:
+    assert table.get("t1").ended_at is None
+    ENDINGS[ending](table)
+    ended = table.get("t1")
+    assert ended.ended_at is not None
+    assert ended.created_at <= ended.ended_at <= ended.updated_at
+
+
+def test_a_release_after_the_bound_ended_the_task_does_not_reopen_it(table: TasksTable) -> None:
+    assert table.claim_cleanup("t1") is not None  # a delete starts, and hangs
+    assert table.end_unconfirmed("t1", Phase.FAILED, "gave up: job j may still run")  # the sweeper
+
+    assert not table.release_cleanup("t1", Phase.FAILED, "aborted", "the delete failed after all")
+    assert not table.finish_cleanup("t1", Phase.ABORTED, "aborted")
+
+    record = table.get("t1")
+    assert (record.phase, record.message, record.cleanup) == (
+        Phase.FAILED,
+        "gave up: job j may still run",
+        "unconfirmed",
+    )
+    assert table.claim_cleanup("t1") is None
