@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 ENDED = "ended_at"
 _NOT_ENDED = f"attribute_exists(id) AND attribute_not_exists({ENDED})"
 _OPEN = f"{_NOT_ENDED} AND attribute_not_exists(job_done) AND attribute_not_exists(cleanup)"
+# Progress of an async task's job: also not once Flyte asked to abort it, so that a get of an execution
+# the abort's StopExecution missed (a successor in the chain starting just then) ends the task instead.
+_RUNNING = f"{_OPEN} AND attribute_not_exists(abort_requested)"
 # Only the holder of the cleanup claim finishes or releases it; `cleanup` is "claimed" while it runs.
 _CLAIMED = f"{_NOT_ENDED} AND cleanup = :claimed"
 _NAME = re.compile(r"#(\w+)")
@@ -114,7 +117,9 @@ class TaskRecord:
     #: The outputs `LiteralMap` in protobuf JSON, or `outputs_ref` (s3://) when too large for an item.
     outputs: dict[str, Any] | None = None
     outputs_ref: str | None = None
+    #: The current execution of the task's chain (continue as new), and the earlier ones, oldest first.
     execution_arn: str | None = None
+    earlier_executions: list[str] = field(default_factory=list)
     created_at: float = 0.0
     updated_at: float = 0.0
     version: int = 0
@@ -161,6 +166,7 @@ class TaskRecord:
             outputs=json.loads(s("outputs") or "null"),
             outputs_ref=s("outputs_ref"),
             execution_arn=s("execution_arn"),
+            earlier_executions=json.loads(s("earlier_executions") or "[]"),
             created_at=float(item["created_at"]["N"]),
             updated_at=float(item["updated_at"]["N"]),
             version=int(item["version"]["N"]),
@@ -241,15 +247,31 @@ class TasksTable:
 
     def record_progress(
         self, task_id: str, resource: Resource, *, metadata: str | None = None, polls: int | None = None
-    ) -> bool:
-        """Write a running task's report (its resource's phase, message, log links and custom info); False
-        if the task has ended meanwhile (nothing written)."""
+    ) -> TaskRecord | None:
+        """Write a running task's report (its resource's phase, message, log links and custom info); the
+        task as written, or None if it has ended or was asked to abort meanwhile (nothing written)."""
         values = self._report(resource)
         if metadata is not None:
             values["metadata"] = {"S": metadata}
         if polls is not None:
             values["polls"] = {"N": str(polls)}
-        return self._update(task_id, values, condition=_OPEN)
+        return self._update_returning(task_id, values, condition=_RUNNING)
+
+    def continue_execution(self, record: TaskRecord, successor_arn: str) -> bool:
+        """Point a running task (`record`, as its last write returned it) at the next execution of its
+        chain, keeping the current one among the earlier ones; False if it ended, was asked to abort, or
+        moved on otherwise meanwhile. A repeat (a retried get) finds it pointing there already: True."""
+        if record.execution_arn == successor_arn:
+            return True
+        if record.execution_arn is None:
+            return False
+        earlier = json.dumps([*record.earlier_executions, record.execution_arn])
+        return self._update(
+            record.task_id,
+            {"execution_arn": {"S": successor_arn}, "earlier_executions": {"S": earlier}},
+            condition=f"{_RUNNING} AND execution_arn = :current",
+            extra_values={":current": {"S": record.execution_arn}},
+        )
 
     def tasks_watching(self, key: str) -> list[str]:
         """The ids of the waiting tasks whose `watch` is `key` (one query on the sparse index)."""
@@ -427,13 +449,16 @@ class TasksTable:
             + [f"#{key} = if_not_exists(#{key}, :{key})" for key in first or {}]
         )
         increments = ", ".join(f"#{key} :add_{key}" for key in counters)
-        expression = f"SET {assignments}, updated_at = :now ADD {increments}"
+        # Every write moves the item's expiry: a task open for months outlives a TTL counted from its start.
+        expression = f"SET {assignments}, updated_at = :now, {TTL_ATTRIBUTE} = :expires ADD {increments}"
         if remove:
             expression += " REMOVE " + ", ".join(f"#{key}" for key in remove)
         # Every `#name` of the update and the condition: some attribute names are reserved words (open).
         names = {f"#{key}": key for key in _NAME.findall(f"{expression} {condition}")}
         attribute_values = {f":{key}": value for key, value in {**values, **(first or {})}.items()}
-        attribute_values[":now"] = {"N": repr(time.time())}
+        now = time.time()
+        attribute_values[":now"] = {"N": repr(now)}
+        attribute_values[":expires"] = {"N": str(int(now) + self._ttl_seconds)}
         attribute_values |= {f":add_{key}": {"N": str(amount)} for key, amount in counters.items()}
         attribute_values.update(extra_values or {})
         try:

@@ -1,7 +1,9 @@
-"""The tasks table's guards for #21: a final record never changes (item 5). Real boto3 on moto DynamoDB."""
+"""The tasks table's guards for #21: a final record never changes (item 5), and a task follows the chain of
+its executions (item 1). Real boto3 on moto DynamoDB."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,6 +15,7 @@ from serverless_agents.agent import Phase, Resource
 from serverless_agents.tasks_table import TaskRecord, TasksTable, table_definition
 
 ARN = "arn:aws:states:us-east-1:123456789012:execution:sa-job:t1"
+NEXT = "arn:aws:states:us-east-1:123456789012:execution:sa-job:t1_c2"
 
 
 @pytest.fixture
@@ -81,3 +84,43 @@ def test_a_release_after_the_bound_ended_the_task_does_not_reopen_it(table: Task
         "unconfirmed",
     )
     assert table.claim_cleanup("t1") is None
+
+
+def test_a_task_follows_its_chain_and_keeps_the_earlier_executions(table: TasksTable) -> None:
+    record = table.record_progress("t1", Resource(Phase.RUNNING, "poll 3"), polls=3)
+    assert record is not None
+
+    assert table.continue_execution(record, NEXT)
+    assert not table.continue_execution(record, NEXT)  # from a stale record: it moved on
+
+    # A retried get writes its progress again, which returns the task pointing at the successor already.
+    retried = table.record_progress("t1", Resource(Phase.RUNNING, "poll 3"), polls=3)
+    assert retried is not None
+    assert table.continue_execution(retried, NEXT)
+    moved = table.get("t1")
+    assert (moved.execution_arn, moved.earlier_executions) == (NEXT, [ARN])
+
+
+def test_an_abort_request_stops_progress_and_the_chain(table: TasksTable) -> None:
+    record = table.record_progress("t1", Resource(Phase.RUNNING, "poll 3"), polls=3)
+    assert record is not None
+    assert table.request_abort("t1")
+
+    assert table.record_progress("t1", Resource(Phase.RUNNING, "poll 4")) is None
+    assert not table.continue_execution(record, NEXT)
+    assert table.get("t1").execution_arn == ARN
+
+
+def test_every_write_moves_the_expiry_so_a_months_long_task_outlives_the_ttl(table: TasksTable) -> None:
+    client = table._client
+    client.update_item(
+        TableName="tasks",
+        Key={"id": {"S": "t1"}},
+        UpdateExpression="SET expires_at = :soon",
+        ExpressionAttributeValues={":soon": {"N": str(int(time.time()) + 60)}},
+    )
+
+    assert table.record_progress("t1", Resource(Phase.RUNNING, "poll 2000"), polls=2000)
+
+    item = client.get_item(TableName="tasks", Key={"id": {"S": "t1"}})["Item"]
+    assert int(item["expires_at"]["N"]) >= int(time.time()) + 30 * 86_400 - 5
