@@ -266,7 +266,7 @@ def ground() -> Table:
 
     quiet_local_observability()
     with LocalStack(BENCH_MANIFEST) as stack:
-        settings = stack.manifest.agents["job"]
+        (settings,) = [agent.settings for agent in stack.plan.async_agents if agent.name == "job"]
         policy = Policy("bench job", settings.poll.initial, settings.poll.factor, settings.poll.cap)
         api = ApiClient(stack.api_url)
         request = task_request(

@@ -7,6 +7,7 @@ runs a 10-poll job as a chain of executions, each started by the one before from
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,6 +78,14 @@ def test_a_ten_poll_job_runs_as_a_chain_of_executions_and_ends_succeeded_with_it
     assert resource.custom_info["execution_arn"] == executions[-1]["executionArn"]
     assert harness.job(task_id)["gets"] == 10
     assert harness.job(task_id)["deletes"] == 0
+    # A continued execution ended SUCCEEDED, no ending of the task: the sweeper finds nothing to finalize.
+    sweeper = f"{harness.stack.deployment}-sweeper"
+    swept = json.loads(
+        harness.stack.client("lambda").invoke(FunctionName=sweeper, Payload=b"{}")["Payload"].read()
+    )
+    assert (swept["deleted"], swept["ended"]) == (0, 0)
+    assert harness.job(task_id)["deletes"] == 0
+    assert Phase(harness.api.get_task(task_id).resource.phase) is Phase.SUCCEEDED
 
 
 def test_a_task_aborted_mid_chain_ends_aborted_and_its_job_is_deleted_once(harness: Harness) -> None:

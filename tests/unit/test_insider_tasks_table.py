@@ -124,3 +124,19 @@ def test_every_write_moves_the_expiry_so_a_months_long_task_outlives_the_ttl(tab
 
     item = client.get_item(TableName="tasks", Key={"id": {"S": "t1"}})["Item"]
     assert int(item["expires_at"]["N"]) >= int(time.time()) + 30 * 86_400 - 5
+
+
+def test_chain_execution_names_are_valid_distinct_and_never_a_task_id() -> None:
+    from serverless_agents.identity import check_task_id
+    from serverless_agents.naming import chain_execution_name
+
+    short, long = "run1-n0-a0-0123456789abcdef", "x" * 60 + "-a0-0123456789abcdef"
+    assert chain_execution_name(short, 1) == short
+    assert chain_execution_name(short, 2) == f"{short}_c2"
+    names = {chain_execution_name(task, n) for task in (short, long, long[:-1] + "0") for n in range(1, 200)}
+    assert len(names) == 3 * 199
+    assert all(len(name) <= 80 for name in names)
+    for name in names - {short, long, long[:-1] + "0"}:
+        # A task id ends with its 16-character hash: a chain name cannot be mistaken for one.
+        assert "_" in name[-16:]
+        assert check_task_id(name) == name  # still a valid execution name
