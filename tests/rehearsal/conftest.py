@@ -36,7 +36,10 @@ AGENTS = {
     "batch": ("tests.infra.agents:BatchAgent", 0),
     "slowjob": ("tests.functional.agents:SlowJobAgent", 1),
     "audited": ("tests.functional.agents:ShortTimeoutJobAgent", 1),
+    "chain": ("tests.functional.agents:ChainJobAgent", 1),
 }
+#: Agents whose executions continue as new ones after this many polls (#21 item 1: a chain of executions).
+POLLS_PER_EXECUTION = {"chain": 3}
 #: A task of these whose delete keeps failing is ended by the sweeper one second after its cleanup began.
 END_WITHIN_ONE_SECOND = ("audited", "slowjob")
 #: The sensor, a FileSensor woken by S3 "Object Created" events of this bucket (AWS's recorded example's,
@@ -45,6 +48,7 @@ SENSOR, WATCHED_BUCKET = "files", "amzn-s3-demo-bucket1"
 MANIFEST = '[deployment]\nname = "rehearsal"\n' + "".join(
     f'\n[agents.{name}]\nclass = "{agent}"\npoll = {{ initial = {wait}, factor = 1.0, cap = {wait} }}\n'
     + ("end_within = 1\n" if name in END_WITHIN_ONE_SECOND else "")
+    + (f"polls_per_execution = {POLLS_PER_EXECUTION[name]}\n" if name in POLLS_PER_EXECUTION else "")
     for name, (agent, wait) in AGENTS.items()
 )
 MANIFEST += '\n[agents.echo]\nclass = "serverless_agents.examples:EchoAgent"\n'  # a sync agent: its own route
