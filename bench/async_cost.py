@@ -2,17 +2,21 @@
 
 The model follows `statemachines/async_agent.asl.json` for a job that ends on its own:
 
-    Create -> Ended? -> (Wait -> Get -> Ended?) x polls -> Succeeded
+    Started? -> Create -> Ended? -> (Wait -> Get -> Ended?) x polls -> Succeeded
 
-The get Lambda asks for the next wait from the agent's `PollBackoff` (`wait_after(polls)`), so a job of
-length T needs the smallest number of polls whose waits add up to at least T. Then:
+and, every `polls_per_execution` gets, `Ended? -> Continue -> Continued` in the execution that continues and
+`Started? -> Wait` in its successor (continue as new). The get Lambda asks for the next wait from the agent's
+`PollBackoff` (`wait_after(polls)`), so a job of length T needs the smallest number of polls whose waits
+add up to at least T. Then:
 
-- states entered = 3 + 3 * polls: every state entered is a step Step Functions bills as one transition
-  (the tasks table's `custom_info.state_transitions` counts 2 + 3 * polls: it leaves out the final
-  Succeed state);
-- history events = 11 + 9 * polls: ExecutionStarted; Create's TaskStateEntered, TaskScheduled,
-  TaskStarted, TaskSucceeded, TaskStateExited; each Choice and Wait entered and exited; the poll's Get
-  (5 events); SucceedStateEntered / Exited; ExecutionSucceeded. Retries would add more; none are modelled.
+- states entered = 4 + 3 * polls + 3 * continuations: every state entered is a step Step Functions bills as
+  one transition (the tasks table's `custom_info.state_transitions` leaves out the final Succeed state);
+- history events of one execution = 13 + 9 * polls: ExecutionStarted; Started? entered and exited; Create's
+  TaskStateEntered, TaskScheduled, TaskStarted, TaskSucceeded, TaskStateExited; each Choice and Wait entered
+  and exited; the poll's Get (5 events); SucceedStateEntered / Exited; ExecutionSucceeded. An execution that
+  continues adds Continue's 6 (TaskStateEntered, TaskScheduled, TaskStarted, TaskSubmitted, TaskSucceeded,
+  TaskStateExited) and ends in Continued; so no execution holds more than 19 + 9 * polls_per_execution
+  events, whatever the job's length. Retries would add more; none are modelled.
 
 The model is grounded on the local stack: one real job, polled every second, run through the real ASL on
 moto, and moto's `get_execution_history` for it compared with the model's prediction. Policies: the
@@ -28,7 +32,13 @@ import time
 from dataclasses import dataclass
 
 from bench._common import BENCH_MANIFEST, OFFLINE_AWS_ENV, BenchError, Table, bench_main
-from serverless_agents.manifest import EXAMPLE_MANIFEST, AgentSettings, PollBackoff, load_manifest
+from serverless_agents.manifest import (
+    DEFAULT_POLLS_PER_EXECUTION,
+    EXAMPLE_MANIFEST,
+    AgentSettings,
+    PollBackoff,
+    load_manifest,
+)
 
 #: AWS Step Functions, Standard workflows, us-east-1 list price (no free tier): per state transition.
 PRICE_PER_TRANSITION = 0.025 / 1000
@@ -45,12 +55,26 @@ GROUND_POLLS = 5
 _MAX_POLLS = 10_000_000
 
 
-def states_entered(polls: int) -> int:
-    return 3 + 3 * polls
+#: States entered per continuation: Continue and Continued, then the successor's Started?.
+TRANSITIONS_PER_CONTINUATION = 3
+#: One year: the most `execution_timeout` allows, and the goal for the longest job.
+YEAR = 31_536_000
 
 
-def history_events(polls: int) -> int:
-    return 11 + 9 * polls
+def continuations(polls: int, polls_per_execution: int = DEFAULT_POLLS_PER_EXECUTION) -> int:
+    """Executions after the first: one each time an execution reaches its polls and the job runs on."""
+    return max(polls - 1, 0) // polls_per_execution
+
+
+def states_entered(polls: int, polls_per_execution: int = DEFAULT_POLLS_PER_EXECUTION) -> int:
+    return 4 + 3 * polls + TRANSITIONS_PER_CONTINUATION * continuations(polls, polls_per_execution)
+
+
+def history_events(polls: int, polls_per_execution: int = DEFAULT_POLLS_PER_EXECUTION) -> int:
+    """Events of the execution holding the most: the first, or the only one."""
+    if polls <= polls_per_execution:
+        return 13 + 9 * polls
+    return 19 + 9 * polls_per_execution
 
 
 @dataclass(frozen=True)
@@ -91,11 +115,9 @@ def polls_for(policy: Policy, job_seconds: int) -> Polling:
     return Polling(max(polls, 1), elapsed)
 
 
-def longest_job_within_history(policy: Policy) -> int:
-    """Seconds of job the history limit allows: waits summed over the most polls that fit."""
-    backoff = policy.backoff()
-    max_polls = (HISTORY_LIMIT - 11) // 9
-    return sum(backoff.wait_after(n) for n in range(max_polls))
+def seconds_per_execution(policy: Policy, polls_per_execution: int = DEFAULT_POLLS_PER_EXECUTION) -> int:
+    """Seconds of job one execution of the chain covers once the waits reach the cap (its later ones)."""
+    return polls_per_execution * policy.cap
 
 
 def policies() -> list[Policy]:
@@ -170,8 +192,10 @@ def model_table() -> Table:
             )
     table.notes += [
         f"price: {PRICE_SOURCE}.",
-        "transitions = states entered = 3 + 3 x gets; history events = 11 + 9 x gets (the grounding below "
-        "checks both against moto); no retries, no Lambda or DynamoDB charges.",
+        "transitions = states entered = 4 + 3 x gets + 3 x continuations; history events = those of the "
+        "fullest execution: 13 + 9 x gets, at most 19 + 9 x polls_per_execution "
+        f"({DEFAULT_POLLS_PER_EXECUTION:,} by default; the grounding below checks one execution against "
+        "moto); no retries, no Lambda or DynamoDB charges.",
         "seen done late by: from the job's end to the get that sees it (the price of fewer gets); "
         "execution_timeout is the agent's (86,400 s by default) and covers the job plus that lateness.",
     ]
@@ -179,17 +203,49 @@ def model_table() -> Table:
 
 
 def limits_table() -> Table:
+    """The longest job: not the history limit (each execution continues as new), execution_timeout only."""
+    per = DEFAULT_POLLS_PER_EXECUTION
     table = Table(
-        "Longest job each policy can poll before the 25,000-event history limit",
-        ["policy", "waits", "gets that fit", "longest job"],
+        f"Longest job: a chain of executions of {per:,} gets each (polls_per_execution), "
+        "up to execution_timeout",
+        [
+            "policy",
+            "waits",
+            "events per execution (max)",
+            "one execution covers",
+            "longest job at this execution_timeout",
+            "a 1-year job: gets",
+            "executions",
+            "transitions",
+            "of which continuations",
+            "$ per task",
+            "continuations' $",
+        ],
     )
     for policy in policies():
+        polling = polls_for(policy, YEAR)
+        extra = continuations(polling.polls, per)
+        transitions = states_entered(polling.polls, per)
         table.add(
             policy.name,
             policy.describe(),
-            (HISTORY_LIMIT - 11) // 9,
-            _human(longest_job_within_history(policy)),
+            history_events(per + 1, per),
+            _human(seconds_per_execution(policy, per)),
+            _human(policy.execution_timeout) if policy.execution_timeout else "-",
+            polling.polls,
+            1 + extra,
+            transitions,
+            f"{TRANSITIONS_PER_CONTINUATION * extra} "
+            f"({100 * TRANSITIONS_PER_CONTINUATION * extra / transitions:.2f}%)",
+            f"${transitions * PRICE_PER_TRANSITION:.4f}",
+            f"${TRANSITIONS_PER_CONTINUATION * extra * PRICE_PER_TRANSITION:.6f}",
         )
+    table.notes += [
+        "No execution nears the 25,000-event limit: each continues as a new one after polls_per_execution "
+        "gets, so a job's length is bounded by its agent's execution_timeout alone (at most 1 year, "
+        "31,536,000 s, the manifest's limit; the default is 1 day).",
+        "a 1-year job: what a task with execution_timeout = 31536000 and this policy's waits costs.",
+    ]
     return table
 
 
@@ -210,7 +266,7 @@ def ground() -> Table:
 
     quiet_local_observability()
     with LocalStack(BENCH_MANIFEST) as stack:
-        settings = stack.manifest.agents["job"]
+        (settings,) = [agent.settings for agent in stack.plan.async_agents if agent.name == "job"]
         policy = Policy("bench job", settings.poll.initial, settings.poll.factor, settings.poll.cap)
         api = ApiClient(stack.api_url)
         request = task_request(
@@ -259,7 +315,7 @@ def ground() -> Table:
         ("history events", history_events(predicted.polls), len(events)),
         ("Task states (Create + Gets)", 1 + predicted.polls, types["TaskStateEntered"]),
         ("Wait states", predicted.polls, types["WaitStateEntered"]),
-        ("Choice states", 1 + predicted.polls, types["ChoiceStateEntered"]),
+        ("Choice states (Started? + Ended? each)", 2 + predicted.polls, types["ChoiceStateEntered"]),
     ]
     for quantity, model, real in rows:
         table.add(quantity, model, real, "yes" if model == real else "NO")

@@ -63,6 +63,11 @@ class DeadlineExceeded(ServerlessAgentsError):
     """A call did not finish within its time limit: a sync agent's `timeout`, or the caller's deadline."""
 
 
+class TaskTimedOut(ServerlessAgentsError):
+    """An async task ran past its `execution_timeout`, counted from the task's start across every execution
+    of its chain: the get raises it, and the state machine's Catch runs Cleanup (the agent's delete)."""
+
+
 class ServiceUnavailable(ServerlessAgentsError):
     """An AWS service we depend on is throttling us or cannot be reached right now."""
 

@@ -33,6 +33,10 @@ TRANSIENT_ERROR_NAMES = frozenset(
         "Runtime.ExitError",
         "Sandbox.Timedout",
         "States.Timeout",
+        # The Continue state's (continue as new: Step Functions' startExecution integration).
+        "StepFunctions.ExecutionLimitExceededException",
+        "StepFunctions.SdkClientException",
+        "StepFunctions.AWSStepFunctionsException",
     }
 )
 

@@ -72,6 +72,22 @@ API_GATEWAY_TIMEOUT = 29
 # EventBridge Scheduler's rate expressions; AWS accepts nothing shorter than one minute.
 _RATE = re.compile(r"^rate\((?P<value>[1-9][0-9]*) (?P<unit>minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
+#: Step Functions Standard: an execution's history holds at most this many events.
+HISTORY_EVENT_LIMIT = 25_000
+#: History events of one poll in `statemachines/async_agent.asl.json`: Wait (WaitStateEntered,
+#: WaitStateExited), Get (TaskStateEntered, TaskScheduled, TaskStarted, TaskSucceeded, TaskStateExited)
+#: and Ended? (ChoiceStateEntered, ChoiceStateExited): 2 + 5 + 2.
+HISTORY_EVENTS_PER_POLL = 9
+#: The events an execution keeps for what is not a plain poll. Its own events are under 60 without
+#: retries (ExecutionStarted, Started?: 2, Create: 5, the first Ended?: 2, Continue: 6, Continued and
+#: ExecutionSucceeded: 3; or Cleanup and Fail); the rest is for retries, each adding TaskFailed,
+#: TaskScheduled and TaskStarted (3 events): over 2,300 retried gets fit, more than one in every poll. (A
+#: get retried to its limits, 3 + 8 attempts, 33 events, on every poll is a job that fails long before.)
+HISTORY_MARGIN = 7_000
+#: The gets one execution makes before it continues as a new one: (25,000 - 7,000) / 9 = 2,000.
+DEFAULT_POLLS_PER_EXECUTION = (HISTORY_EVENT_LIMIT - HISTORY_MARGIN) // HISTORY_EVENTS_PER_POLL
+#: The most `polls_per_execution` allows: room for an execution's own events (700), none for retries.
+MAX_POLLS_PER_EXECUTION = (HISTORY_EVENT_LIMIT - 700) // HISTORY_EVENTS_PER_POLL
 # Actions the built-in agents need that IAM cannot scope to a resource (the Service Authorization Reference
 # lists no resource type for them), so `"*"` is their only resource.
 _UNSCOPED_ACTIONS = frozenset(
@@ -301,6 +317,9 @@ class AgentSettings(BaseModel):
     timeout: Annotated[int, Field(ge=1, le=900)] = 29
     execution_timeout: Annotated[int, Field(ge=1, le=31_536_000)] = 86_400
     poll: PollBackoff = PollBackoff()
+    #: Async agents: the gets one Step Functions execution makes before it continues the task as a new
+    #: execution (its history holds 25,000 events at most); the default leaves a margin for retries.
+    polls_per_execution: Annotated[int, Field(ge=1, le=MAX_POLLS_PER_EXECUTION)] = DEFAULT_POLLS_PER_EXECUTION
     #: Seconds a task may stay open once its job should stop (its cleanup began, or its execution ended
     #: or timed out): then the sweeper ends it FAILED, naming the job that may still run. The default
     #: lets finalize's and the sweeper's retries of `delete` run first (docs/manifest.md#end_within). For

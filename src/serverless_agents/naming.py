@@ -6,6 +6,7 @@ without a lookup table that would have to be kept in sync.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
 FunctionRole = Literal["create", "get", "delete", "sync", "poke"]
@@ -41,6 +42,29 @@ def state_machine_arn_prefix(partition: str, region: str, account: str, deployme
 
 def execution_arn(state_machine_arn: str, execution_name: str) -> str:
     return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{execution_name}"
+
+
+def state_machine_of_execution(execution_arn: str) -> str:
+    """The state machine ARN of an execution ARN (`arn:...:execution:<machine>:<name>`)."""
+    prefix, _, _ = execution_arn.rpartition(":")
+    return prefix.replace(":execution:", ":stateMachine:", 1)
+
+
+#: Execution names are at most 80 characters.
+_EXECUTION_NAME_LIMIT = 80
+
+
+def chain_execution_name(task_id: str, number: int) -> str:
+    """The name of execution `number` of a task's chain (continue as new): the task id for the first,
+    `<task id>_c<number>` after it. A task id never has `_` within its last 16 characters (its hash), so no
+    chain name is another task's id; a task id too long for the suffix is replaced by its own hash."""
+    if number <= 1:
+        return task_id
+    suffix = f"_c{number}"
+    stem = task_id
+    if len(stem) + len(suffix) > _EXECUTION_NAME_LIMIT:
+        stem = hashlib.sha256(task_id.encode()).hexdigest()[:48]
+    return stem + suffix
 
 
 def agent_log_group(deployment: str, agent: str) -> str:

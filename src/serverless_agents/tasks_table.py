@@ -3,6 +3,11 @@
 The state machine is the source of truth for an async task; its Lambdas write here and GetTask reads.
 Every write is conditional, so late or repeated writers cannot undo an ending:
 
+- a final record never changes: every ending (`record_job_finished`, `finish_cleanup`, `end_unconfirmed`)
+  writes the phase, message, links and outputs in one write, together with the final marker `ended_at`,
+  on the condition that the marker is absent, so only the first ending wins; every other write (progress,
+  pokes, abort requests, cleanup claims and releases) carries the same condition, so nothing written after
+  an ending reaches the record;
 - progress (`record_progress`) is written only while the task is open;
 - the job's own ending (`record_job_finished`) sets `job_done`, after which cleanup never runs;
 - cleanup is claimed once (`claim_cleanup`), so the agent's delete runs exactly once, and released
@@ -50,7 +55,15 @@ if TYPE_CHECKING:
 
     from serverless_agents.agent import Resource
 
-_OPEN = "attribute_exists(id) AND attribute_not_exists(job_done) AND attribute_not_exists(cleanup)"
+#: The final marker: the time the task's one ending was written. Its absence is part of every condition.
+ENDED = "ended_at"
+_NOT_ENDED = f"attribute_exists(id) AND attribute_not_exists({ENDED})"
+_OPEN = f"{_NOT_ENDED} AND attribute_not_exists(job_done) AND attribute_not_exists(cleanup)"
+# Progress of an async task's job: also not once Flyte asked to abort it, so that a get of an execution
+# the abort's StopExecution missed (a successor in the chain starting just then) ends the task instead.
+_RUNNING = f"{_OPEN} AND attribute_not_exists(abort_requested)"
+# Only the holder of the cleanup claim finishes or releases it; `cleanup` is "claimed" while it runs.
+_CLAIMED = f"{_NOT_ENDED} AND cleanup = :claimed"
 _NAME = re.compile(r"#(\w+)")
 WATCH_INDEX = "watching"
 OPEN_INDEX = "open"
@@ -116,7 +129,9 @@ class TaskRecord:
     #: The outputs `LiteralMap` in protobuf JSON, or `outputs_ref` (s3://) when too large for an item.
     outputs: dict[str, Any] | None = None
     outputs_ref: str | None = None
+    #: The current execution of the task's chain (continue as new), and the earlier ones, oldest first.
     execution_arn: str | None = None
+    earlier_executions: list[str] = field(default_factory=list)
     created_at: float = 0.0
     updated_at: float = 0.0
     version: int = 0
@@ -143,6 +158,8 @@ class TaskRecord:
     cleanup_attempts: int = 0
     #: DeleteTask was called: whatever cleanup ends the task afterwards, it ends ABORTED.
     abort_requested: bool = False
+    #: When the task's ending was written (the final marker); None while it is open.
+    ended_at: float | None = None
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> TaskRecord:
@@ -161,6 +178,7 @@ class TaskRecord:
             outputs=json.loads(s("outputs") or "null"),
             outputs_ref=s("outputs_ref"),
             execution_arn=s("execution_arn"),
+            earlier_executions=json.loads(s("earlier_executions") or "[]"),
             created_at=float(item["created_at"]["N"]),
             updated_at=float(item["updated_at"]["N"]),
             version=int(item["version"]["N"]),
@@ -181,6 +199,7 @@ class TaskRecord:
             cleanup_error=s("cleanup_error") or "",
             cleanup_attempts=int(item.get("cleanup_attempts", {}).get("N", 0)),
             abort_requested=item.get("abort_requested", {}).get("BOOL", False),
+            ended_at=float(item[ENDED]["N"]) if ENDED in item else None,
         )
 
 
@@ -240,15 +259,31 @@ class TasksTable:
 
     def record_progress(
         self, task_id: str, resource: Resource, *, metadata: str | None = None, polls: int | None = None
-    ) -> bool:
-        """Write a running task's report (its resource's phase, message, log links and custom info); False
-        if the task has ended meanwhile (nothing written)."""
+    ) -> TaskRecord | None:
+        """Write a running task's report (its resource's phase, message, log links and custom info); the
+        task as written, or None if it has ended or was asked to abort meanwhile (nothing written)."""
         values = self._report(resource)
         if metadata is not None:
             values["metadata"] = {"S": metadata}
         if polls is not None:
             values["polls"] = {"N": str(polls)}
-        return self._update(task_id, values, condition=_OPEN)
+        return self._update_returning(task_id, values, condition=_RUNNING)
+
+    def continue_execution(self, record: TaskRecord, successor_arn: str) -> bool:
+        """Point a running task (`record`, as its last write returned it) at the next execution of its
+        chain, keeping the current one among the earlier ones; False if it ended, was asked to abort, or
+        moved on otherwise meanwhile. A repeat (a retried get) finds it pointing there already: True."""
+        if record.execution_arn == successor_arn:
+            return True
+        if record.execution_arn is None:
+            return False
+        earlier = json.dumps([*record.earlier_executions, record.execution_arn])
+        return self._update(
+            record.task_id,
+            {"execution_arn": {"S": successor_arn}, "earlier_executions": {"S": earlier}},
+            condition=f"{_RUNNING} AND execution_arn = :current",
+            extra_values={":current": {"S": record.execution_arn}},
+        )
 
     def tasks_watching(self, agent: str, key: str) -> list[str]:
         """The ids of `agent`'s waiting tasks whose `watch` is `key` (one query on the sparse index)."""
@@ -274,7 +309,8 @@ class TasksTable:
         outputs_ref: str | None = None,
         pokes: int | None = None,
     ) -> bool:
-        """The job ended on its own: after this, cleanup never runs. False if cleanup got there first.
+        """The job ended on its own: after this, cleanup never runs. False if cleanup or another ending got
+        there first (nothing written).
 
         The resource's outputs are stored encoded: `outputs` is the task's `LiteralMap` in protobuf JSON, or
         `outputs_ref` its s3:// reference when too large for an item."""
@@ -287,21 +323,11 @@ class TasksTable:
             values["outputs"] = {"S": json.dumps(outputs, separators=(",", ":"))}
         if outputs_ref is not None:
             values["outputs_ref"] = {"S": outputs_ref}
-        return self._update(
-            task_id,
-            values,
-            condition="attribute_exists(id) AND attribute_not_exists(cleanup)",
-            remove=("watch", "open"),
-        )
+        return self._update(task_id, values, condition=_OPEN, remove=("watch", "open"), end=True)
 
     def request_abort(self, task_id: str) -> bool:
         """Note that Flyte asked to stop the task (before stopping it); False if it had ended already."""
-        return self._update(
-            task_id,
-            {"abort_requested": {"BOOL": True}},
-            condition="attribute_exists(id) AND attribute_not_exists(job_done) "
-            "AND attribute_not_exists(cleanup)",
-        )
+        return self._update(task_id, {"abort_requested": {"BOOL": True}}, condition=_OPEN)
 
     def claim_cleanup(self, task_id: str) -> TaskRecord | None:
         """Take the right to run the agent's delete; None if the job finished or cleanup is taken.
@@ -311,7 +337,7 @@ class TasksTable:
         record = self._update_returning(
             task_id,
             {"cleanup": {"S": "claimed"}},
-            condition="attribute_exists(id) AND attribute_not_exists(job_done) "
+            condition=f"{_NOT_ENDED} AND attribute_not_exists(job_done) "
             "AND (attribute_not_exists(cleanup) OR cleanup = :failed)",
             extra_values={":failed": {"S": "failed"}},
             add={"cleanup_attempts": 1},
@@ -323,31 +349,35 @@ class TasksTable:
             lowered = self._update_returning(
                 task_id,
                 {"end_by": {"N": repr(due)}},
-                condition="attribute_exists(#open) AND (attribute_not_exists(end_by) OR end_by > :end_by)",
+                condition=f"{_NOT_ENDED} AND attribute_exists(#open) "
+                "AND (attribute_not_exists(end_by) OR end_by > :end_by)",
             )
             return lowered or record
         return record
 
-    def release_cleanup(self, task_id: str, phase: Phase, reason: str, error: str) -> None:
+    def release_cleanup(self, task_id: str, phase: Phase, reason: str, error: str) -> bool:
         """Delete failed: let the next attempt claim cleanup again. The first reason for cleanup (the
-        phase and message the task is to end with) is kept, for the sweeper should the bound pass."""
-        self._update(
+        phase and message the task is to end with) is kept, for the sweeper should the bound pass. False
+        if the task ended meanwhile (the sweeper ended it by its bound): it stays ended."""
+        return self._update(
             task_id,
             {
                 "cleanup": {"S": "failed"},
                 "message": {"S": f"delete failed, will retry: {error}"},
                 "cleanup_error": {"S": error},
             },
-            condition=None,
+            condition=_CLAIMED,
             first={"ending_phase": {"S": phase.name}, "ending_message": {"S": reason}},
         )
 
-    def finish_cleanup(self, task_id: str, phase: Phase, message: str) -> None:
-        self._update(
+    def finish_cleanup(self, task_id: str, phase: Phase, message: str) -> bool:
+        """End the task after its cleanup (the claim's holder); False if another ending came first."""
+        return self._update(
             task_id,
             {"cleanup": {"S": "done"}, "phase": {"S": phase.name}, "message": {"S": message}},
-            condition=None,
+            condition=_CLAIMED,
             remove=("watch", "open"),
+            end=True,
         )
 
     def end_unconfirmed(self, task_id: str, phase: Phase, message: str) -> bool:
@@ -358,8 +388,9 @@ class TasksTable:
         return self._update(
             task_id,
             {"cleanup": {"S": "unconfirmed"}, "phase": {"S": phase.name}, "message": {"S": message}},
-            condition="attribute_exists(#open)",
+            condition=f"{_NOT_ENDED} AND attribute_exists(#open)",
             remove=("watch", "open"),
+            end=True,
         )
 
     def overdue(self, kind: str, now: float) -> list[str]:
@@ -393,19 +424,22 @@ class TasksTable:
         self,
         task_id: str,
         values: dict[str, Any],
-        condition: str | None,
+        condition: str,
         *,
         add: dict[str, int] | None = None,
         remove: tuple[str, ...] = (),
         first: dict[str, Any] | None = None,
+        end: bool = False,
+        extra_values: dict[str, Any] | None = None,
     ) -> bool:
+        """One conditional UpdateItem; `end`: this write is the task's ending, and sets the final marker."""
+        if end:
+            values = {**values, ENDED: {"N": repr(time.time())}}
+        extra = dict(extra_values or {})
+        if ":claimed" in condition:
+            extra[":claimed"] = {"S": "claimed"}
         updated = self._update_returning(
-            task_id,
-            values,
-            condition=condition or "attribute_exists(id)",
-            add=add,
-            remove=remove,
-            first=first,
+            task_id, values, condition=condition, extra_values=extra, add=add, remove=remove, first=first
         )
         return updated is not None
 
@@ -427,13 +461,16 @@ class TasksTable:
             + [f"#{key} = if_not_exists(#{key}, :{key})" for key in first or {}]
         )
         increments = ", ".join(f"#{key} :add_{key}" for key in counters)
-        expression = f"SET {assignments}, updated_at = :now ADD {increments}"
+        # Every write moves the item's expiry: a task open for months outlives a TTL counted from its start.
+        expression = f"SET {assignments}, updated_at = :now, {TTL_ATTRIBUTE} = :expires ADD {increments}"
         if remove:
             expression += " REMOVE " + ", ".join(f"#{key}" for key in remove)
         # Every `#name` of the update and the condition: some attribute names are reserved words (open).
         names = {f"#{key}": key for key in _NAME.findall(f"{expression} {condition}")}
         attribute_values = {f":{key}": value for key, value in {**values, **(first or {})}.items()}
-        attribute_values[":now"] = {"N": repr(time.time())}
+        now = time.time()
+        attribute_values[":now"] = {"N": repr(now)}
+        attribute_values[":expires"] = {"N": str(int(now) + self._ttl_seconds)}
         attribute_values |= {f":add_{key}": {"N": str(amount)} for key, amount in counters.items()}
         attribute_values.update(extra_values or {})
         try:

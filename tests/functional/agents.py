@@ -58,3 +58,15 @@ class MoodySensor(BaseSensor):
         if mood == "raise":
             raise RuntimeError("the moody platform is down")
         return mood == "yes"
+
+
+class ChainJobAgent(JobAgent):
+    """The example job under an agent whose executions continue as new ones after a few polls."""
+
+    task_type = "example_job_chain"
+
+
+class ChainTimeoutJobAgent(JobAgent):
+    """The example job under an agent with a short execution_timeout and a chain of one-poll executions."""
+
+    task_type = "example_job_chain_timeout"

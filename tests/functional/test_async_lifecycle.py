@@ -35,7 +35,7 @@ def test_job_succeeds_with_its_outputs(harness: Harness) -> None:
     assert task_id in resource.log_links[1].uri
     assert "$252Faws$252Flambda$252Fsa-test-job" in resource.log_links[2].uri
     assert resource.custom_info["polls"] == 3
-    assert resource.custom_info["state_transitions"] == 2 + 3 * 3
+    assert resource.custom_info["state_transitions"] == 3 + 3 * 3  # Started?, Create, Ended?; 3 per poll
     assert resource.custom_info["execution_arn"].endswith(f":{task_id}")
     assert harness.wait_execution("job", task_id)["status"] == "SUCCEEDED"
     assert harness.job(task_id)["deletes"] == 0  # a job that finished on its own is never deleted

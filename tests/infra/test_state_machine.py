@@ -84,3 +84,21 @@ def test_role_invokes_its_own_three_functions_only(base: Synth, agent: str) -> N
             ],
         }
     ]
+
+
+@pytest.mark.parametrize("agent", sorted(EXECUTION_TIMEOUTS))
+def test_role_starts_executions_of_its_own_state_machine_only(base: Synth, agent: str) -> None:
+    """Continue as new: the Continue state starts this state machine (`$$.StateMachine.Id`); the ARN is
+    built from its name, so the role does not depend on the state machine that depends on it."""
+    role = machine(base, agent)["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    (policy,) = [p for p in base.properties("AWS::IAM::Policy") if p["Roles"] == [{"Ref": role}]]
+    statements = policy["PolicyDocument"]["Statement"]
+
+    def actions(statement: dict[str, Any]) -> list[str]:
+        return [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+
+    (start,) = [s for s in statements if any(a.startswith("states:") for a in actions(s))]
+    assert actions(start) == ["states:StartExecution"]
+    resource = json.dumps(start["Resource"])
+    assert f':stateMachine:{DEPLOYMENT}-{agent}"' in resource, resource
+    assert "*" not in resource

@@ -39,7 +39,10 @@ AGENTS = {
     "audited": ("tests.functional.agents:ShortTimeoutJobAgent", 1),
     # Turns on its neighbours (tests/rehearsal/test_insider_tenancy.py): each agent is a tenant.
     "intruder": ("tests.rehearsal.agents:IntruderAgent", 0),
+    "chain": ("tests.functional.agents:ChainJobAgent", 1),
 }
+#: Agents whose executions continue as new ones after this many polls (#21 item 1: a chain of executions).
+POLLS_PER_EXECUTION = {"chain": 3}
 #: Agents with a secret each (its name in Secrets Manager): the intruder's own, and a neighbour's it tries.
 SECRETS = {"intruder": "rehearsal-intruder-token", "etl": "rehearsal-etl-token"}
 #: A task of these whose delete keeps failing is ended by the sweeper one second after its cleanup began.
@@ -51,6 +54,7 @@ MANIFEST = '[deployment]\nname = "rehearsal"\n' + "".join(
     f'\n[agents.{name}]\nclass = "{agent}"\npoll = {{ initial = {wait}, factor = 1.0, cap = {wait} }}\n'
     + ("end_within = 1\n" if name in END_WITHIN_ONE_SECOND else "")
     + (f'secrets = {{ token = "{SECRETS[name]}" }}\n' if name in SECRETS else "")
+    + (f"polls_per_execution = {POLLS_PER_EXECUTION[name]}\n" if name in POLLS_PER_EXECUTION else "")
     for name, (agent, wait) in AGENTS.items()
 )
 MANIFEST += '\n[agents.echo]\nclass = "serverless_agents.examples:EchoAgent"\n'  # a sync agent: its own route

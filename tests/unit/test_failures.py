@@ -95,8 +95,8 @@ def test_every_error_the_state_machine_retries_is_transient() -> None:
     }
     retried = set().union(*retried_by_state.values())
 
-    # Create, Get and Cleanup (the agent's delete) each retry transient trouble, and only that.
-    assert set(retried_by_state) == {"Create", "Get", "Cleanup"}
+    # Create, Get, Cleanup (the agent's delete) and Continue each retry transient trouble, and only that.
+    assert set(retried_by_state) == {"Create", "Get", "Cleanup", "Continue"}
     assert all(retried_by_state.values())
     assert retried <= TRANSIENT_ERROR_NAMES
     assert {phase_for_error_name(name) for name in retried} == {Phase.RETRYABLE_FAILED}

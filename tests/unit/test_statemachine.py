@@ -87,7 +87,10 @@ def test_an_unreadable_template_is_a_manifest_error(tmp_path: Path) -> None:
 def test_the_loop_starts_at_create_and_waits_as_get_says(
     definition: dict[str, Any], states: dict[str, dict[str, Any]]
 ) -> None:
-    assert definition["StartAt"] == "Create"
+    # A new task creates its job; a successor in the chain (its input carries the job) polls on.
+    assert definition["StartAt"] == "Started?"
+    assert states["Started?"]["Default"] == "Create"
+    assert states["Started?"]["Choices"] == [{"Variable": "$.job", "IsPresent": True, "Next": "Wait"}]
     assert states["Wait"]["SecondsPath"] == "$.job.wait_seconds"
     assert states["Wait"]["Next"] == "Get"
     running = [choice for choice in states["Ended?"]["Choices"] if choice.get("BooleanEquals") is False]
@@ -105,7 +108,8 @@ def test_every_transition_names_an_existing_state(states: dict[str, dict[str, An
 
 def test_every_task_retries_throttling_apart_from_service_errors(states: dict[str, dict[str, Any]]) -> None:
     tasks = {name: state for name, state in states.items() if state["Type"] == "Task"}
-    assert set(tasks) == {"Create", "Get", "Cleanup"}
+    assert set(tasks) == {"Create", "Get", "Cleanup", "Continue"}
+    del tasks["Continue"]  # not a Lambda: see the next test
     for name, state in tasks.items():
         errors = [set(retrier["ErrorEquals"]) for retrier in state["Retry"]]
         throttling = [e for e in errors if "Lambda.TooManyRequestsException" in e]
@@ -114,6 +118,35 @@ def test_every_task_retries_throttling_apart_from_service_errors(states: dict[st
         assert len(service) == 1, name
         # ASL: States.ALL must stand alone, in the last retrier.
         assert all("States.ALL" not in e or (e == {"States.ALL"} and e is errors[-1]) for e in errors), name
+
+
+def test_continue_starts_this_state_machine_with_the_state_and_ends_the_execution_succeeded(
+    states: dict[str, dict[str, Any]],
+) -> None:
+    continuing = [c for c in states["Ended?"]["Choices"] if c.get("Variable") == "$.job.continues"]
+    assert continuing == [{"Variable": "$.job.continues", "BooleanEquals": True, "Next": "Continue"}]
+    assert states["Ended?"]["Choices"][0] == continuing[0]  # before "running: wait"
+    step = states["Continue"]
+    assert step["Resource"] == "arn:aws:states:::states:startExecution"
+    assert step["Parameters"] == {
+        "StateMachineArn.$": "$$.StateMachine.Id",
+        "Name.$": "$.job.successor",
+        "Input.$": "$",
+    }
+    # A retry whose first attempt started the successor: the chain goes on; any other failure cleans up.
+    assert [(c["ErrorEquals"], c["Next"]) for c in step["Catch"]] == [
+        (["StepFunctions.ExecutionAlreadyExistsException"], "Continued"),
+        (["States.ALL"], "Cleanup"),
+    ]
+    assert step["Next"] == "Continued"
+    assert states["Continued"]["Type"] == "Succeed"
+
+
+def test_create_and_get_select_every_field_of_the_step_result(states: dict[str, dict[str, Any]]) -> None:
+    from serverless_agents.runtime.async_steps import StepResult
+
+    for name in ("Create", "Get"):
+        assert set(states[name]["ResultSelector"]) == {f"{key}.$" for key in StepResult.__annotations__}
 
 
 @pytest.mark.parametrize("name", ["Create", "Get"])

@@ -196,7 +196,7 @@ def test_overdue_finds_the_open_tasks_past_their_bound_only(bounded: TasksTable)
     "ending",
     [
         lambda table: table.record_job_finished("b2", Resource(Phase.SUCCEEDED, "done"), polls=1),
-        lambda table: table.finish_cleanup("b2", Phase.ABORTED, "aborted"),
+        lambda table: table.claim_cleanup("b2") and table.finish_cleanup("b2", Phase.ABORTED, "aborted"),
         lambda table: table.end_unconfirmed("b2", Phase.FAILED, "gave up"),
     ],
     ids=["job", "cleanup", "bound"],

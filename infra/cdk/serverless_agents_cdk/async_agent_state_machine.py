@@ -77,8 +77,9 @@ class AsyncAgentStateMachine(Construct):
                 log_group=self.log_group,
             )
             # What runtime.async_steps calls: create reads the task (a job an earlier attempt recorded);
-            # every step writes its progress with conditional updates, which return what they need. Only on
-            # this agent's own tasks: another agent's code can neither read nor forge them.
+            # every step writes its progress with conditional updates, which return what they need (get:
+            # the task's current execution, when it continues as a new one). Only on this agent's own
+            # tasks: another agent's code can neither read nor forge them.
             # (tests/rehearsal/test_rehearsal_iam.py records the calls each deployed function makes.)
             reads = ("dynamodb:GetItem",) if role == "create" else ()
             tasks.grant_agent_items(function.role, agent.name, *reads, "dynamodb:UpdateItem")
@@ -110,12 +111,28 @@ class AsyncAgentStateMachine(Construct):
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
-            description=f"state machine {name}: invokes its create, get and delete functions",
+            description=f"state machine {name}: invokes its create, get and delete functions, and starts "
+            "its own next execution (continue as new)",
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["lambda:InvokeFunction"],
                 resources=[f.invocable.function_arn for f in self.functions.values()],
+            )
+        )
+        # The Continue state starts a successor of this very state machine (`$$.StateMachine.Id`): its ARN
+        # is built from its name, not from the state machine resource, which would depend on this role.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["states:StartExecution"],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="states",
+                        resource="stateMachine",
+                        resource_name=name,
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
             )
         )
         definition = render_definition(

@@ -1,4 +1,18 @@
-"""Fixes to moto's Step Functions that the embedded stack needs, for the pinned moto only.
+"""Fixes to moto that the embedded stack needs, for the pinned moto only.
+
+DynamoDB item writes are atomic and isolated on AWS: a conditional write checks and writes as one step, and a
+read sees an item before or after a write, never half-way. moto 5.2.5 checks the condition and then applies
+the update expression attribute by attribute, in place, with no lock, so with the stack's threads (each
+function's container, the HTTP API's requests, the status-change driver) a reader could see a half-written
+ending (phase SUCCEEDED, message still "waiting for the condition") and two writers could both pass one
+condition. The fix runs each DynamoDB request (parse, check, apply, serialize) under one lock.
+
+The Step Functions service integration `arn:aws:states:::states:startExecution` (the Continue state: a task
+continues as a new execution) reaches moto 5.2.5's parser with the parameters as the state machine names them
+(`StateMachineArn`, `Name`, `Input`) and hands them to boto3 unconverted, which fails (KeyError
+'StateMachineArn'); its answer would keep boto3's casing (`executionArn`) where AWS gives `ExecutionArn`.
+The parser has both conversions (`_to_boto_request`, `_from_boto_response`) but does not call them for
+this integration; the fix calls them, with botocore's model of the operation.
 
 StopExecution right after StartExecution (Flyte aborting a task it just created) raises AttributeError in moto
 5.2.5: the execution's worker thread sets its environment only once it has parsed the definition, and
@@ -8,11 +22,13 @@ briefly and boundedly, for the environment before stopping.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 _WAIT_SECONDS = 5.0
 _installed = False
+_DYNAMODB = threading.RLock()
 
 
 def install() -> None:
@@ -20,7 +36,18 @@ def install() -> None:
     global _installed
     if _installed:
         return
+    from moto.dynamodb.responses import DynamoHandler
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    _step_functions_integration()
+
+    request = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with _DYNAMODB:
+            return request(self)
+
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
 
     original = ExecutionWorker.stop
 
@@ -32,3 +59,34 @@ def install() -> None:
 
     ExecutionWorker.stop = stop  # type: ignore[method-assign]
     _installed = True
+
+
+def _step_functions_integration() -> None:
+    """AWS's casing in and out of the `states:` service integration (see the module's docstring)."""
+    import botocore.session
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+        StateTaskServiceSfn,
+    )
+
+    model = botocore.session.get_session().get_service_model("stepfunctions")
+    parameters_as_named = StateTaskServiceSfn._normalise_parameters
+
+    def operation(task: Any) -> Any:
+        action = str(task.resource.api_action)  # e.g. startExecution
+        return model.operation_model(action[:1].upper() + action[1:])
+
+    def normalise_parameters(
+        self: Any, parameters: dict[str, Any], boto_service_name: Any = None, service_action_name: Any = None
+    ) -> None:
+        parameters_as_named(self, parameters, boto_service_name, service_action_name)
+        if service_action_name is None:  # the integration's own call, not a .sync poll
+            self._to_boto_request(parameters, operation(self).input_shape)
+
+    def normalise_response(
+        self: Any, response: Any, boto_service_name: Any = None, service_action_name: Any = None
+    ) -> None:
+        if service_action_name is None:
+            self._from_boto_response(response, operation(self).output_shape)
+
+    StateTaskServiceSfn._normalise_parameters = normalise_parameters  # type: ignore[method-assign]
+    StateTaskServiceSfn._normalise_response = normalise_response  # type: ignore[method-assign]

@@ -5,6 +5,14 @@ State machine state (`TaskState`): `{"task_id", "agent", "request" | "request_re
 A Flyte 2 connector's task also carries the executor's own request (`flyte2_request` | `flyte2_request_ref`)
 and the name of its connection secret (`connection_secret`, see `serverless_agents.connection_secrets`).
 
+A task is a chain of executions (continue as new): an execution's history holds 25,000 events at most, so
+after the agent's `polls_per_execution` gets the get names a successor (`job.continues`, `job.successor`),
+points the tasks table at it (conditionally: the task must still run and not be aborted), and the state
+machine's Continue state starts it with the whole state as its input; the successor starts at Wait, not
+Create. `job` carries the chain through: the execution's number, the polls done before it began, and the
+task's deadline (its start plus `execution_timeout`): a get past it raises `TaskTimedOut`, so the task's
+timeout counts from its start, whatever the number of executions.
+
 Nothing leaks a job: create reuses a job an earlier attempt recorded, and deletes the job it made if it
 cannot record it (or the task was aborted meanwhile); delete runs the agent's delete exactly once, guarded
 by the tasks table, and never for a job that ended on its own.
@@ -13,6 +21,7 @@ by the tasks table, and never for a job that ended on its own.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
@@ -20,8 +29,10 @@ from flyteidl.admin import agent_pb2
 
 from serverless_agents import wire
 from serverless_agents.agent import Phase, Resource
-from serverless_agents.exceptions import InvalidRequest, LiteralConversionError
+from serverless_agents.exceptions import InvalidRequest, LiteralConversionError, TaskTimedOut
 from serverless_agents.failures import one_line, phase_for_error_name
+from serverless_agents.manifest import DEFAULT_POLLS_PER_EXECUTION
+from serverless_agents.naming import chain_execution_name, execution_arn, state_machine_of_execution
 from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT, payload_key
 from serverless_agents.runtime.boundary import call_agent
 from serverless_agents.runtime.translate import encode_outputs, task_context
@@ -30,7 +41,7 @@ if TYPE_CHECKING:
     from serverless_agents.agent import AsyncAgentBase, ResourceMetadata, TaskContext
     from serverless_agents.manifest import PollBackoff
     from serverless_agents.payloads import PayloadStore
-    from serverless_agents.tasks_table import TasksTable
+    from serverless_agents.tasks_table import TaskRecord, TasksTable
 
 
 class StepResult(TypedDict):
@@ -43,6 +54,31 @@ class StepResult(TypedDict):
     done: bool
     phase: str
     message: str
+    #: The chain: this execution's number (1, the first), the gets done before it began, the time the
+    #: task must end by (0: no bound but the execution's own timeout), and whether it continues now as
+    #: the execution named `successor` ("" otherwise).
+    execution: int
+    first_poll: int
+    deadline: float
+    continues: bool
+    successor: str
+
+
+@dataclass(frozen=True)
+class Chain:
+    """Where an execution stands in its task's chain (`StepResult`'s chain fields)."""
+
+    execution: int = 1
+    first_poll: int = 0
+    deadline: float = 0.0
+
+    @classmethod
+    def of(cls, job: StepResult) -> Chain:
+        # `get` fills every field; a job from before the chain existed (a deploy mid-task) has none of them.
+        return cls(int(job.get("execution", 1)), int(job.get("first_poll", 0)), float(job.get("deadline", 0)))
+
+    def successor(self, polls: int) -> Chain:
+        return replace(self, execution=self.execution + 1, first_poll=polls)
 
 
 class TaskState(TypedDict):
@@ -105,18 +141,25 @@ class AsyncAgentSteps:
         backoff: PollBackoff,
         table: TasksTable,
         payloads: PayloadStore,
+        *,
+        polls_per_execution: int = DEFAULT_POLLS_PER_EXECUTION,
+        execution_timeout: int | None = None,
     ) -> None:
         self.agent = agent
         self.backoff = backoff
         self.table = table
         self.payloads = payloads
+        self.polls_per_execution = polls_per_execution
+        self.execution_timeout = execution_timeout
 
     def create(self, state: TaskState) -> StepResult:
         task_id = state["task_id"]
         record = self.table.get(task_id)
+        # The task's timeout counts from its start (the api's create), across every execution of its chain.
+        chain = Chain(deadline=record.created_at + self.execution_timeout if self.execution_timeout else 0.0)
         if record.metadata is not None:
             # An earlier attempt created the job and recorded it before failing to answer: reuse it.
-            return self._waiting(record.metadata, polls=0, phase=record.phase, message=record.message)
+            return self._waiting(record.metadata, 0, record.phase, record.message, chain)
         metadata = call_agent(self.agent.create, self._task(task_id, state))
         metadata_json = metadata.model_dump_json()
         try:
@@ -130,18 +173,27 @@ class AsyncAgentSteps:
             # Aborted while we were creating: cleanup found no job to delete, so delete it here.
             self._delete_quietly(metadata)
             return self._ended(metadata_json, 0, Phase.ABORTED, "aborted during create")
-        return self._waiting(metadata_json, polls=0, phase=Phase.RUNNING, message="job created")
+        return self._waiting(metadata_json, 0, Phase.RUNNING, "job created", chain)
 
     def get(self, state: TaskState) -> StepResult:
         task_id = state["task_id"]
         job = state["job"]
+        chain = Chain.of(job)
         metadata = self._metadata(job["metadata"])
         polls = int(job["polls"]) + 1
+        if chain.deadline and time.time() > chain.deadline:
+            raise TaskTimedOut(
+                f"timed out: the task ran past its execution_timeout ({self.execution_timeout} s from its "
+                f"start) after {polls - 1} polls in {chain.execution} execution(s)"
+            )
         resource = call_agent(self.agent.get, metadata)
         if not resource.phase.is_terminal:
-            if not self.table.record_progress(task_id, resource, polls=polls):
+            record = self.table.record_progress(task_id, resource, polls=polls)
+            if record is None:
                 return self._ended(job["metadata"], polls, Phase.ABORTED, "task ended elsewhere")
-            return self._waiting(job["metadata"], polls, resource.phase, resource.message)
+            if polls - chain.first_poll >= self.polls_per_execution:
+                return self._continue(record, job["metadata"], polls, resource, chain.successor(polls))
+            return self._waiting(job["metadata"], polls, resource.phase, resource.message, chain)
         ending, outputs, outputs_ref = self._ending(task_id, state, resource)
         self.table.record_job_finished(task_id, ending, polls=polls, outputs=outputs, outputs_ref=outputs_ref)
         return self._ended(job["metadata"], polls, ending.phase, ending.message)
@@ -182,16 +234,51 @@ class AsyncAgentSteps:
         )
         return resource, outputs, ref
 
-    def _waiting(self, metadata: str, polls: int, phase: Phase, message: str) -> StepResult:
+    def _continue(
+        self, record: TaskRecord, metadata: str, polls: int, resource: Resource, successor: Chain
+    ) -> StepResult:
+        """Point the task (`record`, as the progress write returned it) at its next execution, which the
+        state machine's Continue state then starts."""
+        name = chain_execution_name(record.task_id, successor.execution)
+        if record.execution_arn is None or not self.table.continue_execution(
+            record, execution_arn(state_machine_of_execution(record.execution_arn), name)
+        ):
+            return self._ended(metadata, polls, Phase.ABORTED, "task ended elsewhere")
+        result = self._waiting(metadata, polls, resource.phase, resource.message, successor)
+        result["continues"] = True
+        result["successor"] = name
+        return result
+
+    def _waiting(self, metadata: str, polls: int, phase: Phase, message: str, chain: Chain) -> StepResult:
         wait = self.backoff.wait_after(polls)
         return StepResult(
-            metadata=metadata, polls=polls, wait_seconds=wait, done=False, phase=phase.name, message=message
+            metadata=metadata,
+            polls=polls,
+            wait_seconds=wait,
+            done=False,
+            phase=phase.name,
+            message=message,
+            execution=chain.execution,
+            first_poll=chain.first_poll,
+            deadline=chain.deadline,
+            continues=False,
+            successor="",
         )
 
     @staticmethod
     def _ended(metadata: str, polls: int, phase: Phase, message: str) -> StepResult:
         return StepResult(
-            metadata=metadata, polls=polls, wait_seconds=0, done=True, phase=phase.name, message=message
+            metadata=metadata,
+            polls=polls,
+            wait_seconds=0,
+            done=True,
+            phase=phase.name,
+            message=message,
+            execution=0,
+            first_poll=0,
+            deadline=0.0,
+            continues=False,
+            successor="",
         )
 
     def _metadata(self, metadata_json: str) -> ResourceMetadata:

@@ -5,6 +5,10 @@ delete must be run from outside: EventBridge's "Step Functions Execution Status 
 ending here, and we invoke the agent's delete Lambda, which claims cleanup in the tasks table (so it runs
 at most once, and never for a job that ended on its own). Invoking the agent's own function keeps this
 Lambda free of every agent's dependencies.
+
+A task may be a chain of executions (continue as new): an execution that continued ends SUCCEEDED, which
+is no ending of the task and never reaches here; any execution of the chain that ends ABORTED, TIMED_OUT or
+FAILED ends the task, whichever it is (a stop or a timeout during Continue, the successor's own ending).
 """
 
 from __future__ import annotations
@@ -40,12 +44,14 @@ class Finalizer:
         ending = EXECUTION_ENDINGS.get(status) if isinstance(status, str) else None
         if ending is None:
             return {"ignored": f"status {status!r}"}
-        task_id = detail.get("name")
         input_json = detail.get("input") or "{}"
         try:
-            agent = json.loads(input_json)["agent"]
+            execution_input = json.loads(input_json)
+            agent = execution_input["agent"]
         except (ValueError, KeyError, TypeError) as e:
             raise InvalidRequest("detail.input", f"not an execution of an agent state machine: {e}") from e
+        # Every execution of a task's chain carries its task id; the first is also named after it.
+        task_id = execution_input.get("task_id", detail.get("name"))
         if not isinstance(task_id, str):
             raise InvalidRequest(
                 "detail.name", "not an execution of an agent state machine: no execution name"

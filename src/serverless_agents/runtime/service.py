@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from flyteidl.admin import agent_pb2
@@ -18,7 +18,7 @@ from google.protobuf.json_format import MessageToDict
 from serverless_agents import aws, wire
 from serverless_agents.agent import AgentKind, Phase
 from serverless_agents.connection_secrets import secret_names, take_secret_values
-from serverless_agents.console import log_group_link, task_links
+from serverless_agents.console import execution_link, log_group_link, task_links
 from serverless_agents.exceptions import InvalidRequest, TaskNotFound
 from serverless_agents.identity import task_id_for
 from serverless_agents.naming import (
@@ -59,10 +59,12 @@ if TYPE_CHECKING:
     from serverless_agents.tasks_table import TasksTable
 
 
-# Standard workflows are billed per state transition: Create and the first Choice, then Wait, Get and Choice
-# for each poll (see statemachines/async_agent.asl.json).
-_STATE_TRANSITIONS_BEFORE_POLLING = 2
+# Standard workflows are billed per state transition: Started?, Create and the first Choice, then Wait, Get
+# and Choice for each poll, and Continue, Continued and the successor's Started? for each execution the
+# task continued as (see statemachines/async_agent.asl.json).
+_STATE_TRANSITIONS_BEFORE_POLLING = 3
 _STATE_TRANSITIONS_PER_POLL = 3
+_STATE_TRANSITIONS_PER_CONTINUATION = 3
 
 
 @dataclass(frozen=True)
@@ -277,13 +279,18 @@ class TaskService:
         log_group = agent_log_group(self.deployment, record.agent)
         # What Flyte's UI shows: where the task runs, and what it has cost so far.
         if record.execution_arn:
+            continued = len(record.earlier_executions)
             custom_info |= {
                 "execution_arn": record.execution_arn,
                 "polls": record.polls,
                 "state_transitions": _STATE_TRANSITIONS_BEFORE_POLLING
-                + _STATE_TRANSITIONS_PER_POLL * record.polls,
+                + _STATE_TRANSITIONS_PER_POLL * record.polls
+                + _STATE_TRANSITIONS_PER_CONTINUATION * continued,
             }
             log_links += task_links(record.execution_arn, log_group)
+            # The earlier executions of its chain, newest first: their histories hold the earlier polls.
+            for number, earlier in reversed(list(enumerate(record.earlier_executions, start=1))):
+                log_links.append(replace(execution_link(earlier), name=f"Step Functions execution {number}"))
         elif record.kind == AgentKind.SENSOR.value:
             custom_info |= {"pokes": record.pokes}
             log_links.append(log_group_link(self.region, log_group))
@@ -314,9 +321,15 @@ class TaskService:
             return
         if not self.table.request_abort(task_id):
             return  # it ended (or its cleanup began) since we read it
+        # The task's current execution: a chain (continue as new) may have moved on since we read it.
+        record = self.table.get(task_id)
         stopped = record.execution_arn is not None and self._stop_execution(record.execution_arn)
-        # Not stopped: the execution never started, so no job exists; end the task here.
-        if not stopped and self.table.claim_cleanup(task_id) is not None:
+        if stopped or record.metadata is not None:
+            # A job exists and its execution was not found: the chain's next one is starting. Its first
+            # get finds the abort requested and ends the task (and the status change runs delete, once).
+            return
+        # Never started, so no job exists: end the task here.
+        if self.table.claim_cleanup(task_id) is not None:
             self.table.finish_cleanup(task_id, Phase.ABORTED, "aborted before it started")
 
     def _stop_execution(self, execution: str) -> bool:

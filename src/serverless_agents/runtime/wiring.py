@@ -138,7 +138,14 @@ def async_steps(settings: RuntimeSettings) -> AsyncAgentSteps:
     if not isinstance(instance, AsyncAgentBase):
         raise ManifestError(f"agent {loaded.name!r} is not an async agent")
     table, payloads = _stores(settings, clients())
-    return AsyncAgentSteps(instance, loaded.settings.poll, table, payloads)
+    return AsyncAgentSteps(
+        instance,
+        loaded.settings.poll,
+        table,
+        payloads,
+        polls_per_execution=loaded.settings.polls_per_execution,
+        execution_timeout=loaded.settings.execution_timeout,
+    )
 
 
 def sync_agent(settings: RuntimeSettings) -> SyncTarget:
