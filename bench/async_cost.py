@@ -272,7 +272,7 @@ def ground() -> Table:
         request = task_request(
             "example_job",
             {"n": 1},
-            {"n": 0, "polls": 0},
+            {"n": int, "polls": int},
             {"polls": GROUND_POLLS},
             execution=f"cost{time.time_ns()}",
         )

@@ -268,7 +268,7 @@ def _sync_body(task_type: str) -> str:
 
     from serverless_agents.testing import task_request
 
-    request = task_request(task_type, {"text": "ping"}, {"text": ""}, execution="bench-cold-start")
+    request = task_request(task_type, {"text": "ping"}, {"text": str}, execution="bench-cold-start")
     return json_format.MessageToJson(request)
 
 

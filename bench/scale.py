@@ -98,7 +98,7 @@ class Propeller:
         request = task_request(
             "example_job",
             {"n": index},
-            {"n": 0, "polls": 0},
+            {"n": int, "polls": int},
             {"polls": POLLS},
             execution=self.run_name,
             node=f"n{index}",

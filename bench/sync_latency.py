@@ -78,7 +78,7 @@ def echo_request(task_type: str) -> list[agent_pb2.ExecuteTaskSyncRequest]:
     """The two messages propeller streams for a sync task: the header, then the inputs."""
     from serverless_agents.testing import task_request
 
-    request = task_request(task_type, {"text": "ping"}, {"text": ""}, execution="bench-sync")
+    request = task_request(task_type, {"text": "ping"}, {"text": str}, execution="bench-sync")
     header = agent_pb2.CreateRequestHeader(
         template=request.template,
         output_prefix=request.output_prefix,

@@ -46,7 +46,7 @@ def _up(args: argparse.Namespace) -> int:
     from serverless_agents.local.stack import LocalStack, quiet_local_observability
 
     _configure_logging(args.verbose)
-    quiet_local_observability()
+    quiet_local_observability(args.verbose)
     manifest = _manifest(args.manifest, demo=args.demo)
     print(f"manifest: {manifest}", flush=True)
     with LocalStack(
@@ -125,9 +125,6 @@ def _configure_logging(verbose: bool) -> None:
     )
     if verbose:
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO")
-    else:
-        logging.getLogger("moto").setLevel(logging.CRITICAL)
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 
 def _sensor_bucket(stack: LocalStack) -> str | None:

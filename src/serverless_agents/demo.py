@@ -109,7 +109,9 @@ def run_demo(
 
         say("1. an async job (example_job): CreateTask, GetTask until it ends, read its outputs")
         inputs = {"greeting": "hello from Flyte", "n": 3}
-        request = task_request("example_job", inputs, {**inputs, "polls": 0}, {"polls": 3}, execution=run)
+        request = task_request(
+            "example_job", inputs, {"greeting": str, "n": int, "polls": int}, {"polls": 3}, execution=run
+        )
         resource_meta = flyte.create(request)
         say(f"    resource_meta {resource_meta.decode()}")
         resource = flyte.wait(resource_meta, "example_job", say)
@@ -120,13 +122,13 @@ def run_demo(
         say(f"    log links: {', '.join(link.name for link in resource.log_links)}")
 
         say("2. a sync task (example_echo): ExecuteTaskSync")
-        request = task_request("example_echo", {"text": "ping"}, {"text": ""}, execution=run)
+        request = task_request("example_echo", {"text": "ping"}, {"text": str}, execution=run)
         resource = flyte.execute_sync(request)
         echoed = decode_literal_map(resource.outputs, request.template.interface.outputs.variables)
         say(f"    {Phase(resource.phase).name}: {json.dumps(echoed)}")
 
         say("3. a long job, stopped mid-run with DeleteTask")
-        request = task_request("example_job", {"n": 1}, {"n": 0}, {"polls": 1000}, execution=run, node="n1")
+        request = task_request("example_job", {"n": 1}, {"n": int}, {"polls": 1000}, execution=run, node="n1")
         resource_meta = flyte.create(request)
         time.sleep(2)
         flyte.delete(resource_meta, "example_job")

@@ -17,7 +17,7 @@ from typing import Any
 from flyteidl.admin import agent_pb2
 from flyteidl.core import identifier_pb2, interface_pb2, tasks_pb2, types_pb2
 
-from serverless_agents.agent import AgentKind, Phase
+from serverless_agents.agent import AgentKind, LogLink, Phase
 from serverless_agents.client import ApiClient
 from serverless_agents.literals import decode_literal_map, encode_literal_map
 from serverless_agents.resource_meta import task_id_from_resource_meta
@@ -26,11 +26,17 @@ from serverless_agents.s3uri import parse_s3_uri
 _TYPES = {int: types_pb2.INTEGER, str: types_pb2.STRING, float: types_pb2.FLOAT, bool: types_pb2.BOOLEAN}
 
 
-def interface_for(values: Mapping[str, Any]) -> interface_pb2.VariableMap:
+def interface_for(types: Mapping[str, type]) -> interface_pb2.VariableMap:
+    """Flyte variables for simple types: `{"n": int, "text": str}` (int, float, str, bool)."""
+    for name, kind in types.items():
+        if kind not in _TYPES:
+            raise TypeError(
+                f"{name!r}: expected one of int, float, str, bool (a type, not a value), found {kind!r}"
+            )
     return interface_pb2.VariableMap(
         variables={
-            name: interface_pb2.Variable(type=types_pb2.LiteralType(simple=_TYPES[type(value)]))
-            for name, value in values.items()
+            name: interface_pb2.Variable(type=types_pb2.LiteralType(simple=_TYPES[kind]))
+            for name, kind in types.items()
         }
     )
 
@@ -38,14 +44,16 @@ def interface_for(values: Mapping[str, Any]) -> interface_pb2.VariableMap:
 def task_request(
     task_type: str,
     inputs: Mapping[str, Any],
-    outputs: Mapping[str, Any],
+    outputs: Mapping[str, type] | None = None,
     custom: Mapping[str, Any] | None = None,
     execution: str = "demo",
     node: str = "n0",
     attempt: int = 0,
     output_prefix: str | None = None,
 ) -> agent_pb2.CreateTaskRequest:
-    """A CreateTaskRequest shaped like propeller's, for a task with simple typed inputs and outputs.
+    """A CreateTaskRequest shaped like propeller's, for a task with simple typed inputs and outputs:
+    `inputs` maps names to values (their types make the interface), `outputs` names to types, as
+    `AgentTestClient.run` takes them.
 
     The output prefix is propeller's unless given: `<node data dir>/<retry attempt>`, the data dir under the
     execution's (flytepropeller/pkg/controller/nodes/task/handler.go, `ioutils.NewRemoteFileOutputPaths`).
@@ -55,7 +63,10 @@ def task_request(
             project="demo", domain="development", name=f"demo.{task_type}", version="1"
         ),
         type=task_type,
-        interface=interface_pb2.TypedInterface(inputs=interface_for(inputs), outputs=interface_for(outputs)),
+        interface=interface_pb2.TypedInterface(
+            inputs=interface_for({name: type(value) for name, value in inputs.items()}),
+            outputs=interface_for(outputs or {}),
+        ),
     )
     if custom:
         template.custom.update(dict(custom))
@@ -87,7 +98,8 @@ class TaskResult:
     phase: Phase
     message: str
     outputs: dict[str, Any]
-    log_links: dict[str, str]
+    #: As an agent's `Resource` carries them: name and URI, in order.
+    log_links: list[LogLink]
     task_id: str | None = None
 
 
@@ -177,8 +189,7 @@ class AgentTestClient:
         outputs: Mapping[str, type] | None,
         custom: Mapping[str, Any] | None,
     ) -> agent_pb2.CreateTaskRequest:
-        examples = {name: kind() for name, kind in (outputs or {}).items()}
-        return task_request(task_type, inputs, examples, custom, execution=f"test-{next(self._runs)}")
+        return task_request(task_type, inputs, outputs, custom, execution=f"test-{next(self._runs)}")
 
     def _create(self, request: agent_pb2.CreateTaskRequest) -> str:
         return task_id_from_resource_meta(self.api.create_task(request).resource_meta)
@@ -211,6 +222,6 @@ def _result(
         Phase(resource.phase),
         resource.message,
         decode_literal_map(resource.outputs, variables, prefix="outputs"),
-        {link.name: link.uri for link in resource.log_links},
+        [LogLink(link.name, link.uri) for link in resource.log_links],
         task_id,
     )

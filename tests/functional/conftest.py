@@ -57,7 +57,7 @@ class Harness:
 
     def request(self, task_type: str = "example_job", **kwargs: Any) -> agent_pb2.CreateTaskRequest:
         kwargs.setdefault("inputs", {"n": 1})
-        kwargs.setdefault("outputs", {"n": 0, "polls": 0})
+        kwargs.setdefault("outputs", {"n": int, "polls": int})
         kwargs.setdefault("execution", f"run{next(_runs)}")
         return task_request(task_type, **kwargs)
 

@@ -256,7 +256,7 @@ _WRONG_TYPES: dict[type, st.SearchStrategy[Any]] = {
 @st.composite
 def mutated_bodies(draw: st.DrawFn, task_type: str) -> bytes:
     """A valid request's JSON with one value replaced by one of another type, or a hostile key added."""
-    request = task_request(task_type, {"n": 1}, {"n": 0}, execution=f"fuzz{next(_runs)}")
+    request = task_request(task_type, {"n": 1}, {"n": int}, execution=f"fuzz{next(_runs)}")
     body = json_format.MessageToDict(request)
     path = draw(st.sampled_from(list(_paths(body))))
     parent: Any = body

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.functional
 def test_job_succeeds_with_its_outputs(harness: Harness) -> None:
     request = harness.request(
         inputs={"greeting": "hi", "n": 3, "ratio": 0.5, "ok": True},
-        outputs={"greeting": "", "n": 0, "ratio": 0.0, "ok": False, "polls": 0},
+        outputs={"greeting": str, "n": int, "ratio": float, "ok": bool, "polls": int},
         custom={"polls": 3},
     )
     task_id = harness.submit(request)
@@ -152,7 +152,7 @@ def test_a_new_retry_attempt_is_a_new_task(harness: Harness) -> None:
 
 def test_oversized_inputs_and_outputs_travel_through_s3_intact(harness: Harness) -> None:
     big = "x" * 300_000 + "end"
-    request = harness.request(inputs={"blob": big}, outputs={"blob": "", "polls": 0}, custom={"polls": 1})
+    request = harness.request(inputs={"blob": big}, outputs={"blob": str, "polls": int}, custom={"polls": 1})
     task_id = harness.submit(request)
 
     resource = harness.wait(task_id)

@@ -504,7 +504,7 @@ def test_resources_fargate_cannot_hold_are_refused(requests: dict[str, str], pro
 
 def test_placeholders_are_rendered_as_propeller_renders_them() -> None:
     inputs = {"x": 1.5, "n": 3, "s": "hi", "ok": True}
-    literals = encode_literal_map(inputs, interface_for(inputs).variables)
+    literals = encode_literal_map(inputs, interface_for({k: type(v) for k, v in inputs.items()}).variables)
     values = placeholder_values("run1-n0-a0-abc", "s3://bucket/out", None)
 
     rendered = render_args(

@@ -43,7 +43,7 @@ def test_unhandled_exception_is_reported_like_the_lambda_runtime(harness: Harnes
 
 def test_function_environment_is_bound_per_invocation(harness: Harness) -> None:
     # The echo function sees SA_AGENT=echo although the process environment has no SA_AGENT at all.
-    request = harness.request("example_echo", inputs={"a": 1}, outputs={"a": 0})
+    request = harness.request("example_echo", inputs={"a": 1}, outputs={"a": int})
     assert harness.api.execute_sync("echo", request).resource.message == "echoed"
 
 

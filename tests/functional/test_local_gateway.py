@@ -79,7 +79,7 @@ def test_over_10_mb_is_a_413_and_reaches_no_function(
 
 
 def test_the_client_names_a_413_as_bad_input(harness: Harness) -> None:
-    request = harness.request(inputs={"n": 1, "blob": "x" * (MAX_PAYLOAD_BYTES + 1)}, outputs={"n": 0})
+    request = harness.request(inputs={"n": 1, "blob": "x" * (MAX_PAYLOAD_BYTES + 1)}, outputs={"n": int})
 
     with pytest.raises(InvalidRequest, match="10485760"):
         harness.api.create_task(request)

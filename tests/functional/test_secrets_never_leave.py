@@ -230,7 +230,7 @@ def _run_everything(
 
 def _leaky_request(mode: str) -> agent_pb2.CreateTaskRequest:
     return task_request(
-        "leaky_job", inputs={}, outputs={"o": ""}, execution=f"leaky{next(_runs)}", custom={"mode": mode}
+        "leaky_job", inputs={}, outputs={"o": str}, execution=f"leaky{next(_runs)}", custom={"mode": mode}
     )
 
 

@@ -13,7 +13,9 @@ pytestmark = pytest.mark.functional
 
 
 def test_sync_agent_answers_with_outputs(harness: Harness) -> None:
-    request = harness.request("example_echo", inputs={"text": "ping", "n": 2}, outputs={"text": "", "n": 0})
+    request = harness.request(
+        "example_echo", inputs={"text": "ping", "n": 2}, outputs={"text": str, "n": int}
+    )
 
     header = harness.api.execute_sync("echo", request)
 

@@ -49,7 +49,7 @@ def test_run_drives_an_async_task_to_its_outputs(client: AgentTestClient) -> Non
     result = client.run("example_job", inputs={"n": 3}, outputs={"n": int, "polls": int}, custom={"polls": 2})
 
     assert (result.phase, result.message, result.outputs) == (Phase.SUCCEEDED, "done", {"n": 3, "polls": 2})
-    assert "Step Functions execution" in result.log_links
+    assert "Step Functions execution" in [link.name for link in result.log_links]
     assert result.task_id
 
 
@@ -104,3 +104,28 @@ def test_the_pages_run_local_script_prints_what_the_page_says(tmp_path: Path) ->
 
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines() == transcript.splitlines()[1:]
+
+
+def test_a_failed_task_is_its_one_line_message_not_emulator_internals(tmp_path: Path) -> None:
+    # Seen: a failed task printed about 4.5 KB of moto's Step Functions internals to stderr (logging's last
+    # resort handler, in a script with no logging set up); under `up` the same failure is one line. Run as a
+    # user runs it: a script of its own, not under pytest's log capture.
+    (tmp_path / "run_failing.py").write_text(
+        "from serverless_agents.manifest import EXAMPLE_MANIFEST\n"
+        "from serverless_agents.testing import AgentTestClient\n"
+        "with AgentTestClient(EXAMPLE_MANIFEST) as client:\n"
+        "    r = client.run('example_job', {'n': 1}, {'n': int}, custom={'raise_on': 'get'})\n"
+        "    print(r.phase.name, r.message)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "run_failing.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == "FAILED AgentError: the example platform lost track of the job (raise_on=get)\n"
+    assert done.stderr == ""

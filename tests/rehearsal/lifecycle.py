@@ -23,7 +23,7 @@ def create(deployed: Deployed, task_type: str, execution: str, custom: dict[str,
     # flytepropeller's CreateTask (flyteplugins/go/tasks/plugins/webapi/agent/plugin.go, Create), as the
     # adapter forwards it: POST /v1/tasks.
     request = task_request(
-        task_type, inputs={"n": 3}, outputs={"n": 0, "polls": 0}, custom=custom, execution=execution
+        task_type, inputs={"n": 3}, outputs={"n": int, "polls": int}, custom=custom, execution=execution
     )
     answer = deployed.api.request("POST", "/v1/tasks", wire.to_dict(request))
     assert answer.status == 201, answer

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.functional
 def sync_request(task_type: str = "example_echo") -> dict[str, object]:
     # flytepropeller's ExecuteTaskSync (flyteplugins/go/tasks/plugins/webapi/agent/plugin.go, ExecuteTaskSync)
     # as the adapter forwards it: POST /v1/sync/<agent>.
-    request = task_request(task_type, inputs={"text": "ping"}, outputs={"text": ""}, execution="sync")
+    request = task_request(task_type, inputs={"text": "ping"}, outputs={"text": str}, execution="sync")
     return wire.to_dict(request)
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from flyteidl.core import literals_pb2, tasks_pb2
+import pytest
+from flyteidl.core import literals_pb2, tasks_pb2, types_pb2
 
 from serverless_agents.agent import Phase, TaskContext, resolve
+from serverless_agents.testing import task_request
 
 
 def test_terminal_phases_are_the_ones_flyte_stops_polling_on() -> None:
@@ -44,3 +46,17 @@ def test_task_context_exposes_custom_as_a_dict_and_keeps_raw_literals() -> None:
     assert task.task_type == "t"
     assert task.literals is raw
     assert TaskContext(task_id="x", template=tasks_pb2.TaskTemplate(), inputs={}, literals=raw).custom == {}
+
+
+def test_task_request_takes_output_types_as_the_test_client_does() -> None:
+    # One convention in serverless_agents.testing: inputs are values, outputs are types.
+    request = task_request("t", {"n": 1, "text": "x"}, {"square": int, "ok": bool})
+    outputs = request.template.interface.outputs.variables
+    assert {name: v.type.simple for name, v in outputs.items()} == {
+        "square": types_pb2.INTEGER,
+        "ok": types_pb2.BOOLEAN,
+    }
+    with pytest.raises(
+        TypeError, match=r"'square': expected one of int, float, str, bool \(a type, not a value\)"
+    ):
+        task_request("t", {}, {"square": 0})  # type: ignore[dict-item]

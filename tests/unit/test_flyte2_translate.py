@@ -73,7 +73,7 @@ def test_flyte2_messages_carry_every_flyte1_field_at_the_same_number(
     assert missing_fields(flyte1.DESCRIPTOR, flyte2_.DESCRIPTOR, "m", set()) == except_
 
 
-TYPES = {"greeting": "", "n": 0, "ratio": 0.0, "ok": True}
+TYPES = {"greeting": str, "n": int, "ratio": float, "ok": bool}
 
 
 def flyte2_request(**connection: dict[str, str]) -> connector_pb2.CreateTaskRequest:
@@ -205,7 +205,9 @@ def test_connection_secret_names_are_the_templates_declared_names() -> None:
 
 
 def test_resource_becomes_flyte2s_with_named_outputs() -> None:
-    outputs = encode_literal_map({"n": 1, "greeting": "x"}, interface_for({"n": 0, "greeting": ""}).variables)
+    outputs = encode_literal_map(
+        {"n": 1, "greeting": "x"}, interface_for({"n": int, "greeting": str}).variables
+    )
     resource = agent_pb2.Resource(
         phase=3,
         message="done",

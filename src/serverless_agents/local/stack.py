@@ -16,6 +16,7 @@ import contextlib
 import functools
 import io
 import json
+import logging
 import os
 import warnings
 import zipfile
@@ -320,8 +321,14 @@ def event_buckets(patterns: list[dict[str, Any]]) -> list[str]:
     return names
 
 
-def quiet_local_observability() -> None:
-    """Powertools prints a metrics blob per invocation; on a laptop that drowns the output."""
+def quiet_local_observability(verbose: bool = False) -> None:
+    """Powertools prints a metrics blob per invocation; on a laptop that drowns the output. And unless
+    `verbose`, the emulator's own logs are off: moto's Step Functions logs every failed state as an ERROR
+    carrying the Lambda's whole error payload (several KB of emulator frames), while a failed task is already
+    its one-line message, under `up` and in `AgentTestClient` alike."""
+    if not verbose:
+        logging.getLogger("moto").setLevel(logging.CRITICAL)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     # Many functions share this process's one metrics store: one may find it emptied by another.
