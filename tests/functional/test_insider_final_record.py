@@ -117,7 +117,7 @@ class World:
                 "max_poke_errors": max_poke_errors,
             }
         )
-        return SensorSteps(self.sensor, settings, self.table, self.payloads, self.schedules)
+        return SensorSteps("gates", self.sensor, settings, self.table, self.payloads, self.schedules)
 
     def steps(self) -> AsyncAgentSteps:
         return AsyncAgentSteps(self.job, PollBackoff(initial=0, factor=1.0, cap=0), self.table, self.payloads)

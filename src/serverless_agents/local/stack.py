@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError, ParamValidationError
 
-from serverless_agents.exceptions import InvalidRequest
+from serverless_agents.exceptions import InvalidRequest, TaskNotFound
 from serverless_agents.local import moto_fixes
 from serverless_agents.local.apigateway import LocalApiGateway
 from serverless_agents.local.aws_endpoint import AwsEndpoint
@@ -38,7 +38,7 @@ from serverless_agents.local.task_events import TaskEvents
 from serverless_agents.plan import RUNTIME, FunctionPlan, Place, PlannedAgent, plan_deployment
 from serverless_agents.s3uri import parse_s3_uri
 from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
-from serverless_agents.tasks_table import TTL_ATTRIBUTE, table_definition
+from serverless_agents.tasks_table import TTL_ATTRIBUTE, TasksTable, table_definition
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -300,11 +300,13 @@ class LocalStack:
     def _create_watched_buckets(self, event: dict[str, Any]) -> None:
         """Before a task's poke (its first comes right after its creation): the bucket its inputs name, if
         none of the manifest's patterns made it, so a sensor on any bucket can be tried without set-up."""
+        table = TasksTable(self.tasks_table, client=self._aws.client("dynamodb"))
         for task_id in event.get("task_ids", []) if isinstance(event, dict) else []:
-            item = self._aws.client("dynamodb").get_item(
-                TableName=self.tasks_table, Key={"id": {"S": str(task_id)}}, ProjectionExpression="watch"
-            )
-            watch = item.get("Item", {}).get("watch", {}).get("S", "")
+            # Through the table's own reader: the stored `watch` carries its agent's key prefix.
+            try:
+                watch = table.get(str(task_id)).watch or ""
+            except TaskNotFound:
+                continue
             if watch.startswith("s3://"):
                 # A malformed URI or bucket name: the sensor's own poke says so, as a failed poke.
                 with contextlib.suppress(InvalidRequest, ClientError, ParamValidationError):
