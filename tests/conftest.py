@@ -6,6 +6,9 @@ No test may reach real AWS: credentials are fake, and moto intercepts every call
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+
+import pytest
 
 for name, value in {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -18,3 +21,14 @@ for name, value in {
 }.items():
     os.environ[name] = value
 os.environ.pop("AWS_PROFILE", None)
+
+from serverless_agents.secrets import forget_secrets  # noqa: E402  (after the environment is set)
+
+
+@pytest.fixture(autouse=True)
+def _a_new_container_per_test() -> Iterator[None]:
+    """Secrets a test's functions read or were handed are masked in everything this process writes, as in
+    a Lambda container, where one agent's functions run; a test after it, here in the same process, is
+    another container: it starts with none (a value remembered by one would mask another's messages)."""
+    yield
+    forget_secrets()

@@ -89,7 +89,7 @@ def mask_secrets(values: dict[str, str]) -> None:
     """Mask `values` (name -> value) from now on, as if read here: for secrets this process is handed
     rather than reads (the api Lambda holds Flyte 2's Connection secrets while it stores them)."""
     for name, value in values.items():
-        _known.remember(name, value)
+        _remember(name, value)
 
 
 def _remembered(name: str, secret_id: str) -> str:
@@ -100,10 +100,15 @@ def _remembered(name: str, secret_id: str) -> str:
             f"secret {name!r} ({secret_id}) holds {len(value)} character(s): a secret shorter than "
             f"{MIN_SECRET} cannot be masked in messages and logs without masking ordinary text"
         )
+    _remember(name, value)
+    return value
+
+
+def _remember(name: str, value: str) -> None:
+    """Mask `value` from now on, in what this process logs and prints too (installed at the first one)."""
     if known.remember(name, value):
         _install_log_redaction()
         _install_stream_redaction()
-    return value
 
 
 def _agent_secret_ids(asked_for: str) -> tuple[str, dict[str, str]]:
