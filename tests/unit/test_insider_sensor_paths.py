@@ -377,7 +377,8 @@ def test_a_poke_refusing_the_tasks_inputs_ends_it_failed_at_once() -> None:
         settings = AgentSettings.model_validate({"class": "m:C", "max_poke_errors": 3})
         schedules = SensorSchedules("g", boto3.client("scheduler", region_name="us-east-1"))
         s3 = boto3.client("s3", region_name="us-east-1")
-        steps = SensorSteps(RefusingSensor(), settings, table, PayloadStore("payloads", client=s3), schedules)
+        payloads = PayloadStore("payloads", client=s3)
+        steps = SensorSteps("keyed", RefusingSensor(), settings, table, payloads, schedules)
 
         assert steps.poke("t-refused") == "FAILED"  # the first poke, not the third
         assert table.get("t-refused").message == "InvalidRequest: inputs.key: no longer allowed"
