@@ -43,8 +43,6 @@ FUNCTIONS_BY_KIND: Mapping[AgentKind, tuple[naming.FunctionRole, ...]] = {
 }
 #: What the bundles are built for (infra/cdk bundles.py: pip --python-version 3.12).
 RUNTIME: Final = "python3.12"
-#: Days a task stays readable (SA_TASK_TTL_DAYS); payloads and logs are kept about as long.
-TASK_TTL_DAYS = 30
 API_MEMORY = 512
 #: finalize handles one ending: a describe and a synchronous delete invocation.
 FINALIZE_MEMORY, FINALIZE_TIMEOUT = 256, 60
@@ -206,7 +204,7 @@ class DeploymentPlan:
             env_names.PAYLOAD_BUCKET: payload_bucket,
             env_names.DEPLOYMENT: self.deployment,
             env_names.STATE_MACHINE_ARN_PREFIX: place.state_machine_arn_prefix(self.deployment),
-            env_names.TASK_TTL_DAYS: str(TASK_TTL_DAYS),
+            env_names.TASK_TTL_DAYS: str(env_names.DEFAULT_TASK_TTL_DAYS),
             # Sensor schedules target `<prefix><deployment>-<agent>-poke`.
             env_names.FUNCTION_ARN_PREFIX: place.function_arn_prefix(),
             # What the handlers name in code (handlers/observability.py), said by the environment too.

@@ -28,6 +28,13 @@ DEPLOYMENT = "SA_DEPLOYMENT"
 FUNCTION_ARN_PREFIX = "SA_FUNCTION_ARN_PREFIX"
 SCHEDULER_ROLE_ARN = "SA_SCHEDULER_ROLE_ARN"
 SWEEP_LOOKBACK_MINUTES = "SA_SWEEP_LOOKBACK_MINUTES"
+
+#: Days a task stays readable (SA_TASK_TTL_DAYS); payloads and logs are kept about as long.
+DEFAULT_TASK_TTL_DAYS = 30
+#: What the sweeper looks back over unless the plan says (SA_SWEEP_LOOKBACK_MINUTES).
+DEFAULT_SWEEP_LOOKBACK_MINUTES = 60
+#: The manifest's name inside a function bundle, beside the code (LAMBDA_TASK_ROOT).
+BUNDLE_MANIFEST = "agents.toml"
 #: "true": the function runs Powertools' Tracer (the X-Ray SDK); the manifest's `tracing` sets it.
 TRACING = "SA_TRACING"
 #: Powertools' service name and metrics namespace: what the handlers log and count under, what the
@@ -75,17 +82,17 @@ def current_settings() -> RuntimeSettings:
     missing = [name for name in (TASKS_TABLE, PAYLOAD_BUCKET) if not env.get(name)]
     if missing:
         raise ManifestError(f"environment variable(s) {', '.join(missing)} not set")
-    default_manifest = Path(env.get("LAMBDA_TASK_ROOT", ".")) / "agents.toml"
+    default_manifest = Path(env.get("LAMBDA_TASK_ROOT", ".")) / BUNDLE_MANIFEST
     return RuntimeSettings(
         tasks_table=env[TASKS_TABLE],
         payload_bucket=env[PAYLOAD_BUCKET],
         manifest_path=Path(env.get(MANIFEST) or default_manifest),
         agent=env.get(AGENT) or None,
         state_machine_arn_prefix=env.get(STATE_MACHINE_ARN_PREFIX, ""),
-        task_ttl_days=int(env.get(TASK_TTL_DAYS, "30")),
+        task_ttl_days=int(env.get(TASK_TTL_DAYS, DEFAULT_TASK_TTL_DAYS)),
         deployment=env.get(DEPLOYMENT, "serverless-agents"),
         region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION", ""),
         function_arn_prefix=env.get(FUNCTION_ARN_PREFIX, ""),
         scheduler_role_arn=env.get(SCHEDULER_ROLE_ARN, ""),
-        sweep_lookback_minutes=int(env.get(SWEEP_LOOKBACK_MINUTES, "60")),
+        sweep_lookback_minutes=int(env.get(SWEEP_LOOKBACK_MINUTES, DEFAULT_SWEEP_LOOKBACK_MINUTES)),
     )

@@ -47,6 +47,7 @@ from serverless_agents import aws
 from serverless_agents.agent import LogLink, Phase
 from serverless_agents.exceptions import TaskNotFound
 from serverless_agents.identity import agent_key_prefix
+from serverless_agents.settings import DEFAULT_TASK_TTL_DAYS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -204,7 +205,9 @@ class TaskRecord:
 
 
 class TasksTable:
-    def __init__(self, table_name: str, *, client: DynamoDBClient, ttl_days: int = 30) -> None:
+    def __init__(
+        self, table_name: str, *, client: DynamoDBClient, ttl_days: int = DEFAULT_TASK_TTL_DAYS
+    ) -> None:
         self.table_name = table_name
         self._ttl_seconds = ttl_days * 86_400
         self._client = client

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING
 from serverless_agents.exceptions import ManifestError
 from serverless_agents.manifest import EXAMPLE_MANIFEST
 from serverless_agents.registry import ROUTES_FILE
+from serverless_agents.settings import BUNDLE_MANIFEST
 
 if TYPE_CHECKING:
     from serverless_agents.plan import DeploymentPlan, PlannedAgent
@@ -354,7 +355,7 @@ def assemble_project_code(
             shutil.copy2(source, target / source.name)
         if compiler and (source.is_dir() or source.suffix == ".py"):
             compile_bytecode(target / source.name, compiler, recorded_as=f"{LAMBDA_TASK_ROOT}/{source.name}")
-    shutil.copyfile(manifest, target / "agents.toml")
+    shutil.copyfile(manifest, target / BUNDLE_MANIFEST)
     routes_file = target / ROUTES_FILE
     routes_file.unlink(missing_ok=True)
     if routes:

@@ -18,7 +18,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 
-from serverless_agents.plan import TASK_TTL_DAYS, Place
+from serverless_agents.plan import Place
+from serverless_agents.settings import DEFAULT_TASK_TTL_DAYS
 
 from . import nag
 from .agent_secrets import API_CONNECTION_ACTIONS, grant_connection_secrets
@@ -76,7 +77,7 @@ class ServerlessAgentsStack(Stack):
 
         self.tasks = TasksTable(self, "TasksTable")
         nag.tasks_table_key(self.tasks.table)
-        self.payloads = PayloadBucket(self, "PayloadBucket", task_ttl_days=TASK_TTL_DAYS)
+        self.payloads = PayloadBucket(self, "PayloadBucket", task_ttl_days=DEFAULT_TASK_TTL_DAYS)
         # Only a deployment with sensors has schedules, and so a role for them to run as.
         self.scheduler_role: SchedulerRole | None = None
         if plan.sensor_agents:
