@@ -34,7 +34,7 @@ from serverless_agents.exceptions import (
     ServiceUnavailable,
     TaskNotFound,
 )
-from serverless_agents.identity import check_task_id
+from serverless_agents.identity import AGENT_NAME, TASK_ID, check_task_id
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -44,8 +44,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-TaskId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,80}$", description="task id from resource_meta")]
-AgentName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9-]{0,29}$")]
+TaskId = Annotated[str, Path(pattern=f"^{TASK_ID.pattern}$", description="task id from resource_meta")]
+AgentName = Annotated[str, Path(pattern=f"^{AGENT_NAME.pattern}$")]
 
 _STATUS: list[tuple[type[Exception], int]] = [
     (InvalidRequest, 400),

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 # Execution names allow 80 characters, without whitespace and `"#%\^|~`$&,;:/` or brackets.
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-_TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
+TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
 # Agent names become parts of Lambda function and state machine names (64 / 80 characters at most).
 AGENT_NAME = re.compile(r"[a-z][a-z0-9-]{0,29}")
 #: Ends the agent's name at the start of a task id (and of a sensor task's `watch`): allowed in task ids
@@ -87,7 +87,7 @@ def task_id_for(agent: str, execution_id: TaskExecutionIdentifier, output_prefix
 
 
 def check_task_id(task_id: str, *, field: str = "task_id") -> str:
-    if not _TASK_ID.fullmatch(task_id):
+    if not TASK_ID.fullmatch(task_id):
         raise InvalidRequest(field, f"{_shown(task_id)} is not a task id (1 to 80 of A-Z a-z 0-9 _ -)")
     return task_id
 

@@ -69,7 +69,16 @@ def chain_execution_name(task_id: str, number: int) -> str:
 
 def agent_log_group(deployment: str, agent: str) -> str:
     """One log group for all of an agent's functions, so a task's logs are behind one link."""
-    return f"/aws/lambda/{deployment}-{agent}"
+    return function_log_group(f"{deployment}-{agent}")
+
+
+def function_log_group(name: str) -> str:
+    """The log group Lambda writes a function named `name` to, unless told another."""
+    return f"/aws/lambda/{name}"
+
+
+#: moto's default account: the local stack's, and its emulated API's.
+LOCAL_ACCOUNT = "123456789012"
 
 
 def sensor_schedule_group(deployment: str, agent: str) -> str:

@@ -322,7 +322,7 @@ def _shared(
         handler_name=handler,
         memory=memory,
         timeout=timeout,
-        log_group=f"/aws/lambda/{name}",
+        log_group=naming.function_log_group(name),
         own_environment=dict(own_environment or {}),
     )
 

@@ -53,7 +53,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from serverless_agents.exceptions import cannot_listen
 from serverless_agents.local.loopback import LocalPeers
-from serverless_agents.naming import agent_function_name, shared_function_name
+from serverless_agents.naming import LOCAL_ACCOUNT, agent_function_name, shared_function_name
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -107,7 +107,7 @@ class RestApi:
     """What of the deployed REST API shows in its events: its methods, account, id and stage."""
 
     routes: tuple[Route, ...] = field(default_factory=lambda: api_routes(()))
-    account: str = "123456789012"  # moto's, as the local stack's
+    account: str = LOCAL_ACCOUNT
     api_id: str = "local"
     stage: str = "local"
     domain: str = "127.0.0.1"

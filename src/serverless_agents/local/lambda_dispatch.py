@@ -31,6 +31,7 @@ from importlib.metadata import version
 from typing import Any, Literal
 
 from serverless_agents.handlers import entry_point
+from serverless_agents.naming import function_log_group
 from serverless_agents.settings import lambda_environment
 
 PINNED_MOTO = "5.2.5"
@@ -54,7 +55,7 @@ class LocalLambdaContext:
     _deadline: float = 0.0
 
     def __post_init__(self) -> None:
-        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self.log_group_name = function_log_group(self.function_name)
         self._deadline = time.monotonic() + self.timeout_seconds
 
     def get_remaining_time_in_millis(self) -> int:

@@ -35,6 +35,7 @@ from serverless_agents.local.driver import StatusChangeDriver
 from serverless_agents.local.lambda_dispatch import InProcessLambdas
 from serverless_agents.local.sensor_triggers import SensorTriggers, SensorWiring
 from serverless_agents.local.task_events import TaskEvents
+from serverless_agents.naming import LOCAL_ACCOUNT
 from serverless_agents.plan import RUNTIME, FunctionPlan, Place, PlannedAgent, plan_deployment
 from serverless_agents.s3uri import parse_s3_uri
 from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
@@ -43,7 +44,7 @@ from serverless_agents.tasks_table import TTL_ATTRIBUTE, TasksTable, table_defin
 if TYPE_CHECKING:
     from types import TracebackType
 
-ACCOUNT = "123456789012"  # moto's default account
+ACCOUNT = LOCAL_ACCOUNT
 
 
 def _placeholder_zip() -> bytes:
