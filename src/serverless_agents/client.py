@@ -21,12 +21,10 @@ from google.protobuf.message import Message
 
 from serverless_agents import wire
 from serverless_agents.exceptions import (
-    AgentNotFound,
     DeadlineExceeded,
     InvalidRequest,
     ServerlessAgentsError,
     ServiceUnavailable,
-    TaskNotFound,
 )
 from serverless_agents.identity import check_agent_name, check_task_id
 
@@ -50,6 +48,9 @@ class ApiError(ServerlessAgentsError):
         super().__init__(message)
         self.status = status
         self.code = code
+        # The API's status travels on; the API refusing the adapter's credentials is PERMISSION_DENIED.
+        self.http_status = status
+        self.grpc_code = "PERMISSION_DENIED" if status == 403 else "INTERNAL"
 
 
 class ResponseTimeout(DeadlineExceeded):
@@ -182,18 +183,30 @@ def _unreachable(error: urllib3.exceptions.HTTPError, timeout: float) -> str:
 
 
 def _error_from(status: int, body: bytes) -> ServerlessAgentsError:
+    """The exception an error answer stands for: the class of ours its body names, when that class answers
+    with this status (the API's own errors: `exceptions`' classes say their status); else by the status
+    alone (API Gateway's, or a proxy's, answers)."""
     code, message, field = _error_body(status, body)
+    kind = _OURS.get(code)
+    if kind is not None and kind.http_status == status:
+        return InvalidRequest(field, message) if issubclass(kind, InvalidRequest) else kind(message)
     if status in (400, 413, 414, 431):
         return InvalidRequest(field, message)
-    if status == 404:
-        return (TaskNotFound if code == "TaskNotFound" else AgentNotFound)(message)
-    if status == 504:  # the agent's own limit (our 504), or API Gateway's integration timeout
+    if status == 504:  # API Gateway's integration timeout
         return DeadlineExceeded(message)
     if status in (429, 502, 503):
         return ServiceUnavailable(f"the API answered {status}: {message}")
     if status == 403:
         return ApiError(status, code, f"{message} (are the adapter's AWS credentials allowed to call it?)")
     return ApiError(status, code, message)
+
+
+def _subclasses(kind: type[ServerlessAgentsError]) -> list[type[ServerlessAgentsError]]:
+    return [kind, *(sub for direct in kind.__subclasses__() for sub in _subclasses(direct))]
+
+
+#: The errors the API answers with, by the name its body gives (`{"error": {"code": ...}}`).
+_OURS = {kind.__name__: kind for kind in _subclasses(ServerlessAgentsError) if kind.http_status != 500}
 
 
 def _error_body(status: int, body: bytes) -> tuple[str, str, str]:

@@ -1,9 +1,10 @@
 """Every error the project raises, in one place.
 
-Each transport maps these to its own vocabulary in exactly one function: HTTP status codes in the api
-Lambda (`serverless_agents.http_api.error_response`), gRPC status codes in the adapter
-(`serverless_agents.adapter.errors.grpc_status`), and Step Functions error names (the exception class
-name, which Lambda reports as `errorType`) for the state machine's Retry and Catch rules.
+Each class says how every transport names it, once: its HTTP status (`http_status`, which the api Lambda
+answers with: `serverless_agents.http_api.error_response`) and its gRPC status code (`grpc_code`, a
+`grpc.StatusCode` name, which the adapter answers with: `serverless_agents.adapter.errors.grpc_status`); the
+Step Functions error name is the class name, which Lambda reports as `errorType`, for the state machine's
+Retry and Catch rules. What a class does not set is the service's own fault: 500, INTERNAL.
 Messages are one line a user can act on.
 """
 
@@ -13,9 +14,15 @@ from __future__ import annotations
 class ServerlessAgentsError(Exception):
     """Base of every error this project raises on purpose."""
 
+    http_status: int = 500
+    grpc_code: str = "INTERNAL"
+
 
 class InvalidRequest(ServerlessAgentsError):
     """The caller sent something we cannot use; `field` names the part that is wrong."""
+
+    http_status = 400
+    grpc_code = "INVALID_ARGUMENT"
 
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}")
@@ -38,13 +45,22 @@ class DuplicateAgentError(ManifestError):
 class AgentNotFound(ServerlessAgentsError):
     """No deployed agent serves this task type and version (or this name)."""
 
+    http_status = 404
+    grpc_code = "NOT_FOUND"
+
 
 class TaskNotFound(ServerlessAgentsError):
     """No task has this id (never created, or expired from the tasks table)."""
 
+    http_status = 404
+    grpc_code = "NOT_FOUND"
+
 
 class RouteNotFound(ServerlessAgentsError):
     """The HTTP API has no such route."""
+
+    http_status = 404
+    grpc_code = "NOT_FOUND"
 
 
 class AgentError(ServerlessAgentsError):
@@ -58,9 +74,15 @@ class RetryableAgentError(ServerlessAgentsError):
     not, ends the task FAILED with the exception's type and message.
     """
 
+    http_status = 503
+    grpc_code = "UNAVAILABLE"
+
 
 class DeadlineExceeded(ServerlessAgentsError):
     """A call did not finish within its time limit: a sync agent's `timeout`, or the caller's deadline."""
+
+    http_status = 504
+    grpc_code = "DEADLINE_EXCEEDED"
 
 
 class TaskTimedOut(ServerlessAgentsError):
@@ -70,6 +92,9 @@ class TaskTimedOut(ServerlessAgentsError):
 
 class ServiceUnavailable(ServerlessAgentsError):
     """An AWS service we depend on is throttling us or cannot be reached right now."""
+
+    http_status = 503
+    grpc_code = "UNAVAILABLE"
 
 
 class DestinationRefused(InvalidRequest):
@@ -86,3 +111,8 @@ def cannot_listen(what: str, address: str, reason: str, flag: str) -> OSError:
     return OSError(
         f"cannot serve {what} on {address}: {reason} (choose another {flag}, or 0 for any free port)"
     )
+
+
+def http_status_of(error: BaseException) -> int:
+    """The HTTP status that says `error`: its class's, or 500 for anything not raised on purpose."""
+    return error.http_status if isinstance(error, ServerlessAgentsError) else 500

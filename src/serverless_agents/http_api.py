@@ -26,13 +26,10 @@ from flyteidl.admin import agent_pb2
 from serverless_agents import wire
 from serverless_agents.exceptions import (
     AgentNotFound,
-    DeadlineExceeded,
     InvalidRequest,
-    RetryableAgentError,
     RouteNotFound,
     ServerlessAgentsError,
-    ServiceUnavailable,
-    TaskNotFound,
+    http_status_of,
 )
 from serverless_agents.identity import AGENT_NAME, TASK_ID, check_task_id
 
@@ -47,20 +44,10 @@ logger = logging.getLogger(__name__)
 TaskId = Annotated[str, Path(pattern=f"^{TASK_ID.pattern}$", description="task id from resource_meta")]
 AgentName = Annotated[str, Path(pattern=f"^{AGENT_NAME.pattern}$")]
 
-_STATUS: list[tuple[type[Exception], int]] = [
-    (InvalidRequest, 400),
-    (AgentNotFound, 404),
-    (RouteNotFound, 404),
-    (TaskNotFound, 404),
-    (ServiceUnavailable, 503),
-    (RetryableAgentError, 503),
-    (DeadlineExceeded, 504),
-]
-
 
 def error_response(error: Exception) -> Response[str]:
     """The one mapping from our exceptions (and anything unexpected) to an HTTP response."""
-    status = next((code for kind, code in _STATUS if isinstance(error, kind)), 500)
+    status = http_status_of(error)
     body: dict[str, Any] = {"code": type(error).__name__, "message": str(error)}
     if isinstance(error, InvalidRequest):
         body |= {"field": error.field, "message": error.problem}

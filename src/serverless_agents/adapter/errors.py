@@ -8,34 +8,20 @@ import traceback
 import grpc
 
 from serverless_agents.client import ApiError
-from serverless_agents.exceptions import (
-    AgentNotFound,
-    DeadlineExceeded,
-    InvalidRequest,
-    RetryableAgentError,
-    ServiceUnavailable,
-    TaskNotFound,
-)
+from serverless_agents.exceptions import ServerlessAgentsError
 
 logger = logging.getLogger(__name__)
 #: Longest status message: messages may quote what a caller sent (a 4 MB task type), and grpc carries the
 #: message in a header that clients refuse past 8 kB by default.
 MAX_MESSAGE = 1000
 
-_CODES: list[tuple[type[Exception], grpc.StatusCode]] = [
-    (AgentNotFound, grpc.StatusCode.NOT_FOUND),
-    (TaskNotFound, grpc.StatusCode.NOT_FOUND),
-    (InvalidRequest, grpc.StatusCode.INVALID_ARGUMENT),
-    (ServiceUnavailable, grpc.StatusCode.UNAVAILABLE),
-    (RetryableAgentError, grpc.StatusCode.UNAVAILABLE),
-    (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
-]
-
 
 def grpc_status(error: Exception) -> tuple[grpc.StatusCode, str]:
-    code = next((code for kind, code in _CODES if isinstance(error, kind)), grpc.StatusCode.INTERNAL)
-    if isinstance(error, ApiError) and error.status == 403:
-        code = grpc.StatusCode.PERMISSION_DENIED
+    code = (
+        grpc.StatusCode[error.grpc_code]
+        if isinstance(error, ServerlessAgentsError)
+        else grpc.StatusCode.INTERNAL
+    )
     if code is grpc.StatusCode.INTERNAL and not isinstance(error, ApiError):
         message = f"{type(error).__name__}: {error}"
         # The frames, and the message as bounded as the caller's: never a caller's megabytes in the log.

@@ -29,6 +29,7 @@ from serverless_agents.exceptions import (
     DeadlineExceeded,
     InvalidRequest,
     ServerlessAgentsError,
+    http_status_of,
 )
 
 if TYPE_CHECKING:
@@ -36,15 +37,6 @@ if TYPE_CHECKING:
     from serverless_agents.client import ApiClient
     from serverless_agents.resource_meta import ResourceMetaKeys
 
-_HTTP_STATUS = {
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.INTERNAL: 500,
-    grpc.StatusCode.UNIMPLEMENTED: 501,
-    grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
-}
 R = TypeVar("R")
 _ANSWER_MARGIN = 0.2  # seconds kept back from the caller's deadline to send the answer
 _LISTING_FOR_LABELS_TIMEOUT = 2.0  # seconds: a listing only for metric labels must not hold a call long
@@ -83,7 +75,7 @@ class ApiCalls:
             result = call()
         except Exception as e:
             code, message = grpc_status(e)
-            self.metrics.failure.labels(label, operation, str(_HTTP_STATUS.get(code, 500))).inc()
+            self.metrics.failure.labels(label, operation, str(http_status_of(e))).inc()
             context.abort(code, message)  # raises: the client gets the status
             raise
         finally:
