@@ -99,9 +99,17 @@ class InProcessLambdas:
 
         LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign, assignment]
 
-    def uninstall(self) -> None:
+    def uninstall(self, drain_seconds: float = 5.0) -> None:
+        """Restore moto's own Lambda, once the invocations under way (up to `drain_seconds`) have answered:
+        a handler still running when the emulator stops would send its AWS calls to the real endpoints."""
         if self._original is None:
             return
+        with self._lock:
+            containers = list(self._containers.values())
+        deadline = time.monotonic() + drain_seconds
+        for container in containers:
+            if container.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                container.release()
         from moto.awslambda_simple.models import LambdaSimpleBackend
 
         LambdaSimpleBackend.invoke = self._original  # type: ignore[method-assign]
