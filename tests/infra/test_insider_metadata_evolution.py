@@ -13,7 +13,6 @@ import pytest
 from infra.cdk.serverless_agents_cdk.app import build_app
 from pydantic import BaseModel
 
-from serverless_agents.evolution import check_and_lock, incompatibilities, lock_path
 from serverless_agents.examples import JobMetadata
 from serverless_agents.exceptions import ManifestError
 from tests.infra.conftest import offline
@@ -40,9 +39,14 @@ def deploy(directory: Path, accept: str | None = None) -> None:
         build_app(context, outdir=str(directory / "cdk.out"))
 
 
+def lock_path(directory: Path) -> Path:
+    """Beside the manifest (`evolution.lock_path`), spelled out: the file an operator commits."""
+    return directory / "agents.metadata.lock.json"
+
+
 def locked(directory: Path, schema: dict[str, object]) -> Path:
     """The lock a previous deploy wrote, with `schema` as agent `job`'s metadata then."""
-    path = lock_path(directory / "agents.toml")
+    path = lock_path(directory)
     path.write_text(json.dumps({"version": 1, "agents": {"job": schema}}))
     return path
 
@@ -97,11 +101,13 @@ def test_an_operators_accept_lets_the_change_through_and_locks_the_new_schema(tm
 def test_a_first_deploy_writes_the_lock_of_its_async_agents(tmp_path: Path) -> None:
     deploy(tmp_path)
 
-    lock = json.loads(lock_path(tmp_path / "agents.toml").read_text())
+    lock = json.loads(lock_path(tmp_path).read_text())
     assert lock == {"version": 1, "agents": {"job": JobMetadata.model_json_schema()}}  # no sync agent
 
 
 def test_a_new_field_with_a_default_is_compatible_and_relocked(tmp_path: Path) -> None:
+    from serverless_agents.evolution import check_and_lock
+
     class Grown(JobMetadata):
         attempt: int = 1
         region: str | None = None
@@ -113,6 +119,8 @@ def test_a_new_field_with_a_default_is_compatible_and_relocked(tmp_path: Path) -
 
 
 def test_nested_models_are_compared_field_by_field() -> None:
+    from serverless_agents.evolution import incompatibilities
+
     class Inner(BaseModel):
         arn: str
         cluster: str

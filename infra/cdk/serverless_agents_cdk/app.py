@@ -26,6 +26,7 @@ from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from serverless_agents.evolution import accepted, check_and_lock, metadata_schemas
+from serverless_agents.naming import STACK_DESCRIPTION
 from serverless_agents.plan import plan_deployment
 
 from .bundles import DEFAULT_MANIFEST, assemble_standin, build_bundle, families
@@ -73,7 +74,7 @@ def build_app(
         poke_reserved_concurrency=poke_reserved_concurrency_from(
             app.node.try_get_context("poke_reserved_concurrency")
         ),
-        description=f"Flyte agents on Lambda and Step Functions: deployment {plan.deployment} "
+        description=f"{STACK_DESCRIPTION}{plan.deployment} "
         f"({len(plan.agents)} agents, from {plan.manifest_path.name})",
     )
     Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
