@@ -47,11 +47,20 @@ def lock_path(manifest_path: Path) -> Path:
 
 def metadata_schemas(agents: Iterable[RegisteredAgent]) -> dict[str, dict[str, Any]]:
     """Each async agent's metadata JSON schema, by agent name (a plan's or the api's registry)."""
-    return {
-        a.name: a.cls.metadata_type.model_json_schema()  # type: ignore[union-attr]
-        for a in agents
-        if a.kind is AgentKind.ASYNC
-    }
+    from pydantic.errors import PydanticUserError
+
+    schemas = {}
+    for agent in agents:
+        if agent.kind is not AgentKind.ASYNC:
+            continue
+        metadata_type = agent.cls.metadata_type  # type: ignore[union-attr]
+        try:
+            schemas[agent.name] = metadata_type.model_json_schema()
+        except PydanticUserError as e:  # a field of a type JSON cannot hold: it could not be stored either
+            raise ManifestError(
+                f"agent {agent.name!r}: its metadata_type {metadata_type.__name__} has no JSON schema: {e}"
+            ) from None
+    return schemas
 
 
 def incompatibilities(previous: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:

@@ -144,3 +144,24 @@ def test_nested_models_are_compared_field_by_field() -> None:
 def test_accepting_an_agent_the_manifest_does_not_deploy_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match=r"accept_metadata_changes names \['jbo'\]"):
         deploy(tmp_path, accept="jbo")
+
+
+def test_a_metadata_type_without_a_json_schema_is_a_manifest_error_naming_the_agent() -> None:
+    from types import SimpleNamespace
+
+    from pydantic import ConfigDict
+
+    from serverless_agents.agent import AgentKind
+    from serverless_agents.evolution import metadata_schemas
+
+    class Handle:
+        """Not JSON: no record could hold it."""
+
+    class Opaque(BaseModel):
+        model_config = ConfigDict(arbitrary_types_allowed=True)
+        handle: Handle
+
+    agent = SimpleNamespace(name="opaque", kind=AgentKind.ASYNC, cls=SimpleNamespace(metadata_type=Opaque))
+
+    with pytest.raises(ManifestError, match=r"agent 'opaque': its metadata_type Opaque has no JSON schema"):
+        metadata_schemas([agent])  # type: ignore[list-item]
