@@ -2,12 +2,13 @@
 finish under version N+1, through the deployed resources.
 
 A stack of its own (`redeploy`, beside the package's `rehearsal` stack in the same moto) is deployed from
-version N's manifest, two tasks are started (jobs of many polls, a second between them, executions
-continuing as new ones every 3 polls), and once each has polled under version N the stack is updated with
-CloudFormation's UpdateStack to version N+1's template: new function code (the agent's class; its
-metadata has a new field with a default), a faster poll backoff (the get function's bundled manifest), and
-a changed state machine definition (`execution_timeout`). The tasks end SUCCEEDED with their outputs, their
-later gets run by the new code, which reads the metadata version N stored.
+version N's manifest, two tasks are started (jobs of many polls, a second between them), and once each has
+polled under version N the stack is updated with CloudFormation's UpdateStack to version N+1's template:
+new function code (the agent's class; its metadata has a new field with a default), a faster poll backoff
+and a lower `polls_per_execution` (the get function's bundled manifest), and a changed state machine
+definition (`execution_timeout`). The tasks end SUCCEEDED with their outputs, their later gets run by the
+new code, which reads the metadata version N stored; each task's first execution, started on the old
+definition, ran a get of the new code (which continued it as a new execution, on the new definition).
 
 Where moto's CloudFormation updates (tests/rehearsal/cfn_shims.py): the functions' code and
 configuration, and the state machine (UpdateStateMachine; a running execution keeps its definition, as on
@@ -53,15 +54,19 @@ ENDED = (Phase.SUCCEEDED, Phase.FAILED, Phase.RETRYABLE_FAILED, Phase.ABORTED)
 
 
 def manifest(version: int, *, snapstart: bool = False) -> str:
-    """Version 1 or 2 of one agent: its code, poll backoff and execution_timeout change."""
+    """Version 1 or 2 of one agent: its code, poll backoff, polls_per_execution and execution_timeout
+    change. Under version 1 no task continues (100 polls per execution); version 2's get continues a task
+    after 3: so a task with a second execution had a get of version 2's code run by its first execution,
+    started on version 1's definition."""
     wait = 1 if version == 1 else 0
+    polls_per_execution = 100 if version == 1 else 3
     return f"""[deployment]
 name = "{NAME}"
 
 [agents.job]
 class = "tests.rehearsal.agents:RedeployJobV{version}"
 poll = {{ initial = {wait}, factor = 1.0, cap = {wait} }}
-polls_per_execution = 3
+polls_per_execution = {polls_per_execution}
 execution_timeout = {3600 * version}
 snapstart = {str(snapstart).lower()}
 """
@@ -107,6 +112,7 @@ def test_tasks_started_before_a_redeploy_finish_after_it_on_the_new_code(
             time.sleep(0.1)
 
         roots.update(publish_assets(after.outdir, s3))  # `cdk deploy` publishes, then updates the stack
+        deployed_at = time.time()
         updated = update_stack(cloudformation, after.json, name=NAME)
         here = replace(here, synth=after, stack=updated)
 
@@ -131,8 +137,18 @@ def test_tasks_started_before_a_redeploy_finish_after_it_on_the_new_code(
     folders = [root for _, root in ran]
     first_new = min(i for i, root in enumerate(folders) if root in new_code)
     assert all(root in new_code for root in folders[first_new:])
-    # The state machine now has version 2's definition.
+    # Each task's first execution, started on version 1's definition, reached version 2's get (which
+    # continued it: version 1's never does), and its successors ran on version 2's definition.
     sfn = deployed.client("stepfunctions")
+    listed = sfn.list_executions(stateMachineArn=updated.outputs["StateMachineArnJob"])["executions"]
+    for task_id in tasks.values():
+        own = (e for e in listed if str(e["name"]).startswith(task_id))
+        chain = sorted(own, key=lambda e: e["startDate"])
+        assert chain[0]["name"] == task_id
+        assert chain[0]["startDate"].timestamp() < deployed_at
+        assert len(chain) >= 2, chain
+        assert all(e["startDate"].timestamp() > deployed_at for e in chain[1:])
+    # The state machine now has version 2's definition.
     definition = json.loads(
         sfn.describe_state_machine(stateMachineArn=updated.outputs["StateMachineArnJob"])["definition"]
     )
