@@ -4,6 +4,7 @@ serverless-agents up       [--manifest FILE] [--port 8080] [--grpc-port 8000] [-
                            [--schedule-period SECONDS] [--demo] [--verbose] [--timeout 10]
 serverless-agents adapter  --api URL [--port 8000] [--metrics-port 9090] [--timeout 10] [--workers 32]
                            [--max-stream-seconds 60] [--tls-cert FILE --tls-key FILE [--health-port 8001]]
+serverless-agents check    (--stack NAME | --api URL) [--sensor-bucket BUCKET] [--region R] [--timeout 120]
 
 The adapter signs `resource_meta` with the keys in SA_RESOURCE_META_KEYS (required; `up` makes a random one
 per run); SA_TLS_CERT / SA_TLS_KEY stand for the TLS flags.
@@ -129,7 +130,7 @@ def _configure_logging(verbose: bool) -> None:
 
 def _sensor_bucket(stack: LocalStack) -> str | None:
     """The first bucket a FileSensor of the manifest watches (the stack made it), for the demo, if any."""
-    from serverless_agents.local.stack import event_buckets
+    from serverless_agents.s3uri import event_buckets
 
     for agent in stack.registry:
         if agent.cls.__name__ == "FileSensor":
@@ -195,6 +196,29 @@ def _positive_count(text: str) -> int:
     if count < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number, 1 or more")
     return count
+
+
+def _check(args: argparse.Namespace) -> int:
+    """A deployed stack (or an API) verified with the caller's own credentials: `deployment_check`."""
+    import dataclasses
+
+    import boto3
+
+    from serverless_agents.client import ApiClient
+    from serverless_agents.deployment_check import Check, Deployment, Report, from_stack
+
+    session = boto3.session.Session(region_name=args.region)
+    if args.stack is not None:
+        deployment = from_stack(args.stack, session.client("cloudformation"), session.client("events"))
+    else:
+        deployment = Deployment(args.api)
+    if args.sensor_bucket is not None:
+        deployment = dataclasses.replace(deployment, sensor_bucket=args.sensor_bucket)
+    print(f"checking {'stack ' + args.stack if args.stack else args.api}: {deployment.api_url}", flush=True)
+    report = Report(lambda line: print(line, flush=True))
+    failed = Check(ApiClient(deployment.api_url), session.client("s3"), deployment, report, args.timeout)()
+    print(f"{'check failed' if failed else 'check passed'}: {len(report.lines)} steps, {failed} failed")
+    return 1 if failed else 0
 
 
 def _add_call_timeout(parser: argparse.ArgumentParser) -> None:
@@ -305,6 +329,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_call_timeout(adapter)
     adapter.set_defaults(run=_adapter)
+
+    check = commands.add_parser(
+        "check",
+        help="verify a deployment: list its agents, run a canary task of each built-in kind, clean up",
+        formatter_class=defaults,
+    )
+    target = check.add_mutually_exclusive_group(required=True)
+    target.add_argument(
+        "--stack",
+        help="the CloudFormation stack `cdk deploy` made (API and bucket from its outputs and rules)",
+    )
+    target.add_argument("--api", help="an HTTP API's base URL instead (the local stack's)")
+    check.add_argument(
+        "--sensor-bucket",
+        default=None,
+        help="where the FileSensor canary puts its test object (when not given: the bucket the stack's "
+        "S3 rule watches; with --api, no FileSensor step)",
+    )
+    check.add_argument(
+        "--region", default=None, help="the stack's region (when not given: your AWS config's)"
+    )
+    check.add_argument(
+        "--timeout", type=_positive_seconds, default=120.0, help="seconds each canary task has to end"
+    )
+    check.set_defaults(run=_check)
     return parser
 
 

@@ -97,6 +97,11 @@ class ServiceUnavailable(ServerlessAgentsError):
     grpc_code = "UNAVAILABLE"
 
 
+class NotOurDeployment(ServerlessAgentsError):
+    """`serverless-agents check` was pointed at a stack that is not a serverless-agents deployment (or is
+    not deployed): it refuses to run anything there."""
+
+
 class DestinationRefused(InvalidRequest):
     """An agent's outbound URL is malformed or names a destination it may not call; nothing was sent."""
 

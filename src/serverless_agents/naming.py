@@ -21,6 +21,9 @@ def agent_function_name(deployment: str, agent: str, role: FunctionRole) -> str:
 #: The alias a SnapStart function's callers invoke: its latest published version (SnapStart restores
 #: snapshots of published versions only; `$LATEST` always starts cold).
 SNAPSTART_ALIAS = "live"
+#: How the CDK app's stack description begins (the deployment's name follows): what tells a
+#: serverless-agents stack apart (`serverless-agents check --stack` refuses any other).
+STACK_DESCRIPTION = "Flyte agents on Lambda and Step Functions: deployment "
 
 
 def invocable_name(function_name: str, snapstart: bool) -> str:

@@ -8,10 +8,11 @@ key is everything after the bucket's `/`, byte for byte, as the AWS CLI and fssp
 from __future__ import annotations
 
 import string
+from typing import Any
 
 from serverless_agents.exceptions import InvalidRequest
 
-__all__ = ["check_text", "parse_s3_uri"]
+__all__ = ["check_text", "event_buckets", "parse_s3_uri"]
 
 _SCHEME = "s3://"
 #: What bucket names are made of; legacy us-east-1 buckets may also hold upper case and `_`, so the rest of
@@ -54,3 +55,14 @@ def check_text(text: str, field: str, what: str, max_bytes: int, whose: str = ""
         raise InvalidRequest(field, f"{what} is {size} bytes, over {whose}{max_bytes}")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
         raise InvalidRequest(field, f"{what} holds a control character")
+
+
+def event_buckets(patterns: list[dict[str, Any]]) -> list[str]:
+    """The buckets S3 event patterns name exactly (`detail.bucket.name`), in order: the manifest's (the
+    local stack creates them) or a deployed stack's rules' (`serverless-agents check` uploads there)."""
+    names: list[str] = []
+    for pattern in patterns:
+        for name in pattern.get("detail", {}).get("bucket", {}).get("name", []):
+            if isinstance(name, str) and name not in names:  # not a content filter such as {prefix = ...}
+                names.append(name)
+    return names

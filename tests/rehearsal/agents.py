@@ -7,6 +7,8 @@ schedule and write into its log group; and, as controls, to read its own task, i
 its own log group. Each attempt's outcome ("done", or the error code AWS answered) comes back in the
 task's custom info. The rehearsal's IAM audit records every call with the function that made it and
 refuses those the deployed policy denies (`CallRecorder.enforce`), as AWS would.
+
+`RedeployJobV1` and `RedeployJobV2` are one agent's code before and after a deploy (#21 item 3).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from serverless_agents import aws
 from serverless_agents.agent import AsyncAgentBase, Phase, Resource, ResourceMetadata, TaskContext
+from serverless_agents.examples import JobAgent, JobMetadata
 from serverless_agents.naming import agent_log_group
 from serverless_agents.payloads import payload_key
 from serverless_agents.settings import current_settings
@@ -98,3 +101,45 @@ def _outcome(attempt: Callable[[], Any]) -> str:
     except Exception as e:  # any refusal is an outcome to report, not a failure of the intruder
         return aws.error_code(e) or type(e).__name__
     return "done"
+
+
+class RedeployMetadata(JobMetadata):
+    """Version N+1's metadata: version N's (`JobMetadata`) and a new field, with a default, as
+    `serverless_agents.evolution` requires: a record version N wrote reads as code_version 1."""
+
+    code_version: int = 1
+
+
+class RedeployJobV1(JobAgent):
+    """Version N of an agent redeployed mid-task (tests/rehearsal/test_rehearsal_redeploy.py): the example
+    job, counting its gets by the code that made them in the job's own record (`gets_by_code`)."""
+
+    task_type = "rehearsal_redeploy"
+    code = "v1"
+
+    def get(self, metadata: JobMetadata) -> Resource:
+        resource = super().get(metadata)
+        job = self._load(metadata)
+        job.setdefault("gets_by_code", {}).setdefault(self.code, 0)
+        job["gets_by_code"][self.code] += 1
+        self._save(metadata, job)
+        if resource.phase is Phase.SUCCEEDED:
+            resource.custom_info.update(self.reported(metadata))
+        return resource
+
+    def reported(self, metadata: JobMetadata) -> dict[str, Any]:
+        return {"code": self.code}
+
+
+class RedeployJobV2(RedeployJobV1):
+    """Version N+1: new code, and metadata with a new field (`RedeployMetadata.code_version`)."""
+
+    metadata_type = RedeployMetadata  # type: ignore[assignment]
+    code = "v2"
+
+    def create(self, task: TaskContext) -> RedeployMetadata:
+        return RedeployMetadata(**super().create(task).model_dump(), code_version=2)
+
+    def reported(self, metadata: JobMetadata) -> dict[str, Any]:
+        assert isinstance(metadata, RedeployMetadata), type(metadata)  # read with version N+1's type
+        return {"code": self.code, "metadata_code_version": metadata.code_version}

@@ -27,6 +27,12 @@ Each model below stands in for one missing type and says what it does instead:
   model would accept them, but nothing in the rehearsal raises an alarm, and the rehearsal only checks
   that every alarm resolves to deployed resources.
 
+Updates (`update_stack`, tests/rehearsal/test_rehearsal_redeploy.py): moto updates what has an update model
+(a Lambda function's configuration and code) and leaves a changed resource without one as None. Of the
+models here only the state machine updates (UpdateStateMachine: definition, role, logging, tracing; the
+running executions keep the definition they started with, as on AWS); any other changing fails the update
+naming its type, so a redeploy the rehearsal cannot do is never reported as done.
+
 `installed()` adds these for the duration of a block (moto's model map is a cached function of its own
 subclasses, so it is wrapped rather than extended). Written for moto 5.2.5, which pyproject.toml pins.
 """
@@ -60,11 +66,15 @@ class _Created:
         return True
 
 
+#: Updates one resource: the model `Create` made, the new resolved properties, account and region.
+Update = Callable[[Any, dict[str, Any], str, str], Any]
+
+
 class _Model:
     """What moto's CloudFormation asks of a model class, for one resource type."""
 
-    def __init__(self, kind: str, create: Create) -> None:
-        self.kind, self.create = kind, create
+    def __init__(self, kind: str, create: Create, update: Update | None = None) -> None:
+        self.kind, self.create, self.update = kind, create, update
 
     def cloudformation_type(self) -> str:
         return self.kind
@@ -83,6 +93,18 @@ class _Model:
             return _Created(created, {})
         return created
 
+    def update_from_cloudformation_json(
+        self,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        if self.update is None:
+            raise NotImplementedError(f"the rehearsal's CloudFormation cannot update a {self.kind}")
+        return self.update(original_resource, cloudformation_json["Properties"], account_id, region_name)
+
 
 def _state_machine(properties: dict[str, Any], name: str, account_id: str, region: str) -> Any:
     from moto.stepfunctions.parser.models import stepfunctions_parser_backends
@@ -95,6 +117,18 @@ def _state_machine(properties: dict[str, Any], name: str, account_id: str, regio
         loggingConfiguration=_lower_keys(properties.get("LoggingConfiguration")),
         tracingConfiguration=_lower_keys(properties.get("TracingConfiguration")),
         sm_type=properties.get("StateMachineType"),
+    )
+
+
+def _update_state_machine(original: Any, properties: dict[str, Any], account_id: str, region: str) -> Any:
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    return stepfunctions_parser_backends[account_id][region].update_state_machine(
+        original.arn,
+        definition=properties["DefinitionString"],
+        role_arn=properties["RoleArn"],
+        logging_configuration=_lower_keys(properties.get("LoggingConfiguration")),
+        tracing_configuration=_lower_keys(properties.get("TracingConfiguration")),
     )
 
 
@@ -186,7 +220,7 @@ def _recorded(kind: str) -> Create:
 MODELS = {
     model.kind: model
     for model in (
-        _Model("AWS::StepFunctions::StateMachine", _state_machine),
+        _Model("AWS::StepFunctions::StateMachine", _state_machine, _update_state_machine),
         _Model("AWS::ApiGateway::Stage", _api_stage),
         _Model("AWS::ApiGateway::RequestValidator", _request_validator),
         _Model("AWS::Lambda::EventInvokeConfig", _event_invoke_config),

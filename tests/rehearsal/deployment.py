@@ -15,6 +15,8 @@ import json
 import re
 import uuid
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,13 +71,25 @@ class Stack:
         return [physical for t, physical in self.resources.values() if t == kind]
 
 
-def create_stack(cloudformation: Any, template: dict[str, Any]) -> Stack:
+def create_stack(cloudformation: Any, template: dict[str, Any], name: str = STACK) -> Stack:
     cloudformation.create_stack(
-        StackName=STACK, TemplateBody=json.dumps(deployable(template)), Capabilities=["CAPABILITY_IAM"]
+        StackName=name, TemplateBody=json.dumps(deployable(template)), Capabilities=["CAPABILITY_IAM"]
     )
-    described = cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]
-    assert described["StackStatus"] == "CREATE_COMPLETE", described.get("StackStatusReason")
-    pages = cloudformation.get_paginator("list_stack_resources").paginate(StackName=STACK)
+    return described_stack(cloudformation, name, "CREATE_COMPLETE")
+
+
+def update_stack(cloudformation: Any, template: dict[str, Any], name: str = STACK) -> Stack:
+    """What `cdk deploy` of a changed app does: UpdateStack with the new template (its assets published)."""
+    cloudformation.update_stack(
+        StackName=name, TemplateBody=json.dumps(deployable(template)), Capabilities=["CAPABILITY_IAM"]
+    )
+    return described_stack(cloudformation, name, "UPDATE_COMPLETE")
+
+
+def described_stack(cloudformation: Any, name: str, status: str) -> Stack:
+    described = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+    assert described["StackStatus"] == status, described.get("StackStatusReason")
+    pages = cloudformation.get_paginator("list_stack_resources").paginate(StackName=name)
     resources = {
         r["LogicalResourceId"]: (r["ResourceType"], r.get("PhysicalResourceId", ""))
         for page in pages
@@ -83,6 +97,41 @@ def create_stack(cloudformation: Any, template: dict[str, Any]) -> Stack:
     }
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     return Stack(outputs, resources)
+
+
+class _WithTaskRoot:
+    """A deployed function as the dispatcher reads it, with the Lambda runtime's LAMBDA_TASK_ROOT (where
+    its code unpacked, with the bundled agents.toml) in its environment."""
+
+    def __init__(self, function: Any, task_root: Path) -> None:
+        self._function = function
+        self.environment_vars = {**dict(function.environment_vars), "LAMBDA_TASK_ROOT": str(task_root)}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._function, name)
+
+
+@contextmanager
+def code_of_each_function(lambdas: Any, roots: dict[str, Path]) -> Iterator[list[tuple[str, Path]]]:
+    """Each function whose deployed code (its S3 key) is one of `roots` (`publish_assets`) runs that code:
+    so a function updated to another asset runs the new one, as Lambda does after UpdateFunctionCode,
+    and its caches (keyed by the manifest's path) start empty, as a new container's do. Yields the
+    (function, code folder) of every such invocation. Other functions keep the process's LAMBDA_TASK_ROOT."""
+    original = lambdas._call
+    ran: list[tuple[str, Path]] = []
+
+    def call(fn: Any, event: Any) -> Any:
+        root = roots.get(str(fn.code.get("S3Key")))
+        if root is None:
+            return original(fn, event)
+        ran.append((str(fn.function_name), root))
+        return original(_WithTaskRoot(fn, root), event)
+
+    lambdas._call = call
+    try:
+        yield ran
+    finally:
+        lambdas._call = original
 
 
 @dataclass

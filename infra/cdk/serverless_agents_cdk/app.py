@@ -10,6 +10,9 @@ Context:
     api_throttle_burst=N   its burst (default 200)
     poke_reserved_concurrency=N
                            each sensor's poke function's reserved concurrency (default 10; 0: none)
+    accept_metadata_changes=AGENT[,AGENT...]
+                           deploy these agents' incompatible metadata changes (no task of theirs in
+                           flight): `serverless_agents.evolution`, checked against the manifest's lock
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import Any
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
 
+from serverless_agents.evolution import accepted, check_and_lock, metadata_schemas
+from serverless_agents.naming import STACK_DESCRIPTION
 from serverless_agents.plan import plan_deployment
 
 from .bundles import DEFAULT_MANIFEST, assemble_standin, build_bundle, families
@@ -42,6 +47,12 @@ def build_app(
 ) -> tuple[App, ServerlessAgentsStack]:
     app = App(context={**cdk_json_context(), **(context or {})}, outdir=outdir)
     plan = plan_deployment(Path(str(app.node.try_get_context("manifest") or DEFAULT_MANIFEST)))
+    # Before anything is built: a task in flight must read its metadata after this deploy.
+    check_and_lock(
+        plan.manifest_path,
+        metadata_schemas(plan.registry),
+        accept=accepted(app.node.try_get_context("accept_metadata_changes")),
+    )
     bundling = str(app.node.try_get_context("bundling") or "pip")
     if bundling == "skip":
         standin = assemble_standin(Path(app.outdir) / STANDIN, plan)
@@ -63,7 +74,7 @@ def build_app(
         poke_reserved_concurrency=poke_reserved_concurrency_from(
             app.node.try_get_context("poke_reserved_concurrency")
         ),
-        description=f"Flyte agents on Lambda and Step Functions: deployment {plan.deployment} "
+        description=f"{STACK_DESCRIPTION}{plan.deployment} "
         f"({len(plan.agents)} agents, from {plan.manifest_path.name})",
     )
     Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))

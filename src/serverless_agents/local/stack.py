@@ -37,6 +37,7 @@ from serverless_agents.local.sensor_triggers import SensorTriggers, SensorWiring
 from serverless_agents.local.task_events import TaskEvents
 from serverless_agents.naming import LOCAL_ACCOUNT
 from serverless_agents.plan import RUNTIME, FunctionPlan, Place, PlannedAgent, plan_deployment
+from serverless_agents.s3uri import event_buckets
 from serverless_agents.s3uri import parse_s3_uri
 from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
 from serverless_agents.tasks_table import TTL_ATTRIBUTE, TasksTable, table_definition
@@ -328,16 +329,6 @@ class LocalStack:
                 # A malformed URI or bucket name: the sensor's own poke says so, as a failed poke.
                 with contextlib.suppress(InvalidRequest, ClientError, ParamValidationError):
                     self.create_bucket(parse_s3_uri(watch, "watch", key_required=False)[0])
-
-
-def event_buckets(patterns: list[dict[str, Any]]) -> list[str]:
-    """The buckets S3 event patterns name exactly (`detail.bucket.name`), in order."""
-    names: list[str] = []
-    for pattern in patterns:
-        for name in pattern.get("detail", {}).get("bucket", {}).get("name", []):
-            if isinstance(name, str) and name not in names:  # not a content filter such as {prefix = ...}
-                names.append(name)
-    return names
 
 
 def quiet_local_observability(verbose: bool = False) -> None:
