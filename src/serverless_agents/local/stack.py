@@ -37,8 +37,7 @@ from serverless_agents.local.sensor_triggers import SensorTriggers, SensorWiring
 from serverless_agents.local.task_events import TaskEvents
 from serverless_agents.naming import LOCAL_ACCOUNT
 from serverless_agents.plan import RUNTIME, FunctionPlan, Place, PlannedAgent, plan_deployment
-from serverless_agents.s3uri import event_buckets
-from serverless_agents.s3uri import parse_s3_uri
+from serverless_agents.s3uri import event_buckets, parse_s3_uri
 from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
 from serverless_agents.tasks_table import TTL_ATTRIBUTE, TasksTable, table_definition
 
