@@ -36,6 +36,8 @@ from serverless_agents.runtime.sensors import (
     register_sensor_task,
     stop_sensor_task,
 )
+from serverless_agents.runtime.task_logs import MAX_LINES, LogPage, TaskLogs
+from serverless_agents.runtime.task_metrics import check_queries, measure, metric_results, state_transitions
 from serverless_agents.runtime.translate import (
     check_create_request,
     literal_map_from_json,
@@ -56,15 +58,8 @@ if TYPE_CHECKING:
     from serverless_agents.payloads import PayloadStore
     from serverless_agents.registry import AgentRegistry, RegisteredAgent
     from serverless_agents.runtime.async_steps import TaskState
+    from serverless_agents.runtime.task_logs import LogsClient
     from serverless_agents.tasks_table import TasksTable
-
-
-# Standard workflows are billed per state transition: Started?, Create and the first Choice, then Wait, Get
-# and Choice for each poll, and Continue, Continued and the successor's Started? for each execution the
-# task continued as (see statemachines/async_agent.asl.json).
-_STATE_TRANSITIONS_BEFORE_POLLING = 3
-_STATE_TRANSITIONS_PER_POLL = 3
-_STATE_TRANSITIONS_PER_CONTINUATION = 3
 
 
 @dataclass(frozen=True)
@@ -93,6 +88,7 @@ class TaskService:
         scheduler_client: EventBridgeSchedulerClient,
         sensor_targets: SensorTargets | None = None,
         connection_secrets: ConnectionSecretStore | None = None,
+        logs_client: LogsClient | None = None,
     ) -> None:
         self.registry = registry
         self.deployment = deployment
@@ -105,6 +101,7 @@ class TaskService:
         self._sfn = sfn_client
         self._lambda = lambda_client
         self._scheduler = scheduler_client
+        self._logs = TaskLogs(deployment, logs_client) if logs_client is not None else None
 
     def create(
         self, request: agent_pb2.CreateTaskRequest, flyte2_request: dict[str, Any] | None = None
@@ -279,13 +276,10 @@ class TaskService:
         log_group = agent_log_group(self.deployment, record.agent)
         # What Flyte's UI shows: where the task runs, and what it has cost so far.
         if record.execution_arn:
-            continued = len(record.earlier_executions)
             custom_info |= {
                 "execution_arn": record.execution_arn,
                 "polls": record.polls,
-                "state_transitions": _STATE_TRANSITIONS_BEFORE_POLLING
-                + _STATE_TRANSITIONS_PER_POLL * record.polls
-                + _STATE_TRANSITIONS_PER_CONTINUATION * continued,
+                "state_transitions": state_transitions(record),
             }
             log_links += task_links(record.execution_arn, log_group)
             # The earlier executions of its chain, newest first: their histories hold the earlier polls.
@@ -302,6 +296,20 @@ class TaskService:
             literal_map_from_json(outputs_json) if outputs_json is not None else None,
         )
         return agent_pb2.GetTaskResponse(resource=resource)
+
+    def logs(self, task_id: str, token: str = "", limit: int = MAX_LINES) -> LogPage:
+        """A page of the task's own log lines (`runtime.task_logs`), after `token` (the previous page's)."""
+        record = self.table.get(task_id)
+        if self._logs is None:
+            raise InvalidRequest("task_id", "this deployment reads no logs (no CloudWatch Logs client)")
+        return self._logs.page(record.agent, task_id, token, limit)
+
+    def metrics(self, task_id: str, queries: list[str]) -> list[dict[str, Any]]:
+        """The task's measures (`runtime.task_metrics`), as `ExecutionMetricResult`s in protobuf JSON."""
+        check_queries(queries)
+        record = self.table.get(task_id)
+        memory = self.registry.by_name(record.agent).settings.memory
+        return metric_results(task_id, measure(record, memory, self._sfn), queries)
 
     def delete(self, task_id: str) -> None:
         """Stop the task: its execution (finalize then runs the agent's delete, once), or its schedule.
