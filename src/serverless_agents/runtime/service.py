@@ -1,4 +1,5 @@
-"""What the HTTP API does: create, get and delete tasks (Flyte's verbs), and list the deployed agents.
+"""What the HTTP API does: create, get and delete tasks (Flyte's verbs), read a task's own log lines and
+measures (`runtime.task_logs`, `runtime.task_metrics`), and list the deployed agents.
 
 Creating is idempotent per Flyte task attempt: the task id derives from its `TaskExecutionIdentifier`,
 the table insert is conditional, and the execution (or a sensor's schedule) is named after the task, so a
@@ -71,8 +72,9 @@ class SensorTargets:
 
 
 class TaskService:
-    """Flyte's create, get and delete. Its clients: Step Functions starts and stops an async task's
-    execution, Lambda gives a new sensor task its first poke, EventBridge Scheduler its schedule."""
+    """Flyte's create, get and delete, and a task's logs and metrics. Its clients: Step Functions starts and
+    stops an async task's execution (and gives its history), Lambda gives a new sensor task its first poke,
+    EventBridge Scheduler its schedule, CloudWatch Logs the task's lines."""
 
     def __init__(
         self,
@@ -87,8 +89,8 @@ class TaskService:
         lambda_client: LambdaClient,
         scheduler_client: EventBridgeSchedulerClient,
         sensor_targets: SensorTargets | None = None,
+        logs_client: LogsClient,
         connection_secrets: ConnectionSecretStore | None = None,
-        logs_client: LogsClient | None = None,
     ) -> None:
         self.registry = registry
         self.deployment = deployment
@@ -101,7 +103,7 @@ class TaskService:
         self._sfn = sfn_client
         self._lambda = lambda_client
         self._scheduler = scheduler_client
-        self._logs = TaskLogs(deployment, logs_client) if logs_client is not None else None
+        self._logs = TaskLogs(deployment, logs_client)
 
     def create(
         self, request: agent_pb2.CreateTaskRequest, flyte2_request: dict[str, Any] | None = None
@@ -300,8 +302,6 @@ class TaskService:
     def logs(self, task_id: str, token: str = "", limit: int = MAX_LINES) -> LogPage:
         """A page of the task's own log lines (`runtime.task_logs`), after `token` (the previous page's)."""
         record = self.table.get(task_id)
-        if self._logs is None:
-            raise InvalidRequest("task_id", "this deployment reads no logs (no CloudWatch Logs client)")
         return self._logs.page(record.agent, task_id, token, limit)
 
     def metrics(self, task_id: str, queries: list[str]) -> list[dict[str, Any]]:
