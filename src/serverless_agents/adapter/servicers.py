@@ -51,6 +51,7 @@ _ANSWER_MARGIN = 0.2  # seconds kept back from the caller's deadline to send the
 _LISTING_FOR_LABELS_TIMEOUT = 2.0  # seconds: a listing only for metric labels must not hold a call long
 _LOG_LINES = 10 * MAX_LINES  # the most lines one GetTaskLogs stream answers
 _LOG_CALLS = 20  # the most pages of the API one GetTaskLogs stream reads (a page may hold few lines)
+_LOG_PAGE_SECONDS = 2.0  # what is left of the caller's deadline for another page to be asked
 
 
 class ApiCalls:
@@ -138,7 +139,8 @@ class ApiCalls:
         """GetTaskLogs for either protocol: the task's lines (`resource_meta` verified first), a page of the
         API at a time as they arrive, each with the token after it; `lines` of them at most (one page's
         worth when 0), from `token` on. At most `_LOG_CALLS` API calls a stream: a caller that wants more
-        asks again with the last token, so no stream holds a call or the adapter's memory long."""
+        asks again with the last token, so no stream holds a call or the adapter's memory long; nor one
+        whose deadline is near (less than `_LOG_PAGE_SECONDS` left): it ends with the token it has."""
         wanted = min(lines, _LOG_LINES) if lines > 0 else MAX_LINES
 
         def page(task_id: str, timeout: float) -> tuple[agent_pb2.GetTaskLogsResponseBody, str]:
@@ -155,8 +157,9 @@ class ApiCalls:
         for _ in range(_LOG_CALLS - 1):
             yield body, token
             wanted -= len(body.structured_lines)
-            if not token or wanted <= 0:
-                return
+            remaining = context.time_remaining()
+            if not token or wanted <= 0 or (remaining is not None and remaining < _LOG_PAGE_SECONDS):
+                return  # the caller goes on from the token it has: a stream never ends in a timeout
             body, token = self.run(context, task_type, "logs", lambda: page(task_id, self.timeout(context)))
         yield body, token
 
