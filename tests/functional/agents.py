@@ -43,6 +43,12 @@ class ChattyJobAgent(JobAgent):
         return resource
 
 
+class ChattyChainAgent(ChattyJobAgent):
+    """The chatty job under a manifest that continues its tasks as new executions every few polls."""
+
+    task_type = "example_job_chatty_chain"
+
+
 class StubbornJobAgent(JobAgent):
     """The example job whose delete fails its first `custom.delete_failures` attempts (-1, the default:
     every one), as a platform that cannot cancel would. Its job record counts `delete_attempts`."""

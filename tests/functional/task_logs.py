@@ -26,6 +26,11 @@ class = "tests.functional.agents:ChattyJobAgent"
 poll = { initial = 0, factor = 1.0, cap = 0 }
 memory = 512
 
+[agents.chain]
+class = "tests.functional.agents:ChattyChainAgent"
+poll = { initial = 0, factor = 1.0, cap = 0 }
+polls_per_execution = 2
+
 [agents.job]
 class = "serverless_agents.examples:JobAgent"
 poll = { initial = 0, factor = 1.0, cap = 0 }
@@ -34,9 +39,9 @@ CHATTY = "example_job_chatty"
 _runs = iter(range(10_000))
 
 
-def chatty_task(tag: str, polls: int = 2) -> ExampleTask:
+def chatty_task(tag: str, polls: int = 2, task_type: str = CHATTY) -> ExampleTask:
     return ExampleTask(
-        f"flytesnacks.logs.{tag}", CHATTY, {"n": int}, {"n": int, "polls": int}, polls=polls, tag=tag
+        f"flytesnacks.logs.{tag}", task_type, {"n": int}, {"n": int, "polls": int}, polls=polls, tag=tag
     )
 
 
@@ -55,17 +60,20 @@ def flyte_client(adapter: Adapter) -> Iterator[FlyteClient]:
     client.channel.close()
 
 
-def run(flyte: FlyteClient, tag: str, polls: int = 2) -> bytes:
+def run(flyte: FlyteClient, tag: str, polls: int = 2, task_type: str = CHATTY) -> bytes:
     """A chatty task run to its end; its resource_meta."""
-    meta = flyte.create(create_request(chatty_task(tag, polls), {"n": 1}, f"logs-{next(_runs)}"))
-    resource = flyte.wait(meta, CHATTY, lambda line: None, 30)
+    request = create_request(chatty_task(tag, polls, task_type), {"n": 1}, f"logs-{next(_runs)}")
+    meta = flyte.create(request)
+    resource = flyte.wait(meta, task_type, lambda line: None, 30)
     assert Phase(resource.phase) is Phase.SUCCEEDED, resource.message
     return meta
 
 
-def flyte1_logs(flyte: FlyteClient, meta: bytes, lines: int = 0, token: str = "") -> list[Any]:
+def flyte1_logs(
+    flyte: FlyteClient, meta: bytes, lines: int = 0, token: str = "", task_type: str = CHATTY
+) -> list[Any]:
     request = agent_pb2.GetTaskLogsRequest(
-        resource_meta=meta, task_category=agent_pb2.TaskCategory(name=CHATTY), lines=lines, token=token
+        resource_meta=meta, task_category=agent_pb2.TaskCategory(name=task_type), lines=lines, token=token
     )
     return list(flyte.tasks.GetTaskLogs(request, timeout=10))
 
@@ -74,10 +82,10 @@ def texts(responses: list[Any]) -> list[str]:
     return [line for r in responses if r.HasField("body") for line in r.body.results]
 
 
-def wait_for_lines(flyte: FlyteClient, meta: bytes, count: int) -> list[Any]:
+def wait_for_lines(flyte: FlyteClient, meta: bytes, count: int, task_type: str = CHATTY) -> list[Any]:
     """The lines of a task that just ended: the last invocation's are written when it returns."""
     deadline = time.monotonic() + 10
-    while len(texts(responses := flyte1_logs(flyte, meta))) < count:
+    while len(texts(responses := flyte1_logs(flyte, meta, task_type=task_type))) < count:
         assert time.monotonic() < deadline, texts(responses)
         time.sleep(0.1)
     return responses

@@ -6,6 +6,7 @@ to moto's CloudWatch Logs as Lambda sends them (serverless_agents.local.log_capt
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -167,6 +168,27 @@ def test_metrics_agree_with_the_execution(
         estimated_cost(12, measured["lambda_gb_seconds"], 1 + gets)
     )
     assert measured["duration_seconds"] >= 0
+
+
+def test_metrics_count_every_execution_of_a_chain(flyte: FlyteClient, harness: Harness) -> None:
+    chained = run(flyte, "gamma", polls=3, task_type="example_job_chatty_chain")  # 2 polls an execution
+    task_id = task_id_from_resource_meta(chained)
+    category = agent_pb2.TaskCategory(name="example_job_chatty_chain")
+
+    measured = figures(
+        flyte.tasks.GetTaskMetrics(
+            agent_pb2.GetTaskMetricsRequest(resource_meta=chained, task_category=category), timeout=10
+        ).results
+    )
+
+    assert len(json.loads(harness.item(task_id)["earlier_executions"]["S"])) == 1  # one continuation
+    assert measured["polls"] == 3
+    assert measured["state_transitions"] == 3 + 3 * 3 + 3 * 1
+    assert measured["lambda_invocations"] == 1 + 3  # create and gets, in both executions
+    assert (
+        texts(wait_for_lines(flyte, chained, 4, "example_job_chatty_chain"))[-1]
+        == "INFO polled job for gamma: done"
+    )
 
 
 def test_metrics_answer_the_queries_asked_and_refuse_unknown_ones(flyte: FlyteClient, alpha: bytes) -> None:
