@@ -2,11 +2,11 @@
 
 GetTaskLogs reads a task's lines from its agent's log group with one JSON filter on `task_id`
 (`serverless_agents.runtime.task_logs`), so the id must be on every line the task's invocations write: the
-handlers' (Powertools' Logger, which also gets it by `append_keys`), the runtime's and the agent's own
-(stdlib loggers, a client library's). `Logger.makeRecord` is wrapped, as `serverless_agents.secrets` wraps
-it for masking, so a record gets the attribute after any `extra=` (an agent's own `task_id` extra wins,
-and none is refused as a clash); Lambda's JSON log format (the functions' LoggingConfig) writes a record's
-extra attributes as keys of its line, as Powertools' formatter does.
+handlers' and the runtime's (Powertools' Logger), and the agent's own (stdlib loggers, a client library's).
+Each record gets the attribute as it is made (`serverless_agents.log_records`, where masking changes records
+too), after any `extra=` (an agent's own `task_id` extra wins, and none is refused as a clash). Powertools'
+formatter, and Lambda's JSON log format (the functions' LoggingConfig) for other loggers, write a record's
+extra attributes as keys of its line.
 
 The id lives in a context variable, set by the create, get and delete handlers and cleared when the
 invocation ends (`handlers.observability.lambda_handler`): a warm container's next invocation, or another
@@ -15,11 +15,11 @@ function of the local stack in another thread, never writes under a task it does
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from contextvars import ContextVar
-from typing import Any
+
+from serverless_agents.log_records import after_make_record
 
 _task_id: ContextVar[str | None] = ContextVar("serverless_agents_task_id", default=None)
 _lock = threading.Lock()
@@ -40,20 +40,17 @@ def end_task() -> None:
     _task_id.set(None)
 
 
+def _tagged(record: logging.LogRecord) -> logging.LogRecord:
+    task_id = _task_id.get()
+    if task_id is not None and not hasattr(record, "task_id"):
+        record.task_id = task_id
+    return record
+
+
 def _install() -> None:
     global _installed
     with _lock:
         if _installed:
             return
-        make_record = logging.Logger.makeRecord
-
-        @functools.wraps(make_record)
-        def tagged_make_record(self: logging.Logger, *args: Any, **kwargs: Any) -> logging.LogRecord:
-            record = make_record(self, *args, **kwargs)
-            task_id = _task_id.get()
-            if task_id is not None and not hasattr(record, "task_id"):
-                record.task_id = task_id
-            return record
-
-        logging.Logger.makeRecord = tagged_make_record  # type: ignore[method-assign]
+        after_make_record(_tagged)
         _installed = True
