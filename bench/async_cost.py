@@ -39,14 +39,8 @@ from serverless_agents.manifest import (
     PollBackoff,
     load_manifest,
 )
+from serverless_agents.prices import PRICE_PER_TRANSITION, PRICE_SOURCE
 
-#: AWS Step Functions, Standard workflows, us-east-1 list price (no free tier): per state transition.
-PRICE_PER_TRANSITION = 0.025 / 1000
-PRICE_SOURCE = (
-    "$0.025 per 1,000 state transitions: AWS Step Functions pricing, Standard workflows, us-east-1 "
-    "(https://aws.amazon.com/step-functions/pricing/), the list price quoted in issue 7 (2026); not "
-    "re-read online from this offline machine; the 4,000 free transitions a month are left out"
-)
 HISTORY_LIMIT = 25_000
 NEAR_FRACTION = 0.8
 JOB_LENGTHS = (("1 min", 60), ("10 min", 600), ("1 h", 3600), ("1 day", 86_400))

@@ -13,7 +13,7 @@ import json
 import re
 from http import HTTPStatus
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import urllib3
 from flyteidl.admin import agent_pb2
@@ -127,6 +127,30 @@ class ApiClient:
         path = f"/v1/tasks/{check_task_id(task_id)}"
         return self._call("DELETE", path, agent_pb2.DeleteTaskResponse, None, timeout)
 
+    def get_task_logs(
+        self, task_id: str, token: str = "", lines: int | None = None, *, timeout: float | None = None
+    ) -> tuple[agent_pb2.GetTaskLogsResponseBody, str]:
+        """A page of the task's own log lines, and the token of the next page (empty on the last)."""
+        query = {"token": token} if token else {}
+        if lines is not None:
+            query["lines"] = str(lines)
+        path = f"/v1/tasks/{check_task_id(task_id)}/logs"
+        if query:
+            path += "?" + urlencode(query)
+        page = wire.json_object(self._request("GET", path, None, timeout), field="response")
+        body = wire.from_dict(
+            agent_pb2.GetTaskLogsResponseBody, page.get("body") or {}, field="response.body"
+        )
+        return body, str(page.get("token") or "")
+
+    def get_task_metrics(
+        self, task_id: str, queries: list[str] | None = None, *, timeout: float | None = None
+    ) -> agent_pb2.GetTaskMetricsResponse:
+        path = f"/v1/tasks/{check_task_id(task_id)}/metrics"
+        if queries:
+            path += "?" + urlencode({"queries": ",".join(queries)})
+        return self._call("GET", path, agent_pb2.GetTaskMetricsResponse, None, timeout)
+
     def list_agents(self, *, timeout: float | None = None) -> agent_pb2.ListAgentsResponse:
         return self._call("GET", "/v1/agents", agent_pb2.ListAgentsResponse, None, timeout)
 
@@ -151,6 +175,11 @@ class ApiClient:
         body: dict[str, Any] | None,
         timeout: float | None,
     ) -> T:
+        data = self._request(method, path, body, timeout)
+        return wire.from_json(response_type, data, field="response")
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None, timeout: float | None) -> bytes:
+        """The API's answer to one request, its body; an error answer raised as the project's exception."""
         url = self.base_url + path
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"}
@@ -167,7 +196,7 @@ class ApiClient:
             raise ServiceUnavailable(f"the API at {self.base_url} {_unreachable(e, seconds)}") from e
         if response.status >= 300:
             raise _error_from(response.status, response.data)
-        return wire.from_json(response_type, response.data, field="response")
+        return bytes(response.data)
 
 
 def _unreachable(error: urllib3.exceptions.HTTPError, timeout: float) -> str:

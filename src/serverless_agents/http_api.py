@@ -4,6 +4,8 @@
     POST   /v1/flyte2/tasks     {"request", "flyte2Request"}  -> CreateTaskResponse (a Flyte 2 executor's)
     GET    /v1/tasks/{task_id}                     -> GetTaskResponse
     DELETE /v1/tasks/{task_id}                     -> DeleteTaskResponse
+    GET    /v1/tasks/{task_id}/logs?token=&lines=  -> {"token", "body": GetTaskLogsResponseBody}
+    GET    /v1/tasks/{task_id}/metrics?queries=    -> GetTaskMetricsResponse
     GET    /v1/agents                              -> ListAgentsResponse
     POST   /v1/sync/{agent}     CreateTaskRequest  -> ExecuteTaskSyncResponseHeader (resource with outputs)
 
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from flyteidl.admin import agent_pb2
 
 from serverless_agents import wire
@@ -32,6 +34,7 @@ from serverless_agents.exceptions import (
     http_status_of,
 )
 from serverless_agents.identity import AGENT_NAME, TASK_ID, check_task_id
+from serverless_agents.runtime.task_logs import MAX_LINES, MAX_TOKEN
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -42,6 +45,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TaskId = Annotated[str, Path(pattern=f"^{TASK_ID.pattern}$", description="task id from resource_meta")]
+LogToken = Annotated[str, Query(max_length=MAX_TOKEN, description="the token a previous page gave")]
+LogLines = Annotated[int, Query(ge=1, le=MAX_LINES, description="the most lines this page holds")]
+MetricQueries = Annotated[str, Query(max_length=1000, description="metric names, comma-separated")]
 AgentName = Annotated[str, Path(pattern=f"^{AGENT_NAME.pattern}$")]
 
 
@@ -110,6 +116,26 @@ def create_api(service: Callable[[], TaskService]) -> APIGatewayRestResolver:
     def delete_task(task_id: TaskId) -> Response[str]:
         service().delete(check_task_id(task_id))
         return _message(agent_pb2.DeleteTaskResponse())
+
+    @app.get("/v1/tasks/<task_id>/logs")
+    def get_task_logs(task_id: TaskId, token: LogToken = "", lines: LogLines = MAX_LINES) -> Response[str]:
+        """A page of the task's own log lines, as flyteidl's `GetTaskLogsResponseBody`, and the token of
+        the next page (empty on the last)."""
+        page = service().logs(check_task_id(task_id), token, lines)
+        body = agent_pb2.GetTaskLogsResponseBody()
+        for line in page.lines:
+            body.results.append(line.message)
+            structured = body.structured_lines.add(message=line.message, originator=agent_pb2.SYSTEM)
+            structured.timestamp.FromMilliseconds(line.timestamp_ms)
+        return Response(
+            200, "application/json", json.dumps({"token": page.token, "body": wire.to_dict(body)})
+        )
+
+    @app.get("/v1/tasks/<task_id>/metrics")
+    def get_task_metrics(task_id: TaskId, queries: MetricQueries = "") -> Response[str]:
+        names = [name.strip() for name in queries.split(",") if name.strip()]
+        results = service().metrics(check_task_id(task_id), names)
+        return Response(200, "application/json", json.dumps({"results": results}))
 
     @app.get("/v1/agents")
     def list_agents() -> Response[str]:

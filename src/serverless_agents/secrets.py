@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from serverless_agents import aws, masking
 from serverless_agents.exceptions import ManifestError
+from serverless_agents.log_records import after_make_record
 from serverless_agents.masking import MIN_SECRET, known, one_line, redact_message, secret_names
 from serverless_agents.runtime.loading import cached_manifest
 from serverless_agents.settings import AGENT, current_settings, environ
@@ -286,13 +287,7 @@ def _install_log_redaction() -> None:
     with _log_lock:
         if _log_installed:
             return
-        make_record = logging.Logger.makeRecord
-
-        @functools.wraps(make_record)
-        def redacting_make_record(self: logging.Logger, *args: Any, **kwargs: Any) -> logging.LogRecord:
-            return _redact_record(make_record(self, *args, **kwargs))
-
-        logging.Logger.makeRecord = redacting_make_record  # type: ignore[method-assign]
+        after_make_record(_redact_record)
         _log_installed = True
 
 

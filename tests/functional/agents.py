@@ -4,8 +4,10 @@ sensor whose poke fails on request."""
 
 from __future__ import annotations
 
+import logging
+
 from serverless_agents import aws
-from serverless_agents.agent import BaseSensor, TaskContext
+from serverless_agents.agent import BaseSensor, Resource, TaskContext
 from serverless_agents.examples import JobAgent, JobMetadata
 from serverless_agents.exceptions import AgentError
 
@@ -16,6 +18,35 @@ class SlowJobAgent(JobAgent):
 
 class ShortTimeoutJobAgent(JobAgent):
     task_type = "example_job_short_timeout"
+
+
+chatter = logging.getLogger("chatty.platform")
+
+
+class ChattyJobAgent(JobAgent):
+    """The example job, logging what it does as an agent's own code does (a stdlib logger, a client
+    library's), each line naming its task's `custom.tag`: GetTaskLogs answers each task its own lines."""
+
+    task_type = "example_job_chatty"
+
+    def create(self, task: TaskContext) -> JobMetadata:
+        metadata = super().create(task)
+        job = self._load(metadata)
+        job["tag"] = str(task.custom.get("tag", ""))
+        self._save(metadata, job)
+        chatter.info("created job for %s", job["tag"])
+        return metadata
+
+    def get(self, metadata: JobMetadata) -> Resource:
+        resource = super().get(metadata)
+        chatter.info("polled job for %s: %s", self._load(metadata)["tag"], resource.message)
+        return resource
+
+
+class ChattyChainAgent(ChattyJobAgent):
+    """The chatty job under a manifest that continues its tasks as new executions every few polls."""
+
+    task_type = "example_job_chatty_chain"
 
 
 class StubbornJobAgent(JobAgent):

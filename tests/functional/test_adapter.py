@@ -180,26 +180,6 @@ def test_list_agents_parses_the_way_propeller_reads_it(propeller: Propeller) -> 
     assert propeller.metadata.GetAgent(agent_pb2.GetAgentRequest(name="echo"), timeout=10).agent.is_sync
 
 
-def test_logs_and_metrics_are_unimplemented_with_a_reason(adapter: Adapter, propeller: Propeller) -> None:
-    meta = adapter.keys.sign(encode_resource_meta("t1", "job"))
-    category = agent_pb2.TaskCategory(name="example_job")
-    with pytest.raises(grpc.RpcError) as logs:
-        list(
-            propeller.tasks.GetTaskLogs(
-                agent_pb2.GetTaskLogsRequest(resource_meta=meta, task_category=category), timeout=10
-            )
-        )
-    with pytest.raises(grpc.RpcError) as metrics:
-        propeller.tasks.GetTaskMetrics(
-            agent_pb2.GetTaskMetricsRequest(resource_meta=meta, task_category=category), timeout=10
-        )
-
-    assert logs.value.code() is grpc.StatusCode.UNIMPLEMENTED
-    assert "log links" in logs.value.details()
-    assert metrics.value.code() is grpc.StatusCode.UNIMPLEMENTED
-    assert "CloudWatch" in metrics.value.details()
-
-
 def test_api_down_is_unavailable_and_the_adapter_keeps_serving() -> None:
     adapter = Adapter(
         "http://127.0.0.1:9", host="127.0.0.1", port=0, call_timeout=2

@@ -21,7 +21,6 @@ from serverless_agents.adapter.server import Adapter
 from serverless_agents.agent import Phase
 from serverless_agents.demo import FlyteClient
 from serverless_agents.local.stack import LocalStack
-from serverless_agents.resource_meta import encode_resource_meta
 from tests.functional import flyte_tasks
 from tests.functional.conftest import MANIFEST as STACK_MANIFEST
 from tests.functional.conftest import Harness
@@ -335,24 +334,6 @@ def test_health_and_metrics_cover_both_protocols(adapter: Adapter, executor: Exe
         "flyte_connector_requests_failure_total",
         {"task_type": "example_job", "operation": "get", "error_code": "400"},
     )
-
-
-def test_logs_and_metrics_are_unimplemented_with_a_reason(adapter: Adapter, executor: Executor) -> None:
-    meta = adapter.keys.sign(encode_resource_meta("t1", "job"))
-    category = connector_pb2.TaskCategory(name="example_job")
-    with pytest.raises(grpc.RpcError) as logs:
-        list(
-            executor.tasks.GetTaskLogs(
-                connector_pb2.GetTaskLogsRequest(resource_meta=meta, task_category=category), timeout=10
-            )
-        )
-    with pytest.raises(grpc.RpcError) as metrics:
-        executor.tasks.GetTaskMetrics(
-            connector_pb2.GetTaskMetricsRequest(resource_meta=meta, task_category=category), timeout=10
-        )
-
-    assert logs.value.code() is metrics.value.code() is grpc.StatusCode.UNIMPLEMENTED
-    assert "log links" in logs.value.details()
 
 
 def test_a_flyte2_connector_serves_a_flyte1_client_too(adapter: Adapter) -> None:

@@ -6,7 +6,8 @@ multi-line, chained), outputs, custom info, log links, resource metadata and log
 `extra=`, `logger.exception`); the webhook agent gets it in its URL, headers and body, and a fake
 endpoint echoes it back in bodies and a redirect's Location. They run through the local stack, as Flyte
 calls them over HTTP and over the gRPC adapter. Then the Step Functions execution histories, the tasks
-table, every S3 object, every log record, every HTTP and gRPC answer and every resource_meta are searched:
+table, every S3 object, every log record (and every line in the functions' log groups, and GetTaskLogs'
+pages), every HTTP and gRPC answer and every resource_meta are searched:
 the secret appears 0 times, and its mask `{secret:token}` shows the agents did leak it into each.
 """
 
@@ -226,6 +227,14 @@ def _run_everything(
         task_type = "leaky_sensor" if resource_meta == sensor_meta else "leaky_job"
         signed = sign(resource_meta)
         grpc_call(lambda meta=signed, task_type=task_type: flyte.get(meta, task_type))
+        # GetTaskLogs and GetTaskMetrics: the task's own lines, as Flyte's UI reads them.
+        for path in ("logs", "metrics"):
+            raw = urllib3.request("GET", f"{stack.api_url}/v1/tasks/{task_id}/{path}", retries=False)
+            found.add("task logs", raw.data.decode())
+        logs = agent_pb2.GetTaskLogsRequest(
+            resource_meta=signed, task_category=agent_pb2.TaskCategory(name=task_type)
+        )
+        grpc_call(lambda logs=logs: list(flyte.tasks.GetTaskLogs(logs, timeout=10)))
 
 
 def _leaky_request(mode: str) -> agent_pb2.CreateTaskRequest:
@@ -261,6 +270,10 @@ def _collect_what_is_kept(stack: LocalStack, found: Evidence) -> None:
             found.add("executions", sfn.describe_execution(executionArn=execution["executionArn"]))
             history = sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)
             found.add("executions", history["events"])
+    logs = stack.client("logs")
+    for group in logs.describe_log_groups()["logGroups"]:
+        events = logs.filter_log_events(logGroupName=group["logGroupName"])["events"]
+        found.add("cloudwatch logs", [event["message"] for event in events])
     s3 = stack.client("s3")
     for bucket in s3.list_buckets()["Buckets"]:
         for obj in s3.list_objects_v2(Bucket=bucket["Name"]).get("Contents", []):
@@ -274,6 +287,8 @@ WHERE = {
     "http": True,
     "grpc": True,
     "logs": True,
+    "cloudwatch logs": True,  # what the functions logged, in their log groups (the local stack's capture)
+    "task logs": True,  # GetTaskLogs' pages of the leaky tasks' own lines
     "tasks table": True,
     "executions": True,
     "s3": True,

@@ -55,6 +55,8 @@ def test_routes_reach_their_functions(base: Synth) -> None:
         "POST /v1/flyte2/tasks": api,
         "GET /v1/tasks/{task_id}": api,
         "DELETE /v1/tasks/{task_id}": api,
+        "GET /v1/tasks/{task_id}/logs": api,
+        "GET /v1/tasks/{task_id}/metrics": api,
         "GET /v1/agents": api,
         "POST /v1/sync/echo": echo,
         "POST /v1/sync/{agent}": api,  # an agent not deployed here: the api function's 404
@@ -84,6 +86,12 @@ def test_path_parameters_are_required_and_validated(base: Synth) -> None:
 
     assert found["GET /v1/tasks/{task_id}"]["RequestParameters"] == {"method.request.path.task_id": True}
     assert found["DELETE /v1/tasks/{task_id}"]["RequestParameters"] == {"method.request.path.task_id": True}
+    assert found["GET /v1/tasks/{task_id}/logs"]["RequestParameters"] == {"method.request.path.task_id": True}
+    assert found["GET /v1/tasks/{task_id}/metrics"]["RequestParameters"] == {
+        "method.request.path.task_id": True
+    }
+    assert found["POST /v1/sync/{agent}"]["RequestParameters"] == {"method.request.path.agent": True}
+    assert "RequestParameters" not in found["GET /v1/agents"]
     assert {m["RequestValidatorId"]["Ref"] for m in found.values()} == {validator}
 
 

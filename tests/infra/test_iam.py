@@ -208,7 +208,29 @@ def test_api_reaches_the_table_its_payload_keys_and_the_agents_executions(base: 
                 for a in ("job", "batch")
             ],
         ),
+        *task_record_reads(base, ("job", "batch"), ()),
     ]
+
+
+def task_record_reads(
+    synth: Synth, async_agents: tuple[str, ...], sensors: tuple[str, ...]
+) -> list[tuple[tuple[str, ...], list[Any]]]:
+    """GetTaskLogs and GetTaskMetrics: the api filters the log groups of the agents with tasks (no other
+    group: not its own, not a sync agent's) and reads the async agents' execution histories."""
+    groups = [
+        {
+            "Fn::GetAtt": [
+                synth.logical_id("AWS::Logs::LogGroup", LogGroupName=f"/aws/lambda/{DEPLOYMENT}-{a}"),
+                "Arn",
+            ]
+        }
+        for a in (*async_agents, *sensors)
+    ]
+    executions = [
+        {"Fn::Join": ["", [*ARN_PREFIX, ":states:", *REGION_ACCOUNT, f":execution:{DEPLOYMENT}-{a}:*"]]}
+        for a in async_agents
+    ]
+    return [(("logs:FilterLogEvents",), groups), (("states:GetExecutionHistory",), executions)]
 
 
 @pytest.mark.parametrize("role", ["create", "get", "delete"])
@@ -336,6 +358,8 @@ def test_api_registers_sensor_tasks_in_the_sensor_groups_only(base: Synth, sensi
     statements = own_statements(policies_by_owner(sensing)[f"{DEPLOYMENT}-api"])
     role, _ = scheduler_role(sensing)
 
+    assert statements[-2:] == task_record_reads(sensing, ("job", "batch"), ("files",))
+    statements = statements[:-2]
     assert statements[-3:] == [
         (("scheduler:CreateSchedule", "scheduler:DeleteSchedule"), [SENSOR_SCHEDULES]),
         (("iam:PassRole",), [{"Fn::GetAtt": [role, "Arn"]}]),
@@ -343,7 +367,7 @@ def test_api_registers_sensor_tasks_in_the_sensor_groups_only(base: Synth, sensi
     ]
     # What it had without sensors comes first, and it writes the sensor's requests too (a request too
     # large for the task's item); it never queries the index.
-    before = own_statements(policies_by_owner(base)[f"{DEPLOYMENT}-api"])
+    before = own_statements(policies_by_owner(base)[f"{DEPLOYMENT}-api"])[:-2]
     requests = (("s3:PutObject",), payload_keys(sensing, *(f"requests/{a}/*.json" for a in ("job", "batch"))))
     assert requests in before
     before[before.index(requests)] = (

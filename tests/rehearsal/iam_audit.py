@@ -153,7 +153,9 @@ class CallRecorder:
             return f"arn:aws:scheduler:{arn}:schedule/{params.get('GroupName', 'default')}/{params['Name']}"
         if service == "logs":
             group = f"arn:aws:logs:{arn}:log-group:{params['logGroupName']}"
-            return group + (f":log-stream:{params['logStreamName']}" if "logStreamName" in params else "")
+            # A log group's own actions (FilterLogEvents) are granted on its ARN as CloudWatch Logs gives
+            # it (DescribeLogGroups' `arn`, CDK's `logGroupArn`): `log-group:<name>:*`.
+            return group + (f":log-stream:{params['logStreamName']}" if "logStreamName" in params else ":*")
         raise AssertionError(f"the audit cannot name the resource of a {service} call: teach it ({params})")
 
 

@@ -61,7 +61,17 @@ def audited_lives(deployed: Deployed) -> None:
     deployed.events.deliver(status_change(wait_for_execution(deployed, "audited", task_id)))
     assert Phase(get(deployed, task_id).phase) is Phase.ABORTED
     sweeper_lives(deployed)
-    sensor_lives(deployed)
+    sensor_tasks = sensor_lives(deployed)
+    reads_of_the_lives(deployed, [*tasks.values(), task_id, *sensor_tasks])
+
+
+def reads_of_the_lives(deployed: Deployed, task_ids: list[str]) -> None:
+    """GetTaskLogs and GetTaskMetrics of the lives above, through their routes as the adapter calls them:
+    the api filters the agents' log groups and reads the executions' histories."""
+    for task_id in task_ids:
+        for read in ("logs", "metrics"):
+            answer = deployed.api.request("GET", f"/v1/tasks/{task_id}/{read}")
+            assert answer.status == 200, (task_id, read, answer)
 
 
 def sweeper_lives(deployed: Deployed) -> None:
@@ -75,7 +85,7 @@ def sweeper_lives(deployed: Deployed) -> None:
     assert Phase(get(deployed, overdue).phase) is Phase.FAILED
 
 
-def sensor_lives(deployed: Deployed) -> None:
+def sensor_lives(deployed: Deployed) -> tuple[str, ...]:
     (group,) = deployed.stack.physical("AWS::Scheduler::ScheduleGroup")
     by_event = create_file_sensor(deployed, f"s3://{WATCHED_BUCKET}/audit/event.csv", "audit-event")
     deployed.events.deliver(object_created(deployed, WATCHED_BUCKET, "audit/event.csv"))
@@ -90,6 +100,7 @@ def sensor_lives(deployed: Deployed) -> None:
     tasks = (by_event, scheduled, aborted, stalled)
     phases = [Phase(get(deployed, task_id).phase) for task_id in tasks]
     assert phases == [Phase.SUCCEEDED, Phase.RUNNING, Phase.ABORTED, Phase.FAILED]
+    return tasks
 
 
 @dataclass
@@ -252,3 +263,31 @@ def test_the_audit_reads_leading_keys_and_evaluates_for_all_values_string_like_o
     unknown = {**statement, "Condition": {"ForAnyValue:StringLike": condition["ForAllValues:StringLike"]}}
     with pytest.raises(AssertionError, match="teach it"):
         allowed([unknown], get_item)
+
+
+def test_the_api_reads_task_logs_and_histories_of_the_agents_only(audit: Audit) -> None:
+    """GetTaskLogs' FilterLogEvents on the agents' own log groups and GetTaskMetrics' GetExecutionHistory
+    on their executions: made, allowed, and nothing beside them (the api's own group, a sync agent's, another
+    deployment's; another state machine's executions)."""
+    statements = audit.statements["rehearsal-api"]
+    api_calls = audit.calls["rehearsal-api"]
+    reads = {(c.action, c.resource) for c in api_calls if c.action in READS}
+    prefix = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/"
+
+    assert {resource for action, resource in reads if action == "logs:FilterLogEvents"} == {
+        f"{prefix}rehearsal-audited:*",
+        f"{prefix}rehearsal-{SENSOR}:*",
+    }
+    assert {action for action, _ in reads} == set(READS)
+    assert all(allowed(statements, c) for c in api_calls if c.action in READS)
+    execution = next(r for a, r in reads if a == "states:GetExecutionHistory")
+    elsewhere = [
+        Call("rehearsal-api", "logs:FilterLogEvents", f"{prefix}rehearsal-api:*"),
+        Call("rehearsal-api", "logs:FilterLogEvents", f"{prefix}rehearsal-echo:*"),
+        Call("rehearsal-api", "logs:FilterLogEvents", f"{prefix}other-audited:*"),
+        Call("rehearsal-api", "states:GetExecutionHistory", execution.replace(":rehearsal-", ":other-")),
+    ]
+    assert [c for c in elsewhere if allowed(statements, c)] == []
+
+
+READS = ("logs:FilterLogEvents", "states:GetExecutionHistory")

@@ -1,11 +1,13 @@
 """`AgentsApi`: the project's HTTP API (`serverless_agents.http_api`) on API Gateway, IAM auth everywhere.
 
     POST   /v1/tasks, GET|DELETE /v1/tasks/{task_id}, GET /v1/agents   -> the api function
+    GET    /v1/tasks/{task_id}/logs, GET /v1/tasks/{task_id}/metrics    -> the api function
     POST   /v1/flyte2/tasks (a Flyte 2 executor's CreateTask)          -> the api function
     POST   /v1/sync/<agent>                                           -> that sync agent's function
     POST   /v1/sync/{agent}    (any other name)                       -> the api function: a 404 naming
                                                                          the routes, in the API's error body
 
+The methods are `serverless_agents.local.apigateway.api_routes`, the one list the local gateway serves too.
 Every method is Lambda proxy integration with AWS_IAM authorization: callers sign with SigV4 (the adapter
 does, for execute-api URLs) and need `execute-api:Invoke` on the API. The stage throttles, traces with
 X-Ray and writes a JSON access log line per request.
@@ -13,6 +15,7 @@ X-Ray and writes a JSON access log line per request.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from aws_cdk import Duration, RemovalPolicy
@@ -21,10 +24,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from serverless_agents.local.apigateway import api_routes
+
 from . import nag
 from .handler_function import LOG_RETENTION
 
 STAGE = "prod"
+_PATH_PARAMETER = re.compile(r"\{(\w+)\}")
 
 
 class AgentsApi(Construct):
@@ -79,32 +85,27 @@ class AgentsApi(Construct):
             "PathParameters", validate_request_parameters=True, validate_request_body=False
         )
 
-        def route(
-            resource: apigw.IResource, method: str, function: lambda_.IFunction, path_parameter: str = ""
-        ) -> None:
-            resource.add_method(
-                method,
+        resources: dict[str, apigw.IResource] = {"": self.rest_api.root}
+
+        def resource(path: str) -> apigw.IResource:
+            if path not in resources:
+                parent, _, part = path.rpartition("/")
+                resources[path] = resource(parent).add_resource(part)
+            return resources[path]
+
+        for declared in api_routes(sync_functions):
+            function = api_function if declared.sync_agent is None else sync_functions[declared.sync_agent]
+            resource(declared.resource).add_method(
+                declared.method,
                 apigw.LambdaIntegration(
                     function, allow_test_invoke=False, timeout=Duration.seconds(integration_timeout)
                 ),
                 request_validator=validator,
-                request_parameters={f"method.request.path.{path_parameter}": True}
-                if path_parameter
-                else None,
+                request_parameters={
+                    f"method.request.path.{name}": True for name in _PATH_PARAMETER.findall(declared.resource)
+                }
+                or None,
             )
-
-        v1 = self.rest_api.root.add_resource("v1")
-        tasks = v1.add_resource("tasks")
-        route(tasks, "POST", api_function)
-        task = tasks.add_resource("{task_id}")
-        route(task, "GET", api_function, "task_id")
-        route(task, "DELETE", api_function, "task_id")
-        route(v1.add_resource("agents"), "GET", api_function)
-        route(v1.add_resource("flyte2").add_resource("tasks"), "POST", api_function)
-        sync = v1.add_resource("sync")
-        route(sync.add_resource("{agent}"), "POST", api_function, "agent")
-        for name, function in sync_functions.items():
-            route(sync.add_resource(name), "POST", function)
         nag.api_choices(self.rest_api)
 
     @property

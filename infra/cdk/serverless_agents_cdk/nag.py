@@ -150,6 +150,17 @@ def api_stops_executions(role: iam.IRole, execution_arns: Sequence[str]) -> None
     )
 
 
+def api_reads_task_records(role: iam.IRole, resources: Sequence[str]) -> None:
+    _wildcards(
+        role,
+        resources,
+        "GetTaskLogs and GetTaskMetrics (serverless_agents.runtime.task_logs, task_metrics): the api reads "
+        "the log streams of each agent's own log group (a stream per function container, named by Lambda) "
+        "with FilterLogEvents, and the history of executions of this deployment's agent state machines "
+        "(execution names are task ids, known only when a task is created)",
+    )
+
+
 def sweeper_describes_executions(role: iam.IRole, execution_arns: Sequence[str]) -> None:
     _wildcards(
         role,

@@ -244,6 +244,7 @@ class ServerlessAgentsStack(Stack):
                     resources=[s.handler.invocable.function_arn for s in self.sensors],
                 )
             )
+        self._grant_api_task_records(api)
 
     def _grant_api_executions(self, api: HandlerFunction) -> None:
         api.role.add_to_policy(
@@ -255,6 +256,24 @@ class ServerlessAgentsStack(Stack):
         executions = [a.executions_arn for a in self.async_agents]
         api.role.add_to_policy(iam.PolicyStatement(actions=["states:StopExecution"], resources=executions))
         nag.api_stops_executions(api.role, executions)
+
+    def _grant_api_task_records(self, api: HandlerFunction) -> None:
+        """GetTaskLogs and GetTaskMetrics: FilterLogEvents on the log groups of the agents that have tasks
+        (async agents and sensors; sync agents have none) and the history of the async agents' executions.
+        Nothing else: not the api's own log group, not another deployment's."""
+        log_groups = [a.log_group.log_group_arn for a in self.async_agents] + [
+            s.log_group.log_group_arn for s in self.sensors
+        ]
+        if log_groups:
+            api.role.add_to_policy(
+                iam.PolicyStatement(actions=["logs:FilterLogEvents"], resources=log_groups)
+            )
+        executions = [a.executions_arn for a in self.async_agents]
+        if executions:
+            api.role.add_to_policy(
+                iam.PolicyStatement(actions=["states:GetExecutionHistory"], resources=executions)
+            )
+        nag.api_reads_task_records(api.role, log_groups + executions)
 
     def _outputs(self) -> None:
         CfnOutput(

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypeVar
 
 from flyteidl2.connector import connector_pb2, service_pb2, service_pb2_grpc
+from flyteidl2.logs.dataplane import payload_pb2
 
 from serverless_agents import flyte2, wire
 from serverless_agents.exceptions import AgentNotFound
@@ -94,25 +95,39 @@ class AsyncConnectorServicer(service_pb2_grpc.AsyncConnectorServiceServicer):  #
 
     def GetTaskMetrics(
         self, request: connector_pb2.GetTaskMetricsRequest, context: grpc.ServicerContext
-    ) -> None:
-        self._calls.refuse_unsupported(
-            context,
-            request.resource_meta,
-            request.task_category.name,
-            "GetTaskMetrics",
-            "the task's CloudWatch log link leads to its Lambdas' metrics",
+    ) -> connector_pb2.GetTaskMetricsResponse:
+        """What the project measures of the task (`runtime.task_metrics`): all of it, or the `queries`."""
+
+        def metrics(task_id: str, timeout: float) -> connector_pb2.GetTaskMetricsResponse:
+            answer = self._calls.api.get_task_metrics(task_id, list(request.queries), timeout=timeout)
+            return wire.from_dict(
+                connector_pb2.GetTaskMetricsResponse, wire.to_dict(answer), field="response"
+            )
+
+        return self._calls.on_task(
+            context, request.resource_meta, request.task_category.name, "metrics", metrics
         )
 
     def GetTaskLogs(
         self, request: connector_pb2.GetTaskLogsRequest, context: grpc.ServicerContext
     ) -> Iterator[connector_pb2.GetTaskLogsResponse]:
-        self._calls.refuse_unsupported(
-            context,
-            request.resource_meta,
-            request.task_category.name,
-            "GetTaskLogs",
-            "follow the task's log links (Step Functions execution, its logs)",
-        )
+        """The task's own lines as flyteidl2's structured `LogLine`s: a body per page, then a header with
+        the token to go on from (empty once every line is read), as flyte-sdk's connector server streams
+        body / header pages (flyte/connectors/_server.py, `GetTaskLogs`)."""
+        token = request.token
+        for body, token_after in self._calls.log_pages(
+            context, request.resource_meta, request.task_category.name, request.lines, request.token
+        ):
+            token = token_after
+            yield connector_pb2.GetTaskLogsResponse(body=_log_body(body))
+        yield connector_pb2.GetTaskLogsResponse(header=connector_pb2.GetTaskLogsResponseHeader(token=token))
+
+
+def _log_body(body: agent_pb2.GetTaskLogsResponseBody) -> connector_pb2.GetTaskLogsResponseBody:
+    converted = connector_pb2.GetTaskLogsResponseBody(results=body.results)
+    for line in body.structured_lines:
+        converted.lines.add(timestamp=line.timestamp, message=line.message, originator=payload_pb2.SYSTEM)
+    return converted
 
 
 class ConnectorMetadataServicer(service_pb2_grpc.ConnectorMetadataServiceServicer):  # type: ignore[misc]

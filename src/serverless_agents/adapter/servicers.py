@@ -16,7 +16,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 from flyteidl.admin import agent_pb2
@@ -31,6 +31,7 @@ from serverless_agents.exceptions import (
     ServerlessAgentsError,
     http_status_of,
 )
+from serverless_agents.runtime.task_logs import MAX_LINES
 
 if TYPE_CHECKING:
     from serverless_agents.adapter.metrics import AdapterMetrics
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
 R = TypeVar("R")
 _ANSWER_MARGIN = 0.2  # seconds kept back from the caller's deadline to send the answer
 _LISTING_FOR_LABELS_TIMEOUT = 2.0  # seconds: a listing only for metric labels must not hold a call long
+_LOG_LINES = 10 * MAX_LINES  # the most lines one GetTaskLogs stream answers
+_LOG_CALLS = 20  # the most pages of the API one GetTaskLogs stream reads (a page may hold few lines)
+_LOG_PAGE_SECONDS = 2.0  # what is left of the caller's deadline for another page to be asked
 
 
 class ApiCalls:
@@ -116,17 +120,40 @@ class ApiCalls:
             context, task_type, operation, lambda: call(self.task_id(resource_meta, task_type), timeout)
         )
 
-    def refuse_unsupported(
-        self, context: grpc.ServicerContext, resource_meta: bytes, task_type: str, method: str, instead: str
-    ) -> NoReturn:
-        """A method the adapter does not serve (GetTaskLogs, GetTaskMetrics) answers UNIMPLEMENTED, after the
-        same check as GetTask: so that serving it later cannot open another agent's task to a caller."""
-        try:
-            self.task_id(resource_meta, task_type)
-        except ServerlessAgentsError as e:
-            context.abort(*grpc_status(e))
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not supported: {instead}")
-        raise AssertionError  # abort raised
+    def log_pages(
+        self,
+        context: grpc.ServicerContext,
+        resource_meta: bytes,
+        task_type: str,
+        lines: int,
+        token: str,
+    ) -> Iterator[tuple[agent_pb2.GetTaskLogsResponseBody, str]]:
+        """GetTaskLogs for either protocol: the task's lines (`resource_meta` verified first), a page of the
+        API at a time as they arrive, each with the token after it; `lines` of them at most (one page's
+        worth when 0), from `token` on. At most `_LOG_CALLS` API calls a stream: a caller that wants more
+        asks again with the last token, so no stream holds a call or the adapter's memory long; nor one
+        whose deadline is near (less than `_LOG_PAGE_SECONDS` left): it ends with the token it has."""
+        wanted = min(lines, _LOG_LINES) if lines > 0 else MAX_LINES
+
+        def page(task_id: str, timeout: float) -> tuple[agent_pb2.GetTaskLogsResponseBody, str]:
+            return self.api.get_task_logs(task_id, token, min(wanted, MAX_LINES), timeout=timeout)
+
+        task_id = ""
+
+        def first(verified: str, timeout: float) -> tuple[agent_pb2.GetTaskLogsResponseBody, str]:
+            nonlocal task_id
+            task_id = verified
+            return page(verified, timeout)
+
+        body, token = self.on_task(context, resource_meta, task_type, "logs", first)
+        for _ in range(_LOG_CALLS - 1):
+            yield body, token
+            wanted -= len(body.structured_lines)
+            remaining = context.time_remaining()
+            if not token or wanted <= 0 or (remaining is not None and remaining < _LOG_PAGE_SECONDS):
+                return  # the caller goes on from the token it has: a stream never ends in a timeout
+            body, token = self.run(context, task_type, "logs", lambda: page(task_id, self.timeout(context)))
+        yield body, token
 
     def create(
         self,
@@ -192,25 +219,32 @@ class AsyncAgentServicer(agent_pb2_grpc.AsyncAgentServiceServicer):  # type: ign
             lambda task_id, timeout: self._calls.api.delete_task(task_id, timeout=timeout),
         )
 
-    def GetTaskMetrics(self, request: agent_pb2.GetTaskMetricsRequest, context: grpc.ServicerContext) -> None:
-        self._calls.refuse_unsupported(
+    def GetTaskMetrics(
+        self, request: agent_pb2.GetTaskMetricsRequest, context: grpc.ServicerContext
+    ) -> agent_pb2.GetTaskMetricsResponse:
+        """What the project measures of the task (`runtime.task_metrics`): all of it, or the `queries`."""
+        return self._calls.on_task(
             context,
             request.resource_meta,
             _task_type(request),
-            "GetTaskMetrics",
-            "see the task's CloudWatch log link for its Lambda metrics",
+            "metrics",
+            lambda task_id, timeout: self._calls.api.get_task_metrics(
+                task_id, list(request.queries), timeout=timeout
+            ),
         )
 
     def GetTaskLogs(
         self, request: agent_pb2.GetTaskLogsRequest, context: grpc.ServicerContext
     ) -> Iterator[agent_pb2.GetTaskLogsResponse]:
-        self._calls.refuse_unsupported(
-            context,
-            request.resource_meta,
-            _task_type(request),
-            "GetTaskLogs",
-            "follow the task's log links (Step Functions, CloudWatch)",
-        )
+        """The task's own lines: a body per page, then a header with the token to go on from (empty once
+        every line is read)."""
+        token = request.token
+        for body, token_after in self._calls.log_pages(
+            context, request.resource_meta, _task_type(request), request.lines, request.token
+        ):
+            token = token_after
+            yield agent_pb2.GetTaskLogsResponse(body=body)
+        yield agent_pb2.GetTaskLogsResponse(header=agent_pb2.GetTaskLogsResponseHeader(token=token))
 
 
 class SyncAgentServicer(agent_pb2_grpc.SyncAgentServiceServicer):  # type: ignore[misc]

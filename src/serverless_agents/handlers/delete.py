@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from serverless_agents.handlers.observability import lambda_handler, logger, metrics
+from serverless_agents.handlers.observability import lambda_handler, log_task, metrics
 from serverless_agents.handlers.snapstart import prime
 from serverless_agents.settings import current_settings
 
@@ -20,7 +20,7 @@ def handler(event: "DeleteEvent", context: LambdaContext) -> dict[str, Any]:
     from serverless_agents.runtime.async_steps import CleanupReason  # at first use: handlers/__init__.py
     from serverless_agents.runtime.wiring import async_steps
 
-    logger.append_keys(task_id=event.get("task_id"))
+    log_task(event.get("task_id"))
     deleted = async_steps(current_settings()).delete(event["task_id"], CleanupReason.from_event(event))
     metrics.add_metric(name="JobsDeleted", unit=MetricUnit.Count, value=int(deleted))
     return {"deleted": deleted}

@@ -22,6 +22,7 @@ from aws_lambda_powertools import Logger, Metrics
 
 from serverless_agents import fd_redaction
 from serverless_agents.settings import POWERTOOLS_NAMESPACE, POWERTOOLS_SERVICE, TRACING, environ
+from serverless_agents.task_logging import end_task, log_for_task
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
@@ -58,6 +59,13 @@ def capture_lambda_handler(handler: Handler) -> Handler:
     return cast("Handler", maybe_traced)
 
 
+def log_task(task_id: str | None) -> None:
+    """Every line this invocation logs from now on carries `task_id` (GetTaskLogs filters on it): Powertools'
+    and every other logger's (`serverless_agents.task_logging`). Not Powertools' `append_keys`: its keys
+    are the process's, and the local stack runs many functions' invocations in one process at once."""
+    log_for_task(task_id)
+
+
 #: Set by the Lambda runtime (and its emulator) only: the local stack, which runs the handlers inside a CLI
 #: (or a test runner) that owns its descriptors, leaves them alone.
 _LAMBDA_RUNTIME = "AWS_LAMBDA_RUNTIME_API"
@@ -74,6 +82,7 @@ def redacted_output(handler: Handler) -> Handler:
         try:
             return handler(event, context)
         finally:
+            end_task()  # the next invocation of this container logs under its own task, or none
             fd_redaction.flush()
 
     return cast("Handler", redacted)

@@ -4,6 +4,7 @@ The deployed API's routes, one table (`api_routes`, checked against the synthesi
 tests/infra/test_api.py):
 
     POST   /v1/tasks, GET|DELETE /v1/tasks/{task_id}, GET /v1/agents   -> the api function
+    GET    /v1/tasks/{task_id}/logs, GET /v1/tasks/{task_id}/metrics    -> the api function
     POST   /v1/flyte2/tasks                                           -> the api function
     POST   /v1/sync/<agent>   one resource per sync agent              -> that agent's sync function
     POST   /v1/sync/{agent}   any other name                           -> the api function (its 404)
@@ -86,12 +87,15 @@ class Route:
 
 
 def api_routes(sync_agents: Iterable[str]) -> tuple[Route, ...]:
-    """The deployed API's methods, as infra/cdk's `AgentsApi` declares them."""
+    """The deployed API's methods: infra/cdk's `AgentsApi` declares these, and the local gateway serves
+    them (the one list both read)."""
     return (
         Route("POST", "/v1/tasks"),
         Route("POST", "/v1/flyte2/tasks"),
         Route("GET", "/v1/tasks/{task_id}"),
         Route("DELETE", "/v1/tasks/{task_id}"),
+        Route("GET", "/v1/tasks/{task_id}/logs"),
+        Route("GET", "/v1/tasks/{task_id}/metrics"),
         Route("GET", "/v1/agents"),
         Route("POST", "/v1/sync/{agent}"),
         *(Route("POST", f"/v1/sync/{name}", name) for name in sync_agents),

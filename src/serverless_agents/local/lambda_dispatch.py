@@ -16,6 +16,7 @@ version; tests/functional/test_local_dispatch.py fails loudly if the hook stops 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -28,11 +29,14 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from serverless_agents.handlers import entry_point
 from serverless_agents.naming import function_log_group
 from serverless_agents.settings import lambda_environment
+
+if TYPE_CHECKING:
+    from serverless_agents.local.log_capture import LogCapture
 
 PINNED_MOTO = "5.2.5"
 logger = logging.getLogger(__name__)
@@ -78,6 +82,8 @@ class InProcessLambdas:
         self.invocations: dict[str, int] = defaultdict(int)
         #: Called with the event before a function's handler runs: local set-up AWS would not need.
         self.before_invoke: dict[str, Callable[[Any], None]] = {}
+        #: Where each invocation's log records go (its function's log group), once the stack set it.
+        self.log_capture: LogCapture | None = None
 
     def install(self) -> None:
         if version("moto") != PINNED_MOTO:
@@ -169,7 +175,12 @@ class InProcessLambdas:
             # As the Lambda runtime does, tell the function its region.
             region = str(fn.function_arn).split(":")[3]
             runtime_env = {"AWS_REGION": region, "AWS_DEFAULT_REGION": region}
-            with lambda_environment({**dict(fn.environment_vars), **runtime_env}):
+            captured = (
+                self.log_capture.invocation(fn.function_name, context.aws_request_id)
+                if self.log_capture is not None
+                else contextlib.nullcontext()
+            )
+            with lambda_environment({**dict(fn.environment_vars), **runtime_env}), captured:
                 module_name, attr = self._resolve(str(fn.handler))
                 handler = getattr(importlib.import_module(module_name), attr)
                 result = handler(event, context)

@@ -18,10 +18,18 @@ StopExecution right after StartExecution (Flyte aborting a task it just created)
 5.2.5: the execution's worker thread sets its environment only once it has parsed the definition, and
 `ExecutionWorker.stop` reads it at once. On AWS the call succeeds; here it would be a 500. The fix waits,
 briefly and boundedly, for the environment before stopping.
+
+CloudWatch Logs' JSON filter patterns (`{ $.task_id = "..." }`, GetTaskLogs' filter) are "unsupported" in
+moto 5.2.5, which then matches every event: a page of one task's lines would be a page of the whole log group,
+mostly dropped by the runtime's own check. The fix evaluates the one form the project sends, a string equality
+on a top-level key, as CloudWatch does (a line that is not JSON does not match); any other pattern is left
+to moto.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import time
 from typing import Any
@@ -40,6 +48,7 @@ def install() -> None:
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
     _step_functions_integration()
+    _json_filter_patterns()
 
     request = DynamoHandler.call_action
 
@@ -59,6 +68,28 @@ def install() -> None:
 
     ExecutionWorker.stop = stop  # type: ignore[method-assign]
     _installed = True
+
+
+_JSON_EQUALS = re.compile(r'^\{\s*\$\.(?P<key>\w+)\s*=\s*"(?P<value>[^"]*)"\s*\}$')
+
+
+def _json_filter_patterns() -> None:
+    """`{ $.key = "value" }` evaluated on JSON lines (see the module's docstring)."""
+    from moto.logs.utils import EventMessageFilter
+
+    original = EventMessageFilter.matches
+
+    def matches(self: Any, message: str) -> bool:
+        equals = _JSON_EQUALS.match(str(self.filter_type.term).strip())
+        if equals is None:
+            return bool(original(self, message))
+        try:
+            line = json.loads(message)
+        except ValueError:
+            return False
+        return isinstance(line, dict) and line.get(equals["key"]) == equals["value"]
+
+    EventMessageFilter.matches = matches  # type: ignore[method-assign]
 
 
 def _step_functions_integration() -> None:

@@ -33,6 +33,7 @@ from serverless_agents.local.apigateway import LocalApiGateway
 from serverless_agents.local.aws_endpoint import AwsEndpoint
 from serverless_agents.local.driver import StatusChangeDriver
 from serverless_agents.local.lambda_dispatch import InProcessLambdas
+from serverless_agents.local.log_capture import LogCapture
 from serverless_agents.local.sensor_triggers import SensorTriggers, SensorWiring
 from serverless_agents.local.task_events import TaskEvents
 from serverless_agents.naming import LOCAL_ACCOUNT
@@ -181,6 +182,9 @@ class LocalStack:
             # stopped, head for the real endpoints: stop them all, then let invocations under way finish.
             self._stop_executions()
         self.lambdas.uninstall()
+        if self.lambdas.log_capture is not None:
+            self.lambdas.log_capture.uninstall()
+            self.lambdas.log_capture = None
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
@@ -248,10 +252,20 @@ class LocalStack:
         )
         for function in self.plan.functions:
             self._function(function)
+        self._capture_logs()
         for agent in self.plan.async_agents:
             self._state_machine(agent)
         for agent in self.plan.sensor_agents:
             self._sensor(agent)
+
+    def _capture_logs(self) -> None:
+        """Each function's log records to its log group, as Lambda sends them (`local.log_capture`)."""
+        logs = self._aws.client("logs")
+        for group in sorted({function.log_group for function in self.plan.functions}):
+            logs.create_log_group(logGroupName=group)
+        capture = LogCapture(logs, {function.name: function.log_group for function in self.plan.functions})
+        capture.install()
+        self.lambdas.log_capture = capture
 
     def _function(self, function: FunctionPlan) -> None:
         client = self._aws.client("lambda")

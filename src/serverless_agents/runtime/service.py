@@ -1,4 +1,5 @@
-"""What the HTTP API does: create, get and delete tasks (Flyte's verbs), and list the deployed agents.
+"""What the HTTP API does: create, get and delete tasks (Flyte's verbs), read a task's own log lines and
+measures (`runtime.task_logs`, `runtime.task_metrics`), and list the deployed agents.
 
 Creating is idempotent per Flyte task attempt: the task id derives from its `TaskExecutionIdentifier`,
 the table insert is conditional, and the execution (or a sensor's schedule) is named after the task, so a
@@ -36,6 +37,8 @@ from serverless_agents.runtime.sensors import (
     register_sensor_task,
     stop_sensor_task,
 )
+from serverless_agents.runtime.task_logs import MAX_LINES, LogPage, TaskLogs
+from serverless_agents.runtime.task_metrics import check_queries, measure, metric_results, state_transitions
 from serverless_agents.runtime.translate import (
     check_create_request,
     literal_map_from_json,
@@ -56,15 +59,8 @@ if TYPE_CHECKING:
     from serverless_agents.payloads import PayloadStore
     from serverless_agents.registry import AgentRegistry, RegisteredAgent
     from serverless_agents.runtime.async_steps import TaskState
+    from serverless_agents.runtime.task_logs import LogsClient
     from serverless_agents.tasks_table import TasksTable
-
-
-# Standard workflows are billed per state transition: Started?, Create and the first Choice, then Wait, Get
-# and Choice for each poll, and Continue, Continued and the successor's Started? for each execution the
-# task continued as (see statemachines/async_agent.asl.json).
-_STATE_TRANSITIONS_BEFORE_POLLING = 3
-_STATE_TRANSITIONS_PER_POLL = 3
-_STATE_TRANSITIONS_PER_CONTINUATION = 3
 
 
 @dataclass(frozen=True)
@@ -76,8 +72,9 @@ class SensorTargets:
 
 
 class TaskService:
-    """Flyte's create, get and delete. Its clients: Step Functions starts and stops an async task's
-    execution, Lambda gives a new sensor task its first poke, EventBridge Scheduler its schedule."""
+    """Flyte's create, get and delete, and a task's logs and metrics. Its clients: Step Functions starts and
+    stops an async task's execution (and gives its history), Lambda gives a new sensor task its first poke,
+    EventBridge Scheduler its schedule, CloudWatch Logs the task's lines."""
 
     def __init__(
         self,
@@ -92,6 +89,7 @@ class TaskService:
         lambda_client: LambdaClient,
         scheduler_client: EventBridgeSchedulerClient,
         sensor_targets: SensorTargets | None = None,
+        logs_client: LogsClient,
         connection_secrets: ConnectionSecretStore | None = None,
     ) -> None:
         self.registry = registry
@@ -105,6 +103,7 @@ class TaskService:
         self._sfn = sfn_client
         self._lambda = lambda_client
         self._scheduler = scheduler_client
+        self._logs = TaskLogs(deployment, logs_client)
 
     def create(
         self, request: agent_pb2.CreateTaskRequest, flyte2_request: dict[str, Any] | None = None
@@ -279,13 +278,10 @@ class TaskService:
         log_group = agent_log_group(self.deployment, record.agent)
         # What Flyte's UI shows: where the task runs, and what it has cost so far.
         if record.execution_arn:
-            continued = len(record.earlier_executions)
             custom_info |= {
                 "execution_arn": record.execution_arn,
                 "polls": record.polls,
-                "state_transitions": _STATE_TRANSITIONS_BEFORE_POLLING
-                + _STATE_TRANSITIONS_PER_POLL * record.polls
-                + _STATE_TRANSITIONS_PER_CONTINUATION * continued,
+                "state_transitions": state_transitions(record),
             }
             log_links += task_links(record.execution_arn, log_group)
             # The earlier executions of its chain, newest first: their histories hold the earlier polls.
@@ -302,6 +298,18 @@ class TaskService:
             literal_map_from_json(outputs_json) if outputs_json is not None else None,
         )
         return agent_pb2.GetTaskResponse(resource=resource)
+
+    def logs(self, task_id: str, token: str = "", limit: int = MAX_LINES) -> LogPage:
+        """A page of the task's own log lines (`runtime.task_logs`), after `token` (the previous page's)."""
+        record = self.table.get(task_id)
+        return self._logs.page(record.agent, task_id, token, limit)
+
+    def metrics(self, task_id: str, queries: list[str]) -> list[dict[str, Any]]:
+        """The task's measures (`runtime.task_metrics`), as `ExecutionMetricResult`s in protobuf JSON."""
+        check_queries(queries)
+        record = self.table.get(task_id)
+        memory = self.registry.by_name(record.agent).settings.memory
+        return metric_results(task_id, measure(record, memory, self._sfn), queries)
 
     def delete(self, task_id: str) -> None:
         """Stop the task: its execution (finalize then runs the agent's delete, once), or its schedule.

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_stepfunctions import SFNClient
 
+    from serverless_agents.runtime.task_logs import LogsClient
     from serverless_agents.settings import RuntimeSettings
 
 
@@ -48,6 +49,7 @@ class Clients:
     lambda_: LambdaClient
     scheduler: EventBridgeSchedulerClient
     secretsmanager: SecretsManagerClient
+    logs: LogsClient
 
 
 def clients() -> Clients:
@@ -59,6 +61,7 @@ def clients() -> Clients:
         lambda_=aws.client("lambda"),
         scheduler=aws.client("scheduler"),
         secretsmanager=aws.client("secretsmanager"),
+        logs=aws.client("logs"),
     )
 
 
@@ -89,6 +92,7 @@ def task_service(settings: RuntimeSettings) -> TaskService:
         scheduler_client=made.scheduler,
         sensor_targets=targets,
         connection_secrets=ConnectionSecretStore(settings.deployment, client=made.secretsmanager),
+        logs_client=made.logs,
     )
 
 
