@@ -25,10 +25,11 @@ os.environ.pop("AWS_PROFILE", None)
 from serverless_agents.secrets import forget_secrets  # noqa: E402  (after the environment is set)
 
 
-@pytest.fixture(autouse=True)
-def _a_new_container_per_test() -> Iterator[None]:
-    """Secrets a test's functions read or were handed are masked in everything this process writes, as in
-    a Lambda container, where one agent's functions run; a test after it, here in the same process, is
-    another container: it starts with none (a value remembered by one would mask another's messages)."""
+@pytest.fixture(autouse=True, scope="module")
+def _a_new_container_per_module() -> Iterator[None]:
+    """Secrets a module's functions read or were handed are masked in everything this process writes, as
+    in a Lambda container, where one agent's functions run; the next module, here in the same process, is
+    another container: it starts with none (a value remembered by one would mask another's messages). A
+    module's own tests share theirs, as its module-scoped stacks and fixtures do."""
     yield
     forget_secrets()
