@@ -160,6 +160,18 @@ class AsyncAgentBase(_AgentBase, Generic[M]):
 
     kind = AgentKind.ASYNC
     metadata_type: ClassVar[type[ResourceMetadata]]
+    #: EventBridge event patterns (as in a rule) whose events mean one of this agent's jobs changed: a
+    #: matching event runs the get of the task whose job it names at once, instead of at the next poll
+    #: (polling stays the fallback). The manifest's `events` add to these (docs/writing-agents.md).
+    events: ClassVar[list[dict[str, Any]]] = []
+    #: Where a matching event names the job: a dotted path into the event (`detail.taskArn`), compared
+    #: with `job_id(metadata)`. The manifest's `event_job_id` replaces it.
+    event_job_id: ClassVar[str | None] = None
+
+    def job_id(self, metadata: M) -> str | None:
+        """The id this job's events name it by (what `event_job_id` finds in them); None: no event ever
+        wakes it, it is polled only."""
+        return None
 
     def create(self, task: TaskContext) -> M | Awaitable[M]:
         raise NotImplementedError

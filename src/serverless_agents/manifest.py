@@ -74,17 +74,20 @@ _RATE = re.compile(r"^rate\((?P<value>[1-9][0-9]*) (?P<unit>minute|minutes|hour|
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
 #: Step Functions Standard: an execution's history holds at most this many events.
 HISTORY_EVENT_LIMIT = 25_000
-#: History events of one poll in `statemachines/async_agent.asl.json`: Wait (WaitStateEntered,
-#: WaitStateExited), Get (TaskStateEntered, TaskScheduled, TaskStarted, TaskSucceeded, TaskStateExited)
-#: and Ended? (ChoiceStateEntered, ChoiceStateExited): 2 + 5 + 2.
-HISTORY_EVENTS_PER_POLL = 9
+#: History events of one poll in `statemachines/async_agent.asl.json`, for an agent whose events end
+#: its wait: Listen (TaskStateEntered, TaskScheduled, TaskStarted, TaskSubmitted, TaskSucceeded or
+#: TaskTimedOut, TaskStateExited), Get (TaskStateEntered, TaskScheduled, TaskStarted, TaskSucceeded,
+#: TaskStateExited) and Ended? (ChoiceStateEntered, ChoiceStateExited): 6 + 5 + 2. An agent without
+#: events waits in a plain Wait (WaitStateEntered, WaitStateExited: 9 a poll), so the one default, counted
+#: for the dearer loop, leaves it a wider margin.
+HISTORY_EVENTS_PER_POLL = 13
 #: The events an execution keeps for what is not a plain poll. Its own events are under 60 without
 #: retries (ExecutionStarted, Started?: 2, Create: 5, the first Ended?: 2, Continue: 6, Continued and
 #: ExecutionSucceeded: 3; or Cleanup and Fail); the rest is for retries, each adding TaskFailed,
 #: TaskScheduled and TaskStarted (3 events): over 2,300 retried gets fit, more than one in every poll. (A
 #: get retried to its limits, 3 + 8 attempts, 33 events, on every poll is a job that fails long before.)
 HISTORY_MARGIN = 7_000
-#: The gets one execution makes before it continues as a new one: (25,000 - 7,000) / 9 = 2,000.
+#: The gets one execution makes before it continues as a new one: (25,000 - 7,000) / 13 = 1,384.
 DEFAULT_POLLS_PER_EXECUTION = (HISTORY_EVENT_LIMIT - HISTORY_MARGIN) // HISTORY_EVENTS_PER_POLL
 #: The most `polls_per_execution` allows: room for an execution's own events (700), none for retries.
 MAX_POLLS_PER_EXECUTION = (HISTORY_EVENT_LIMIT - 700) // HISTORY_EVENTS_PER_POLL
@@ -333,8 +336,13 @@ class AgentSettings(BaseModel):
     schedule: str = "rate(1 minute)"
     sensor_timeout: Annotated[int, Field(ge=1, le=31_536_000)] = 86_400
     max_poke_errors: Annotated[int, Field(ge=1, le=100)] = 3
-    #: EventBridge event patterns (as in a rule) whose events poke this sensor's waiting tasks.
+    #: EventBridge event patterns (as in a rule). A sensor's: their events poke its waiting tasks. An
+    #: async agent's (added to its class's `events`): their events run the get of the task whose job they
+    #: name at once, instead of at its next poll.
     events: list[dict[str, Any]] = []
+    #: Async agents: where a matching event names its job, a dotted path (`detail.jobId`); replaces the
+    #: class's `event_job_id`.
+    event_job_id: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")] = None
     #: IAM statements for the agent's own AWS calls, granted to this agent's functions only.
     permissions: list[Permission] = []
     #: Powertools' Tracer (the X-Ray SDK: a subsegment per AWS call) in this agent's functions. Off, Lambda's

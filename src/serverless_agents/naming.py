@@ -88,8 +88,9 @@ def sensor_schedule_group(deployment: str, agent: str) -> str:
     return f"{deployment}-{agent}"
 
 
-def sensor_rule_name(deployment: str, agent: str, number: int) -> str:
-    """The rule for a sensor's `events[number]` pattern."""
+def agent_rule_name(deployment: str, agent: str, number: int) -> str:
+    """The rule for an agent's `number`th event pattern (a sensor's `events`; an async agent's class's
+    `events`, then its manifest's)."""
     return f"{deployment}-{agent}-{number}"
 
 

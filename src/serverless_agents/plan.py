@@ -29,6 +29,7 @@ from serverless_agents.agent import AgentKind
 from serverless_agents.endings import ENDED_STATUSES, STATUS_CHANGE_DETAIL_TYPE, STATUS_CHANGE_SOURCE
 from serverless_agents.exceptions import ManifestError
 from serverless_agents.handlers import handler_string
+from serverless_agents.job_events import JobEvents, job_events
 from serverless_agents.manifest import AgentSettings, load_manifest, use_code_path
 from serverless_agents.registry import AgentRegistry
 
@@ -144,10 +145,16 @@ class PlannedAgent:
     functions: Mapping[naming.FunctionRole, FunctionPlan]
     #: Async agents: the state machine running create, the get loop and delete.
     state_machine: str | None = None
-    #: Sensors: the schedule group the api fills with one schedule per waiting task, and one rule per
-    #: manifest `events` pattern, passed to EventBridge as written there.
+    #: Sensors: the schedule group the api fills with one schedule per waiting task. Sensors and async
+    #: agents: one rule per event pattern (a sensor's `events`, targeting its poke function; an async
+    #: agent's declared events, `job_events`, targeting its get function), passed to EventBridge as written.
     schedule_group: str | None = None
     rules: tuple[EventRule, ...] = ()
+
+    @property
+    def listens(self) -> bool:
+        """An async agent whose events end its tasks' waits: its state machine waits in Listen."""
+        return self.kind is AgentKind.ASYNC and bool(self.rules)
 
     def function(self, role: naming.FunctionRole) -> FunctionPlan:
         return self.functions[role]
@@ -244,7 +251,10 @@ def plan_deployment(manifest_path: str | Path) -> DeploymentPlan:
     use_code_path(manifest, path)
     registry = AgentRegistry.from_manifest(manifest)
     deployment = manifest.deployment.name
-    agents = tuple(_agent(deployment, a.name, a.kind, a.settings) for a in registry)
+    agents = tuple(
+        _agent(deployment, a.name, a.kind, a.settings, job_events(a.name, a.cls, a.settings))
+        for a in registry
+    )
     # Async tasks end by their execution's timeout, sensor tasks by a poke: the sweeper ends those whose
     # ending did not come (a lost status change, pokes that stopped), so either kind brings it.
     has_async_or_sensor = any(a.kind is not AgentKind.SYNC for a in agents)
@@ -327,7 +337,9 @@ def _shared(
     )
 
 
-def _agent(deployment: str, name: str, kind: AgentKind, settings: AgentSettings) -> PlannedAgent:
+def _agent(
+    deployment: str, name: str, kind: AgentKind, settings: AgentSettings, events: JobEvents | None
+) -> PlannedAgent:
     log_group = naming.agent_log_group(deployment, name)
     own = {env_names.AGENT: name, **({env_names.TRACING: "true"} if settings.tracing else {})}
     functions = {
@@ -344,15 +356,25 @@ def _agent(deployment: str, name: str, kind: AgentKind, settings: AgentSettings)
         for role in FUNCTIONS_BY_KIND[kind]
     }
     is_sensor = kind is AgentKind.SENSOR
+    job_id_path = events.job_id_path if events is not None else ""
     rules = tuple(
         EventRule(
-            name=naming.sensor_rule_name(deployment, name, number),
+            name=naming.agent_rule_name(deployment, name, number),
             target=functions["poke"].name,
             description=f"events matching [agents.{name}] events[{number}] -> its poke function "
             "(pokes the tasks watching what an event concerns)",
             pattern=pattern,
         )
         for number, pattern in (enumerate(settings.events) if is_sensor else ())
+    ) + tuple(
+        EventRule(
+            name=naming.agent_rule_name(deployment, name, number),
+            target=functions["get"].name,
+            description=f"events of agent {name}'s jobs (event pattern {number}) -> its get function "
+            f"(ends the wait of the task whose job {job_id_path} names)",
+            pattern=pattern,
+        )
+        for number, pattern in (enumerate(events.patterns) if events is not None else ())
     )
     return PlannedAgent(
         name,

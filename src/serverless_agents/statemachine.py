@@ -2,6 +2,10 @@
 
 The file is a template, not JSON: `TimeoutSeconds` must be a number, so its placeholder stands bare. The
 CDK app and the local stack both render it here, so what runs locally is what deploys.
+
+It holds both waits, `Listen` (events end it: an agent declaring events) and the plain `Wait` (the
+fallback of `Listen`, and the only wait of an agent declaring none); `${WaitState}` names the one the loop
+enters, and rendering drops a state nothing reaches, which Step Functions would refuse.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from serverless_agents.exceptions import ManifestError
 
@@ -25,6 +30,8 @@ class AsyncAgentFunctions:
     get_arn: str
     delete_arn: str
     execution_timeout_seconds: int
+    #: The agent declares events (`serverless_agents.job_events`): its loop waits in Listen.
+    listens: bool = False
 
     def substitutions(self) -> dict[str, str]:
         return {
@@ -33,6 +40,7 @@ class AsyncAgentFunctions:
             "GetFunctionArn": self.get_arn,
             "DeleteFunctionArn": self.delete_arn,
             "ExecutionTimeoutSeconds": str(self.execution_timeout_seconds),
+            "WaitState": "Listen" if self.listens else "Wait",
         }
 
 
@@ -51,7 +59,29 @@ def render_definition(substitutions: dict[str, str], template: str | None = None
         raise ManifestError(f"state machine definition needs values for {', '.join(missing)}")
     rendered = _PLACEHOLDER.sub(lambda m: substitutions[m.group(1)], text)
     try:
-        json.loads(rendered)  # what we hand to Step Functions must at least be JSON
+        definition = json.loads(rendered)  # what we hand to Step Functions must at least be JSON
     except ValueError as e:
         raise ManifestError(f"the rendered state machine definition is not JSON: {e}") from e
-    return rendered
+    states = definition.get("States", {})
+    unreachable = states.keys() - _reachable(definition)
+    if not unreachable:
+        return rendered
+    for name in unreachable:
+        del states[name]
+    return json.dumps(definition, indent=2)
+
+
+def _reachable(definition: dict[str, Any]) -> set[str]:
+    """The states a run can enter, from StartAt through every Next, Default, Choice and Catch."""
+    states: dict[str, Any] = definition.get("States", {})
+    seen: set[str] = set()
+    todo = [definition.get("StartAt")]
+    while todo:
+        name = todo.pop()
+        if not isinstance(name, str) or name in seen or name not in states:
+            continue
+        seen.add(name)
+        state = states[name]
+        todo += [state.get("Next"), state.get("Default")]
+        todo += [branch.get("Next") for branch in (*state.get("Choices", ()), *state.get("Catch", ()))]
+    return seen

@@ -25,11 +25,20 @@ A waiting sensor task carries `watch` (what it waits for, e.g. `s3://bucket/key`
 global secondary index `watching`: an event finds the tasks it concerns with one query, never a scan.
 Every ending removes `watch`, so only waiting tasks are in the index.
 
+An async task whose agent declares events (`serverless_agents.job_events`) carries `wake`, its job's id
+as events name it, indexed by the sparse index `waking`: an event finds the task its job belongs to with
+one query. Its wait is woken through the table, by conditional writes only (docs/deploy.md, "Events end
+the wait"): `wakes` counts the events that concerned it, `wake_token` is the Step Functions task token of
+the wait in progress. Each event adds one to `wakes` and takes the token in the same write
+(`wake`: only one sender per token); a wait stores its token only if `wakes` is still what the last get
+saw (`listen`), so an event that came during that get is not lost: the wait ends at once instead. Every
+ending removes `wake` and `wake_token`.
+
 Each agent is a tenant of the table, and IAM keeps it to its own items by their keys' first characters
 (`dynamodb:LeadingKeys`): a task id starts with its agent's name (`identity.task_id_from`), and so does
-the stored `watch` (`<agent>_s3://bucket/key`, the index's partition key), so a sensor's query of the
-index is scoped like its reads and writes. `TaskRecord.watch` is the sensor's own key; the table adds and
-strips the agent's prefix.
+the stored `watch` (`<agent>_s3://bucket/key`, the index's partition key) and `wake`
+(`<agent>_<job id>`), so a query of either index is scoped like the agent's reads and writes.
+`TaskRecord.watch` is the sensor's own key; the table adds and strips the agent's prefix.
 
 Structured fields (log links, custom info, metadata, outputs) are stored as JSON strings: DynamoDB's
 number type would turn floats into Decimals, and nothing queries inside them.
@@ -68,6 +77,9 @@ _CLAIMED = f"{_NOT_ENDED} AND cleanup = :claimed"
 _NAME = re.compile(r"#(\w+)")
 WATCH_INDEX = "watching"
 OPEN_INDEX = "open"
+WAKE_INDEX = "waking"
+#: What every ending removes: the sparse indexes' keys of a waiting task, and a wait's token.
+_WAITING = ("watch", "open", "wake", "wake_token")
 
 
 @dataclass(frozen=True)
@@ -84,8 +96,13 @@ class Index:
 
 
 #: The table's indexes, as the CDK construct and the local stack both make them: the waiting sensor tasks
-#: by what they watch, and the open tasks by kind, oldest bound first.
-INDEXES = (Index(WATCH_INDEX, ("watch", "S")), Index(OPEN_INDEX, ("open", "S"), ("end_by", "N")))
+#: by what they watch, the open tasks by kind, oldest bound first, and the running async tasks by the id
+#: their job's events name.
+INDEXES = (
+    Index(WATCH_INDEX, ("watch", "S")),
+    Index(OPEN_INDEX, ("open", "S"), ("end_by", "N")),
+    Index(WAKE_INDEX, ("wake", "S")),
+)
 TTL_ATTRIBUTE = "expires_at"
 
 
@@ -109,6 +126,11 @@ def table_definition(table_name: str) -> dict[str, Any]:
         ],
         "BillingMode": "PAY_PER_REQUEST",
     }
+
+
+def wake_value(agent: str, job_id: str) -> str:
+    """The stored `wake` of `agent`'s task whose job is `job_id`: the `waking` index's key, agent first."""
+    return agent_key_prefix(agent) + job_id
 
 
 def watch_value(agent: str, key: str) -> str:
@@ -161,6 +183,8 @@ class TaskRecord:
     abort_requested: bool = False
     #: When the task's ending was written (the final marker); None while it is open.
     ended_at: float | None = None
+    #: Async tasks whose agent declares events: the events that concerned the task so far.
+    wakes: int = 0
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> TaskRecord:
@@ -201,6 +225,7 @@ class TaskRecord:
             cleanup_attempts=int(item.get("cleanup_attempts", {}).get("N", 0)),
             abort_requested=item.get("abort_requested", {}).get("BOOL", False),
             ended_at=float(item[ENDED]["N"]) if ENDED in item else None,
+            wakes=int(item.get("wakes", {}).get("N", 0)),
         )
 
 
@@ -261,13 +286,22 @@ class TasksTable:
         return TaskRecord.from_item(item)
 
     def record_progress(
-        self, task_id: str, resource: Resource, *, metadata: str | None = None, polls: int | None = None
+        self,
+        task_id: str,
+        resource: Resource,
+        *,
+        metadata: str | None = None,
+        polls: int | None = None,
+        wake: str | None = None,
     ) -> TaskRecord | None:
         """Write a running task's report (its resource's phase, message, log links and custom info); the
-        task as written, or None if it has ended or was asked to abort meanwhile (nothing written)."""
+        task as written, or None if it has ended or was asked to abort meanwhile (nothing written).
+        `wake`: the `waking` index's key of the task's job (`wake_value`), written with its metadata."""
         values = self._report(resource)
         if metadata is not None:
             values["metadata"] = {"S": metadata}
+        if wake is not None:
+            values["wake"] = {"S": wake}
         if polls is not None:
             values["polls"] = {"N": str(polls)}
         return self._update_returning(task_id, values, condition=_RUNNING)
@@ -296,6 +330,67 @@ class TasksTable:
             ExpressionAttributeValues={":key": {"S": watch_value(agent, key)}},
             ProjectionExpression="id",
         )
+
+    def tasks_waking(self, agent: str, job_id: str) -> list[str]:
+        """The ids of `agent`'s running tasks whose job is `job_id` (one query on the sparse index)."""
+        return self._query_ids(
+            IndexName=WAKE_INDEX,
+            KeyConditionExpression="wake = :key",
+            ExpressionAttributeValues={":key": {"S": wake_value(agent, job_id)}},
+            ProjectionExpression="id",
+        )
+
+    def wake(self, task_id: str) -> str | None:
+        """An event concerned the running task: count it, and take the token of its wait in progress, in
+        one write. The token (to end that wait), or None: no wait in progress (the next one ends at once,
+        `listen`), or the task ended or was asked to abort."""
+        old = self._wait_write(
+            task_id,
+            "ADD wakes :one REMOVE wake_token",
+            _RUNNING,
+            {":one": {"N": "1"}},
+            returning="UPDATED_OLD",
+        )
+        return None if old is None else old.get("wake_token", {}).get("S")
+
+    def listen(self, task_id: str, token: str, wakes_seen: int) -> bool:
+        """Park a wait: store its task token, if the running task had no event since the last get read
+        `wakes` (`wakes_seen`). True if one came meanwhile: the wait must end now. False otherwise: the
+        token is parked, or the task ended or is being aborted (its poll, or the StopExecution on its way,
+        ends the wait; ending it now would only race that stop)."""
+        seen = "attribute_not_exists(wakes)" if wakes_seen == 0 else "wakes = :seen"
+        values = {":token": {"S": token}, **({":seen": {"N": str(wakes_seen)}} if wakes_seen else {})}
+        if self._wait_write(task_id, "SET wake_token = :token", f"{_RUNNING} AND {seen}", values) is not None:
+            return False
+        record = self.get(task_id)
+        running = not (record.ended_at or record.job_done or record.cleanup or record.abort_requested)
+        return running and record.wakes != wakes_seen
+
+    def _wait_write(
+        self,
+        task_id: str,
+        expression: str,
+        condition: str,
+        values: dict[str, Any],
+        *,
+        returning: Literal["NONE", "UPDATED_OLD"] = "NONE",
+    ) -> dict[str, Any] | None:
+        """One conditional write of a wait's attributes (`wakes`, `wake_token`): not the task's record
+        (no version, no update time), so `_update`'s bookkeeping stays out. The attributes `returning`
+        asks for, or None if the condition failed."""
+        with aws.transient_errors_as_unavailable("DynamoDB"):
+            try:
+                response = self._client.update_item(
+                    TableName=self.table_name,
+                    Key={"id": {"S": task_id}},
+                    UpdateExpression=expression,
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=values,
+                    ReturnValues=returning,
+                )
+            except self._client.exceptions.ConditionalCheckFailedException:
+                return None
+        return dict(response.get("Attributes", {}))
 
     def record_poke(self, task_id: str, message: str, poke_errors: int) -> bool:
         """A poke found the condition unmet (or failed, `poke_errors` in a row); False if the task ended."""
@@ -326,7 +421,7 @@ class TasksTable:
             values["outputs"] = {"S": json.dumps(outputs, separators=(",", ":"))}
         if outputs_ref is not None:
             values["outputs_ref"] = {"S": outputs_ref}
-        return self._update(task_id, values, condition=_OPEN, remove=("watch", "open"), end=True)
+        return self._update(task_id, values, condition=_OPEN, remove=_WAITING, end=True)
 
     def request_abort(self, task_id: str) -> bool:
         """Note that Flyte asked to stop the task (before stopping it); False if it had ended already."""
@@ -379,7 +474,7 @@ class TasksTable:
             task_id,
             {"cleanup": {"S": "done"}, "phase": {"S": phase.name}, "message": {"S": message}},
             condition=_CLAIMED,
-            remove=("watch", "open"),
+            remove=_WAITING,
             end=True,
         )
 
@@ -392,7 +487,7 @@ class TasksTable:
             task_id,
             {"cleanup": {"S": "unconfirmed"}, "phase": {"S": phase.name}, "message": {"S": message}},
             condition=f"{_NOT_ENDED} AND attribute_exists(#open)",
-            remove=("watch", "open"),
+            remove=_WAITING,
             end=True,
         )
 

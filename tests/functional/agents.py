@@ -1,13 +1,16 @@
 """Test-only agents: the example job agent under other task types, so one manifest holds it with
-different settings (fast polling, slow polling, a short execution timeout); one whose delete fails; and a
-sensor whose poke fails on request."""
+different settings (fast polling, slow polling, a short execution timeout); one whose delete fails; a
+sensor whose poke fails on request; and a job announcing its changes as events, whose get can be held."""
 
 from __future__ import annotations
 
 import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
 
 from serverless_agents import aws
-from serverless_agents.agent import BaseSensor, Resource, TaskContext
+from serverless_agents.agent import AsyncAgentBase, BaseSensor, Phase, Resource, ResourceMetadata, TaskContext
 from serverless_agents.examples import JobAgent, JobMetadata
 from serverless_agents.exceptions import AgentError
 
@@ -101,3 +104,70 @@ class ChainTimeoutJobAgent(JobAgent):
     """The example job under an agent with a short execution_timeout and a chain of one-poll executions."""
 
     task_type = "example_job_chain_timeout"
+
+
+class GatedJob(ResourceMetadata):
+    job_id: str
+
+
+class GatedJobAgent(AsyncAgentBase[GatedJob]):
+    """A job on a pretend platform that announces its changes as EventBridge events (source
+    `test.jobs`, the job's id at `detail.job`, declared in the manifest), whose get can be held at a gate:
+    the test plays the platform. The local stack runs the functions in this process, so the platform is
+    this module's `JOBS`; each job counts its gets and the most that ever ran at once."""
+
+    task_type = "gated_job"
+    metadata_type = GatedJob
+
+    def create(self, task: TaskContext) -> GatedJob:
+        job = GatedJob(job_id=f"job-{uuid.uuid4().hex[:12]}")
+        JOBS[job.job_id] = PlatformJob()
+        return job
+
+    def get(self, metadata: GatedJob) -> Resource:
+        job = JOBS[metadata.job_id]
+        with job.lock:
+            job.gets += 1
+            job.running += 1
+            job.most_running = max(job.most_running, job.running)
+        try:
+            job.gate.wait(timeout=60)
+            if job.done:
+                return Resource(Phase.SUCCEEDED, f"done after {job.gets} gets")
+            return Resource(Phase.RUNNING, f"get {job.gets}")
+        finally:
+            with job.lock:
+                job.running -= 1
+
+    def delete(self, metadata: GatedJob) -> None:
+        JOBS[metadata.job_id].deleted += 1
+
+    def job_id(self, metadata: GatedJob) -> str:
+        return metadata.job_id
+
+
+class PolledGatedJobAgent(GatedJobAgent):
+    """The same platform, under an agent polling every second."""
+
+    task_type = "gated_job_polled"
+
+
+@dataclass
+class PlatformJob:
+    done: bool = False
+    gets: int = 0
+    running: int = 0
+    most_running: int = 0
+    deleted: int = 0
+    #: Open unless a test closes it: a get waits here until it opens again.
+    gate: threading.Event = field(default_factory=lambda: _open_gate())
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _open_gate() -> threading.Event:
+    gate = threading.Event()
+    gate.set()
+    return gate
+
+
+JOBS: dict[str, PlatformJob] = {}

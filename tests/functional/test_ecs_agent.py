@@ -12,6 +12,7 @@ Task templates are serialized by flytekit from a task of the documented `EcsFarg
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import sys
@@ -100,14 +101,14 @@ def add_without_subnets(a: int, b: int) -> int:
 # --- the stack ---
 
 
-def _manifest(subnets: list[str], security_groups: list[str]) -> str:
+def _manifest(subnets: list[str], security_groups: list[str], poll_seconds: int = 1) -> str:
     return f"""
 [deployment]
 name = "sa-ecs"
 
 [agents.ecs]
 class = "serverless_agents.agents.ecs:EcsFargateAgent"
-poll = {{ initial = 1, factor = 1.0, cap = 1 }}
+poll = {{ initial = {poll_seconds}, factor = 1.0, cap = {poll_seconds} }}
 
 [agents.ecs.config]
 cluster = "{CLUSTER}"
@@ -238,10 +239,17 @@ class EcsHarness(Harness):
 
 @pytest.fixture(scope="module")
 def ecs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EcsHarness]:
+    with running_ecs(tmp_path_factory.mktemp("manifest")) as harness:
+        yield harness
+
+
+@contextlib.contextmanager
+def running_ecs(folder: Path, poll_seconds: int = 1) -> Iterator[EcsHarness]:
+    """The stack with the ecs agent polling every `poll_seconds`, a VPC, a cluster and a metadata bucket."""
     from moto.moto_api import state_manager
 
-    manifest: Path = tmp_path_factory.mktemp("manifest") / "agents.toml"
-    manifest.write_text(_manifest([], []))
+    manifest = folder / "agents.toml"
+    manifest.write_text(_manifest([], [], poll_seconds))
     with LocalStack(manifest, driver_interval=0.1) as stack:
         state_manager.set_transition("ecs::task", {"progression": "manual", "times": sys.maxsize})
         try:
@@ -254,7 +262,7 @@ def ecs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EcsHarness]:
             stack.client("ecs").create_cluster(clusterName=CLUSTER)
             stack.client("s3").create_bucket(Bucket=METADATA_BUCKET)
             # The subnet ids exist only now; the functions read the manifest at their first invocation.
-            manifest.write_text(_manifest([subnet], [group["GroupId"]]))
+            manifest.write_text(_manifest([subnet], [group["GroupId"]], poll_seconds))
             yield EcsHarness(stack, subnet)
         finally:
             state_manager.unset_transition("ecs::task")

@@ -167,8 +167,10 @@ def test_tasks_table_and_payload_bucket(base: Synth) -> None:
                 {"AttributeName": "watch", "AttributeType": "S"},
                 {"AttributeName": "open", "AttributeType": "S"},
                 {"AttributeName": "end_by", "AttributeType": "N"},
+                {"AttributeName": "wake", "AttributeType": "S"},
             ],
-            # As the local stack makes it, with or without sensors: the runtime's `watching` and `open`.
+            # As the local stack makes it, with or without sensors: the runtime's `watching`, `open` and
+            # `waking` (the running tasks of agents whose events end the wait, by job id).
             "GlobalSecondaryIndexes": [
                 {
                     "IndexName": "watching",
@@ -181,6 +183,11 @@ def test_tasks_table_and_payload_bucket(base: Synth) -> None:
                         {"AttributeName": "open", "KeyType": "HASH"},
                         {"AttributeName": "end_by", "KeyType": "RANGE"},
                     ],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                },
+                {
+                    "IndexName": "waking",
+                    "KeySchema": [{"AttributeName": "wake", "KeyType": "HASH"}],
                     "Projection": {"ProjectionType": "KEYS_ONLY"},
                 },
             ],

@@ -40,6 +40,14 @@ AGENTS = {
     # Turns on its neighbours (tests/rehearsal/test_insider_tenancy.py): each agent is a tenant.
     "intruder": ("tests.rehearsal.agents:IntruderAgent", 0),
     "chain": ("tests.functional.agents:ChainJobAgent", 1),
+    # Its platform's events end its tasks' waits (#21 item 2): a minute between polls, so only an event
+    # ends one within the tests' bounds.
+    "signalled": ("tests.functional.agents:GatedJobAgent", 60),
+}
+#: Agents that declare their jobs' events in the manifest (TOML lines).
+EVENTS = {
+    "signalled": 'event_job_id = "detail.job"\n'
+    'events = [{ source = ["rehearsal.jobs"], detail-type = ["Job State Change"] }]\n',
 }
 #: Agents whose executions continue as new ones after this many polls (#21 item 1: a chain of executions).
 POLLS_PER_EXECUTION = {"chain": 3}
@@ -55,6 +63,7 @@ MANIFEST = '[deployment]\nname = "rehearsal"\n' + "".join(
     + ("end_within = 1\n" if name in END_WITHIN_ONE_SECOND else "")
     + (f'secrets = {{ token = "{SECRETS[name]}" }}\n' if name in SECRETS else "")
     + (f"polls_per_execution = {POLLS_PER_EXECUTION[name]}\n" if name in POLLS_PER_EXECUTION else "")
+    + EVENTS.get(name, "")
     for name, (agent, wait) in AGENTS.items()
 )
 MANIFEST += '\n[agents.echo]\nclass = "serverless_agents.examples:EchoAgent"\n'  # a sync agent: its own route

@@ -143,6 +143,10 @@ class CallRecorder:
             key = params.get("Key")
             return f"arn:aws:s3:::{params['Bucket']}" + (f"/{key}" if key is not None else "")
         if service == "states":
+            if (
+                "taskToken" in params
+            ):  # SendTaskSuccess: authorized on the state machine the token's wait is in
+                return _state_machine_of_token(self.account, self.region, str(params["taskToken"]))
             return str(params.get("executionArn") or params["stateMachineArn"])
         if service == "lambda":
             name = str(params["FunctionName"])
@@ -157,6 +161,17 @@ class CallRecorder:
             # it (DescribeLogGroups' `arn`, CDK's `logGroupArn`): `log-group:<name>:*`.
             return group + (f":log-stream:{params['logStreamName']}" if "logStreamName" in params else ":*")
         raise AssertionError(f"the audit cannot name the resource of a {service} call: teach it ({params})")
+
+
+def _state_machine_of_token(account: str, region: str, token: str) -> str:
+    """The state machine whose running execution waits for `token` (moto's tokens name neither)."""
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    for execution in stepfunctions_parser_backends[account][region]._get_executions():
+        worker = execution.exec_worker
+        if worker is not None and worker.env is not None and worker.env.callback_pool_manager.get(token):
+            return str(execution.state_machine_arn)
+    return "arn:aws:states:unknown-token"  # a wait that ended already: SendTaskSuccess is refused anyway
 
 
 def _leading_keys(params: dict[str, Any]) -> tuple[tuple[str, str], ...]:

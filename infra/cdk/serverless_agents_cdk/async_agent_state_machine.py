@@ -8,6 +8,13 @@ Execution logs at level ALL without execution data: every state's timing lands i
 Insights (where a task spent its time, which get failed), while the task's inputs and outputs, Flyte data
 that may be sensitive, stay out of the logs (the execution history and the tasks table hold them). The
 backoff keeps a task to few transitions, so logging all of them costs little.
+
+An agent that declares events (`serverless_agents.job_events`, `PlannedAgent.listens`) gets one EventBridge
+rule per pattern targeting its get function (with the finalizer's retry policy and a dead-letter queue of
+its own, alarmed), and its get function may: read its own tasks (the count of events before it asks the
+agent), query its own keys of the `waking` index (the task an event's job id belongs to), and send task
+success to waits of its own state machine only (`states:SendTaskSuccess`, by the state machine's ARN built
+from its name: the resource itself depends on the function). A lost event costs one poll wait, no more.
 """
 
 from __future__ import annotations
@@ -16,18 +23,23 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from aws_cdk import ArnFormat, RemovalPolicy, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from serverless_agents.settings import DEPLOYMENT
 from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
+from serverless_agents.tasks_table import WAKE_INDEX
 
 from . import nag
 from .agent_permissions import grant_agent_permissions
 from .agent_secrets import grant_agent_secrets, grant_connection_secrets
+from .event_rules import event_rule
 from .handler_function import LOG_RETENTION, HandlerFunction, function_log_group
 
 if TYPE_CHECKING:
@@ -81,7 +93,8 @@ class AsyncAgentStateMachine(Construct):
             # the task's current execution, when it continues as a new one). Only on this agent's own
             # tasks: another agent's code can neither read nor forge them.
             # (tests/rehearsal/test_rehearsal_iam.py records the calls each deployed function makes.)
-            reads = ("dynamodb:GetItem",) if role == "create" else ()
+            # A listening get reads the task too: the count of its events, before it asks the agent.
+            reads = ("dynamodb:GetItem",) if role == "create" or (role == "get" and agent.listens) else ()
             tasks.grant_agent_items(function.role, agent.name, *reads, "dynamodb:UpdateItem")
             # Its own agent's payloads only: create and get read a request the api offloaded, get writes
             # the outputs Flyte will receive, and each keeps the agent's own state (the example's jobs).
@@ -99,6 +112,16 @@ class AsyncAgentStateMachine(Construct):
             self.functions[role] = function
 
         name = self.state_machine_name
+        state_machine_arn = Stack.of(self).format_arn(
+            service="states",
+            resource="stateMachine",
+            resource_name=name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.dead_letters: sqs.Queue | None = None
+        self.rules: list[events.Rule] = []
+        if agent.listens:
+            self._listen(agent, tasks, state_machine_arn)
         self.execution_logs = logs.LogGroup(
             self,
             "ExecutionLogs",
@@ -123,17 +146,7 @@ class AsyncAgentStateMachine(Construct):
         # The Continue state starts a successor of this very state machine (`$$.StateMachine.Id`): its ARN
         # is built from its name, not from the state machine resource, which would depend on this role.
         self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["states:StartExecution"],
-                resources=[
-                    Stack.of(self).format_arn(
-                        service="states",
-                        resource="stateMachine",
-                        resource_name=name,
-                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                ],
-            )
+            iam.PolicyStatement(actions=["states:StartExecution"], resources=[state_machine_arn])
         )
         definition = render_definition(
             AsyncAgentFunctions(
@@ -142,6 +155,7 @@ class AsyncAgentStateMachine(Construct):
                 get_arn=self.functions["get"].invocable.function_arn,
                 delete_arn=self.functions["delete"].invocable.function_arn,
                 execution_timeout_seconds=agent.settings.execution_timeout,
+                listens=agent.listens,
             ).substitutions()
         )
         self.state_machine = sfn.StateMachine(
@@ -157,6 +171,27 @@ class AsyncAgentStateMachine(Construct):
             tracing_enabled=True,
         )
         nag.state_machine_log_delivery_and_xray(self.role)
+
+    def _listen(self, agent: PlannedAgent, tasks: TasksTable, state_machine_arn: str) -> None:
+        """The agent's event rules -> its get function, and what that function needs to end a wait."""
+        # Here, not at the top: finalizer imports this module (allow_invoking_deletes).
+        from .finalizer import TARGET_MAX_EVENT_AGE, TARGET_RETRY_ATTEMPTS, dead_letter_queue
+
+        get = self.functions["get"]
+        tasks.grant_index_query(get.role, WAKE_INDEX, agent=agent.name)
+        get.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["states:SendTaskSuccess"], resources=[state_machine_arn])
+        )
+        self.dead_letters = dead_letter_queue(self, "DeadLetters")
+        nag.event_rules_dead_letter_queue(self.dead_letters)
+        for number, rule in enumerate(agent.rules):
+            target = targets.LambdaFunction(
+                get.invocable,
+                dead_letter_queue=self.dead_letters,
+                retry_attempts=TARGET_RETRY_ATTEMPTS,
+                max_event_age=TARGET_MAX_EVENT_AGE,
+            )
+            self.rules.append(event_rule(self, f"Event{number}", rule, target))
 
     @property
     def delete_function(self) -> lambda_.IFunction:

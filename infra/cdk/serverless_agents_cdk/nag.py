@@ -263,6 +263,15 @@ def sensor_dead_letter_queue(queue: sqs.IQueue) -> None:
     )
 
 
+def event_rules_dead_letter_queue(queue: sqs.IQueue) -> None:
+    acknowledge(
+        queue,
+        "AwsSolutions-SQS3",
+        "this queue is the dead-letter queue of an async agent's event rules (job events EventBridge could "
+        "not deliver to its get function); a dead-letter queue of its own would only move the same messages",
+    )
+
+
 def dead_letter_queue_encryption(queue: sqs.Queue) -> None:
     skip_check(
         queue,

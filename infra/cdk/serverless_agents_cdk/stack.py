@@ -207,6 +207,11 @@ class ServerlessAgentsStack(Stack):
         queues += [
             (f"{self.plan.deployment}-{s.agent.name}-dead-letters", s.dead_letters) for s in self.sensors
         ]
+        queues += [
+            (f"{self.plan.deployment}-{a.agent.name}-dead-letters", a.dead_letters)
+            for a in self.async_agents
+            if a.dead_letters is not None
+        ]
         return queues
 
     def _grant_api(self, api: HandlerFunction) -> None:

@@ -78,6 +78,10 @@ class InProcessLambdas:
         # One warm container per function: Lambda never runs two invocations in one container at once,
         # and handlers rely on it (Powertools' resolver keeps the current request on the app object).
         self._containers: dict[str, threading.Lock] = defaultdict(threading.Lock)
+        #: Functions whose invocations may overlap, each in a container of its own, as Lambda scales out:
+        #: an async agent's get function that also receives its job's events (one may come while a get
+        #: runs). Their handlers keep no request on shared objects.
+        self.scale_out: set[str] = set()
         self._original: Any = None
         self.invocations: dict[str, int] = defaultdict(int)
         #: Called with the event before a function's handler runs: local set-up AWS would not need.
@@ -152,6 +156,8 @@ class InProcessLambdas:
         return payload
 
     def _call_in_container(self, fn: Any, event: Any) -> tuple[bytes, bool]:
+        if fn.function_name in self.scale_out:
+            return self._call(fn, event)
         with self._lock:
             container = self._containers[fn.function_name]
         with container:

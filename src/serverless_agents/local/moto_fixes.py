@@ -24,6 +24,12 @@ moto 5.2.5, which then matches every event: a page of one task's lines would be 
 mostly dropped by the runtime's own check. The fix evaluates the one form the project sends, a string equality
 on a top-level key, as CloudWatch does (a line that is not JSON does not match); any other pattern is left
 to moto.
+
+StopExecution during a `.waitForTaskToken` task (an agent whose events end the wait, in its Listen state)
+does not end that task in moto 5.2.5: it waits on for its token until its timeout, then fails, and the
+failure overwrites the stop, so the execution ends FAILED where AWS ends it ABORTED at once. The fix ends
+the execution's waits for a token when it is stopped, and keeps a stopped execution stopped (a later error
+does not turn it into a failure).
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ def install() -> None:
     if _installed:
         return
     from moto.dynamodb.responses import DynamoHandler
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
     _step_functions_integration()
@@ -65,8 +73,20 @@ def install() -> None:
         while self.env is None and time.monotonic() < deadline:
             time.sleep(0.01)
         original(self, stop_date, error, cause)
+        if self.env is not None:
+            for endpoint in list(self.env.callback_pool_manager._pool.values()):
+                endpoint.interrupt_all()
 
     ExecutionWorker.stop = stop  # type: ignore[method-assign]
+
+    set_error = Environment.set_error
+
+    def keep_stopped(self: Any, error: Any) -> None:
+        if isinstance(self._program_state, ProgramStopped):
+            return
+        set_error(self, error)
+
+    Environment.set_error = keep_stopped  # type: ignore[method-assign]
     _installed = True
 
 

@@ -1,10 +1,11 @@
-"""What EventBridge does for sensors, locally: fire their tasks' schedules, deliver their rules' events.
+"""What EventBridge does for agents, locally: fire sensor tasks' schedules, deliver rules' events.
 
 moto keeps EventBridge Scheduler schedules but never fires them, and its EventBridge rules match events
-(S3 "Object Created" among them, from buckets with EventBridge notifications on) but cannot target Lambda.
-So each sensor's rules target a local SQS queue, and this driver delivers what arrives there to the
-sensor's poke function, and invokes each due schedule's target with its input: the two deliveries
-EventBridge makes on AWS.
+(S3 "Object Created" among them, from buckets with EventBridge notifications on; ECS task state changes
+put as EventBridge would) but cannot target Lambda. So each agent's rules target a local SQS queue
+(`RuleQueue`), and this driver delivers what arrives there to the rules' target function (a sensor's poke
+function, an async agent's get function), and invokes each due schedule's target with its input: the two
+deliveries EventBridge makes on AWS. The matching itself is moto's, for every rule alike.
 """
 
 from __future__ import annotations
@@ -24,19 +25,27 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class RuleQueue:
+    """Where one agent's rules put the events they match, and the function those events are for."""
+
+    queue_url: str
+    target_function: str
+
+
+@dataclass(frozen=True)
 class SensorWiring:
-    """One sensor's local plumbing: its poke function, schedule group and event queue."""
+    """One sensor's local plumbing: its poke function and schedule group."""
 
     settings: AgentSettings
     poke_function: str
     schedule_group: str
-    queue_url: str | None
 
 
 class SensorTriggers:
     def __init__(
         self,
         sensors: list[SensorWiring],
+        rule_queues: list[RuleQueue],
         lambda_client: LambdaClient,
         scheduler_client: EventBridgeSchedulerClient,
         sqs_client: SQSClient,
@@ -45,6 +54,7 @@ class SensorTriggers:
         schedule_period: float | None = None,
     ) -> None:
         self._sensors = sensors
+        self._rule_queues = rule_queues
         self._lambda = lambda_client
         self._scheduler = scheduler_client
         self._sqs = sqs_client
@@ -55,31 +65,30 @@ class SensorTriggers:
         self.fired = 0
 
     def start(self) -> None:
-        if self._sensors:
+        if self._sensors or self._rule_queues:
             self._loop.start()
 
     def stop(self) -> None:
         self._loop.stop()
 
     def _step(self) -> None:
+        for queue in self._rule_queues:
+            self.deliver_events(queue)
         for sensor in self._sensors:
-            self.deliver_events(sensor)
             self.fire_due_schedules(sensor)
 
-    def deliver_events(self, sensor: SensorWiring) -> int:
-        if sensor.queue_url is None:
-            return 0
-        messages = self._sqs.receive_message(QueueUrl=sensor.queue_url, MaxNumberOfMessages=10).get(
+    def deliver_events(self, queue: RuleQueue) -> int:
+        messages = self._sqs.receive_message(QueueUrl=queue.queue_url, MaxNumberOfMessages=10).get(
             "Messages", []
         )
         for message in messages:
             response = self._lambda.invoke(
-                FunctionName=sensor.poke_function, Payload=message["Body"].encode()
+                FunctionName=queue.target_function, Payload=message["Body"].encode()
             )
             response["Payload"].read()
             if response.get("FunctionError"):
                 continue  # left on the queue: EventBridge's retry policy would try again too
-            self._sqs.delete_message(QueueUrl=sensor.queue_url, ReceiptHandle=message["ReceiptHandle"])
+            self._sqs.delete_message(QueueUrl=queue.queue_url, ReceiptHandle=message["ReceiptHandle"])
         return len(messages)
 
     def fire_due_schedules(self, sensor: SensorWiring) -> int:

@@ -34,7 +34,7 @@ from serverless_agents.local.aws_endpoint import AwsEndpoint
 from serverless_agents.local.driver import StatusChangeDriver
 from serverless_agents.local.lambda_dispatch import InProcessLambdas
 from serverless_agents.local.log_capture import LogCapture
-from serverless_agents.local.sensor_triggers import SensorTriggers, SensorWiring
+from serverless_agents.local.sensor_triggers import RuleQueue, SensorTriggers, SensorWiring
 from serverless_agents.local.task_events import TaskEvents
 from serverless_agents.naming import LOCAL_ACCOUNT
 from serverless_agents.plan import RUNTIME, FunctionPlan, Place, PlannedAgent, plan_deployment
@@ -98,6 +98,7 @@ class LocalStack:
         self.sensor_triggers: SensorTriggers | None = None
         self.state_machine_arns: dict[str, str] = {}
         self._sensors: list[SensorWiring] = []
+        self._rule_queues: list[RuleQueue] = []
         self._shared_env: dict[str, str] = {}
         self._role_arn = ""
         #: Each function's ARN as its callers invoke it: its SnapStart alias's, or its own.
@@ -146,6 +147,7 @@ class LocalStack:
             self.driver.start()
             self.sensor_triggers = SensorTriggers(
                 self._sensors,
+                self._rule_queues,
                 self._aws.client("lambda"),
                 self._aws.client("scheduler"),
                 self._aws.client("sqs"),
@@ -300,8 +302,10 @@ class LocalStack:
                 get_arn=arns["get"],
                 delete_arn=arns["delete"],
                 execution_timeout_seconds=agent.settings.execution_timeout,
+                listens=agent.listens,
             ).substitutions()
         )
+        self._rules(agent)
         created = self._aws.client("stepfunctions").create_state_machine(
             name=agent.state_machine, definition=definition, roleArn=self._role_arn
         )
@@ -310,23 +314,32 @@ class LocalStack:
     def _sensor(self, agent: PlannedAgent) -> None:
         assert agent.schedule_group is not None
         self._aws.client("scheduler").create_schedule_group(Name=agent.schedule_group)
-        queue_url = None
         if agent.rules:
-            # EventBridge would invoke the poke function; moto's rules cannot target Lambda, so they
-            # target a queue that SensorTriggers delivers from (to the rule's target).
-            sqs, events = self._aws.client("sqs"), self._aws.client("events")
-            queue_url = sqs.create_queue(QueueName=f"{self.deployment}-{agent.name}-events")["QueueUrl"]
-            attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
-            queue_arn = attributes["Attributes"]["QueueArn"]
-            for rule in agent.rules:
-                assert rule.name is not None  # a sensor's rules are named (plan.sensor_rule_name)
-                events.put_rule(Name=rule.name, EventPattern=json.dumps(rule.pattern))
-                events.put_targets(Rule=rule.name, Targets=[{"Id": "poke", "Arn": queue_arn}])
+            self._rules(agent)
             for bucket in event_buckets(agent.settings.events):
                 self.create_bucket(bucket)
         poke = agent.function("poke").name
         self.lambdas.before_invoke[poke] = self._create_watched_buckets
-        self._sensors.append(SensorWiring(agent.settings, poke, agent.schedule_group, queue_url))
+        self._sensors.append(SensorWiring(agent.settings, poke, agent.schedule_group))
+
+    def _rules(self, agent: PlannedAgent) -> None:
+        """The agent's event rules. EventBridge would invoke their target function; moto's rules cannot
+        target Lambda, so they target a queue that SensorTriggers delivers from (to that function)."""
+        if not agent.rules:
+            return
+        sqs, events = self._aws.client("sqs"), self._aws.client("events")
+        queue_url = sqs.create_queue(QueueName=f"{self.deployment}-{agent.name}-events")["QueueUrl"]
+        attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+        queue_arn = attributes["Attributes"]["QueueArn"]
+        (target,) = {rule.target for rule in agent.rules}  # one function per agent: poke, or get
+        if agent.listens:
+            # An event may come while a get runs: Lambda gives it a container of its own.
+            self.lambdas.scale_out.add(target)
+        for rule in agent.rules:
+            assert rule.name is not None  # an agent's rules are named (naming.agent_rule_name)
+            events.put_rule(Name=rule.name, EventPattern=json.dumps(rule.pattern))
+            events.put_targets(Rule=rule.name, Targets=[{"Id": "target", "Arn": queue_arn}])
+        self._rule_queues.append(RuleQueue(queue_url, self._invocable_arns[target]))
 
     def _create_watched_buckets(self, event: dict[str, Any]) -> None:
         """Before a task's poke (its first comes right after its creation): the bucket its inputs name, if

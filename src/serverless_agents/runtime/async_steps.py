@@ -13,6 +13,14 @@ Create. `job` carries the chain through: the execution's number, the polls done 
 task's deadline (its start plus `execution_timeout`): a get past it raises `TaskTimedOut`, so the task's
 timeout counts from its start, whatever the number of executions.
 
+Events end the wait (an agent that declares them, `serverless_agents.job_events`): the state machine waits
+in its Listen state, a `.waitForTaskToken` invocation of the get function (`listen`) that stores the
+wait's token in the task's record and ends at the poll wait's timeout, or at once when the get function,
+receiving a matching EventBridge event (`wake`), sends the token back. Every hand-over is a conditional
+write on the task's record (`TasksTable.wake`, `TasksTable.listen`): the get runs only in the state
+machine, one at a time, and an event that arrives during a get ends the next wait at once (`job.wakes`,
+the count of events the get saw before it asked the agent). docs/deploy.md tells why this design.
+
 Nothing leaks a job: create reuses a job an earlier attempt recorded, and deletes the job it made if it
 cannot record it (or the task was aborted meanwhile); delete runs the agent's delete exactly once, guarded
 by the tasks table, and never for a job that ended on its own.
@@ -27,7 +35,7 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from flyteidl.admin import agent_pb2
 
-from serverless_agents import wire
+from serverless_agents import aws, wire
 from serverless_agents.agent import Phase, Resource
 from serverless_agents.exceptions import InvalidRequest, LiteralConversionError, TaskTimedOut
 from serverless_agents.failures import one_line, phase_for_error_name
@@ -36,9 +44,15 @@ from serverless_agents.naming import chain_execution_name, execution_arn, state_
 from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT, payload_key
 from serverless_agents.runtime.boundary import call_agent
 from serverless_agents.runtime.translate import encode_outputs, task_context
+from serverless_agents.tasks_table import wake_value
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from mypy_boto3_stepfunctions import SFNClient
+
     from serverless_agents.agent import AsyncAgentBase, ResourceMetadata, TaskContext
+    from serverless_agents.job_events import JobEvents
     from serverless_agents.manifest import PollBackoff
     from serverless_agents.payloads import PayloadStore
     from serverless_agents.tasks_table import TaskRecord, TasksTable
@@ -62,6 +76,17 @@ class StepResult(TypedDict):
     deadline: float
     continues: bool
     successor: str
+    #: The events that had concerned the task when this step asked the agent (`TasksTable.wake`): the
+    #: next wait ends at once if there were more since.
+    wakes: int
+
+
+class ListenEvent(TypedDict):
+    """The Listen state's invocation (`.waitForTaskToken`): the wait's token and the state's `job`."""
+
+    task_id: str
+    wait_token: str
+    job: StepResult
 
 
 @dataclass(frozen=True)
@@ -144,8 +169,16 @@ class AsyncAgentSteps:
         *,
         polls_per_execution: int = DEFAULT_POLLS_PER_EXECUTION,
         execution_timeout: int | None = None,
+        name: str = "",
+        events: JobEvents | None = None,
+        sfn_client: SFNClient | None = None,
     ) -> None:
         self.agent = agent
+        #: The manifest's name of the agent, which its tasks' keys start with; its declared events (None:
+        #: polled only) and the Step Functions client that ends a wait.
+        self.name = name
+        self.events = events
+        self._sfn = sfn_client
         self.backoff = backoff
         self.table = table
         self.payloads = payloads
@@ -159,12 +192,15 @@ class AsyncAgentSteps:
         chain = Chain(deadline=record.created_at + self.execution_timeout if self.execution_timeout else 0.0)
         if record.metadata is not None:
             # An earlier attempt created the job and recorded it before failing to answer: reuse it.
-            return self._waiting(record.metadata, 0, record.phase, record.message, chain)
+            return self._waiting(record.metadata, 0, record.phase, record.message, chain, record.wakes)
         metadata = call_agent(self.agent.create, self._task(task_id, state))
         metadata_json = metadata.model_dump_json()
         try:
             recorded = self.table.record_progress(
-                task_id, Resource(Phase.RUNNING, "job created"), metadata=metadata_json
+                task_id,
+                Resource(Phase.RUNNING, "job created"),
+                metadata=metadata_json,
+                wake=self._wake(metadata),
             )
         except Exception:
             self._delete_quietly(metadata)
@@ -173,7 +209,8 @@ class AsyncAgentSteps:
             # Aborted while we were creating: cleanup found no job to delete, so delete it here.
             self._delete_quietly(metadata)
             return self._ended(metadata_json, 0, Phase.ABORTED, "aborted during create")
-        return self._waiting(metadata_json, 0, Phase.RUNNING, "job created", chain)
+        # No event can have named a job that did not exist when this step read the task.
+        return self._waiting(metadata_json, 0, Phase.RUNNING, "job created", chain, record.wakes)
 
     def get(self, state: TaskState) -> StepResult:
         task_id = state["task_id"]
@@ -186,17 +223,67 @@ class AsyncAgentSteps:
                 f"timed out: the task ran past its execution_timeout ({self.execution_timeout} s from its "
                 f"start) after {polls - 1} polls in {chain.execution} execution(s)"
             )
+        # The events so far, read before the agent is asked: one arriving after this read is one the
+        # agent's answer may not reflect, and it ends the next wait at once (`listen`).
+        wakes = self.table.get(task_id).wakes if self.events is not None else 0
         resource = call_agent(self.agent.get, metadata)
         if not resource.phase.is_terminal:
             record = self.table.record_progress(task_id, resource, polls=polls)
             if record is None:
                 return self._ended(job["metadata"], polls, Phase.ABORTED, "task ended elsewhere")
             if polls - chain.first_poll >= self.polls_per_execution:
-                return self._continue(record, job["metadata"], polls, resource, chain.successor(polls))
-            return self._waiting(job["metadata"], polls, resource.phase, resource.message, chain)
+                successor = chain.successor(polls)
+                return self._continue(record, job["metadata"], polls, resource, successor, wakes)
+            return self._waiting(job["metadata"], polls, resource.phase, resource.message, chain, wakes)
         ending, outputs, outputs_ref = self._ending(task_id, state, resource)
         self.table.record_job_finished(task_id, ending, polls=polls, outputs=outputs, outputs_ref=outputs_ref)
         return self._ended(job["metadata"], polls, ending.phase, ending.message)
+
+    def listen(self, event: ListenEvent) -> None:
+        """The Listen state: park the wait's token where an event finds it, or, if an event came since the
+        last get read the count, end the wait now. The state's timeout (the poll wait) ends it otherwise."""
+        task_id, token = event["task_id"], event["wait_token"]
+        # A job from an execution started before events were declared carries no count: 0.
+        if self.table.listen(task_id, token, int(event["job"].get("wakes", 0))):
+            self._end_wait(token)
+
+    def wake(self, event: Mapping[str, Any]) -> int:
+        """An EventBridge event matched one of the agent's rules: end the wait of each running task whose
+        job it names (its get runs now), or, for one in the middle of a get, its next wait. Returns the
+        waits ended."""
+        if self.events is None:
+            raise InvalidRequest("event", f"agent {self.name!r} declares no events: no rule should target it")
+        woken = 0
+        for job_id in self.events.job_ids(event):
+            for task_id in self.table.tasks_waking(self.name, job_id):
+                token = self.table.wake(task_id)
+                if token is not None and self._end_wait(token):
+                    woken += 1
+        return woken
+
+    def _end_wait(self, token: str) -> bool:
+        """End the wait holding `token` (its get runs next); False if it ended already (timed out, or a
+        repeated event sent it first): the get that follows it sees the event all the same."""
+        assert self._sfn is not None, "ending a wait needs the Step Functions client"
+        client = self._sfn
+        gone = (
+            client.exceptions.TaskTimedOut,
+            client.exceptions.TaskDoesNotExist,
+            client.exceptions.InvalidToken,
+        )
+        try:
+            with aws.transient_errors_as_unavailable("Step Functions"):
+                client.send_task_success(taskToken=token, output='{"woken":true}')
+        except gone:
+            return False
+        return True
+
+    def _wake(self, metadata: ResourceMetadata) -> str | None:
+        """The `waking` index's key of this job, when the agent declares events and names the job."""
+        if self.events is None:
+            return None
+        job_id = self.agent.job_id(metadata)
+        return wake_value(self.name, job_id) if job_id else None
 
     def delete(self, task_id: str, reason: CleanupReason) -> bool:
         """Delete the job unless it ended on its own or was cleaned up already; True if delete ran."""
@@ -235,7 +322,7 @@ class AsyncAgentSteps:
         return resource, outputs, ref
 
     def _continue(
-        self, record: TaskRecord, metadata: str, polls: int, resource: Resource, successor: Chain
+        self, record: TaskRecord, metadata: str, polls: int, resource: Resource, successor: Chain, wakes: int
     ) -> StepResult:
         """Point the task (`record`, as the progress write returned it) at its next execution, which the
         state machine's Continue state then starts."""
@@ -244,12 +331,14 @@ class AsyncAgentSteps:
             record, execution_arn(state_machine_of_execution(record.execution_arn), name)
         ):
             return self._ended(metadata, polls, Phase.ABORTED, "task ended elsewhere")
-        result = self._waiting(metadata, polls, resource.phase, resource.message, successor)
+        result = self._waiting(metadata, polls, resource.phase, resource.message, successor, wakes)
         result["continues"] = True
         result["successor"] = name
         return result
 
-    def _waiting(self, metadata: str, polls: int, phase: Phase, message: str, chain: Chain) -> StepResult:
+    def _waiting(
+        self, metadata: str, polls: int, phase: Phase, message: str, chain: Chain, wakes: int
+    ) -> StepResult:
         wait = self.backoff.wait_after(polls)
         return StepResult(
             metadata=metadata,
@@ -263,6 +352,7 @@ class AsyncAgentSteps:
             deadline=chain.deadline,
             continues=False,
             successor="",
+            wakes=wakes,
         )
 
     @staticmethod
@@ -279,6 +369,7 @@ class AsyncAgentSteps:
             deadline=0.0,
             continues=False,
             successor="",
+            wakes=0,
         )
 
     def _metadata(self, metadata_json: str) -> ResourceMetadata:

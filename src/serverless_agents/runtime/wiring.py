@@ -17,6 +17,7 @@ from serverless_agents import aws
 from serverless_agents.agent import AgentKind, AsyncAgentBase, BaseSensor, SyncAgentBase
 from serverless_agents.connection_secrets import ConnectionSecretStore
 from serverless_agents.exceptions import ManifestError
+from serverless_agents.job_events import job_events
 from serverless_agents.payloads import PayloadStore
 from serverless_agents.runtime.async_steps import AsyncAgentSteps
 from serverless_agents.runtime.finalize import Finalizer
@@ -141,7 +142,8 @@ def async_steps(settings: RuntimeSettings) -> AsyncAgentSteps:
     instance: Any = loaded.instance
     if not isinstance(instance, AsyncAgentBase):
         raise ManifestError(f"agent {loaded.name!r} is not an async agent")
-    table, payloads = _stores(settings, clients())
+    made = clients()
+    table, payloads = _stores(settings, made)
     return AsyncAgentSteps(
         instance,
         loaded.settings.poll,
@@ -149,6 +151,9 @@ def async_steps(settings: RuntimeSettings) -> AsyncAgentSteps:
         payloads,
         polls_per_execution=loaded.settings.polls_per_execution,
         execution_timeout=loaded.settings.execution_timeout,
+        name=loaded.name,
+        events=job_events(loaded.name, type(instance), loaded.settings),
+        sfn_client=made.stepfunctions,
     )
 
 

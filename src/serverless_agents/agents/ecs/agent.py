@@ -5,7 +5,7 @@ The package's docstring (`serverless_agents.agents.ecs`) tells how a task maps o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from serverless_agents import aws
 from serverless_agents.agent import AsyncAgentBase, Phase, Resource, ResourceMetadata, TaskContext
@@ -43,6 +43,19 @@ class EcsTaskMetadata(ResourceMetadata):
 class EcsFargateAgent(AsyncAgentBase[EcsTaskMetadata]):
     task_type = TASK_TYPE
     metadata_type = EcsTaskMetadata
+    # ECS sends one event per status change; only STOPPED ends a task, so only it wakes the get (the
+    # earlier phases show at the polls). The task ARN names the job.
+    events: ClassVar[list[dict[str, Any]]] = [
+        {
+            "source": ["aws.ecs"],
+            "detail-type": ["ECS Task State Change"],
+            "detail": {"lastStatus": ["STOPPED"]},
+        }
+    ]
+    event_job_id = "detail.taskArn"
+
+    def job_id(self, metadata: EcsTaskMetadata) -> str:
+        return metadata.task_arn
 
     def create(self, task: TaskContext) -> EcsTaskMetadata:
         settings = EcsSettings.resolve(self.config, task.custom)
