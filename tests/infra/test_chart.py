@@ -204,3 +204,11 @@ def test_bad_values_are_refused_with_the_key_named(values: dict[str, Any], compl
     with pytest.raises(helm.HelmError) as refused:
         render(**values)
     assert complaint in str(refused.value)
+
+
+def test_the_probes_follow_the_grpc_port() -> None:
+    # Seen: with ports.containerPort changed, the probes still checked 8000 and the pod never got ready.
+    adapter = container(render(apiUrl=API_URL, ports={"containerPort": 9000}))
+
+    assert {"name": "connector-grpc", "containerPort": 9000, "protocol": "TCP"} in adapter["ports"]
+    assert adapter["readinessProbe"]["grpc"] == adapter["livenessProbe"]["grpc"] == {"port": 9000}

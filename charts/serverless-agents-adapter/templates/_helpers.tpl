@@ -31,8 +31,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "adapter.probe" -}}
 {{- $root := index . 0 -}}
 {{- $probe := deepCopy (index . 1 | default dict) -}}
-{{- if and $probe $probe.grpc $root.Values.tls.secretName -}}
-{{- $_ := set $probe.grpc "port" $root.Values.tls.healthPort -}}
+{{- /* A gRPC probe checks the port the adapter serves health on: the gRPC port, or with TLS the plain
+health port (the kubelet's gRPC probes speak no TLS). Never a port of its own: it follows the ports. */ -}}
+{{- if and $probe (hasKey $probe "grpc") -}}
+{{- $_ := set $probe.grpc "port" (ternary $root.Values.tls.healthPort $root.Values.ports.containerPort (not (empty $root.Values.tls.secretName))) -}}
 {{- end -}}
 {{- if $probe -}}
 {{- toYaml $probe -}}
