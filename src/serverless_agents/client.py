@@ -21,8 +21,10 @@ from google.protobuf.message import Message
 
 from serverless_agents import wire
 from serverless_agents.exceptions import (
+    AgentNotFound,
     DeadlineExceeded,
     InvalidRequest,
+    RouteNotFound,
     ServerlessAgentsError,
     ServiceUnavailable,
 )
@@ -221,6 +223,8 @@ def _error_from(status: int, body: bytes) -> ServerlessAgentsError:
         return InvalidRequest(field, message) if issubclass(kind, InvalidRequest) else kind(message)
     if status in (400, 413, 414, 431):
         return InvalidRequest(field, message)
+    if status == 404:  # no such route: the agent it names is not deployed there
+        return AgentNotFound(message)
     if status == 504:  # API Gateway's integration timeout
         return DeadlineExceeded(message)
     if status in (429, 502, 503):
@@ -235,7 +239,11 @@ def _subclasses(kind: type[ServerlessAgentsError]) -> list[type[ServerlessAgents
 
 
 #: The errors the API answers with, by the name its body gives (`{"error": {"code": ...}}`).
-_OURS = {kind.__name__: kind for kind in _subclasses(ServerlessAgentsError) if kind.http_status != 500}
+_OURS = {
+    kind.__name__: kind
+    for kind in _subclasses(ServerlessAgentsError)
+    if kind.http_status != 500 and kind is not RouteNotFound
+}
 
 
 def _error_body(status: int, body: bytes) -> tuple[str, str, str]:
