@@ -120,7 +120,9 @@ class World:
         return SensorSteps("gates", self.sensor, settings, self.table, self.payloads, self.schedules)
 
     def steps(self) -> AsyncAgentSteps:
-        return AsyncAgentSteps(self.job, PollBackoff(initial=0, factor=1.0, cap=0), self.table, self.payloads)
+        backoff = PollBackoff(initial=0, factor=1.0, cap=0)
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        return AsyncAgentSteps(self.job, backoff, self.table, self.payloads, sfn)
 
     def sensor_task(self, task_id: str, deadline: float = 1e12) -> str:
         request = task_request("gate_sensor", inputs={"key": task_id}, outputs={}, execution=task_id)

@@ -166,12 +166,12 @@ class AsyncAgentSteps:
         backoff: PollBackoff,
         table: TasksTable,
         payloads: PayloadStore,
+        sfn_client: SFNClient,
         *,
         polls_per_execution: int = DEFAULT_POLLS_PER_EXECUTION,
         execution_timeout: int | None = None,
         name: str = "",
         events: JobEvents | None = None,
-        sfn_client: SFNClient | None = None,
     ) -> None:
         self.agent = agent
         #: The manifest's name of the agent, which its tasks' keys start with; its declared events (None:
@@ -264,7 +264,6 @@ class AsyncAgentSteps:
     def _end_wait(self, token: str) -> bool:
         """End the wait holding `token` (its get runs next); False if it ended already (timed out, or a
         repeated event sent it first): the get that follows it sees the event all the same."""
-        assert self._sfn is not None, "ending a wait needs the Step Functions client"
         client = self._sfn
         gone = (
             client.exceptions.TaskTimedOut,

@@ -149,11 +149,11 @@ def async_steps(settings: RuntimeSettings) -> AsyncAgentSteps:
         loaded.settings.poll,
         table,
         payloads,
+        made.stepfunctions,
         polls_per_execution=loaded.settings.polls_per_execution,
         execution_timeout=loaded.settings.execution_timeout,
         name=loaded.name,
         events=job_events(loaded.name, type(instance), loaded.settings),
-        sfn_client=made.stepfunctions,
     )
 
 
