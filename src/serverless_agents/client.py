@@ -89,6 +89,7 @@ class ApiClient:
         timeout: float = 10.0,
         signer: SigV4Signer | None = None,
         pool: urllib3.PoolManager | None = None,
+        connections: int = 32,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -98,7 +99,8 @@ class ApiClient:
         self.signer = signer
         # No retries here: a GetTask that failed is asked again on the caller's next poll anyway, and a
         # retried create is idempotent at the API; retrying inside a deadline would only eat it.
-        self._pool = pool or urllib3.PoolManager(maxsize=32, retries=False)
+        # `connections` kept alive: as many as calls run at once (the adapter's workers).
+        self._pool = pool or urllib3.PoolManager(maxsize=connections, retries=False)
 
     def create_task(
         self, request: agent_pb2.CreateTaskRequest, *, timeout: float | None = None
@@ -152,10 +154,11 @@ class ApiClient:
     ) -> T:
         url = self.base_url + path
         data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"}
+        seconds = timeout or self.timeout
+        # The API starts no create it could not answer in time (see serverless_agents.http_api).
+        headers = {"Content-Type": "application/json", wire.CLIENT_TIMEOUT_HEADER: str(int(seconds * 1000))}
         if self.signer is not None:
             headers = self.signer.headers(method, url, data, headers)
-        seconds = timeout or self.timeout
         try:
             response = self._pool.request(
                 method, url, body=data, headers=headers, timeout=seconds, redirect=False
