@@ -178,6 +178,25 @@ def test_a_create_whose_deadline_passes_mid_create_is_the_same_task_when_created
     assert len(harness.executions("job", task_id)) == 1  # one execution: one job, created once
 
 
+def test_a_throttled_create_is_tried_again_within_its_deadline(harness: Harness, adapter: Adapter) -> None:
+    """API Gateway's stage limit (100 requests a second, bursts of 200: infra's `api_throttle_*`) or
+    Lambda's concurrency answers a burst's excess 429, having done nothing: it used to reach the executor as
+    UNAVAILABLE, a failed attempt."""
+    function = harness.stack.plan.api.name
+    before = harness.stack.lambdas.invocations[function]
+    harness.stack.lambdas.inject_fault(function, "throttle", times=3)
+    flyte = FlyteClient(adapter.address)
+    request = create_request(JOB, {"n": 1}, run_name())
+    try:
+        resource_meta = flyte.create(request)
+    finally:
+        flyte.channel.close()
+
+    task_id = task_id_for("job", request.task_execution_metadata.task_execution_id, request.output_prefix)
+    assert task_id_of(resource_meta) == task_id
+    assert harness.stack.lambdas.invocations[function] == before + 4  # three throttled, then created
+
+
 # --- the whole path: the executor's burst, every create within its deadline -------------------------------
 
 
@@ -212,3 +231,12 @@ def test_a_burst_of_200_concurrent_creates_all_answer_within_the_executors_deadl
 
     assert failures == {}, f"{len(failures)} of {BURST} failed, e.g. {next(iter(failures.values()))}"
     assert len({task_id_of(meta) for meta in answers.values()}) == BURST
+    all_ended(harness)
+
+
+def all_ended(harness: Harness, timeout: float = 120) -> None:
+    """Every execution of the module's stack ended (one poll each): none runs on into the next module's."""
+    deadline = time.monotonic() + timeout
+    while any(e["status"] == "RUNNING" for agent in ("job", "slowjob") for e in harness.executions(agent)):
+        assert time.monotonic() < deadline, "the burst's tasks never ended"
+        time.sleep(0.5)

@@ -22,7 +22,8 @@ fix parses each definition once; a parsed program holds no execution's state (it
 execution's `Environment`), so executions share it, as they share the definition. Likewise each Task state
 that invokes a Lambda function made a new boto3 client for the call (~40 ms of CPU: botocore loads the
 service model and builds the client each time); the fix makes one per region and service and shares it
-(boto3 clients are thread-safe, and moto's ignore the state's credentials).
+(boto3 clients are thread-safe, and moto's ignore the state's credentials), and each JSONPath a state reads
+was parsed again at every read (milliseconds each); the fix keeps the parsed paths (immutable).
 
 StopExecution right after StartExecution (Flyte aborting a task it just created) raises AttributeError in moto
 5.2.5: the execution's worker thread sets its environment only once it has parsed the definition, and
@@ -111,7 +112,7 @@ def _parse_definitions_once() -> None:
 
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
-    from moto.stepfunctions.parser.asl.utils import boto_client
+    from moto.stepfunctions.parser.asl.utils import boto_client, json_path
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
     made = boto_client.boto_client_for
@@ -122,6 +123,9 @@ def _parse_definitions_once() -> None:
 
     def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
         return shared_client(region, service)  # moto's client ignores `state_credentials`
+
+    # Each JSONPath (`$.job.phase`) was parsed again (jsonpath_ng's PLY parser) wherever a state reads it.
+    json_path.parse = functools.lru_cache(maxsize=256)(json_path.parse)  # type: ignore[attr-defined]
 
     # The modules that imported it by name, and the module itself for those imported later.
     for module in [boto_client, lambda_eval_utils, *list(sys.modules.values())]:
@@ -135,7 +139,11 @@ def _parse_definitions_once() -> None:
     def program(definition: str) -> Any:
         return AmazonStateLanguageParser.parse(definition)[0]
 
+    parsing = threading.Lock()
+
     def entrypoint(self: Any) -> Any:
-        return program(self._evaluation_details.state_machine_details.definition)
+        # One parse: a burst's executions start together, and would each parse before the first is cached.
+        with parsing:
+            return program(self._evaluation_details.state_machine_details.definition)
 
     ExecutionWorker._get_evaluation_entrypoint = entrypoint  # type: ignore[method-assign]
