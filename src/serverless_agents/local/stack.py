@@ -175,10 +175,24 @@ class LocalStack:
         for driver in (self.driver, self.sensor_triggers):
             if driver is not None:
                 driver.stop()
+        if self._mock is not None:
+            self._stop_executions()
         self.lambdas.uninstall()
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
+
+    def _stop_executions(self) -> None:
+        """Stop every execution still running: moto runs each in a thread of this process, which would go
+        on polling (and taking the CPU) after the stack is gone, into whatever the process does next."""
+        sfn = self._aws.client("stepfunctions")
+        for arn in self.state_machine_arns.values():
+            for page in sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=arn, statusFilter="RUNNING"
+            ):
+                for execution in page["executions"]:
+                    with contextlib.suppress(ClientError):
+                        sfn.stop_execution(executionArn=execution["executionArn"], cause="the stack stopped")
 
     def watch_tasks(self, say: Callable[[str], object]) -> None:
         """From now on, `say` one line per task event: created, phase change, ended (`local.task_events`)."""
