@@ -1,6 +1,6 @@
 """The HTTP API behind API Gateway: tasks and agents (see serverless_agents.http_api)."""
 
-import threading
+import functools
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -13,20 +13,13 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 
-_per_thread = threading.local()
-
-
+@functools.cache
 def app() -> "APIGatewayRestResolver":
-    """The resolver, made at first use (see handlers/__init__.py). One per thread: the resolver holds the
-    request it serves, and the local stack runs this function's invocations at once, one per thread (on
-    Lambda a container serves one invocation at a time, and this is its one thread)."""
-    resolver: APIGatewayRestResolver | None = getattr(_per_thread, "app", None)
-    if resolver is None:
-        from serverless_agents.http_api import create_api
-        from serverless_agents.runtime.wiring import task_service
+    """The resolver, made at first use (see handlers/__init__.py)."""
+    from serverless_agents.http_api import create_api
+    from serverless_agents.runtime.wiring import task_service
 
-        resolver = _per_thread.app = create_api(lambda: task_service(current_settings()))
-    return resolver
+    return create_api(lambda: task_service(current_settings()))
 
 
 @lambda_handler(correlation_id_path=API_REQUEST_ID)

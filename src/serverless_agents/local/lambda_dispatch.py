@@ -73,10 +73,6 @@ class InProcessLambdas:
         # One warm container per function: Lambda never runs two invocations in one container at once,
         # and handlers rely on it (Powertools' resolver keeps the current request on the app object).
         self._containers: dict[str, threading.Lock] = defaultdict(threading.Lock)
-        #: Functions whose handler keeps what an invocation holds per thread (the api function's
-        #: resolver): their invocations run at once, as Lambda runs them in as many containers. A burst of
-        #: creates through one container would wait in line for it, as they never do on AWS.
-        self.concurrent: set[str] = set()
         self._original: Any = None
         self.invocations: dict[str, int] = defaultdict(int)
         #: Called with the event before a function's handler runs: local set-up AWS would not need.
@@ -141,8 +137,6 @@ class InProcessLambdas:
         return payload
 
     def _call_in_container(self, fn: Any, event: Any) -> tuple[bytes, bool]:
-        if fn.function_name in self.concurrent:
-            return self._call(fn, event)
         with self._lock:
             container = self._containers[fn.function_name]
         with container:

@@ -83,7 +83,6 @@ class LocalStack:
         self.tasks_table = f"{self.deployment}-tasks"
         self.payload_bucket = f"{self.deployment}-payloads-{ACCOUNT}"
         self.lambdas = InProcessLambdas()
-        self.lambdas.concurrent.add(self.plan.api.name)  # its handler keeps a resolver per thread
         self._host, self._port, self._driver_interval = host, port, driver_interval
         self._schedule_period = schedule_period
         self._aws_port = aws_port
