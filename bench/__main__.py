@@ -1,8 +1,8 @@
-"""`python -m bench`: the four benchmarks, one after another, each printing its tables as markdown.
+"""`python -m bench`: the five benchmarks, one after another, each printing its tables as markdown.
 
-    .venv/bin/python -m bench                       # all four, full size (about 10 minutes on 2 cores)
+    .venv/bin/python -m bench                       # all five, full size (about 10 minutes on 2 cores)
     .venv/bin/python -m bench --quick               # a smoke run: small counts, 2-3 minutes
-    .venv/bin/python -m bench --only sync,scale     # some of them: cold_start, sync, async_cost, scale
+    .venv/bin/python -m bench --only sync,scale     # some of them: cold_start, sync, async_cost, scale, burst
 
 A benchmark that cannot run says why and the others still run; the exit status is then 1. Figures are
 printed, never asserted: the machine is shared and noisy.
@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from bench import async_cost, cold_start, scale, sync_latency
+from bench import async_cost, burst, cold_start, scale, sync_latency
 from bench._common import FLYTEKIT_PYTHONPATH_ENV, BenchError, Table, emit, flytekit_pythonpath, machine_lines
 
 BENCHMARKS: dict[str, tuple[str, Callable[[bool], list[Table]]]] = {
@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[bool], list[Table]]]] = {
     "sync": ("2. Sync latency and throughput", sync_latency.run),
     "async_cost": ("3. Async cost per task", async_cost.run),
     "scale": ("4. Scale", scale.run),
+    "burst": ("5. Burst of CreateTask", burst.run),
 }
 
 

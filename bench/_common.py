@@ -15,6 +15,7 @@ import math
 import os
 import platform
 import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -198,6 +199,14 @@ def median(values: Sequence[float]) -> float:
     return percentile(values, 50)
 
 
+def latency_ratios(ours: Sequence[float], theirs: Sequence[float]) -> tuple[str, str]:
+    """p50 and p99 of `ours` over those of `theirs`, as table cells (`2.0x`)."""
+    return (
+        f"{median(ours) / median(theirs):.1f}x",
+        f"{percentile(ours, 99) / percentile(theirs, 99):.1f}x",
+    )
+
+
 # ------------------------------------------------------------------------------------- child processes
 
 
@@ -330,6 +339,8 @@ def adapter(api_url: str) -> Child:
             str(free_port()),
         ],
         r"adapter: gRPC on (?P<host>\S+):(?P<port>\d+) ",
+        # The key that signs resource_meta, which the adapter refuses to start without; one per run.
+        env=child_env(SA_RESOURCE_META_KEYS=secrets.token_hex(32)),
     )
 
 
@@ -338,6 +349,19 @@ class _AdapterChild(Child):
         super().start(timeout)
         self.address = f"{group(self.match, 'host')}:{group(self.match, 'port')}"
         return self
+
+
+def flytekit_connector_server(module: str, ready: str) -> Child:
+    """`pyflyte serve connector --modules <module>`: flytekit's own connector server, hosting the connectors
+    `module` registers at import; started once its output names `ready` (a connector's name)."""
+    port = free_port()
+    pythonpath = os.pathsep.join(p for p in (flytekit_pythonpath(), os.environ.get("PYTHONPATH", "")) if p)
+    env = child_env(PYTHONPATH=pythonpath) if pythonpath else child_env()
+    pyflyte = str(Path(PYTHON).parent / "pyflyte")
+    command = [pyflyte, "serve", "connector", "--port", str(port), "--prometheus_port", str(free_port())]
+    child = Child("pyflyte serve connector", [*command, "--modules", module], ready, env=env)
+    child.address = f"127.0.0.1:{port}"
+    return child
 
 
 def group(match: re.Match[str] | None, name: str) -> str:

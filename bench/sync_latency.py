@@ -18,12 +18,10 @@ the two designs scale on the same cores.
 from __future__ import annotations
 
 import collections
-import os
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import grpc
 from flyteidl.admin import agent_pb2
@@ -31,17 +29,15 @@ from flyteidl.service import agent_pb2_grpc
 
 from bench._common import (
     FLYTEKIT_PYTHONPATH_ENV,
-    PYTHON,
     BenchError,
     Child,
     Table,
     adapter,
     bench_main,
-    child_env,
     emit,
-    flytekit_pythonpath,
-    free_port,
+    flytekit_connector_server,
     group,
+    latency_ratios,
     local_stack,
     median,
     memory_kib,
@@ -180,19 +176,7 @@ def measure(name: str, address: str, task_type: str, levels: Sequence[tuple[int,
 
 
 def flytekit_server() -> Child:
-    port = free_port()
-    pythonpath = os.pathsep.join(p for p in (flytekit_pythonpath(), os.environ.get("PYTHONPATH", "")) if p)
-    env = child_env(PYTHONPATH=pythonpath) if pythonpath else child_env()
-    pyflyte = str(Path(PYTHON).parent / "pyflyte")
-    command = [pyflyte, "serve", "connector", "--port", str(port), "--prometheus_port", str(free_port())]
-    child = Child(
-        "pyflyte serve connector",
-        [*command, "--modules", "bench.flytekit_echo"],
-        r"Bench Echo Connector",
-        env=env,
-    )
-    child.address = f"127.0.0.1:{port}"
-    return child
+    return flytekit_connector_server("bench.flytekit_echo", r"Bench Echo Connector")
 
 
 def run(quick: bool = False) -> list[Table]:
@@ -290,8 +274,7 @@ def tables(runs: list[ServerRun], flytekit_problem: str = "") -> list[Table]:
         for mine, other in zip(ours.levels, theirs.levels, strict=True):
             ratio.add(
                 mine.concurrency,
-                f"{median(mine.latencies) / median(other.latencies):.1f}x",
-                f"{percentile(mine.latencies, 99) / percentile(other.latencies, 99):.1f}x",
+                *latency_ratios(mine.latencies, other.latencies),
                 f"{mine.requests_per_second / other.requests_per_second:.2f}x",
             )
         out.append(ratio)

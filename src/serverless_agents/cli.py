@@ -3,7 +3,8 @@
 serverless-agents up       [--manifest FILE] [--port 8080] [--grpc-port 8000] [--aws-port 4566]
                            [--schedule-period SECONDS] [--demo] [--verbose] [--timeout 10]
 serverless-agents adapter  --api URL [--port 8000] [--metrics-port 9090] [--timeout 10] [--workers 32]
-                           [--max-stream-seconds 60] [--tls-cert FILE --tls-key FILE [--health-port 8001]]
+                           [--queued-calls 512] [--max-stream-seconds 60]
+                           [--tls-cert FILE --tls-key FILE [--health-port 8001]]
 serverless-agents check    (--stack NAME | --api URL) [--sensor-bucket BUCKET] [--region R] [--timeout 120]
 
 The adapter signs `resource_meta` with the keys in SA_RESOURCE_META_KEYS (required; `up` makes a random one
@@ -162,6 +163,7 @@ def _adapter(args: argparse.Namespace) -> int:
         port=args.port,
         metrics_port=args.metrics_port,
         workers=args.workers,
+        queued_calls=args.queued_calls,
         max_stream_seconds=args.max_stream_seconds,
         call_timeout=args.timeout,
         keys=ResourceMetaKeys.from_environment(),
@@ -304,8 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=_positive_count,
         default=32,
-        help="calls served at once (task calls and streams; more are answered RESOURCE_EXHAUSTED); "
-        "health and discovery have threads of their own",
+        help="calls served at once (task calls and streams); health and discovery have threads of their own",
+    )
+    adapter.add_argument(
+        "--queued-calls",
+        type=_positive_count,
+        default=512,  # adapter.capacity.QUEUED_CALLS (not imported here: it brings grpc)
+        help="task calls that may wait for a worker, each within its deadline (the Flyte 2 executor's "
+        "burst: 512); streams and calls beyond are answered RESOURCE_EXHAUSTED",
     )
     adapter.add_argument(
         "--max-stream-seconds",

@@ -10,7 +10,9 @@ adapter maps them to gRPC codes in one place whichever side raised them.
 from __future__ import annotations
 
 import json
+import random
 import re
+import time
 from http import HTTPStatus
 from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
@@ -36,6 +38,8 @@ from serverless_agents.resource_meta import task_id_from_resource_meta as task_i
 T = TypeVar("T", bound=Message)
 
 _MARKUP = re.compile(r"<[^>]*>")
+#: Pauses between tries of a throttled request (jittered, doubling), and the least time a try needs.
+_FIRST_THROTTLE_PAUSE, _LONGEST_THROTTLE_PAUSE, _SHORTEST_RETRY = 0.05, 1.0, 0.2
 _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 
 
@@ -92,6 +96,7 @@ class ApiClient:
         timeout: float = 10.0,
         signer: SigV4Signer | None = None,
         pool: urllib3.PoolManager | None = None,
+        connections: int = 32,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
@@ -99,9 +104,11 @@ class ApiClient:
         if signer is None and (match := _EXECUTE_API_HOST.match(host)):
             signer = SigV4Signer(match["region"])
         self.signer = signer
-        # No retries here: a GetTask that failed is asked again on the caller's next poll anyway, and a
-        # retried create is idempotent at the API; retrying inside a deadline would only eat it.
-        self._pool = pool or urllib3.PoolManager(maxsize=32, retries=False)
+        # No retries here but of a throttled request (429, in `_send`): a GetTask that failed is asked
+        # again on the caller's next poll anyway, and a retried create is idempotent at the API;
+        # retrying a failure inside a deadline would only eat it.
+        # `connections` kept alive: as many as calls run at once (the adapter's workers).
+        self._pool = pool or urllib3.PoolManager(maxsize=connections, retries=False)
 
     def create_task(
         self, request: agent_pb2.CreateTaskRequest, *, timeout: float | None = None
@@ -184,21 +191,36 @@ class ApiClient:
         """The API's answer to one request, its body; an error answer raised as the project's exception."""
         url = self.base_url + path
         data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"}
+        seconds = timeout or self.timeout
+        deadline = time.monotonic() + seconds
+        pause = _FIRST_THROTTLE_PAUSE
+        while True:
+            response = self._attempt(method, url, data, seconds)
+            left = deadline - time.monotonic()
+            # A throttled request (429: API Gateway's rate limit, or Lambda's concurrency) did nothing:
+            # try it again while the deadline leaves room, as a burst of creates meets the stage's limit.
+            if response.status != 429 or left < pause + _SHORTEST_RETRY:
+                break
+            time.sleep(pause * random.uniform(0.5, 1.0))
+            pause = min(pause * 2, _LONGEST_THROTTLE_PAUSE)
+            seconds = deadline - time.monotonic()
+        if response.status >= 300:
+            raise _error_from(response.status, response.data)
+        return bytes(response.data)
+
+    def _attempt(self, method: str, url: str, data: bytes | None, seconds: float) -> urllib3.BaseHTTPResponse:
+        # The API starts no create it could not answer in time (see serverless_agents.http_api).
+        headers = {"Content-Type": "application/json", wire.CLIENT_TIMEOUT_HEADER: str(int(seconds * 1000))}
         if self.signer is not None:
             headers = self.signer.headers(method, url, data, headers)
-        seconds = timeout or self.timeout
         try:
-            response = self._pool.request(
+            return self._pool.request(
                 method, url, body=data, headers=headers, timeout=seconds, redirect=False
             )
         except urllib3.exceptions.ReadTimeoutError as e:
             raise ResponseTimeout(self.base_url, seconds) from e
         except urllib3.exceptions.HTTPError as e:
             raise ServiceUnavailable(f"the API at {self.base_url} {_unreachable(e, seconds)}") from e
-        if response.status >= 300:
-            raise _error_from(response.status, response.data)
-        return bytes(response.data)
 
 
 def _unreachable(error: urllib3.exceptions.HTTPError, timeout: float) -> str:

@@ -11,6 +11,10 @@
 
 Bodies are flyteidl messages in protobuf's JSON mapping. Errors are mapped to HTTP here and nowhere else
 (`error_response`): `{"error": {"code", "message", "field"?}}` with one line a user can act on.
+
+A client says how long it waits for a create's answer (`X-Client-Timeout-Ms`, counted from API Gateway's
+receipt of the request, `requestContext.requestTimeEpoch`): a create that arrives with too little of it
+left starts nothing (`TaskService.create`), so a caller that has given up leaves no task behind.
 """
 
 from __future__ import annotations
@@ -89,10 +93,18 @@ def create_api(service: Callable[[], TaskService]) -> APIGatewayRestResolver:
     """The api Lambda's routes; `service` is called per request so configuration is read lazily."""
     app = _resolver()
 
+    def deadline() -> float | None:
+        """When the client stops waiting (epoch seconds), if it said; a malformed value says nothing."""
+        waits = app.current_event.headers.get(wire.CLIENT_TIMEOUT_HEADER) or ""
+        received_ms = app.current_event.request_context.request_time_epoch
+        if not waits.isdigit() or not received_ms:
+            return None
+        return (int(received_ms) + int(waits)) / 1000
+
     @app.post("/v1/tasks")
     def create_task() -> Response[str]:
         request = wire.from_json(agent_pb2.CreateTaskRequest, app.current_event.body)
-        return _message(service().create(request), 201)
+        return _message(service().create(request, deadline=deadline()), 201)
 
     @app.post("/v1/flyte2/tasks")
     def create_flyte2_task() -> Response[str]:
@@ -106,7 +118,7 @@ def create_api(service: Callable[[], TaskService]) -> APIGatewayRestResolver:
                 "flyte2Request", "required: the executor's CreateTaskRequest (protobuf JSON)"
             )
         request = wire.from_dict(agent_pb2.CreateTaskRequest, body.get("request"), field="request")
-        return _message(service().create(request, flyte2_request), 201)
+        return _message(service().create(request, flyte2_request, deadline=deadline()), 201)
 
     @app.get("/v1/tasks/<task_id>")
     def get_task(task_id: TaskId) -> Response[str]:

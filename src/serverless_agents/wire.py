@@ -23,6 +23,9 @@ from serverless_agents.exceptions import InvalidRequest
 T = TypeVar("T", bound=Message)
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit: nothing larger ever reaches a Lambda there
+#: How long a client waits for the answer, in milliseconds from API Gateway's receipt of the request: a
+#: create the API could not finish within it starts nothing (`http_api`, `runtime.service`).
+CLIENT_TIMEOUT_HEADER = "X-Client-Timeout-Ms"
 # Protobuf's own recursion limit for binary messages is 100; no Flyte message nests deeper in JSON form.
 MAX_DEPTH = 100
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from flyteidl.admin import agent_pb2
 from flyteidl.core import execution_pb2
 from pydantic import ValidationError
 
+from serverless_agents import wire
 from serverless_agents.exceptions import (
     AgentNotFound,
     InvalidRequest,
@@ -41,6 +43,7 @@ class FakeService:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
         self.error: Exception | None = None
+        self.deadlines: list[float | None] = []
 
     def _answer(self, verb: str, argument: Any, answer: Any) -> Any:
         self.calls.append((verb, argument))
@@ -48,7 +51,14 @@ class FakeService:
             raise self.error
         return answer
 
-    def create(self, request: agent_pb2.CreateTaskRequest) -> agent_pb2.CreateTaskResponse:
+    def create(
+        self,
+        request: agent_pb2.CreateTaskRequest,
+        flyte2_request: dict[str, Any] | None = None,
+        *,
+        deadline: float | None = None,
+    ) -> agent_pb2.CreateTaskResponse:
+        self.deadlines.append(deadline)
         return self._answer("create", request, CREATED)
 
     def get(self, task_id: str) -> agent_pb2.GetTaskResponse:
@@ -71,8 +81,14 @@ def app(service: FakeService) -> APIGatewayRestResolver:
     return create_api(lambda: service)  # type: ignore[arg-type, return-value]
 
 
-def call(app: APIGatewayRestResolver, method: str, path: str, body: bytes = b"") -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json"} if body else {}
+def call(
+    app: APIGatewayRestResolver,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
+    headers = {**({"Content-Type": "application/json"} if body else {}), **(headers or {})}
     context = LocalLambdaContext(
         function_name="api",
         invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:api",
@@ -94,6 +110,26 @@ def test_post_tasks_creates_the_parsed_request(app: APIGatewayRestResolver, serv
     assert verb == "create"
     assert (request.template.type, request.template.task_type_version) == ("example_job", 1)
     assert request.output_prefix == "s3://b/out"
+
+
+@pytest.mark.parametrize(
+    ("waits", "deadline_after_receipt"), [("2500", 2.5), ("0", 0.0), ("soon", None), ("-5", None)]
+)
+def test_a_create_knows_when_its_client_stops_waiting(
+    app: APIGatewayRestResolver, service: FakeService, waits: str, deadline_after_receipt: float | None
+) -> None:
+    """`X-Client-Timeout-Ms`, counted from API Gateway's receipt of the request; a malformed one: none."""
+    body = {"template": {"type": "example_job"}, "outputPrefix": "s3://b/out"}
+
+    status, _ = call(app, "POST", "/v1/tasks", json.dumps(body).encode(), {wire.CLIENT_TIMEOUT_HEADER: waits})
+
+    assert status == 201
+    [deadline] = service.deadlines
+    if deadline_after_receipt is None:
+        assert deadline is None
+    else:
+        assert deadline is not None
+        assert deadline - deadline_after_receipt == pytest.approx(time.time(), abs=60)
 
 
 def test_get_task_gets_it(app: APIGatewayRestResolver, service: FakeService) -> None:

@@ -19,7 +19,7 @@ from flyteidl.service import agent_pb2, agent_pb2_grpc
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from serverless_agents.adapter.capacity import Capacity, behavior_of, with_behavior
+from serverless_agents.adapter.capacity import QUEUED_CALLS, Capacity, behavior_of, with_behavior
 from serverless_agents.adapter.flyte2 import SERVICE_NAMES as FLYTE2_SERVICE_NAMES
 from serverless_agents.adapter.flyte2 import add_flyte2_services
 from serverless_agents.adapter.metrics import AdapterMetrics
@@ -77,8 +77,8 @@ class MalformedRequests(grpc.ServerInterceptor):
         )
 
 
-#: grpc's own bound on calls in flight (running or queued for a thread), per thread of the pool: enough for
-#: bursts that `Capacity` answers at once, while the queue cannot grow without end.
+#: grpc's own bound on calls in flight (running or waiting for a thread), per thread of the pool: enough for
+#: bursts that `Capacity` answers at once, while what waits cannot grow without end.
 _CALLS_IN_FLIGHT_PER_THREAD = 4
 
 
@@ -98,6 +98,7 @@ class Adapter:
         port: int = 8000,
         metrics_port: int | None = None,
         workers: int = 32,
+        queued_calls: int = QUEUED_CALLS,
         discovery_workers: int = 4,
         max_stream_seconds: float = 60.0,
         call_timeout: float = 10.0,
@@ -106,11 +107,12 @@ class Adapter:
         health_port: int | None = None,
         api: ApiClient | None = None,
     ) -> None:
-        self.api = api or ApiClient(api_url, timeout=call_timeout)
+        # A connection per worker: no call waits for one, and none is opened only to be thrown away.
+        self.api = api or ApiClient(api_url, timeout=call_timeout, connections=workers)
         self.metrics = AdapterMetrics()
         self.keys = keys or ResourceMetaKeys.random()
         self._host, self._requested_port, self._metrics_port = host, port, metrics_port
-        self._capacity = Capacity(workers, discovery_workers, max_stream_seconds)
+        self._capacity = Capacity(workers, discovery_workers, max_stream_seconds, queued_calls)
         self._call_timeout = call_timeout
         self._tls = tls
         self._health_port = health_port

@@ -22,6 +22,7 @@ import grpc
 from flyteidl.admin import agent_pb2
 from flyteidl.service import agent_pb2_grpc
 
+from serverless_agents.adapter.capacity import time_left
 from serverless_agents.adapter.errors import grpc_status
 from serverless_agents.client import ResponseTimeout
 from serverless_agents.exceptions import (
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 _ANSWER_MARGIN = 0.2  # seconds kept back from the caller's deadline to send the answer
+_SHORTEST_API_CALL = 0.1  # seconds: with less left for it, an HTTP call is not started
 _LISTING_FOR_LABELS_TIMEOUT = 2.0  # seconds: a listing only for metric labels must not hold a call long
 _LOG_LINES = 10 * MAX_LINES  # the most lines one GetTaskLogs stream answers
 _LOG_CALLS = 20  # the most pages of the API one GetTaskLogs stream reads (a page may hold few lines)
@@ -65,11 +67,18 @@ class ApiCalls:
         self.agents = agents
 
     def timeout(self, context: grpc.ServicerContext) -> float:
-        """What remains of the caller's deadline, less a margin to answer in; the default without one."""
-        remaining = context.time_remaining()
+        """What remains of the caller's deadline, less a margin to answer in; the default without one.
+        Raises DeadlineExceeded when too little remains to call the API: a call that cannot finish is
+        not started."""
+        remaining = time_left(context)
         if remaining is None:
             return self.default_timeout
-        return max(0.1, remaining - _ANSWER_MARGIN)
+        if remaining - _ANSWER_MARGIN < _SHORTEST_API_CALL:
+            raise DeadlineExceeded(
+                f"{max(remaining, 0):.2f} s of the caller's deadline was left: too little to call the API, "
+                "which was not called"
+            )
+        return remaining - _ANSWER_MARGIN
 
     def run(self, context: grpc.ServicerContext, task_type: str, operation: str, call: Callable[[], R]) -> R:
         """Time the call, count it, and turn any exception into a status on `context` (never a traceback)."""
@@ -115,9 +124,11 @@ class ApiCalls:
     ) -> R:
         """GetTask or DeleteTask, for either protocol: `call(task_id, timeout)` on the task `resource_meta`
         names, verified first."""
-        timeout = self.timeout(context)
         return self.run(
-            context, task_type, operation, lambda: call(self.task_id(resource_meta, task_type), timeout)
+            context,
+            task_type,
+            operation,
+            lambda: call(self.task_id(resource_meta, task_type), self.timeout(context)),
         )
 
     def log_pages(
@@ -166,8 +177,9 @@ class ApiCalls:
         error, mapped like any other) and sends it within the seconds given; the answer is the task's
         `resource_meta`, signed."""
         self.metrics.input_bytes.labels(self.task_type_label(task_type)).observe(input_bytes)
-        timeout = self.timeout(context)
-        return self.run(context, task_type, "create", lambda: self.keys.sign(send(timeout).resource_meta))
+        return self.run(
+            context, task_type, "create", lambda: self.keys.sign(send(self.timeout(context)).resource_meta)
+        )
 
 
 def _task_type(

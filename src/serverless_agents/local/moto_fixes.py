@@ -14,6 +14,17 @@ continues as a new execution) reaches moto 5.2.5's parser with the parameters as
 The parser has both conversions (`_to_boto_request`, `_from_boto_response`) but does not call them for
 this integration; the fix calls them, with botocore's model of the operation.
 
+moto 5.2.5 parses a state machine's definition again for every execution it starts (antlr in pure Python:
+about a quarter of a second of CPU for the project's definition), where AWS parses it once, when the state
+machine is created or updated. On the embedded stack, whose functions and emulator share one interpreter,
+a burst of 200 CreateTask calls then spent ~50 s of CPU parsing the same text while the creates waited. The
+fix parses each definition once; a parsed program holds no execution's state (its states keep theirs in the
+execution's `Environment`), so executions share it, as they share the definition. Likewise each Task state
+that invokes a Lambda function made a new boto3 client for the call (~40 ms of CPU: botocore loads the
+service model and builds the client each time); the fix makes one per region and service and shares it
+(boto3 clients are thread-safe, and moto's ignore the state's credentials), and each JSONPath a state reads
+was parsed again at every read (milliseconds each); the fix keeps the parsed paths (immutable).
+
 StopExecution right after StartExecution (Flyte aborting a task it just created) raises AttributeError in moto
 5.2.5: the execution's worker thread sets its environment only once it has parsed the definition, and
 `ExecutionWorker.stop` reads it at once. On AWS the call succeeds; here it would be a 500. The fix waits,
@@ -34,6 +45,7 @@ does not turn it into a failure).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -57,6 +69,7 @@ def install() -> None:
 
     _step_functions_integration()
     _json_filter_patterns()
+    _parse_definitions_once()
 
     request = DynamoHandler.call_action
 
@@ -141,3 +154,47 @@ def _step_functions_integration() -> None:
 
     StateTaskServiceSfn._normalise_parameters = normalise_parameters  # type: ignore[method-assign]
     StateTaskServiceSfn._normalise_response = normalise_response  # type: ignore[method-assign]
+
+
+def _parse_definitions_once() -> None:
+    """Each state machine definition parsed at its first execution only, and one boto3 client per region
+    and service for what the states call (see the module's docstring)."""
+    import sys
+
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.asl.utils import boto_client, json_path
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    made = boto_client.boto_client_for
+
+    @functools.lru_cache(maxsize=64)
+    def shared_client(region: str, service: str) -> Any:
+        return made(region=region, service=service)
+
+    def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        return shared_client(region, service)  # moto's client ignores `state_credentials`
+
+    # Each JSONPath (`$.job.phase`) was parsed again (jsonpath_ng's PLY parser) wherever a state reads it.
+    json_path.parse = functools.lru_cache(maxsize=256)(json_path.parse)  # type: ignore[attr-defined]
+
+    # The modules that imported it by name, and the module itself for those imported later.
+    for module in [boto_client, lambda_eval_utils, *list(sys.modules.values())]:
+        if (
+            getattr(module, "__name__", "").startswith("moto.stepfunctions.parser")
+            and getattr(module, "boto_client_for", None) is made
+        ):
+            module.boto_client_for = client_for  # type: ignore[attr-defined]
+
+    @functools.lru_cache(maxsize=64)
+    def program(definition: str) -> Any:
+        return AmazonStateLanguageParser.parse(definition)[0]
+
+    parsing = threading.Lock()
+
+    def entrypoint(self: Any) -> Any:
+        # One parse: a burst's executions start together, and would each parse before the first is cached.
+        with parsing:
+            return program(self._evaluation_details.state_machine_details.definition)
+
+    ExecutionWorker._get_evaluation_entrypoint = entrypoint  # type: ignore[method-assign]

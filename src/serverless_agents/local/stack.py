@@ -192,6 +192,8 @@ class LocalStack:
             self._mock = None
 
     def _stop_executions(self) -> None:
+        """Stop every execution still running: moto runs each in a thread of this process, which would go
+        on polling (and taking the CPU) after the stack is gone, into whatever the process does next."""
         sfn = self._aws.client("stepfunctions")
         for arn in self.state_machine_arns.values():
             for page in sfn.get_paginator("list_executions").paginate(

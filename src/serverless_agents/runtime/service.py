@@ -4,6 +4,13 @@ measures (`runtime.task_logs`, `runtime.task_metrics`), and list the deployed ag
 Creating is idempotent per Flyte task attempt: the task id derives from its `TaskExecutionIdentifier`,
 the table insert is conditional, and the execution (or a sensor's schedule) is named after the task, so a
 repeated create (or a retry after a crash between two writes) starts at most one job.
+
+A create starts nothing once its caller has stopped waiting: propeller and Flyte 2's executor count a Create
+that failed (a missed deadline too) as a failed attempt and retry with the next attempt, a new task, so a
+job started for the attempt they gave up on would run with nobody to get or delete it. The caller's
+deadline (`deadline`, from the HTTP API) is checked before the first write, with room for the writes
+(`_ROOM_TO_CREATE`); a deadline that passes during them leaves the task whole, and the same attempt's
+next create finds it and starts no second job.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from serverless_agents import aws, wire
 from serverless_agents.agent import AgentKind, Phase
 from serverless_agents.connection_secrets import secret_names, take_secret_values
 from serverless_agents.console import execution_link, log_group_link, task_links
-from serverless_agents.exceptions import InvalidRequest, TaskNotFound
+from serverless_agents.exceptions import DeadlineExceeded, InvalidRequest, TaskNotFound
 from serverless_agents.identity import task_id_for
 from serverless_agents.naming import (
     agent_function_name,
@@ -61,6 +68,10 @@ if TYPE_CHECKING:
     from serverless_agents.runtime.async_steps import TaskState
     from serverless_agents.runtime.task_logs import LogsClient
     from serverless_agents.tasks_table import TasksTable
+
+
+#: Seconds a create's writes (secret, payload, table item, StartExecution) take at most, in the usual case.
+_ROOM_TO_CREATE = 0.5
 
 
 @dataclass(frozen=True)
@@ -106,16 +117,26 @@ class TaskService:
         self._logs = TaskLogs(deployment, logs_client)
 
     def create(
-        self, request: agent_pb2.CreateTaskRequest, flyte2_request: dict[str, Any] | None = None
+        self,
+        request: agent_pb2.CreateTaskRequest,
+        flyte2_request: dict[str, Any] | None = None,
+        *,
+        deadline: float | None = None,
     ) -> agent_pb2.CreateTaskResponse:
         """Create the task `request` describes. A Flyte 2 executor's CreateTask also gives its own request
         (`flyte2_request`, protobuf JSON; `request` is then its translation, which routes and names the
         task and serves the project's own agents): a Flyte 2 connector gets it unchanged, its
         `connection.secrets` values go to Secrets Manager only, and the execution carries the secret's
-        name (see `serverless_agents.connection_secrets`)."""
+        name (see `serverless_agents.connection_secrets`). With a `deadline` (epoch seconds: when the
+        caller stops waiting) too close to create the task in, nothing is written (DeadlineExceeded)."""
         original, values = take_secret_values(flyte2_request or {})
         mask_secrets(values)  # from now on nothing this process logs or answers shows them
         agent, task = self._admit(request)
+        if deadline is not None and time.time() > deadline - _ROOM_TO_CREATE:
+            raise DeadlineExceeded(
+                f"task {task.task_id} was not created: its caller's deadline left less than "
+                f"{_ROOM_TO_CREATE:g} s to create it (nothing was written)"
+            )
         takes_flyte2 = bool(getattr(agent.cls, "takes_flyte2_request", False))
         if values and not takes_flyte2:
             raise InvalidRequest(
