@@ -10,8 +10,6 @@ a cancelled run is TERMINATED/CANCELED. Every call must carry `Authorization: Be
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import itertools
 import json
 import ssl
@@ -23,6 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.functional.fake_http import self_signed
 
 API = "/api/2.1/jobs"
 
@@ -67,7 +67,9 @@ class FakeDatabricks:
         self._dir = tempfile.TemporaryDirectory()
         self.cert_path = Path(self._dir.name) / "cert.pem"
         key_path = Path(self._dir.name) / "key.pem"
-        _write_self_signed(self.cert_path, key_path)
+        certificate, key = self_signed("fake-databricks.local")
+        self.cert_path.write_bytes(certificate)
+        key_path.write_bytes(key)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.cert_path, key_path)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -148,34 +150,3 @@ class FakeDatabricks:
                 return  # the test asserts on `calls`
 
         return Handler
-
-
-def _write_self_signed(cert_path: Path, key_path: Path) -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-databricks.local")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )

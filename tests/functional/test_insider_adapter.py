@@ -25,6 +25,7 @@ from serverless_agents.agent import Phase
 from serverless_agents.demo import FlyteClient
 from serverless_agents.resource_meta import encode_resource_meta
 from tests.functional.conftest import Harness
+from tests.functional.fake_http import self_signed
 from tests.functional.flyte_tasks import ExampleTask, create_request
 
 pytestmark = pytest.mark.functional
@@ -344,42 +345,9 @@ def test_resource_meta_stays_small_json_naming_the_task_and_agent(flyte: FlyteCl
 # --- TLS ------------------------------------------------------------------------------------------------
 
 
-def self_signed() -> tuple[bytes, bytes]:
-    """A certificate for 127.0.0.1 (no host name is resolved), and its key, in PEM."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "serverless-agents-adapter")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM), key_pem
-
-
 def test_tls_serves_the_agent_services_and_plain_health_on_its_own_port(harness: Harness) -> None:
     pytest.importorskip("cryptography")
-    certificate, key = self_signed()
+    certificate, key = self_signed("serverless-agents-adapter")
     adapter = Adapter(
         harness.stack.api_url, host="127.0.0.1", port=0, tls=(certificate, key), health_port=0
     ).start()
