@@ -75,7 +75,7 @@ def create_request(task_type: str, run: str, node: str) -> agent_pb2.CreateTaskR
     """A task of its own per call: one Flyte node execution each, as a reconcile burst has."""
     from serverless_agents.testing import task_request
 
-    return task_request(task_type, {"n": 1}, {"n": 0, "polls": 0}, {"polls": 1}, execution=run, node=node)
+    return task_request(task_type, {"n": 1}, {"n": int, "polls": int}, {"polls": 1}, execution=run, node=node)
 
 
 def burst(stub: agent_pb2_grpc.AsyncAgentServiceStub, task_type: str, size: int, result: BurstResult) -> None:

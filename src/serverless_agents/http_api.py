@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -41,6 +42,8 @@ from serverless_agents.identity import AGENT_NAME, TASK_ID, check_task_id
 from serverless_agents.runtime.task_logs import MAX_LINES, MAX_TOKEN
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
+    from aws_lambda_powertools.utilities.typing import LambdaContext
     from google.protobuf.message import Message
 
     from serverless_agents.runtime.service import TaskService
@@ -79,8 +82,33 @@ def _message(message: Message, status: int = 200) -> Response[str]:
     return Response(status, "application/json", json.dumps(wire.to_dict(message)))
 
 
+class _Resolver(APIGatewayRestResolver):
+    """Powertools' resolver, keeping the request it serves per thread.
+
+    Powertools keeps it on a class (`BaseRouter.current_event = ...` in `resolve`), so two requests served at
+    once in one process read each other's. On Lambda a container serves one request at a time; the local
+    stack serves the api function's invocations at once, as Lambda would in as many containers (one
+    resolver per thread: handlers/api.py), and this keeps each request to its thread."""
+
+    def __init__(self) -> None:
+        self._served = threading.local()
+        super().__init__(enable_validation=True)
+
+    @property  # type: ignore[override]
+    def current_event(self) -> BaseProxyEvent:
+        return self._served.event  # type: ignore[no-any-return]
+
+    @current_event.setter
+    def current_event(self, event: BaseProxyEvent) -> None:
+        self._served.event = event
+
+    def resolve(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # type: ignore[override]
+        self._served.event = self._to_proxy_event(event)
+        return super().resolve(event, context)
+
+
 def _resolver() -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = _Resolver()
     app.exception_handler(RequestValidationError)(_validation_response)
     app.exception_handler(Exception)(error_response)
     app.not_found()(

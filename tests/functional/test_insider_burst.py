@@ -246,12 +246,6 @@ def stack_up(tmp_path: Path) -> Iterator[str]:
         up.wait(30)
 
 
-@pytest.mark.xfail(
-    reason="the local stack's api function runs one invocation at a time (Powertools keeps the request it "
-    "serves on the resolver's class, so two at once in one process mix up their requests): a burst of 200 "
-    "creates through it takes longer than 10 s on 2 cores; see docs/benchmarks.md, Burst of CreateTask",
-    strict=False,
-)
 def test_a_burst_of_200_concurrent_creates_all_answer_within_the_executors_deadline(stack_up: str) -> None:
     """Flyte 2's executor's reconcile burst through the adapter and the local stack: 200 CreateTask calls
     at once, each with the executor's 10 s, all answered with a task (1 in 5 missed the deadline, and

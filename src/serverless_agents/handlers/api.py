@@ -1,6 +1,6 @@
 """The HTTP API behind API Gateway: tasks and agents (see serverless_agents.http_api)."""
 
-import functools
+import threading
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -13,13 +13,20 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 
-@functools.cache
-def app() -> "APIGatewayRestResolver":
-    """The resolver, made at first use (see handlers/__init__.py)."""
-    from serverless_agents.http_api import create_api
-    from serverless_agents.runtime.wiring import task_service
+_per_thread = threading.local()
 
-    return create_api(lambda: task_service(current_settings()))
+
+def app() -> "APIGatewayRestResolver":
+    """The resolver, made at first use (see handlers/__init__.py). One per thread: a resolver holds the
+    request it serves; on Lambda a container serves one at a time on its one thread, and the local stack
+    serves this function's invocations at once, one per thread, as Lambda would in as many containers."""
+    resolver: APIGatewayRestResolver | None = getattr(_per_thread, "app", None)
+    if resolver is None:
+        from serverless_agents.http_api import create_api
+        from serverless_agents.runtime.wiring import task_service
+
+        resolver = _per_thread.app = create_api(lambda: task_service(current_settings()))
+    return resolver
 
 
 @lambda_handler(correlation_id_path=API_REQUEST_ID)

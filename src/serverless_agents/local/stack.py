@@ -86,6 +86,9 @@ class LocalStack:
         self.tasks_table = f"{self.deployment}-tasks"
         self.payload_bucket = f"{self.deployment}-payloads-{ACCOUNT}"
         self.lambdas = InProcessLambdas()
+        # The api function serves its invocations at once, as Lambda does in as many containers (a burst of
+        # CreateTask waits in no line on AWS): its handler keeps each request to its thread (http_api).
+        self.lambdas.scale_out.add(self.plan.api.name)
         self._host, self._port, self._driver_interval = host, port, driver_interval
         self._schedule_period = schedule_period
         self._aws_port = aws_port
