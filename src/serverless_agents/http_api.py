@@ -124,8 +124,9 @@ def create_api(service: Callable[[], TaskService]) -> APIGatewayRestResolver:
     def deadline() -> float | None:
         """When the client stops waiting (epoch seconds), if it said; a malformed value says nothing."""
         waits = app.current_event.headers.get(wire.CLIENT_TIMEOUT_HEADER) or ""
-        received_ms = app.current_event.request_context.request_time_epoch
-        if not waits.isdigit() or not received_ms:
+        # Read from the raw event: Powertools' accessor raises KeyError where an event lacks it.
+        received_ms = (app.current_event.raw_event.get("requestContext") or {}).get("requestTimeEpoch")
+        if not waits.isdigit() or not isinstance(received_ms, int) or not received_ms:
             return None
         return (int(received_ms) + int(waits)) / 1000
 

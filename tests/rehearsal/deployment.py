@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -227,6 +228,7 @@ def proxy_event(
             "stage": stage,
             "accountId": ACCOUNT,
             "requestId": str(uuid.uuid4()),
+            "requestTimeEpoch": int(time.time() * 1000),  # as API Gateway stamps every request
             "identity": {"sourceIp": "192.0.2.10", "userArn": caller, "caller": "AROAEXAMPLE:session"},
         },
         "body": json.dumps(body) if body is not None else None,

@@ -249,3 +249,27 @@ def test_an_unknown_route_is_a_client_error(
     assert status == 404
     assert answer["error"]["code"] == "RouteNotFound"
     assert service.calls == []
+
+
+def test_a_create_whose_event_has_no_receipt_time_is_created_without_a_deadline(
+    app: APIGatewayRestResolver, service: FakeService
+) -> None:
+    # Seen in the deploy rehearsal: an event without requestContext.requestTimeEpoch answered 500 (Powertools'
+    # accessor raised KeyError). API Gateway stamps every request; the api must not depend on it to answer.
+    event = proxy_event(
+        "POST",
+        "/v1/tasks",
+        {"Content-Type": "application/json", wire.CLIENT_TIMEOUT_HEADER: "2500"},
+        json.dumps({"template": {"type": "example_job"}, "outputPrefix": "s3://b/out"}).encode(),
+        "127.0.0.1",
+    )
+    event["requestContext"].pop("requestTimeEpoch", None)
+    context = LocalLambdaContext(
+        function_name="api",
+        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:api",
+        memory_limit_in_mb=128,
+        timeout_seconds=3,
+    )
+
+    assert app.resolve(event, context)["statusCode"] == 201
+    assert service.deadlines == [None]
