@@ -18,7 +18,7 @@ metadata service, a database on a private subnet). So a call goes through two st
 The caller fills in secrets between the two steps, after the destination passed. Each secret goes only
 where the manifest lets it (`secrets.<name>.destinations`: host, path prefix, the parts of the request):
 `check_secrets` finds every remembered secret a request carries, in any spelling the masking knows
-(`serverless_agents.secrets.secret_names_in`), in the host, path, query, headers and body, and refuses
+(`serverless_agents.masking.secret_names`), in the host, path, query, headers and body, and refuses
 the request before connecting if one is anywhere not declared for it. `destination` checks the host and
 target already (a secret in a host name would leave in the DNS lookup); `send` checks the whole request.
 The same function guards other HTTP clients an agent uses (`httpx_event_hooks`, for SDKs built on
@@ -56,8 +56,8 @@ from urllib.parse import quote, unquote, urlencode
 
 from serverless_agents.exceptions import DestinationRefused, DestinationUnavailable, ManifestError
 from serverless_agents.manifest import HOST_LABEL
-from serverless_agents.masking import excerpt
-from serverless_agents.secrets import agent_secret_destinations, secret_names_in
+from serverless_agents.masking import excerpt, secret_names
+from serverless_agents.secrets import agent_secret_destinations
 
 if TYPE_CHECKING:
     import ssl
@@ -394,14 +394,14 @@ def check_secrets(
         parts.append(("body", body.decode("utf-8", errors="replace")))
     _no_secret_in_host(host)
     for part, text in parts:
-        for name in sorted(secret_names_in(text)):
+        for name in sorted(secret_names(text)):
             declared = destinations.get(name, ())
             if not any(d.host == host and part in d.parts and _under(path, d.path) for d in declared):
                 raise DestinationRefused(f"secrets.{name}", _not_declared(part, host, declared))
 
 
 def _no_secret_in_host(host: str) -> None:
-    names = secret_names_in(host)
+    names = secret_names(host)
     if names:
         raise DestinationRefused(f"secrets.{min(names)}", "a secret never goes in a host name")
 

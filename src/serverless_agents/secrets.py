@@ -1,4 +1,4 @@
-"""Agent secrets from AWS Secrets Manager, by the names the manifest gives them, and their masking.
+"""Agent secrets from AWS Secrets Manager, by the names the manifest gives them.
 
     [agents.chat]
     secrets = { api_key = "arn:aws:secretsmanager:...:secret:openai-key" }
@@ -7,43 +7,61 @@ An agent calls `get_agent_secret("api_key")`. Values are cached per container (p
 a rotated secret reaches new containers, and a warm one never pays for a second lookup. The value never
 travels on the wire, in the state machine or in the tasks table.
 
-Every value read here is also remembered for the life of the container, and masked as `{secret:name}`
-wherever text leaves the agent's code: `redact` / `redact_value` for messages, outputs and errors (applied
-in one place, `runtime.boundary.call_agent`), and in every log record, from the moment the first secret is
-read (as loggers make records: stdlib loggers and Powertools' alike), and in what is printed to standard
-output and error (which Lambda sends to the function's log group). An agent cannot echo a secret back to
-Flyte or into its logs by mistake, in a message, an exception, an output, a log line or a `print`. What
-it sends on purpose to a destination it chose (an HTTP header) is its business: see
-`serverless_agents.outbound` for the checks on where that may be.
+Which secrets an agent has is told to this module where the agent is loaded (`runtime.loading.load_agent`
+calls `register_agent_secrets`): it reads no manifest itself. The agent a call is for is the invocation's
+(`SA_AGENT`, bound per invocation: the local stack runs many functions in one process).
 
-How text is masked (every spelling, before any cut, at a cut's edge, in pieces) is
-`serverless_agents.masking`'s; the process's file descriptors 1 and 2, which a subprocess or `os.write`
-reaches without passing `sys.stdout`, are masked by `serverless_agents.fd_redaction`, installed by the
-Lambda handlers. A value shorter than `MIN_SECRET` characters is refused when read: it cannot be masked
-without masking ordinary text, and no credential is that short.
+Every value read here is remembered for the life of the container (`serverless_agents.masking`), and masked
+wherever text leaves the agent's code: see `serverless_agents.redaction`. A value shorter than `MIN_SECRET`
+characters is refused when read: it cannot be masked without masking ordinary text, and no credential is
+that short. What an agent sends on purpose (an HTTP header) goes only where the manifest lets it:
+`agent_secret_destinations` gives `serverless_agents.outbound` those rules.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import logging
-import sys
 import threading
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from serverless_agents import aws, masking
+from serverless_agents import aws
 from serverless_agents.exceptions import ManifestError
-from serverless_agents.log_records import after_make_record
-from serverless_agents.masking import MIN_SECRET, known, one_line, redact_message, secret_names
-from serverless_agents.runtime.loading import cached_manifest
+from serverless_agents.masking import MIN_SECRET, known
 from serverless_agents.settings import AGENT, current_settings, environ
 
 if TYPE_CHECKING:
     from serverless_agents.manifest import SecretDestination
 
-T = TypeVar("T")
+
+@dataclass(frozen=True)
+class AgentSecrets:
+    """One agent's secrets as the manifest declares them: name -> secret id, and where each may go."""
+
+    ids: Mapping[str, str]
+    destinations: Mapping[str, tuple[SecretDestination, ...]]
+
+
+#: By (manifest, agent): the local stack, and tests, hold several manifests in one process.
+_registered: dict[tuple[Path, str], AgentSecrets] = {}
+_registered_lock = threading.Lock()
+
+
+def register_agent_secrets(manifest_path: Path, agent: str, secrets: AgentSecrets) -> None:
+    """What `agent` of that manifest may read, and send where: told by whoever loads the agent."""
+    with _registered_lock:
+        _registered[manifest_path, agent] = secrets
+
+
+def _registered_secrets() -> tuple[str, AgentSecrets | None]:
+    """The invocation's agent (`SA_AGENT`), and its secrets if it was loaded."""
+    agent = environ().get(AGENT) or ""
+    if not agent:
+        return "", None
+    return agent, _registered.get((current_settings().manifest_path, agent))
 
 
 def get_agent_secret(name: str) -> str:
@@ -106,27 +124,26 @@ def _remembered(name: str, secret_id: str) -> str:
 
 
 def _remember(name: str, value: str) -> None:
-    """Mask `value` from now on, in what this process logs and prints too (installed at the first one)."""
-    if known.remember(name, value):
-        _install_log_redaction()
-        _install_stream_redaction()
+    """Mask `value` from now on (`serverless_agents.redaction` masks what this process says)."""
+    known.remember(name, value)
 
 
-def _agent_secret_ids(asked_for: str) -> tuple[str, dict[str, str]]:
-    settings = current_settings()
-    if not settings.agent:
+def _agent_secret_ids(asked_for: str) -> tuple[str, Mapping[str, str]]:
+    agent, registered = _registered_secrets()
+    if not agent:
         raise ManifestError(f"{asked_for} asked for outside an agent's function (SA_AGENT is not set)")
-    return settings.agent, cached_manifest(settings.manifest_path).agent(settings.agent).secret_ids
+    if registered is None:
+        raise ManifestError(
+            f"{asked_for} asked for before agent {agent!r} was loaded (runtime.loading.load_agent)"
+        )
+    return agent, registered.ids
 
 
-def agent_secret_destinations() -> dict[str, tuple[SecretDestination, ...]]:
+def agent_secret_destinations() -> Mapping[str, tuple[SecretDestination, ...]]:
     """name -> where the manifest lets that secret of this agent go (the outbound client's rules); empty
-    outside an agent's function, where no secret is read either."""
-    if not environ().get(AGENT):
-        return {}
-    settings = current_settings()
-    agent = cached_manifest(settings.manifest_path).agent(str(settings.agent))
-    return {name: tuple(secret.destinations) for name, secret in agent.secrets.items()}
+    outside an agent's function, and before its agent is loaded, where no secret is read either."""
+    _, registered = _registered_secrets()
+    return registered.destinations if registered else {}
 
 
 @functools.cache
@@ -136,211 +153,7 @@ def _secret_value(secret_id: str) -> str:
     return str(value["SecretString"])
 
 
-def redact(text: str) -> str:
-    """`text` with every spelling of every secret read in this container replaced by `{secret:name}`."""
-    return masking.redact(text)
-
-
-def redact_value(value: T) -> T:
-    """`value` with `redact` applied to every string inside it (dicts, lists and tuples are walked)."""
-    if not has_secrets():
-        return value
-    redacted: T = _redact_value(value)
-    return redacted
-
-
-def secret_names_in(text: str) -> frozenset[str]:
-    """The names of the secrets read in this container any spelling of which occurs in `text` (every
-    spelling masking knows): what the outbound client checks a request against its destinations with."""
-    return secret_names(text)
-
-
-def redact_exception(error: BaseException) -> BaseException:
-    """A copy of `error` whose message, attributes and chained causes are redacted, one line each.
-
-    The copy's class is a subclass of the original's with the same name and module: Lambda reports
-    `type(e).__name__` as `errorType`, which the state machine's Retry and Catch match, and `except`
-    clauses and `isinstance` keep working (a `RetryableAgentError` stays one). It carries the original
-    traceback: frames show code, never values.
-    """
-    return _redacted_copy(error, depth=0)
-
-
-#: The registry, by the name it had when it lived here.
-_known = known
-
-
-def has_secrets() -> bool:
-    """True once this container has read a secret: until then there is nothing to mask."""
-    return known.registry.pattern is not None
-
-
 def forget_secrets() -> None:
     """Forget every remembered value (tests: a new container)."""
     known.clear()
     _secret_value.cache_clear()
-
-
-def _redact_value(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {_redact_value(k): _redact_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact_value(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_redact_value(v) for v in value)
-    return value
-
-
-#: How deep a chain of causes is copied; deeper ones are dropped (a chain that long says nothing more).
-_MAX_CHAIN = 8
-
-
-def _redacted_copy(error: BaseException, depth: int) -> BaseException:
-    try:
-        message = str(error)
-    except Exception:  # a broken __str__ must not hide the error itself
-        message = repr(error.args)
-    copy = _copy_of(type(error), redact_message(one_line(message)))
-    # Attributes (an InvalidRequest's field and problem, a ClientError's response) are kept, masked.
-    vars(copy).update({k: _redact_value(v) for k, v in vars(error).items() if not k.startswith("__")})
-    for note in getattr(error, "__notes__", None) or ():
-        copy.add_note(redact_message(one_line(str(note))))
-    copy.__traceback__ = error.__traceback__
-    if depth < _MAX_CHAIN:
-        copy.__cause__ = _redacted_copy(error.__cause__, depth + 1) if error.__cause__ else None
-        context = error.__context__
-        copy.__context__ = (
-            _redacted_copy(context, depth + 1) if context and context is not error.__cause__ else None
-        )
-        copy.__suppress_context__ = error.__suppress_context__
-    return copy
-
-
-def _copy_of(kind: type[BaseException], message: str) -> BaseException:
-    cls = _redacted_class(kind)
-    try:
-        copy = cls.__new__(cls)
-    except Exception:
-        cls = _stand_in(kind.__name__, kind.__module__)
-        copy = cls.__new__(cls)
-    copy.args = (message,)
-    return copy
-
-
-def _message_of(self: BaseException) -> str:
-    return str(self.args[0]) if self.args else ""
-
-
-class RedactedError(Exception):
-    """Stands in for an exception whose type cannot be subclassed or built bare; named like it."""
-
-    __str__ = _message_of
-
-
-_classes: dict[type[BaseException], type[BaseException]] = {}
-
-
-def _redacted_class(kind: type[BaseException]) -> type[BaseException]:
-    if getattr(kind, "_redacted", False):
-        return kind
-    if kind not in _classes:
-        _classes[kind] = _new_redacted_class(kind)
-    return _classes[kind]
-
-
-def _new_redacted_class(kind: type[BaseException]) -> type[BaseException]:
-    try:
-        # `__init__` is skipped (copies are made with `__new__`); `__str__` reads the masked message,
-        # not the attributes the original's `__str__` may format (OSError's filename, KeyError's repr).
-        return type(
-            kind.__name__,
-            (kind,),
-            {
-                "__module__": kind.__module__,
-                "__qualname__": kind.__qualname__,
-                "__str__": _message_of,
-                "_redacted": True,
-            },
-        )
-    except TypeError:  # a type that forbids subclassing, or whose layout cannot be extended
-        return _stand_in(kind.__name__, kind.__module__)
-
-
-@functools.cache
-def _stand_in(name: str, module: str) -> type[BaseException]:
-    return type(name, (RedactedError,), {"__module__": module, "_redacted": True})
-
-
-# Log records: masked when they are made, before any handler or formatter sees them. `Logger.makeRecord`
-# is wrapped rather than the record factory alone because `extra=` keys are set after the factory runs;
-# every logger, stdlib or Powertools' (a stdlib logger inside), makes its records there.
-
-_LOG_RECORD_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
-_log_lock = threading.Lock()
-_log_installed = False
-
-
-def _install_log_redaction() -> None:
-    global _log_installed
-    with _log_lock:
-        if _log_installed:
-            return
-        after_make_record(_redact_record)
-        _log_installed = True
-
-
-class _RedactingStream:
-    """A text stream that masks remembered secrets in what is written to it, and is otherwise the stream
-    it wraps. One `write` is masked at a time: a secret split over two writes (two arguments of one
-    `print`) is not seen here, but is at the descriptor in Lambda (`fd_redaction`, which holds back what
-    may begin a secret); this wrapper covers where that is not installed (the local stack, tests)."""
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-
-    def write(self, text: str) -> int:
-        self._stream.write(redact(text) if isinstance(text, str) else text)
-        return len(text)  # what the caller wrote, as far as it knows
-
-    def writelines(self, lines: Iterable[str]) -> None:
-        for line in lines:
-            self.write(line)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
-
-
-def _install_stream_redaction() -> None:
-    """Wrap standard output and error, unless wrapped already (Lambda never replaces them; a test runner
-    that captures output does, so this runs again as each secret is remembered)."""
-    with _log_lock:
-        if not isinstance(sys.stdout, _RedactingStream):
-            sys.stdout = _RedactingStream(sys.stdout)
-        if not isinstance(sys.stderr, _RedactingStream):
-            sys.stderr = _RedactingStream(sys.stderr)
-
-
-def _redact_record(record: logging.LogRecord) -> logging.LogRecord:
-    if not has_secrets():
-        return record
-    if isinstance(record.msg, dict):  # Powertools' structured message
-        record.msg = _redact_value(record.msg)
-        record.args = _redact_value(record.args)
-    else:
-        try:
-            message = record.getMessage()
-        except Exception:  # formatting fails later anyway; mask what it would print
-            message = f"{record.msg!s} {record.args!r}"
-        masked = redact_message(message)
-        if masked != message:
-            record.msg, record.args = masked, None
-    for key, value in vars(record).items():
-        if key not in _LOG_RECORD_STANDARD:  # `extra=` keys
-            setattr(record, key, _redact_value(value))
-    if record.exc_info and record.exc_info[1] is not None:
-        error = redact_exception(record.exc_info[1])
-        record.exc_info = (type(error), error, record.exc_info[2])
-        record.exc_text = None
-    return record

@@ -176,7 +176,7 @@ def test_a_task_cannot_name_another_projects_connection_secret(harness: Harness)
     (and the agent's own prefix, as IAM does), whatever name reaches it."""
     from serverless_agents.exceptions import ManifestError
     from serverless_agents.secrets import get_connection_secrets
-    from serverless_agents.settings import lambda_environment
+    from tests.agent_function import agent_function
 
     sm = harness.stack.client("secretsmanager")
     other = "sa-conn/connections/countdown/team-b/development/0123456789abcdef0123"
@@ -188,7 +188,7 @@ def test_a_task_cannot_name_another_projects_connection_secret(harness: Harness)
         "SA_DEPLOYMENT": "sa-conn",
         "SA_MANIFEST": str(harness.stack.manifest_path),
     }
-    with lambda_environment(environment):
+    with agent_function(environment):
         for name, scope in [
             (other, ("team-a", "development")),
             (other.replace("/team-b/", "/team-a/../team-b/"), ("team-a", "development")),

@@ -11,7 +11,7 @@ from moto import mock_aws
 
 from serverless_agents import get_agent_secret
 from serverless_agents.secrets import forget_secrets
-from serverless_agents.settings import lambda_environment
+from tests.agent_function import agent_function
 
 
 def _manifest(tmp_path: Path, arns: dict[str, str]) -> Path:
@@ -39,7 +39,7 @@ def read_secrets(tmp_path: Path) -> Iterator[Callable[..., None]]:
                 "SA_MANIFEST": str(_manifest(tmp_path, arns)),
                 "SA_AGENT": "echo",
             }
-            with lambda_environment(variables):
+            with agent_function(variables):
                 for name in values:
                     get_agent_secret(name)
 

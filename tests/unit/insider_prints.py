@@ -15,7 +15,7 @@ from moto import mock_aws
 
 from serverless_agents import get_agent_secret
 from serverless_agents.handlers.observability import redacted_output
-from serverless_agents.settings import lambda_environment
+from tests.agent_function import agent_function
 
 _CHILD = "import sys; print('child stderr', sys.argv[1], file=sys.stderr)"
 
@@ -45,7 +45,7 @@ def main(manifest: Path, secret: str) -> None:
         agent = '[agents.echo]\nclass = "serverless_agents.examples:EchoAgent"\n'
         manifest.write_text(f'{agent}secrets = {{ token = "{arn}" }}\n')
         variables = {"SA_TASKS_TABLE": "t", "SA_PAYLOAD_BUCKET": "b", "SA_MANIFEST": str(manifest)}
-        with lambda_environment({**variables, "SA_AGENT": "echo"}):
+        with agent_function({**variables, "SA_AGENT": "echo"}):
             handler({}, None)
 
 

@@ -13,8 +13,8 @@ from serverless_agents.exceptions import InvalidRequest
 from serverless_agents.manifest import AgentSettings, parse_manifest
 from serverless_agents.registry import AgentRegistry
 from serverless_agents.runtime.translate import encode_outputs, task_context
-from serverless_agents.settings import lambda_environment
 from serverless_agents.testing import task_request
+from tests.agent_function import agent_function
 from tests.functional.flyte2_connectors import JOBS, CountdownConnector, fingerprint
 from tests.functional.flyte_tasks import ExampleTask, create_request, decode_outputs
 
@@ -54,7 +54,7 @@ def test_the_connector_runs_create_get_delete_with_the_sdks_values(tmp_path: Pat
         "SA_MANIFEST": str(manifest),
     }
 
-    with lambda_environment(environment):
+    with agent_function(environment):
         created = resolve(agent.create(task_context("task-1", request)))
         stored = ConnectorMetadata.model_validate_json(created.model_dump_json())  # as the table keeps it
         resource = resolve(agent.get(stored))

@@ -33,7 +33,7 @@ from serverless_agents.registry import AgentRegistry
 from serverless_agents.runtime.boundary import call_agent
 from serverless_agents.runtime.translate import task_context
 from serverless_agents.secrets import forget_secrets
-from serverless_agents.settings import lambda_environment
+from tests.agent_function import agent_function
 from tests.functional.flyte_tasks import ExampleTask, create_request, decode_outputs
 from tests.functional.flytekit_connectors import JOBS, CountdownConnector, CountdownMeta, RefusedConnector
 
@@ -83,7 +83,7 @@ def environment(tmp_path: Path) -> Iterator[None]:
             "AWS_DEFAULT_REGION": "us-east-1",
         }
         forget_secrets()
-        with lambda_environment(variables):
+        with agent_function(variables):
             yield
         forget_secrets()
 

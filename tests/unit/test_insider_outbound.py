@@ -24,7 +24,7 @@ from serverless_agents import get_agent_secret
 from serverless_agents.exceptions import DestinationRefused, DestinationUnavailable
 from serverless_agents.outbound import OutboundClient, non_public_kind
 from serverless_agents.secrets import forget_secrets
-from serverless_agents.settings import lambda_environment
+from tests.agent_function import agent_function
 from tests.functional.fake_http import FakeHttpServer, Reply
 from tests.unit.test_outbound import LOOPBACK, RecordingResolver
 
@@ -77,7 +77,7 @@ def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "AWS_DEFAULT_REGION": "us-east-1",
         }
         forget_secrets()
-        with lambda_environment(variables):
+        with agent_function(variables):
             get_agent_secret("user_token")
             yield get_agent_secret("slack_token")
         forget_secrets()

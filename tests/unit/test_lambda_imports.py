@@ -117,7 +117,7 @@ primed = {
     "runtime": "serverless_agents.runtime.wiring" in sys.modules,
     "boto3": "boto3" in sys.modules,
     "clients": aws._client.cache_info().currsize,
-    "agents": loading.load_agent.cache_info().currsize,
+    "agents": loading._loaded_agent.cache_info().currsize,
     "hooks": len(snapshot_restore_py.get_after_restore()),
 }
 aws.client("dynamodb").meta  # as if an invocation had used a client before the snapshot
@@ -126,7 +126,7 @@ for function, args, kwargs in snapshot_restore_py.get_after_restore():
     function(*args, **kwargs)
 restored = {
     "clients": aws._client.cache_info().currsize,
-    "agents": loading.load_agent.cache_info().currsize,
+    "agents": loading._loaded_agent.cache_info().currsize,
     "random_reseeded": random.getstate() != before,
 }
 print(json.dumps([primed, restored]))

@@ -22,7 +22,8 @@ from serverless_agents import fd_redaction, masking
 from serverless_agents.exceptions import ManifestError
 from serverless_agents.handlers.observability import redacted_output
 from serverless_agents.masking import StreamMasker, excerpt, redact, redact_message
-from serverless_agents.secrets import forget_secrets, secret_names_in
+from serverless_agents.masking import secret_names as secret_names_in
+from serverless_agents.secrets import forget_secrets
 
 PLACEHOLDER = "{secret:s}"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import subprocess
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -16,16 +17,11 @@ from moto import mock_aws
 from serverless_agents import get_agent_secret
 from serverless_agents.agent import LogLink, Phase, Resource
 from serverless_agents.exceptions import InvalidRequest, ManifestError, RetryableAgentError
+from serverless_agents.redaction import has_secrets, redact, redact_exception, redact_value
 from serverless_agents.runtime.boundary import call_agent
-from serverless_agents.secrets import (
-    forget_secrets,
-    get_agent_secrets,
-    has_secrets,
-    redact,
-    redact_exception,
-    redact_value,
-)
+from serverless_agents.secrets import forget_secrets, get_agent_secrets
 from serverless_agents.settings import lambda_environment
+from tests.agent_function import agent_function
 
 
 @pytest.fixture
@@ -42,7 +38,7 @@ def agent_environment(tmp_path: Path) -> Iterator[str]:
             "SA_AGENT": "echo",
         }
         forget_secrets()
-        with lambda_environment(variables):
+        with agent_function(variables):
             yield arn
         forget_secrets()
 
@@ -69,6 +65,58 @@ def test_secret_outside_an_agent_function_is_an_error(tmp_path: Path) -> None:
         pytest.raises(ManifestError, match="SA_AGENT"),
     ):
         get_agent_secret("api_key")
+
+
+def test_a_secret_asked_for_before_its_agent_is_loaded_is_an_error(tmp_path: Path) -> None:
+    """Which secrets an agent has is told where the agent is loaded; `secrets` reads no manifest."""
+    manifest = tmp_path / "agents.toml"
+    manifest.write_text('[agents.echo]\nclass = "serverless_agents.examples:EchoAgent"\n')
+    variables = {"SA_TASKS_TABLE": "t", "SA_PAYLOAD_BUCKET": "b", "SA_MANIFEST": str(manifest)}
+    with (
+        lambda_environment({**variables, "SA_AGENT": "echo"}),
+        pytest.raises(ManifestError, match="before agent 'echo' was loaded"),
+    ):
+        get_agent_secret("api_key")
+
+
+_PROCESS_UNTOUCHED = """
+import logging, sys
+import boto3
+from moto import mock_aws
+from serverless_agents import get_agent_secret, redaction
+from serverless_agents.runtime.loading import load_agent
+from serverless_agents.settings import lambda_environment
+make_record, stdout = logging.Logger.makeRecord, sys.stdout
+with mock_aws():
+    arn = boto3.client("secretsmanager", region_name="us-east-1").create_secret(
+        Name="k", SecretString="sk-untouched")["ARN"]
+    manifest = sys.argv[1]
+    open(manifest, "w").write('[agents.echo]\\nclass = "serverless_agents.examples:EchoAgent"\\n'
+                              f'secrets = {{ api_key = "{arn}" }}\\n')
+    env = {"SA_TASKS_TABLE": "t", "SA_PAYLOAD_BUCKET": "b", "SA_MANIFEST": manifest, "SA_AGENT": "echo",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    with lambda_environment(env):
+        load_agent(__import__("pathlib").Path(manifest), "echo")
+        assert get_agent_secret("api_key") == "sk-untouched"
+assert logging.Logger.makeRecord is make_record and sys.stdout is stdout, "the process was patched"
+redaction.install()
+assert logging.Logger.makeRecord is not make_record and sys.stdout is not stdout
+print("sk-untouched")
+"""
+
+
+def test_reading_a_secret_patches_nothing_until_redaction_is_installed(tmp_path: Path) -> None:
+    """Masking of log records and standard streams is installed by the handlers' entry
+    (`redaction.install`), not as a side effect of importing a module or reading a secret."""
+    run = subprocess.run(
+        [sys.executable, "-c", _PROCESS_UNTOUCHED, str(tmp_path / "agents.toml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "{secret:api_key}\n"
 
 
 # Masking: every value read is remembered, and masked wherever text leaves the agent's code.
@@ -104,12 +152,12 @@ def remembered(tmp_path: Path) -> Iterator[Callable[[], dict[str, str]]]:
         variables = {"SA_TASKS_TABLE": "t", "SA_PAYLOAD_BUCKET": "b", "SA_MANIFEST": str(manifest)}
         forget_secrets()
         environment = {**variables, "SA_AGENT": "echo"}
-        with lambda_environment(environment):
+        with agent_function(environment):
             for name in values:
                 get_agent_secret(name)
 
         def read_all() -> dict[str, str]:
-            with lambda_environment(environment):
+            with agent_function(environment):
                 return get_agent_secrets()
 
         yield read_all

@@ -19,6 +19,7 @@ from flyteidl.service import agent_pb2, agent_pb2_grpc
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from serverless_agents import redaction
 from serverless_agents.adapter.capacity import QUEUED_CALLS, Capacity, behavior_of, with_behavior
 from serverless_agents.adapter.flyte2 import SERVICE_NAMES as FLYTE2_SERVICE_NAMES
 from serverless_agents.adapter.flyte2 import add_flyte2_services
@@ -127,6 +128,9 @@ class Adapter:
         return f"{host}:{self.port}"
 
     def start(self) -> Adapter:
+        # Flyte 2's Connection secrets pass through this process (`flyte2.AsyncConnectorServicer`): what
+        # it logs and prints is masked from the start.
+        redaction.install()
         agents = AgentDirectory()
         calls = ApiCalls(self.api, self.metrics, self._call_timeout, self.keys, agents)
         threads = self._capacity.threads

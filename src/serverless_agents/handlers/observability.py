@@ -6,7 +6,8 @@ SDK only adds a subsegment per AWS call and the handler's annotations. So `captu
 a Tracer only for a function whose agent sets `tracing = true` in the manifest (the CDK app then sets
 `SA_TRACING=true` in its environment), and only at its first invocation.
 
-`redacted_output`, the outermost decorator of every handler, masks secrets at the process's file
+`redacted_output`, the outermost decorator of every handler, installs the masking of log records and of
+`sys.stdout` / `sys.stderr` (`serverless_agents.redaction`), masks secrets at the process's file
 descriptors 1 and 2 in Lambda (`serverless_agents.fd_redaction`) and flushes them when the invocation ends,
 after Powertools has printed its metrics.
 """
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics
 
-from serverless_agents import fd_redaction
+from serverless_agents import fd_redaction, redaction
 from serverless_agents.settings import POWERTOOLS_NAMESPACE, POWERTOOLS_SERVICE, TRACING, environ
 from serverless_agents.task_logging import end_task, log_for_task
 
@@ -77,6 +78,7 @@ def redacted_output(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     def redacted(event: Any, context: Any) -> Any:
+        redaction.install()
         if _LAMBDA_RUNTIME in os.environ:
             fd_redaction.install()
         try:

@@ -57,5 +57,5 @@ def after_restore() -> None:
 
     random.seed()
     aws.forget_clients()
-    for cached in (loading.load_agent, wiring.task_service, wiring.async_steps, wiring.sensor_steps):
+    for cached in (loading._loaded_agent, wiring.task_service, wiring.async_steps, wiring.sensor_steps):
         cached.cache_clear()

@@ -2,9 +2,9 @@
 
 Every agent method the runtime calls (`create`, `get`, `delete`, `do`, `poke`, `watch_key`, `event_keys`)
 goes through `call_agent`. What comes back is what reaches Flyte, the tasks table, the state machine's
-history and S3, so it is masked here (`secrets.redact_value`): a `Resource`'s message, outputs, custom
+history and S3, so it is masked here (`redaction.redact_value`): a `Resource`'s message, outputs, custom
 info and log links, resource metadata, and plain values. An exception the agent raises is raised again as
-a masked one-line copy of the same class (see `secrets.redact_exception`), without the original chained
+a masked one-line copy of the same class (see `redaction.redact_exception`), without the original chained
 to it: Lambda's `errorMessage`, the state machine's `Cause` and any log of it show the copy.
 """
 
@@ -21,7 +21,7 @@ from serverless_agents.agent import RESERVED_CUSTOM_INFO, LogLink, Resource, res
 from serverless_agents.exceptions import AgentError, RetryableAgentError
 from serverless_agents.failures import transient_by_cause
 from serverless_agents.masking import redact_message
-from serverless_agents.secrets import has_secrets, redact, redact_exception, redact_value
+from serverless_agents.redaction import has_secrets, redact, redact_exception, redact_value
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from serverless_agents.exceptions import ManifestError
 from serverless_agents.manifest import load_manifest
 from serverless_agents.registry import ROUTES_FILE, AgentRegistry
+from serverless_agents.secrets import AgentSecrets, register_agent_secrets
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -39,9 +40,25 @@ def deployed_registry(manifest_path: Path) -> AgentRegistry:
     return AgentRegistry.from_manifest(cached_manifest(manifest_path), routes)
 
 
-@functools.cache
 def load_agent(manifest_path: Path, name: str | None) -> LoadedAgent:
+    """The agent, made once per container; its secrets told to `serverless_agents.secrets` at every call
+    (before the agent is made: its constructor may read them), so what an agent reads is its manifest's."""
     if not name:
         raise ManifestError("this function serves one agent, but SA_AGENT is not set")
+    register_agent_secrets(manifest_path, name, _agent_secrets(manifest_path, name))
+    return _loaded_agent(manifest_path, name)
+
+
+@functools.cache
+def _agent_secrets(manifest_path: Path, name: str) -> AgentSecrets:
+    settings = cached_manifest(manifest_path).agent(name)
+    return AgentSecrets(
+        ids=settings.secret_ids,
+        destinations={name: tuple(secret.destinations) for name, secret in settings.secrets.items()},
+    )
+
+
+@functools.cache
+def _loaded_agent(manifest_path: Path, name: str) -> LoadedAgent:
     settings = cached_manifest(manifest_path).agent(name)
     return LoadedAgent(name=name, settings=settings, instance=settings.load_class()(config=settings.config))
