@@ -22,8 +22,8 @@ from urllib.parse import quote
 import pytest
 
 from serverless_agents.agent import Phase, Resource
+from serverless_agents.endings import one_line
 from serverless_agents.exceptions import AgentError
-from serverless_agents.failures import one_line
 from serverless_agents.redaction import redact
 from serverless_agents.runtime.boundary import call_agent
 

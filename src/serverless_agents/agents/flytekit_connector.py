@@ -69,8 +69,8 @@ from pydantic import Field
 from serverless_agents import wire
 from serverless_agents.agent import AsyncAgentBase, LogLink, Phase, Resource, SyncAgentBase
 from serverless_agents.agents.connectors import EncodedResourceMeta, connector_agent_class
+from serverless_agents.endings import one_line
 from serverless_agents.exceptions import ManifestError, RetryableAgentError, ServerlessAgentsError
-from serverless_agents.failures import one_line
 from serverless_agents.secrets import get_agent_secret
 
 if TYPE_CHECKING:

@@ -37,8 +37,8 @@ from flyteidl.admin import agent_pb2
 
 from serverless_agents import aws, wire
 from serverless_agents.agent import Phase, Resource
+from serverless_agents.endings import one_line, phase_for_error_name
 from serverless_agents.exceptions import InvalidRequest, LiteralConversionError, TaskTimedOut
-from serverless_agents.failures import one_line, phase_for_error_name
 from serverless_agents.manifest import DEFAULT_POLLS_PER_EXECUTION
 from serverless_agents.naming import chain_execution_name, execution_arn, state_machine_of_execution
 from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT, payload_key

@@ -18,8 +18,8 @@ from pydantic import BaseModel
 
 from serverless_agents import wire
 from serverless_agents.agent import RESERVED_CUSTOM_INFO, LogLink, Resource, resolve
+from serverless_agents.endings import transient_by_cause
 from serverless_agents.exceptions import AgentError, RetryableAgentError
-from serverless_agents.failures import transient_by_cause
 from serverless_agents.masking import redact_message
 from serverless_agents.redaction import has_secrets, redact, redact_exception, redact_value
 

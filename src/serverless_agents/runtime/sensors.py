@@ -28,8 +28,8 @@ from flyteidl.admin import agent_pb2
 
 from serverless_agents import aws, wire
 from serverless_agents.agent import AgentKind, Phase, Resource
+from serverless_agents.endings import failure_phase, one_line
 from serverless_agents.exceptions import InvalidRequest, TaskNotFound
-from serverless_agents.failures import failure_phase, one_line
 from serverless_agents.naming import sensor_schedule_group, sensor_schedule_name
 from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT, payload_key
 from serverless_agents.runtime.boundary import call_agent

@@ -1,6 +1,6 @@
 """A sync agent's one call: decode the request, `do` within the agent's time limit, encode the resource.
 
-The agent's own failure is a Resource (FAILED, or RETRYABLE_FAILED when transient: `failures`), answered
+The agent's own failure is a Resource (FAILED, or RETRYABLE_FAILED when transient: `endings`), answered
 normally: propeller retries a gRPC error as a system failure and would repeat the call's side effects. A bad
 request is the caller's fault (`InvalidRequest`, a 400), and so is a task type this agent does not serve.
 
@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, TypeVar
 from flyteidl.admin import agent_pb2
 
 from serverless_agents.agent import Phase, Resource
+from serverless_agents.endings import failure_resource
 from serverless_agents.exceptions import DeadlineExceeded, InvalidRequest, LiteralConversionError
-from serverless_agents.failures import failure_resource
 from serverless_agents.identity import task_id_for
 from serverless_agents.runtime.boundary import call_agent
 from serverless_agents.runtime.translate import resource_message, task_context
