@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from serverless_agents.exceptions import AgentNotFound, DuplicateAgentError, InvalidRequest, ManifestError
 
@@ -20,6 +20,8 @@ SENSOR_TASK_TYPE = "sensor"
 #: sweeper functions, which route tasks but never run an agent's code, take them from here instead of
 #: importing the connector's module, whose SDK only the agent's own bundle family carries.
 ROUTES_FILE = "agents.routes.json"
+#: An index's key: a sensor's (module, name), or a task type and version.
+K = TypeVar("K")
 
 if TYPE_CHECKING:
     from serverless_agents.agent import AgentKind
@@ -83,20 +85,9 @@ class AgentRegistry:
             raise DuplicateAgentError(f"agent name {name!r} is registered twice")
         if issubclass(agent_cls, BaseSensor) and entry.task_type == SENSOR_TASK_TYPE:
             identity = agent_cls.sensor_identity()
-            if identity in self._by_sensor:
-                other = self._by_sensor[identity].name
-                raise DuplicateAgentError(
-                    f"agents {other!r} and {name!r} both serve the sensor {'.'.join(identity)}"
-                )
-            self._by_sensor[identity] = entry
-            self._by_name[name] = entry
-            return entry
-        if key in self._by_category:
-            other = self._by_category[key].name
-            raise DuplicateAgentError(
-                f"agents {other!r} and {name!r} both serve task type {key[0]!r} version {key[1]}"
-            )
-        self._by_category[key] = entry
+            _claim(self._by_sensor, identity, entry, f"the sensor {'.'.join(identity)}")
+        else:
+            _claim(self._by_category, key, entry, f"task type {key[0]!r} version {key[1]}")
         self._by_name[name] = entry
         return entry
 
@@ -148,3 +139,10 @@ def _check_sync_timeout(entry: RegisteredAgent, api_timeout: int) -> None:
             f"timeout ({api_timeout} s, [deployment] api_timeout) allows a sync agent: lower it, or raise "
             "the account's integration timeout quota for Regional REST APIs and set api_timeout to match"
         )
+
+
+def _claim(index: dict[K, RegisteredAgent], key: K, entry: RegisteredAgent, what: str) -> None:
+    """`entry` serves `key` (`what` it is, for the error), unless another agent already does."""
+    if key in index:
+        raise DuplicateAgentError(f"agents {index[key].name!r} and {entry.name!r} both serve {what}")
+    index[key] = entry
