@@ -1,7 +1,8 @@
 """The async agent state machine: `statemachines/async_agent.asl.json`, rendered for one agent.
 
-The file is a template, not JSON: `TimeoutSeconds` must be a number, so its placeholder stands bare. The
-CDK app and the local stack both render it here, so what runs locally is what deploys.
+The file is a template, not JSON: `TimeoutSeconds` must be a number, so its placeholder stands bare.
+`agent_definition` is the one place an agent's definition is made: the CDK app passes its functions' ARNs
+as CloudFormation tokens, the local stack passes moto's, so what runs locally is what deploys.
 
 It holds both waits, `Listen` (events end it: an agent declaring events) and the plain `Wait` (the
 fallback of `Listen`, and the only wait of an agent declaring none); `${WaitState}` names the one the loop
@@ -12,11 +13,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serverless_agents.exceptions import ManifestError
+
+if TYPE_CHECKING:
+    from serverless_agents.naming import FunctionRole
+    from serverless_agents.plan import PlannedAgent
 
 # Inside the package, so that an installed wheel (not only a checkout) can render it: `serverless-agents up`.
 DEFINITION_PATH = Path(__file__).resolve().parent / "statemachines" / "async_agent.asl.json"
@@ -42,6 +48,21 @@ class AsyncAgentFunctions:
             "ExecutionTimeoutSeconds": str(self.execution_timeout_seconds),
             "WaitState": "Listen" if self.listens else "Wait",
         }
+
+
+def agent_definition(agent: PlannedAgent, partition: str, invocable_arns: Mapping[FunctionRole, str]) -> str:
+    """The definition of `agent`'s state machine, invoking its create, get and delete functions at
+    `invocable_arns` (by role: what callers invoke, a SnapStart function's alias)."""
+    return render_definition(
+        AsyncAgentFunctions(
+            partition=partition,
+            create_arn=invocable_arns["create"],
+            get_arn=invocable_arns["get"],
+            delete_arn=invocable_arns["delete"],
+            execution_timeout_seconds=agent.settings.execution_timeout,
+            listens=agent.listens,
+        ).substitutions()
+    )
 
 
 def definition_template(path: Path = DEFINITION_PATH) -> str:
