@@ -1,12 +1,17 @@
 """The async agent state machine: `statemachines/async_agent.asl.json`, rendered for one agent.
 
-The file is a template, not JSON: `TimeoutSeconds` must be a number, so its placeholder stands bare.
 `agent_definition` is the one place an agent's definition is made: the CDK app passes its functions' ARNs
 as CloudFormation tokens, the local stack passes moto's, so what runs locally is what deploys.
 
-It holds both waits, `Listen` (events end it: an agent declaring events) and the plain `Wait` (the
-fallback of `Listen`, and the only wait of an agent declaring none); `${WaitState}` names the one the loop
-enters, and rendering drops a state nothing reaches, which Step Functions would refuse.
+The file is a template, not ASL, in three ways, each undone by `render_definition`:
+- `${Name}` placeholders take per-agent values (`AsyncAgentFunctions.substitutions`); `TimeoutSeconds`
+  must be a number, so its placeholder stands bare, and the file is JSON only once they are filled.
+- `Fragments` holds blocks several states share, written once (the Lambda states' `Retry`, the
+  `ResultSelector` of Create and Get); a state's `{"$ref": "#/Fragments/<name>"}` stands for one. Rendering
+  puts each fragment in place of its reference and drops `Fragments`, which Step Functions would refuse.
+- It holds both waits, `Listen` (events end it: an agent declaring events) and the plain `Wait` (the
+  fallback of `Listen`, and the only wait of an agent declaring none); `${WaitState}` names the one the loop
+  enters, and rendering drops a state nothing reaches, which Step Functions would also refuse.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ if TYPE_CHECKING:
 # Inside the package, so that an installed wheel (not only a checkout) can render it: `serverless-agents up`.
 DEFINITION_PATH = Path(__file__).resolve().parent / "statemachines" / "async_agent.asl.json"
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+_FRAGMENTS = "Fragments"
+_REFERENCE = "$ref"
+_FRAGMENT_POINTER = f"#/{_FRAGMENTS}/"
 
 
 @dataclass(frozen=True)
@@ -73,23 +81,45 @@ def definition_template(path: Path = DEFINITION_PATH) -> str:
 
 
 def render_definition(substitutions: dict[str, str], template: str | None = None) -> str:
-    """Fill every `${Name}`; a placeholder without a value is an error, not an empty string."""
+    """Fill every `${Name}`, expand every fragment, drop the states nothing reaches: plain ASL.
+
+    A placeholder without a value is an error, not an empty string; so is a reference to no fragment."""
     text = template if template is not None else definition_template()
     missing = sorted(set(_PLACEHOLDER.findall(text)) - substitutions.keys())
     if missing:
         raise ManifestError(f"state machine definition needs values for {', '.join(missing)}")
     rendered = _PLACEHOLDER.sub(lambda m: substitutions[m.group(1)], text)
     try:
-        definition = json.loads(rendered)  # what we hand to Step Functions must at least be JSON
+        template_json = json.loads(rendered)  # what we hand to Step Functions must at least be JSON
     except ValueError as e:
         raise ManifestError(f"the rendered state machine definition is not JSON: {e}") from e
+    fragments = template_json.pop(_FRAGMENTS, {})
+    definition: dict[str, Any] = _expand(template_json, fragments, ())
     states = definition.get("States", {})
-    unreachable = states.keys() - _reachable(definition)
-    if not unreachable:
-        return rendered
-    for name in unreachable:
+    for name in states.keys() - _reachable(definition):
         del states[name]
     return json.dumps(definition, indent=2)
+
+
+def _expand(node: Any, fragments: Mapping[str, Any], within: tuple[str, ...]) -> Any:
+    """`node` with each `{"$ref": "#/Fragments/<name>"}` replaced by that fragment, itself expanded."""
+    if isinstance(node, list):
+        return [_expand(item, fragments, within) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if _REFERENCE not in node:
+        return {key: _expand(value, fragments, within) for key, value in node.items()}
+    pointer = node[_REFERENCE]
+    name = pointer.removeprefix(_FRAGMENT_POINTER) if isinstance(pointer, str) else None
+    if len(node) != 1 or name is None or name == pointer or name not in fragments:
+        names = ", ".join(sorted(fragments.keys() - {"Comment"}))
+        raise ManifestError(
+            f"the state machine definition refers to {json.dumps(node)}: a reference stands alone and names "
+            f"one of its fragments, {_FRAGMENT_POINTER}{{{names}}}"
+        )
+    if name in within:
+        raise ManifestError(f"the state machine definition's fragment {name} refers to itself")
+    return _expand(fragments[name], fragments, (*within, name))
 
 
 def _reachable(definition: dict[str, Any]) -> set[str]:

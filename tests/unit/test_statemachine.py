@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ REPO_DEFINITION = (
     / "statemachines"
     / "async_agent.asl.json"
 )
+#: What `render_definition` gave at commit cc202e5, before the shared blocks became fragments, for these
+#: agents' functions (each file was written by that commit's renderer, called as `written_out` is here).
+RENDERED_BEFORE_FRAGMENTS = Path(__file__).resolve().parent / "definitions"
 FUNCTIONS = AsyncAgentFunctions(
     partition="aws",
     create_arn="arn:aws:lambda:us-east-1:123456789012:function:sa-job-create",
@@ -46,6 +50,62 @@ def states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_the_template_is_the_repository_file() -> None:
     assert DEFINITION_PATH == REPO_DEFINITION
     assert definition_template() == REPO_DEFINITION.read_text()
+
+
+def written_out(agent: str, *, listens: bool) -> AsyncAgentFunctions:
+    return AsyncAgentFunctions(
+        partition="aws",
+        create_arn=f"arn:aws:lambda:us-east-1:123456789012:function:sa-{agent}-create:live",
+        get_arn=f"arn:aws:lambda:us-east-1:123456789012:function:sa-{agent}-get:live",
+        delete_arn=f"arn:aws:lambda:us-east-1:123456789012:function:sa-{agent}-delete:live",
+        execution_timeout_seconds=3600 if listens else 86400,
+        listens=listens,
+    )
+
+
+@pytest.mark.parametrize(("agent", "listens"), [("polling", False), ("listening", True)])
+def test_fragments_render_the_definition_that_wrote_each_block_out(agent: str, listens: bool) -> None:
+    rendered = render_definition(written_out(agent, listens=listens).substitutions())
+    before = (RENDERED_BEFORE_FRAGMENTS / f"{agent}.asl.json").read_text()
+
+    assert json.loads(rendered) == json.loads(before)
+
+
+def test_the_rendered_definition_is_plain_asl(definition: dict[str, Any]) -> None:
+    fragments = json.loads(definition_template().replace("${ExecutionTimeoutSeconds}", "1"))["Fragments"]
+    rendered = json.dumps(definition)
+
+    assert "Fragments" not in definition
+    assert '"$ref"' not in rendered
+    # Each shared block is written once in the file, and the states that share it carry it whole.
+    assert definition_template().count('"ErrorEquals": ["Lambda.TooManyRequestsException"]') == 1
+    states = definition["States"]
+    assert [states[s]["Retry"] for s in ("Create", "Get", "Cleanup")] == [fragments["LambdaRetry"]] * 3
+    assert [states[s]["ResultSelector"] for s in ("Create", "Get")] == [fragments["StepResult"]] * 2
+
+
+@pytest.mark.parametrize(
+    ("reference", "problem"),
+    [
+        ({"$ref": "#/Fragments/Nothing"}, "names one of its fragments, #/Fragments/{Shared}"),
+        ({"$ref": "#/States/Wait"}, "names one of its fragments"),
+        ({"$ref": "#/Fragments/Shared", "MaxAttempts": 2}, "a reference stands alone"),
+    ],
+)
+def test_a_reference_to_no_fragment_is_a_manifest_error(reference: dict[str, Any], problem: str) -> None:
+    template = json.dumps({"Fragments": {"Comment": "why", "Shared": [1]}, "Retry": reference})
+
+    with pytest.raises(ManifestError, match=re.escape(problem)):
+        render_definition({}, template)
+
+
+def test_fragments_may_use_fragments_but_not_themselves() -> None:
+    nested = {"Fragments": {"Out": [{"$ref": "#/Fragments/In"}], "In": 2}, "x": {"$ref": "#/Fragments/Out"}}
+    looped = {"Fragments": {"Loop": [{"$ref": "#/Fragments/Loop"}]}, "x": {"$ref": "#/Fragments/Loop"}}
+
+    assert json.loads(render_definition({}, json.dumps(nested))) == {"x": [2]}
+    with pytest.raises(ManifestError, match="fragment Loop refers to itself"):
+        render_definition({}, json.dumps(looped))
 
 
 def test_render_fills_every_placeholder(
