@@ -1,7 +1,10 @@
 """The async agent state machine: `statemachines/async_agent.asl.json`, rendered for one agent.
 
-`agent_definition` is the one place an agent's definition is made: the CDK app passes its functions' ARNs
-as CloudFormation tokens, the local stack passes moto's, so what runs locally is what deploys.
+The definition's source is the repository's top-level `statemachines/` folder, which setup.py maps to the
+package `serverless_agents.statemachines`: the wheel carries it inside the package, the editable install
+finds it in the folder, and either way it is read here through `importlib.resources`. `agent_definition` is
+the one place an agent's definition is made: the CDK app passes its functions' ARNs as CloudFormation
+tokens, the local stack passes moto's, so what runs locally is what deploys.
 
 The file is a template, not ASL, in three ways, each undone by `render_definition`:
 - `${Name}` placeholders take per-agent values (`AsyncAgentFunctions.substitutions`); `TimeoutSeconds`
@@ -20,7 +23,8 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from typing import TYPE_CHECKING, Any
 
 from serverless_agents.exceptions import ManifestError
@@ -29,8 +33,9 @@ if TYPE_CHECKING:
     from serverless_agents.naming import FunctionRole
     from serverless_agents.plan import PlannedAgent
 
-# Inside the package, so that an installed wheel (not only a checkout) can render it: `serverless-agents up`.
-DEFINITION_PATH = Path(__file__).resolve().parent / "statemachines" / "async_agent.asl.json"
+#: The package the definitions ship in (the repository's `statemachines/`, mapped there by setup.py).
+DEFINITIONS_PACKAGE = "serverless_agents.statemachines"
+ASYNC_AGENT_DEFINITION = "async_agent.asl.json"
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 _FRAGMENTS = "Fragments"
 _REFERENCE = "$ref"
@@ -73,11 +78,16 @@ def agent_definition(agent: PlannedAgent, partition: str, invocable_arns: Mappin
     )
 
 
-def definition_template(path: Path = DEFINITION_PATH) -> str:
+def definition_template(source: Traversable | None = None) -> str:
+    """The template's text: the async agent definition unless told another `source`."""
     try:
-        return path.read_text()
+        source = source or files(DEFINITIONS_PACKAGE) / ASYNC_AGENT_DEFINITION
+    except ModuleNotFoundError as e:  # src/ on the path without the project installed (pip install -e .)
+        raise ManifestError(f"cannot find the state machine definitions: no package {e.name}") from e
+    try:
+        return source.read_text()
     except OSError as e:
-        raise ManifestError(f"cannot read the state machine definition {path}: {e.strerror}") from e
+        raise ManifestError(f"cannot read the state machine definition {source}: {e.strerror}") from e
 
 
 def render_definition(substitutions: dict[str, str], template: str | None = None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -11,19 +12,14 @@ import pytest
 
 from serverless_agents.exceptions import ManifestError
 from serverless_agents.statemachine import (
-    DEFINITION_PATH,
+    ASYNC_AGENT_DEFINITION,
+    DEFINITIONS_PACKAGE,
     AsyncAgentFunctions,
     definition_template,
     render_definition,
 )
 
-REPO_DEFINITION = (
-    Path(__file__).resolve().parents[2]
-    / "src"
-    / "serverless_agents"
-    / "statemachines"
-    / "async_agent.asl.json"
-)
+REPO_DEFINITION = Path(__file__).resolve().parents[2] / "statemachines" / "async_agent.asl.json"
 #: What `render_definition` gave at commit cc202e5, before the shared blocks became fragments, for these
 #: agents' functions (each file was written by that commit's renderer, called as `written_out` is here).
 RENDERED_BEFORE_FRAGMENTS = Path(__file__).resolve().parent / "definitions"
@@ -48,7 +44,8 @@ def states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_the_template_is_the_repository_file() -> None:
-    assert DEFINITION_PATH == REPO_DEFINITION
+    # The editable install reads the top-level folder itself, not a copy (the wheel: test_wheel.py).
+    assert Path(str(files(DEFINITIONS_PACKAGE) / ASYNC_AGENT_DEFINITION)) == REPO_DEFINITION
     assert definition_template() == REPO_DEFINITION.read_text()
 
 
