@@ -82,8 +82,11 @@ def definition_template(source: Traversable | None = None) -> str:
     """The template's text: the async agent definition unless told another `source`."""
     try:
         source = source or files(DEFINITIONS_PACKAGE) / ASYNC_AGENT_DEFINITION
-    except ModuleNotFoundError as e:  # src/ on the path without the project installed (pip install -e .)
-        raise ManifestError(f"cannot find the state machine definitions: no package {e.name}") from e
+    except ModuleNotFoundError as e:  # src/ on the path, or an install from before setup.py mapped the folder
+        raise ManifestError(
+            f"cannot find the state machine definitions: no package {e.name} (install the project: "
+            "`pip install -e .` maps it to statemachines/)"
+        ) from e
     try:
         return source.read_text()
     except OSError as e:

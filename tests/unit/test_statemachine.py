@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -139,6 +141,28 @@ def test_render_accepts_another_template() -> None:
 def test_an_unreadable_template_is_a_manifest_error(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="cannot read the state machine definition"):
         definition_template(tmp_path / "missing.asl.json")
+
+
+def test_without_the_install_the_definitions_are_missing_by_name() -> None:
+    # src/ alone on the path, no site-packages (so no editable install's finder): no statemachines/ there.
+    script = (
+        "from serverless_agents.statemachine import definition_template\n"
+        "try: definition_template()\n"
+        "except Exception as e: print(type(e).__name__, e)"
+    )
+    src = REPO_DEFINITION.parents[1] / "src"
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", script],
+        env={"PYTHONPATH": str(src)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert result.stdout.strip() == (
+        "ManifestError cannot find the state machine definitions: no package serverless_agents.statemachines "
+        "(install the project: `pip install -e .` maps it to statemachines/)"
+    )
 
 
 def test_the_loop_starts_at_create_and_waits_as_get_says(
