@@ -12,8 +12,9 @@ ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY src/ src/
+COPY statemachines/ statemachines/
 RUN pip wheel --no-deps --wheel-dir /wheels . \
     && python -m venv /opt/adapter \
     && /opt/adapter/bin/pip install "$(echo /wheels/flyte_serverless_agents-*.whl)[adapter]"

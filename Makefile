@@ -15,11 +15,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.local-installed: pyproject.toml | $(BIN)/python
+$(VENV)/.local-installed: pyproject.toml setup.py | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[local,adapter]'
 	touch $@
 
-$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+$(VENV)/.dev-installed: pyproject.toml setup.py | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.local-installed
 

@@ -8,6 +8,8 @@ sets SA_MANIFEST (the bundle carries the manifest at the task root).
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from serverless_agents.exceptions import ManifestError
 from serverless_agents.local.stack import LocalStack
 from serverless_agents.plan import RUNTIME, DeploymentPlan, Place, plan_deployment
 from tests.infra.conftest import BASE_MANIFEST, SENSOR_MANIFEST, Synth, synthesize
+from tests.infra.test_state_machine import flatten, marker
 
 #: Resolved by each place itself: CloudFormation tokens in the template, moto's values locally.
 RESOLVED_BY_EACH = {
@@ -135,6 +138,32 @@ def test_the_template_makes_the_plans_state_machines_schedule_groups_and_rules(
             assert rules[rule.name]["EventPattern"] == rule.pattern
     assert plan.sweep_rule is not None
     assert rules[plan.sweep_rule.name]["ScheduleExpression"] == plan.sweep_rule.schedule
+
+
+def test_the_local_stack_runs_the_state_machine_definitions_the_template_deploys(
+    synth: Synth, plan: DeploymentPlan, manifest: Path
+) -> None:
+    # Both render with statemachine.agent_definition: once each function's ARN (a CloudFormation
+    # intrinsic there, moto's ARN here) reads as its name, the definitions are the same.
+    with LocalStack(manifest) as stack:
+        client = stack.client("stepfunctions")
+        local = {
+            m["name"]: client.describe_state_machine(stateMachineArn=m["stateMachineArn"])["definition"]
+            for m in client.list_state_machines()["stateMachines"]
+        }
+    deployed = {
+        p["StateMachineName"]: flatten(p["DefinitionString"])
+        for p in synth.properties("AWS::StepFunctions::StateMachine")
+    }
+    assert set(local) == set(deployed) == {a.state_machine for a in plan.async_agents}
+    for agent in plan.async_agents:
+        assert agent.state_machine is not None
+        template = deployed[agent.state_machine].replace(marker({"Ref": "AWS::Partition"}), "aws")
+        for function in agent.functions.values():
+            arn = marker({"Fn::GetAtt": [synth.function_id(function.name), "Arn"]})
+            template = template.replace(arn, function.name)
+        made = re.sub(r"arn:aws:lambda:[\w-]+:\d{12}:function:", "", local[agent.state_machine])
+        assert json.loads(made) == json.loads(template), agent.name
 
 
 @pytest.mark.parametrize("name", ["api", "finalize", "sweeper"])

@@ -2,7 +2,9 @@
 command, installed (not editable) with the `local` and `adapter` extras into a fresh virtualenv, where
 `serverless-agents adapter` runs from the installed package (the adapter image, without a Docker engine) and
 `serverless-agents up --demo` runs from an empty directory: the state machine definition, the handlers and the
-example manifest all come from the wheel. No package named `functions` is installed.
+example manifest all come from the wheel. No package named `functions` is installed. The state machine
+definitions' source is the top-level `statemachines/`, outside `src/`: the wheel carries it inside the
+package, and the installed package renders it.
 
 Marked `wheel`: it reaches the package index. The fresh virtualenv is filled by uv, from its cache after the
 first run (pip spends a minute and a half there on index look-ups alone); `pytest -m "not wheel"` skips it.
@@ -10,6 +12,7 @@ first run (pip spends a minute and a half there on index look-ups alone); `pytes
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -22,8 +25,11 @@ from pathlib import Path
 import pytest
 from uv import find_uv_bin
 
+from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
+DEFINITION = "statemachines/async_agent.asl.json"
 
 pytestmark = pytest.mark.wheel
 
@@ -34,6 +40,11 @@ def _build_stage() -> list[str]:
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
     stages = [i for i, line in enumerate(lines) if line.startswith("FROM ")]
     return lines[stages[0] : stages[1]]
+
+
+def _copied(stage: list[str]) -> list[str]:
+    """What the build stage's COPY lines take from the build context."""
+    return [source for line in stage if line.startswith("COPY ") for source in line.split()[1:-1]]
 
 
 def _run(
@@ -55,15 +66,12 @@ def _run(
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     context = tmp_path_factory.mktemp("context")
     stage = _build_stage()
-    for line in stage:
-        if line.startswith("COPY "):
-            *sources, _ = line.split()[1:]
-            for source in sources:
-                path = ROOT / source
-                if path.is_dir():
-                    shutil.copytree(path, context / source, ignore=shutil.ignore_patterns("__pycache__"))
-                else:
-                    shutil.copy2(path, context / source)
+    for source in _copied(stage):
+        path = ROOT / source
+        if path.is_dir():
+            shutil.copytree(path, context / source, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(path, context / source)
     build = next(line for line in stage if line.startswith("RUN pip wheel"))
     wheel_command = build.removeprefix("RUN ").split("&&")[0].split()
     assert wheel_command[:2] == ["pip", "wheel"], build
@@ -84,12 +92,24 @@ def environment(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return environment
 
 
+def test_the_docker_context_holds_what_the_build_copies() -> None:
+    # .dockerignore admits only what it names (after `*`): the wheel test copies the COPY sources itself,
+    # so a source the context leaves out would pass here and fail `docker build`.
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    admitted = {line.removeprefix("!").rstrip("/") for line in lines if line.startswith("!")}
+
+    assert "*" in lines
+    assert {source.rstrip("/") for source in _copied(_build_stage())} <= admitted
+
+
 def test_the_wheel_carries_the_package_and_its_data(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "serverless_agents/py.typed" in names
     assert "serverless_agents/adapter/server.py" in names
-    # What `up` renders for every async agent: an installed wheel needs it as much as a checkout does.
-    assert "serverless_agents/statemachines/async_agent.asl.json" in names
+    # What `up` renders for every async agent: an installed wheel needs it as much as a checkout does. Its
+    # source is the top-level folder; the wheel carries it inside the package, as it is.
+    shipped = zipfile.ZipFile(wheel).read(f"serverless_agents/{DEFINITION}").decode()
+    assert shipped == (ROOT / DEFINITION).read_text()
     # What `up` runs given no manifest, and the code its functions run.
     assert "serverless_agents/example_agents.toml" in names
     assert "serverless_agents/handlers/create.py" in names
@@ -128,6 +148,21 @@ def test_installed_wheel_runs_the_adapter(environment: Path) -> None:
         ]
     )
     assert Path(located.stdout.strip()).is_relative_to(environment)  # installed, not the work tree
+
+
+def test_installed_wheel_renders_the_definition_it_carries(environment: Path, tmp_path: Path) -> None:
+    functions = AsyncAgentFunctions("aws", "arn:create", "arn:get", "arn:delete", 3600, listens=True)
+    script = (
+        "from importlib.resources import files; "
+        "from serverless_agents import statemachine as s; "
+        "print(files(s.DEFINITIONS_PACKAGE) / s.ASYNC_AGENT_DEFINITION); "
+        f"print(s.render_definition({functions.substitutions()!r}))"
+    )
+    result = _run([str(environment / "bin" / "python"), "-c", script], cwd=tmp_path)
+    source, rendered = result.stdout.split("\n", 1)
+
+    assert Path(source).is_relative_to(environment)  # the wheel's copy, not the work tree's
+    assert json.loads(rendered) == json.loads(render_definition(functions.substitutions()))
 
 
 def test_installed_wheel_runs_the_demo_from_any_directory(environment: Path, tmp_path: Path) -> None:

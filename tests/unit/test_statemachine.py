@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -10,19 +14,17 @@ import pytest
 
 from serverless_agents.exceptions import ManifestError
 from serverless_agents.statemachine import (
-    DEFINITION_PATH,
+    ASYNC_AGENT_DEFINITION,
+    DEFINITIONS_PACKAGE,
     AsyncAgentFunctions,
     definition_template,
     render_definition,
 )
 
-REPO_DEFINITION = (
-    Path(__file__).resolve().parents[2]
-    / "src"
-    / "serverless_agents"
-    / "statemachines"
-    / "async_agent.asl.json"
-)
+REPO_DEFINITION = Path(__file__).resolve().parents[2] / "statemachines" / "async_agent.asl.json"
+#: What `render_definition` gave at commit cc202e5, before the shared blocks became fragments, for these
+#: agents' functions (each file was written by that commit's renderer, called as `written_out` is here).
+RENDERED_BEFORE_FRAGMENTS = Path(__file__).resolve().parent / "definitions"
 FUNCTIONS = AsyncAgentFunctions(
     partition="aws",
     create_arn="arn:aws:lambda:us-east-1:123456789012:function:sa-job-create",
@@ -44,8 +46,65 @@ def states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_the_template_is_the_repository_file() -> None:
-    assert DEFINITION_PATH == REPO_DEFINITION
+    # The editable install reads the top-level folder itself, not a copy (the wheel: test_wheel.py).
+    assert Path(str(files(DEFINITIONS_PACKAGE) / ASYNC_AGENT_DEFINITION)) == REPO_DEFINITION
     assert definition_template() == REPO_DEFINITION.read_text()
+
+
+def written_out(agent: str, *, listens: bool) -> AsyncAgentFunctions:
+    return AsyncAgentFunctions(
+        partition="aws",
+        create_arn=f"arn:aws:lambda:us-east-1:123456789012:function:sa-{agent}-create:live",
+        get_arn=f"arn:aws:lambda:us-east-1:123456789012:function:sa-{agent}-get:live",
+        delete_arn=f"arn:aws:lambda:us-east-1:123456789012:function:sa-{agent}-delete:live",
+        execution_timeout_seconds=3600 if listens else 86400,
+        listens=listens,
+    )
+
+
+@pytest.mark.parametrize(("agent", "listens"), [("polling", False), ("listening", True)])
+def test_fragments_render_the_definition_that_wrote_each_block_out(agent: str, listens: bool) -> None:
+    rendered = render_definition(written_out(agent, listens=listens).substitutions())
+    before = (RENDERED_BEFORE_FRAGMENTS / f"{agent}.asl.json").read_text()
+
+    assert json.loads(rendered) == json.loads(before)
+
+
+def test_the_rendered_definition_is_plain_asl(definition: dict[str, Any]) -> None:
+    fragments = json.loads(definition_template().replace("${ExecutionTimeoutSeconds}", "1"))["Fragments"]
+    rendered = json.dumps(definition)
+
+    assert "Fragments" not in definition
+    assert '"$ref"' not in rendered
+    # Each shared block is written once in the file, and the states that share it carry it whole.
+    assert definition_template().count('"ErrorEquals": ["Lambda.TooManyRequestsException"]') == 1
+    states = definition["States"]
+    assert [states[s]["Retry"] for s in ("Create", "Get", "Cleanup")] == [fragments["LambdaRetry"]] * 3
+    assert [states[s]["ResultSelector"] for s in ("Create", "Get")] == [fragments["StepResult"]] * 2
+
+
+@pytest.mark.parametrize(
+    ("reference", "problem"),
+    [
+        ({"$ref": "#/Fragments/Nothing"}, "names one of its fragments, #/Fragments/{Shared}"),
+        ({"$ref": "#/States/Wait"}, "names one of its fragments"),
+        ({"$ref": "#/Fragments/Shared", "MaxAttempts": 2}, "a reference stands alone"),
+    ],
+)
+def test_a_reference_to_no_fragment_is_a_manifest_error(reference: dict[str, Any], problem: str) -> None:
+    template = json.dumps({"Fragments": {"Comment": "why", "Shared": [1]}, "Retry": reference})
+
+    with pytest.raises(ManifestError, match=re.escape(problem)):
+        render_definition({}, template)
+
+
+def test_fragments_may_use_fragments_but_not_themselves() -> None:
+    nested = {"Fragments": {"Out": [{"$ref": "#/Fragments/In"}], "In": 2}, "x": {"$ref": "#/Fragments/Out"}}
+    looped = {"Fragments": {"Loop": [{"$ref": "#/Fragments/Loop"}]}, "x": {"$ref": "#/Fragments/Loop"}}
+
+    assert json.loads(render_definition({}, json.dumps(nested))) == {"x": [2]}
+    with pytest.raises(ManifestError, match="fragment Loop refers to itself"):
+        render_definition({}, json.dumps(looped))
 
 
 def test_render_fills_every_placeholder(
@@ -82,6 +141,28 @@ def test_render_accepts_another_template() -> None:
 def test_an_unreadable_template_is_a_manifest_error(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="cannot read the state machine definition"):
         definition_template(tmp_path / "missing.asl.json")
+
+
+def test_without_the_install_the_definitions_are_missing_by_name() -> None:
+    # src/ alone on the path, no site-packages (so no editable install's finder): no statemachines/ there.
+    script = (
+        "from serverless_agents.statemachine import definition_template\n"
+        "try: definition_template()\n"
+        "except Exception as e: print(type(e).__name__, e)"
+    )
+    src = REPO_DEFINITION.parents[1] / "src"
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", script],
+        env={"PYTHONPATH": str(src)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert result.stdout.strip() == (
+        "ManifestError cannot find the state machine definitions: no package serverless_agents.statemachines "
+        "(install the project: `pip install -e .` maps it to statemachines/)"
+    )
 
 
 def test_the_loop_starts_at_create_and_waits_as_get_says(

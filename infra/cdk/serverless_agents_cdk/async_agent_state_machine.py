@@ -1,8 +1,8 @@
 """`AsyncAgentStateMachine`: an async agent's create / get / delete functions and its state machine.
 
-The definition is `statemachines/async_agent.asl.json`, rendered by `serverless_agents.statemachine` (the
-renderer the local stack uses too) with the functions' ARNs as CloudFormation tokens: what runs on moto
-is what deploys. Its `TimeoutSeconds` is the manifest's `execution_timeout`.
+The definition is `statemachines/async_agent.asl.json`, rendered by `serverless_agents.statemachine`'s
+`agent_definition` (which the local stack calls too) with the functions' ARNs as CloudFormation tokens:
+what runs on moto is what deploys. Its `TimeoutSeconds` is the manifest's `execution_timeout`.
 
 Execution logs at level ALL without execution data: every state's timing lands in one log group for Logs
 Insights (where a task spent its time, which get failed), while the task's inputs and outputs, Flyte data
@@ -33,7 +33,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from serverless_agents.settings import DEPLOYMENT
-from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
+from serverless_agents.statemachine import agent_definition
 from serverless_agents.tasks_table import WAKE_INDEX
 
 from . import nag
@@ -148,15 +148,10 @@ class AsyncAgentStateMachine(Construct):
         self.role.add_to_policy(
             iam.PolicyStatement(actions=["states:StartExecution"], resources=[state_machine_arn])
         )
-        definition = render_definition(
-            AsyncAgentFunctions(
-                partition=Stack.of(self).partition,
-                create_arn=self.functions["create"].invocable.function_arn,
-                get_arn=self.functions["get"].invocable.function_arn,
-                delete_arn=self.functions["delete"].invocable.function_arn,
-                execution_timeout_seconds=agent.settings.execution_timeout,
-                listens=agent.listens,
-            ).substitutions()
+        definition = agent_definition(
+            agent,
+            Stack.of(self).partition,
+            {role: function.invocable.function_arn for role, function in self.functions.items()},
         )
         self.state_machine = sfn.StateMachine(
             self,

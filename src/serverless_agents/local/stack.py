@@ -39,7 +39,7 @@ from serverless_agents.local.task_events import TaskEvents
 from serverless_agents.naming import LOCAL_ACCOUNT
 from serverless_agents.plan import RUNTIME, FunctionPlan, Place, PlannedAgent, plan_deployment
 from serverless_agents.s3uri import event_buckets, parse_s3_uri
-from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
+from serverless_agents.statemachine import agent_definition
 from serverless_agents.tasks_table import TTL_ATTRIBUTE, TasksTable, table_definition
 
 if TYPE_CHECKING:
@@ -299,17 +299,8 @@ class LocalStack:
 
     def _state_machine(self, agent: PlannedAgent) -> None:
         assert agent.state_machine is not None
-        arns = {role: self._invocable_arns[agent.function(role).name] for role in ("create", "get", "delete")}
-        definition = render_definition(
-            AsyncAgentFunctions(
-                partition=self.place.partition,
-                create_arn=arns["create"],
-                get_arn=arns["get"],
-                delete_arn=arns["delete"],
-                execution_timeout_seconds=agent.settings.execution_timeout,
-                listens=agent.listens,
-            ).substitutions()
-        )
+        arns = {role: self._invocable_arns[function.name] for role, function in agent.functions.items()}
+        definition = agent_definition(agent, self.place.partition, arns)
         self._rules(agent)
         created = self._aws.client("stepfunctions").create_state_machine(
             name=agent.state_machine, definition=definition, roleArn=self._role_arn
