@@ -30,8 +30,8 @@ from serverless_agents.agent import Phase, Resource
 from serverless_agents.exceptions import RetryableAgentError, ServerlessAgentsError, ServiceUnavailable
 from serverless_agents.masking import excerpt
 
-#: Error names the state machine retries (statemachines/async_agent.asl.json's Retry rules); a task whose
-#: retries ran out on one of them may succeed when Flyte tries again.
+#: Error names the state machine retries (statemachines/async_agent.asl.json's LambdaRetry fragment); a
+#: task whose retries ran out on one of them may succeed when Flyte tries again.
 TRANSIENT_ERROR_NAMES = frozenset(
     {
         "RetryableAgentError",
