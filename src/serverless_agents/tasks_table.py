@@ -82,50 +82,94 @@ WAKE_INDEX = "waking"
 _WAITING = ("watch", "open", "wake", "wake_token")
 
 
+#: A DynamoDB key attribute's type: string or number.
+AttributeType = Literal["S", "N"]
+
+
 @dataclass(frozen=True)
-class Index:
-    """A global secondary index of the tasks table, KEYS_ONLY; keys as (attribute, DynamoDB type)."""
+class Key:
+    """A key attribute of the table or of an index."""
 
     name: str
-    partition: tuple[str, Literal["S", "N"]]
-    sort: tuple[str, Literal["S", "N"]] | None = None
+    type: AttributeType
+
+
+@dataclass(frozen=True)
+class Index:
+    """A global secondary index of the tasks table: its keys, and what it projects."""
+
+    name: str
+    partition: Key
+    sort: Key | None = None
+    projection: Literal["KEYS_ONLY", "ALL"] = "KEYS_ONLY"
 
     @property
-    def attributes(self) -> list[tuple[str, Literal["S", "N"]]]:
-        return [self.partition, *([self.sort] if self.sort else [])]
+    def keys(self) -> tuple[Key, ...]:
+        return (self.partition, self.sort) if self.sort else (self.partition,)
 
 
-#: The table's indexes, as the CDK construct and the local stack both make them: the waiting sensor tasks
-#: by what they watch, the open tasks by kind, oldest bound first, and the running async tasks by the id
-#: their job's events name.
-INDEXES = (
-    Index(WATCH_INDEX, ("watch", "S")),
-    Index(OPEN_INDEX, ("open", "S"), ("end_by", "N")),
-    Index(WAKE_INDEX, ("wake", "S")),
+@dataclass(frozen=True)
+class TableSchema:
+    """The tasks table's schema, in one place: the local stack creates it from `table_definition`, and
+    infra/cdk's `TasksTable` construct reads the same fields; neither parses the other's form."""
+
+    partition: Key
+    indexes: tuple[Index, ...]
+    #: The attribute holding an item's expiry (epoch seconds), which DynamoDB's TTL deletes it by.
+    ttl_attribute: str
+    billing: Literal["PAY_PER_REQUEST", "PROVISIONED"] = "PAY_PER_REQUEST"
+
+    @property
+    def attributes(self) -> dict[str, AttributeType]:
+        """Every key attribute of the table and its indexes, with its type, each once."""
+        keys = (self.partition, *(key for index in self.indexes for key in index.keys))
+        return {key.name: key.type for key in keys}
+
+
+#: The table's schema: one item per task by its id; indexes, as the CDK construct and the local stack both
+#: make them: the waiting sensor tasks by what they watch, the open tasks by kind, oldest bound first, and
+#: the running async tasks by the id their job's events name.
+SCHEMA = TableSchema(
+    partition=Key("id", "S"),
+    indexes=(
+        Index(WATCH_INDEX, Key("watch", "S")),
+        Index(OPEN_INDEX, Key("open", "S"), Key("end_by", "N")),
+        Index(WAKE_INDEX, Key("wake", "S")),
+    ),
+    ttl_attribute="expires_at",
 )
-TTL_ATTRIBUTE = "expires_at"
+_TTL = SCHEMA.ttl_attribute
 
 
 def table_definition(table_name: str) -> dict[str, Any]:
-    """`CreateTable`'s arguments for the tasks table (the local stack's; `infra/cdk` builds the same)."""
-    attributes = {"id": "S"} | {name: kind for index in INDEXES for name, kind in index.attributes}
+    """`CreateTable`'s arguments for the tasks table (the local stack's; TTL is `UpdateTimeToLive`'s)."""
     return {
         "TableName": table_name,
-        "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t} for n, t in attributes.items()],
-        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        "AttributeDefinitions": [
+            {"AttributeName": name, "AttributeType": type_} for name, type_ in SCHEMA.attributes.items()
+        ],
+        "KeySchema": [{"AttributeName": SCHEMA.partition.name, "KeyType": "HASH"}],
         "GlobalSecondaryIndexes": [
             {
                 "IndexName": index.name,
                 "KeySchema": [
-                    {"AttributeName": name, "KeyType": key_type}
-                    for (name, _), key_type in zip(index.attributes, ("HASH", "RANGE"), strict=False)
+                    {"AttributeName": key.name, "KeyType": key_type}
+                    for key, key_type in zip(index.keys, ("HASH", "RANGE"), strict=False)
                 ],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
+                "Projection": {"ProjectionType": index.projection},
             }
-            for index in INDEXES
+            for index in SCHEMA.indexes
         ],
-        "BillingMode": "PAY_PER_REQUEST",
+        "BillingMode": SCHEMA.billing,
     }
+
+
+def create_table(client: DynamoDBClient, table_name: str) -> None:
+    """Create the tasks table with its expiry on (the local stack's; on AWS, the CDK construct's)."""
+    client.create_table(**table_definition(table_name))
+    client.update_time_to_live(
+        TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": _TTL}
+    )
 
 
 def wake_value(agent: str, job_id: str) -> str:
@@ -229,6 +273,16 @@ class TaskRecord:
         )
 
 
+@dataclass(frozen=True)
+class TaskPhase:
+    """Where a task stands, as its item says: what the local stack's watcher (`local.task_events`) reads."""
+
+    task_id: str
+    agent: str
+    phase: Phase
+    message: str
+
+
 class TasksTable:
     def __init__(
         self, table_name: str, *, client: DynamoDBClient, ttl_days: int = DEFAULT_TASK_TTL_DAYS
@@ -248,7 +302,7 @@ class TasksTable:
             "message": {"S": record.message},
             "created_at": {"N": repr(now)},
             "updated_at": {"N": repr(now)},
-            "expires_at": {"N": str(int(now) + self._ttl_seconds)},
+            _TTL: {"N": str(int(now) + self._ttl_seconds)},
             "version": {"N": "1"},
         }
         optional = {
@@ -500,6 +554,27 @@ class TasksTable:
             ExpressionAttributeValues={":kind": {"S": kind}, ":now": {"N": repr(now)}},
         )
 
+    def phases(self) -> list[TaskPhase]:
+        """Every task's phase and message, over all the table's pages: a Scan, which only the local stack
+        makes (no function is granted it: infra/cdk `TasksTable`)."""
+        paginator = self._client.get_paginator("scan")
+        pages = paginator.paginate(
+            TableName=self.table_name,
+            ProjectionExpression="#id, #agent, #phase, #message",
+            ExpressionAttributeNames={f"#{name}": name for name in ("id", "agent", "phase", "message")},
+        )
+        with aws.transient_errors_as_unavailable("DynamoDB"):
+            return [
+                TaskPhase(
+                    item["id"]["S"],
+                    item["agent"]["S"],
+                    Phase[item["phase"]["S"]],
+                    item.get("message", {}).get("S", ""),
+                )
+                for page in pages
+                for item in page["Items"]
+            ]
+
     def _query_ids(self, **query: Any) -> list[str]:
         """Every task id an index query finds, over all its pages."""
         ids: list[str] = []
@@ -560,7 +635,7 @@ class TasksTable:
         )
         increments = ", ".join(f"#{key} :add_{key}" for key in counters)
         # Every write moves the item's expiry: a task open for months outlives a TTL counted from its start.
-        expression = f"SET {assignments}, updated_at = :now, {TTL_ATTRIBUTE} = :expires ADD {increments}"
+        expression = f"SET {assignments}, updated_at = :now, {_TTL} = :expires ADD {increments}"
         if remove:
             expression += " REMOVE " + ", ".join(f"#{key}" for key in remove)
         # Every `#name` of the update and the condition: some attribute names are reserved words (open).
