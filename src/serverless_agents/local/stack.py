@@ -40,7 +40,7 @@ from serverless_agents.naming import LOCAL_ACCOUNT
 from serverless_agents.plan import RUNTIME, FunctionPlan, Place, PlannedAgent, plan_deployment
 from serverless_agents.s3uri import event_buckets, parse_s3_uri
 from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
-from serverless_agents.tasks_table import TasksTable, create_table
+from serverless_agents.tasks_table import SensorTask, TasksTable, create_table
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -347,7 +347,7 @@ class LocalStack:
         for task_id in event.get("task_ids", []) if isinstance(event, dict) else []:
             # Through the table's own reader: the stored `watch` carries its agent's key prefix.
             try:
-                watch = table.get(str(task_id)).watch or ""
+                watch = table.get(str(task_id), SensorTask).watch or ""
             except TaskNotFound:
                 continue
             if watch.startswith("s3://"):
