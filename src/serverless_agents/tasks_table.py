@@ -123,7 +123,9 @@ class TableSchema:
     indexes: tuple[Index, ...]
     #: The attribute holding an item's expiry (epoch seconds), which DynamoDB's TTL deletes it by.
     ttl_attribute: str
-    billing: Literal["PAY_PER_REQUEST", "PROVISIONED"] = "PAY_PER_REQUEST"
+    #: On demand: the one mode both readers make (provisioned would need capacities for the table and
+    #: each index).
+    billing: Literal["PAY_PER_REQUEST"] = "PAY_PER_REQUEST"
 
     @property
     def attributes(self) -> dict[str, AttributeType]:
