@@ -38,7 +38,13 @@ Each agent is a tenant of the table, and IAM keeps it to its own items by their 
 (`dynamodb:LeadingKeys`): a task id starts with its agent's name (`identity.task_id_from`), and so does
 the stored `watch` (`<agent>_s3://bucket/key`, the index's partition key) and `wake`
 (`<agent>_<job id>`), so a query of either index is scoped like the agent's reads and writes.
-`TaskRecord.watch` is the sensor's own key; the table adds and strips the agent's prefix.
+`SensorTask.watch` is the sensor's own key; the table adds and strips the agent's prefix.
+
+A task reads back typed by its item's `kind` (`TaskRecord`): an `AsyncTask` holds its job's metadata,
+outputs, executions, polls and cleanup's history, a `SensorTask` its request, watch, deadline, schedule
+and pokes; both hold what every task does (phase, message, bound, ending). Both kinds share one item
+format: each field is one attribute, written once it has a value and read as its default while absent,
+so an item written by an earlier version loads as it is.
 
 Structured fields (log links, custom info, metadata, outputs) are stored as JSON strings: DynamoDB's
 number type would turn floats into Decimals, and nothing queries inside them.
@@ -50,10 +56,10 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeVar, overload
 
 from serverless_agents import aws
-from serverless_agents.agent import LogLink, Phase
+from serverless_agents.agent import AgentKind, LogLink, Phase
 from serverless_agents.exceptions import TaskNotFound
 from serverless_agents.identity import agent_key_prefix
 from serverless_agents.settings import DEFAULT_TASK_TTL_DAYS
@@ -82,50 +88,96 @@ WAKE_INDEX = "waking"
 _WAITING = ("watch", "open", "wake", "wake_token")
 
 
+#: A DynamoDB key attribute's type: string or number.
+AttributeType = Literal["S", "N"]
+
+
 @dataclass(frozen=True)
-class Index:
-    """A global secondary index of the tasks table, KEYS_ONLY; keys as (attribute, DynamoDB type)."""
+class Key:
+    """A key attribute of the table or of an index."""
 
     name: str
-    partition: tuple[str, Literal["S", "N"]]
-    sort: tuple[str, Literal["S", "N"]] | None = None
+    type: AttributeType
+
+
+@dataclass(frozen=True)
+class Index:
+    """A global secondary index of the tasks table: its keys, and what it projects."""
+
+    name: str
+    partition: Key
+    sort: Key | None = None
+    projection: Literal["KEYS_ONLY", "ALL"] = "KEYS_ONLY"
 
     @property
-    def attributes(self) -> list[tuple[str, Literal["S", "N"]]]:
-        return [self.partition, *([self.sort] if self.sort else [])]
+    def keys(self) -> tuple[Key, ...]:
+        return (self.partition, self.sort) if self.sort else (self.partition,)
 
 
-#: The table's indexes, as the CDK construct and the local stack both make them: the waiting sensor tasks
-#: by what they watch, the open tasks by kind, oldest bound first, and the running async tasks by the id
-#: their job's events name.
-INDEXES = (
-    Index(WATCH_INDEX, ("watch", "S")),
-    Index(OPEN_INDEX, ("open", "S"), ("end_by", "N")),
-    Index(WAKE_INDEX, ("wake", "S")),
+@dataclass(frozen=True)
+class TableSchema:
+    """The tasks table's schema, in one place: the local stack creates it from `table_definition`, and
+    infra/cdk's `TasksTable` construct reads the same fields; neither parses the other's form."""
+
+    partition: Key
+    indexes: tuple[Index, ...]
+    #: The attribute holding an item's expiry (epoch seconds), which DynamoDB's TTL deletes it by.
+    ttl_attribute: str
+    #: On demand: the one mode both readers make (provisioned would need capacities for the table and
+    #: each index).
+    billing: Literal["PAY_PER_REQUEST"] = "PAY_PER_REQUEST"
+
+    @property
+    def attributes(self) -> dict[str, AttributeType]:
+        """Every key attribute of the table and its indexes, with its type, each once."""
+        keys = (self.partition, *(key for index in self.indexes for key in index.keys))
+        return {key.name: key.type for key in keys}
+
+
+#: The table's schema: one item per task by its id; indexes, as the CDK construct and the local stack both
+#: make them: the waiting sensor tasks by what they watch, the open tasks by kind, oldest bound first, and
+#: the running async tasks by the id their job's events name.
+SCHEMA = TableSchema(
+    partition=Key("id", "S"),
+    indexes=(
+        Index(WATCH_INDEX, Key("watch", "S")),
+        Index(OPEN_INDEX, Key("open", "S"), Key("end_by", "N")),
+        Index(WAKE_INDEX, Key("wake", "S")),
+    ),
+    ttl_attribute="expires_at",
 )
-TTL_ATTRIBUTE = "expires_at"
+_TTL = SCHEMA.ttl_attribute
 
 
 def table_definition(table_name: str) -> dict[str, Any]:
-    """`CreateTable`'s arguments for the tasks table (the local stack's; `infra/cdk` builds the same)."""
-    attributes = {"id": "S"} | {name: kind for index in INDEXES for name, kind in index.attributes}
+    """`CreateTable`'s arguments for the tasks table (the local stack's; TTL is `UpdateTimeToLive`'s)."""
     return {
         "TableName": table_name,
-        "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t} for n, t in attributes.items()],
-        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+        "AttributeDefinitions": [
+            {"AttributeName": name, "AttributeType": type_} for name, type_ in SCHEMA.attributes.items()
+        ],
+        "KeySchema": [{"AttributeName": SCHEMA.partition.name, "KeyType": "HASH"}],
         "GlobalSecondaryIndexes": [
             {
                 "IndexName": index.name,
                 "KeySchema": [
-                    {"AttributeName": name, "KeyType": key_type}
-                    for (name, _), key_type in zip(index.attributes, ("HASH", "RANGE"), strict=False)
+                    {"AttributeName": key.name, "KeyType": key_type}
+                    for key, key_type in zip(index.keys, ("HASH", "RANGE"), strict=False)
                 ],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
+                "Projection": {"ProjectionType": index.projection},
             }
-            for index in INDEXES
+            for index in SCHEMA.indexes
         ],
-        "BillingMode": "PAY_PER_REQUEST",
+        "BillingMode": SCHEMA.billing,
     }
+
+
+def create_table(client: DynamoDBClient, table_name: str) -> None:
+    """Create the tasks table with its expiry on (the local stack's; on AWS, the CDK construct's)."""
+    client.create_table(**table_definition(table_name))
+    client.update_time_to_live(
+        TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": _TTL}
+    )
 
 
 def wake_value(agent: str, job_id: str) -> str:
@@ -139,14 +191,61 @@ def watch_value(agent: str, key: str) -> str:
 
 
 @dataclass
-class TaskRecord:
+class _Record:
+    """What every task's item holds, whatever its kind."""
+
+    #: The item's `kind`: which of the task kinds below it is.
+    kind: ClassVar[AgentKind]
+
     task_id: str
     agent: str
-    kind: str
     phase: Phase = Phase.QUEUED
     message: str = ""
     log_links: list[LogLink] = field(default_factory=list)
     custom_info: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    version: int = 0
+    job_done: bool = False
+    cleanup: str | None = None
+    #: The agent's `end_within` (s), and when the task must be final by (the `open` index's sort key).
+    end_within: int | None = None
+    end_by: float | None = None
+    #: When the task's ending was written (the final marker); None while it is open.
+    ended_at: float | None = None
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Self:
+        """The task an item of this kind holds (`record_from_item` reads any item)."""
+        return cls(**_Record._fields(item), **cls._fields(item))
+
+    @staticmethod
+    def _fields(item: Mapping[str, Any]) -> dict[str, Any]:
+        """The constructor's arguments for this class's own fields, from an item."""
+        return {
+            "task_id": item["id"]["S"],
+            "agent": item["agent"]["S"],
+            "phase": Phase[item["phase"]["S"]],
+            "message": _string(item, "message") or "",
+            "log_links": [LogLink(**link) for link in json.loads(_string(item, "log_links") or "[]")],
+            "custom_info": json.loads(_string(item, "custom_info") or "{}"),
+            "created_at": float(item["created_at"]["N"]),
+            "updated_at": float(item["updated_at"]["N"]),
+            "version": int(item["version"]["N"]),
+            "job_done": item.get("job_done", {}).get("BOOL", False),
+            "cleanup": _string(item, "cleanup"),
+            "end_within": int(item["end_within"]["N"]) if "end_within" in item else None,
+            "end_by": _number(item, "end_by"),
+            "ended_at": _number(item, ENDED),
+        }
+
+
+@dataclass
+class AsyncTask(_Record):
+    """An async agent's task: its job, the executions of its state machine that poll it, its cleanup."""
+
+    kind: ClassVar[AgentKind] = AgentKind.ASYNC
+
     #: The agent's resource metadata, as its pydantic model's JSON.
     metadata: str | None = None
     #: The outputs `LiteralMap` in protobuf JSON, or `outputs_ref` (s3://) when too large for an item.
@@ -155,78 +254,102 @@ class TaskRecord:
     #: The current execution of the task's chain (continue as new), and the earlier ones, oldest first.
     execution_arn: str | None = None
     earlier_executions: list[str] = field(default_factory=list)
-    created_at: float = 0.0
-    updated_at: float = 0.0
-    version: int = 0
-    job_done: bool = False
-    cleanup: str | None = None
     #: How many times the agent's get ran: the state machine's cost so far follows from it.
     polls: int = 0
-    # Sensors only: the request (inline JSON or an s3:// reference), what the task waits for, when it
-    # times out, its schedule's name, and how many pokes ran and failed in a row.
-    request: dict[str, Any] | None = None
-    request_ref: str | None = None
-    watch: str | None = None
-    deadline: float | None = None
-    schedule: str | None = None
-    pokes: int = 0
-    poke_errors: int = 0
-    # Async tasks: the agent's `end_within` (s), when the task must be final by, and, once a delete
-    # failed, why cleanup ran (the phase and message the task ends with) and the delete's last error.
-    end_within: int | None = None
-    end_by: float | None = None
+    #: Once a delete failed: why cleanup ran (the phase and message the task ends with), the delete's
+    #: last error, and how many times cleanup was claimed.
     ending_phase: Phase | None = None
     ending_message: str = ""
     cleanup_error: str = ""
     cleanup_attempts: int = 0
     #: DeleteTask was called: whatever cleanup ends the task afterwards, it ends ABORTED.
     abort_requested: bool = False
-    #: When the task's ending was written (the final marker); None while it is open.
-    ended_at: float | None = None
-    #: Async tasks whose agent declares events: the events that concerned the task so far.
+    #: Tasks whose agent declares events: the events that concerned the task so far.
     wakes: int = 0
 
-    @classmethod
-    def from_item(cls, item: Mapping[str, Any]) -> TaskRecord:
-        def s(name: str) -> str | None:
-            return item[name]["S"] if name in item else None
+    @staticmethod
+    def _fields(item: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "metadata": _string(item, "metadata"),
+            "outputs": json.loads(_string(item, "outputs") or "null"),
+            "outputs_ref": _string(item, "outputs_ref"),
+            "execution_arn": _string(item, "execution_arn"),
+            "earlier_executions": json.loads(_string(item, "earlier_executions") or "[]"),
+            "polls": _count(item, "polls"),
+            "ending_phase": Phase[item["ending_phase"]["S"]] if "ending_phase" in item else None,
+            "ending_message": _string(item, "ending_message") or "",
+            "cleanup_error": _string(item, "cleanup_error") or "",
+            "cleanup_attempts": _count(item, "cleanup_attempts"),
+            "abort_requested": item.get("abort_requested", {}).get("BOOL", False),
+            "wakes": _count(item, "wakes"),
+        }
 
-        return cls(
-            task_id=item["id"]["S"],
-            agent=item["agent"]["S"],
-            kind=item["kind"]["S"],
-            phase=Phase[item["phase"]["S"]],
-            message=s("message") or "",
-            log_links=[LogLink(**link) for link in json.loads(s("log_links") or "[]")],
-            custom_info=json.loads(s("custom_info") or "{}"),
-            metadata=s("metadata"),
-            outputs=json.loads(s("outputs") or "null"),
-            outputs_ref=s("outputs_ref"),
-            execution_arn=s("execution_arn"),
-            earlier_executions=json.loads(s("earlier_executions") or "[]"),
-            created_at=float(item["created_at"]["N"]),
-            updated_at=float(item["updated_at"]["N"]),
-            version=int(item["version"]["N"]),
-            job_done=item.get("job_done", {}).get("BOOL", False),
-            cleanup=s("cleanup"),
-            polls=int(item.get("polls", {}).get("N", 0)),
-            request=json.loads(s("request") or "null"),
-            request_ref=s("request_ref"),
-            watch=watch.removeprefix(agent_key_prefix(item["agent"]["S"])) if (watch := s("watch")) else None,
-            deadline=float(item["deadline"]["N"]) if "deadline" in item else None,
-            schedule=s("schedule"),
-            pokes=int(item.get("pokes", {}).get("N", 0)),
-            poke_errors=int(item.get("poke_errors", {}).get("N", 0)),
-            end_within=int(item["end_within"]["N"]) if "end_within" in item else None,
-            end_by=float(item["end_by"]["N"]) if "end_by" in item else None,
-            ending_phase=Phase[item["ending_phase"]["S"]] if "ending_phase" in item else None,
-            ending_message=s("ending_message") or "",
-            cleanup_error=s("cleanup_error") or "",
-            cleanup_attempts=int(item.get("cleanup_attempts", {}).get("N", 0)),
-            abort_requested=item.get("abort_requested", {}).get("BOOL", False),
-            ended_at=float(item[ENDED]["N"]) if ENDED in item else None,
-            wakes=int(item.get("wakes", {}).get("N", 0)),
-        )
+
+@dataclass
+class SensorTask(_Record):
+    """A sensor's task: what it waits for, its schedule of pokes, and by when."""
+
+    kind: ClassVar[AgentKind] = AgentKind.SENSOR
+
+    #: The request: inline JSON, or an s3:// reference when too large for an item.
+    request: dict[str, Any] | None = None
+    request_ref: str | None = None
+    #: What the task waits for (the sensor's own key: the table adds and strips the agent's prefix).
+    watch: str | None = None
+    #: When it times out, its schedule's name, and how many pokes ran and failed in a row.
+    deadline: float | None = None
+    schedule: str | None = None
+    pokes: int = 0
+    poke_errors: int = 0
+
+    @staticmethod
+    def _fields(item: Mapping[str, Any]) -> dict[str, Any]:
+        watch = _string(item, "watch")
+        return {
+            "request": json.loads(_string(item, "request") or "null"),
+            "request_ref": _string(item, "request_ref"),
+            "watch": watch.removeprefix(agent_key_prefix(item["agent"]["S"])) if watch else None,
+            "deadline": _number(item, "deadline"),
+            "schedule": _string(item, "schedule"),
+            "pokes": _count(item, "pokes"),
+            "poke_errors": _count(item, "poke_errors"),
+        }
+
+
+#: A task as its item holds it: `isinstance` tells the kinds apart, and a field of one kind is not
+#: read off the other.
+TaskRecord = AsyncTask | SensorTask
+#: One of the kinds, as a parameter: `TasksTable.get(task_id, SensorTask)` is a `SensorTask`.
+RecordClass = type[AsyncTask] | type[SensorTask]
+K = TypeVar("K", bound=_Record)
+_KINDS: dict[str, RecordClass] = {cls.kind.value: cls for cls in (AsyncTask, SensorTask)}
+
+
+def record_from_item(item: Mapping[str, Any]) -> TaskRecord:
+    """The task an item holds, typed by the item's `kind`."""
+    return _KINDS[item["kind"]["S"]].from_item(item)
+
+
+def _string(item: Mapping[str, Any], name: str) -> str | None:
+    return item[name]["S"] if name in item else None
+
+
+def _number(item: Mapping[str, Any], name: str) -> float | None:
+    return float(item[name]["N"]) if name in item else None
+
+
+def _count(item: Mapping[str, Any], name: str) -> int:
+    return int(item.get(name, {}).get("N", 0))
+
+
+@dataclass(frozen=True)
+class TaskPhase:
+    """Where a task stands, as its item says: what the local stack's watcher (`local.task_events`) reads."""
+
+    task_id: str
+    agent: str
+    phase: Phase
+    message: str
 
 
 class TasksTable:
@@ -243,28 +366,31 @@ class TasksTable:
         item: dict[str, Any] = {
             "id": {"S": record.task_id},
             "agent": {"S": record.agent},
-            "kind": {"S": record.kind},
+            "kind": {"S": record.kind.value},
             "phase": {"S": record.phase.name},
             "message": {"S": record.message},
             "created_at": {"N": repr(now)},
             "updated_at": {"N": repr(now)},
-            "expires_at": {"N": str(int(now) + self._ttl_seconds)},
+            _TTL: {"N": str(int(now) + self._ttl_seconds)},
             "version": {"N": "1"},
         }
-        optional = {
-            "execution_arn": record.execution_arn,
-            "request": json.dumps(record.request, separators=(",", ":"))
-            if record.request is not None
-            else None,
-            "request_ref": record.request_ref,
-            "watch": watch_value(record.agent, record.watch) if record.watch else None,
-            "schedule": record.schedule,
-        }
+        optional: dict[str, str | None]
+        if isinstance(record, AsyncTask):
+            optional = {"execution_arn": record.execution_arn}
+        else:
+            optional = {
+                "request": json.dumps(record.request, separators=(",", ":"))
+                if record.request is not None
+                else None,
+                "request_ref": record.request_ref,
+                "watch": watch_value(record.agent, record.watch) if record.watch else None,
+                "schedule": record.schedule,
+            }
+            if record.deadline is not None:
+                item["deadline"] = {"N": repr(record.deadline)}
         item |= {name: {"S": value} for name, value in optional.items() if value}
-        if record.deadline is not None:
-            item["deadline"] = {"N": repr(record.deadline)}
         if record.end_by is not None:
-            item |= {"end_by": {"N": repr(record.end_by)}, "open": {"S": record.kind}}
+            item |= {"end_by": {"N": repr(record.end_by)}, "open": {"S": record.kind.value}}
         if record.end_within is not None:
             item["end_within"] = {"N": str(record.end_within)}
         try:
@@ -276,14 +402,22 @@ class TasksTable:
             return False
         return True
 
-    def get(self, task_id: str) -> TaskRecord:
+    @overload
+    def get(self, task_id: str) -> TaskRecord: ...
+    @overload
+    def get(self, task_id: str, kind: type[K]) -> K: ...
+    def get(self, task_id: str, kind: type[_Record] | None = None) -> _Record:
+        """The task; with `kind`, the task of that kind (TaskNotFound if the id names one of another)."""
         with aws.transient_errors_as_unavailable("DynamoDB"):
             item = self._client.get_item(
                 TableName=self.table_name, Key={"id": {"S": task_id}}, ConsistentRead=True
             ).get("Item")
         if item is None:
             raise TaskNotFound(f"no task with id {task_id!r}")
-        return TaskRecord.from_item(item)
+        record = record_from_item(item)
+        if kind is not None and not isinstance(record, kind):
+            raise TaskNotFound(f"no {kind.kind.value} task with id {task_id!r}")
+        return record
 
     def record_progress(
         self,
@@ -293,7 +427,7 @@ class TasksTable:
         metadata: str | None = None,
         polls: int | None = None,
         wake: str | None = None,
-    ) -> TaskRecord | None:
+    ) -> AsyncTask | None:
         """Write a running task's report (its resource's phase, message, log links and custom info); the
         task as written, or None if it has ended or was asked to abort meanwhile (nothing written).
         `wake`: the `waking` index's key of the task's job (`wake_value`), written with its metadata."""
@@ -304,9 +438,9 @@ class TasksTable:
             values["wake"] = {"S": wake}
         if polls is not None:
             values["polls"] = {"N": str(polls)}
-        return self._update_returning(task_id, values, condition=_RUNNING)
+        return self._update_returning(task_id, AsyncTask, values, condition=_RUNNING)
 
-    def continue_execution(self, record: TaskRecord, successor_arn: str) -> bool:
+    def continue_execution(self, record: AsyncTask, successor_arn: str) -> bool:
         """Point a running task (`record`, as its last write returned it) at the next execution of its
         chain, keeping the current one among the earlier ones; False if it ended, was asked to abort, or
         moved on otherwise meanwhile. A repeat (a retried get) finds it pointing there already: True."""
@@ -362,7 +496,7 @@ class TasksTable:
         values = {":token": {"S": token}, **({":seen": {"N": str(wakes_seen)}} if wakes_seen else {})}
         if self._wait_write(task_id, "SET wake_token = :token", f"{_RUNNING} AND {seen}", values) is not None:
             return False
-        record = self.get(task_id)
+        record = self.get(task_id, AsyncTask)
         running = not (record.ended_at or record.job_done or record.cleanup or record.abort_requested)
         return running and record.wakes != wakes_seen
 
@@ -402,19 +536,20 @@ class TasksTable:
         task_id: str,
         resource: Resource,
         *,
-        polls: int,
+        polls: int | None = None,
         outputs: Mapping[str, Any] | None = None,
         outputs_ref: str | None = None,
         pokes: int | None = None,
     ) -> bool:
         """The job ended on its own: after this, cleanup never runs. False if cleanup or another ending got
-        there first (nothing written).
+        there first (nothing written). An async task's last count is `polls`, a sensor task's `pokes`.
 
         The resource's outputs are stored encoded: `outputs` is the task's `LiteralMap` in protobuf JSON, or
         `outputs_ref` its s3:// reference when too large for an item."""
         values = self._report(resource)
         values["job_done"] = {"BOOL": True}
-        values["polls"] = {"N": str(polls)}
+        if polls is not None:
+            values["polls"] = {"N": str(polls)}
         if pokes is not None:
             values["pokes"] = {"N": str(pokes)}
         if outputs is not None:
@@ -427,13 +562,15 @@ class TasksTable:
         """Note that Flyte asked to stop the task (before stopping it); False if it had ended already."""
         return self._update(task_id, {"abort_requested": {"BOOL": True}}, condition=_OPEN)
 
-    def claim_cleanup(self, task_id: str) -> TaskRecord | None:
-        """Take the right to run the agent's delete; None if the job finished or cleanup is taken.
+    def claim_cleanup(self, task_id: str, kind: type[K]) -> K | None:
+        """Take the right to run the agent's delete (or, for a sensor task, to stop it); None if the job
+        finished or cleanup is taken (or the task is not of `kind`).
 
         The first claim also brings the task's bound to `end_within` from now: a job that should stop
         has that long to be deleted before the task is ended without it."""
         record = self._update_returning(
             task_id,
+            kind,
             {"cleanup": {"S": "claimed"}},
             condition=f"{_NOT_ENDED} AND attribute_not_exists(job_done) "
             "AND (attribute_not_exists(cleanup) OR cleanup = :failed)",
@@ -446,6 +583,7 @@ class TasksTable:
         if record.end_by is None or due < record.end_by:
             lowered = self._update_returning(
                 task_id,
+                kind,
                 {"end_by": {"N": repr(due)}},
                 condition=f"{_NOT_ENDED} AND attribute_exists(#open) "
                 "AND (attribute_not_exists(end_by) OR end_by > :end_by)",
@@ -491,14 +629,35 @@ class TasksTable:
             end=True,
         )
 
-    def overdue(self, kind: str, now: float) -> list[str]:
+    def overdue(self, kind: RecordClass, now: float) -> list[str]:
         """The ids of the open tasks of `kind` whose bound is before `now` (one query on `open`)."""
         return self._query_ids(
             IndexName=OPEN_INDEX,
             KeyConditionExpression="#open = :kind AND end_by < :now",
             ExpressionAttributeNames={"#open": "open"},
-            ExpressionAttributeValues={":kind": {"S": kind}, ":now": {"N": repr(now)}},
+            ExpressionAttributeValues={":kind": {"S": kind.kind.value}, ":now": {"N": repr(now)}},
         )
+
+    def phases(self) -> list[TaskPhase]:
+        """Every task's phase and message, over all the table's pages: a Scan, which only the local stack
+        makes (no function is granted it: infra/cdk `TasksTable`)."""
+        paginator = self._client.get_paginator("scan")
+        pages = paginator.paginate(
+            TableName=self.table_name,
+            ProjectionExpression="#id, #agent, #phase, #message",
+            ExpressionAttributeNames={f"#{name}": name for name in ("id", "agent", "phase", "message")},
+        )
+        with aws.transient_errors_as_unavailable("DynamoDB"):
+            return [
+                TaskPhase(
+                    item["id"]["S"],
+                    item["agent"]["S"],
+                    Phase[item["phase"]["S"]],
+                    item.get("message", {}).get("S", ""),
+                )
+                for page in pages
+                for item in page["Items"]
+            ]
 
     def _query_ids(self, **query: Any) -> list[str]:
         """Every task id an index query finds, over all its pages."""
@@ -536,12 +695,33 @@ class TasksTable:
         extra = dict(extra_values or {})
         if ":claimed" in condition:
             extra[":claimed"] = {"S": "claimed"}
-        updated = self._update_returning(
+        written = self._write(
             task_id, values, condition=condition, extra_values=extra, add=add, remove=remove, first=first
         )
-        return updated is not None
+        return written is not None
 
     def _update_returning(
+        self,
+        task_id: str,
+        kind: type[K],
+        values: dict[str, Any],
+        *,
+        condition: str,
+        extra_values: dict[str, Any] | None = None,
+        add: dict[str, int] | None = None,
+    ) -> K | None:
+        """One conditional UpdateItem of a task of `kind` (also part of the condition): the task as
+        written, or None if the condition failed."""
+        item = self._write(
+            task_id,
+            values,
+            condition=f"{condition} AND #kind = :kind",
+            extra_values={**(extra_values or {}), ":kind": {"S": kind.kind.value}},
+            add=add,
+        )
+        return None if item is None else kind.from_item(item)
+
+    def _write(
         self,
         task_id: str,
         values: dict[str, Any],
@@ -551,8 +731,9 @@ class TasksTable:
         add: dict[str, int] | None = None,
         remove: tuple[str, ...] = (),
         first: dict[str, Any] | None = None,
-    ) -> TaskRecord | None:
-        """One conditional UpdateItem; `first` sets attributes only where they are not set yet."""
+    ) -> dict[str, Any] | None:
+        """One conditional UpdateItem; `first` sets attributes only where they are not set yet. The item
+        as written, or None if the condition failed."""
         counters = {"version": 1, **(add or {})}
         assignments = ", ".join(
             [f"#{key} = :{key}" for key in values]
@@ -560,7 +741,7 @@ class TasksTable:
         )
         increments = ", ".join(f"#{key} :add_{key}" for key in counters)
         # Every write moves the item's expiry: a task open for months outlives a TTL counted from its start.
-        expression = f"SET {assignments}, updated_at = :now, {TTL_ATTRIBUTE} = :expires ADD {increments}"
+        expression = f"SET {assignments}, updated_at = :now, {_TTL} = :expires ADD {increments}"
         if remove:
             expression += " REMOVE " + ", ".join(f"#{key}" for key in remove)
         # Every `#name` of the update and the condition: some attribute names are reserved words (open).
@@ -584,4 +765,4 @@ class TasksTable:
                 )
         except self._client.exceptions.ConditionalCheckFailedException:
             return None
-        return TaskRecord.from_item(response["Attributes"])
+        return dict(response["Attributes"])

@@ -30,7 +30,7 @@ from serverless_agents.runtime.async_steps import AsyncAgentSteps, CleanupReason
 from serverless_agents.runtime.finalize import Finalizer
 from serverless_agents.runtime.sensors import SensorSchedules, SensorSteps, stop_sensor_task
 from serverless_agents.runtime.sweeper import Sweeper
-from serverless_agents.tasks_table import TaskRecord, TasksTable, table_definition
+from serverless_agents.tasks_table import AsyncTask, SensorTask, TasksTable, table_definition
 from serverless_agents.testing import task_request
 from serverless_agents.wire import to_dict
 
@@ -126,10 +126,9 @@ class World:
 
     def sensor_task(self, task_id: str, deadline: float = 1e12) -> str:
         request = task_request("gate_sensor", inputs={"key": task_id}, outputs={}, execution=task_id)
-        record = TaskRecord(
+        record = SensorTask(
             task_id,
             "gates",
-            "sensor",
             phase=Phase.RUNNING,
             message="waiting for the condition",
             request=to_dict(request),
@@ -144,7 +143,7 @@ class World:
     def job_task(self, task_id: str, polls: int) -> TaskState:
         """An async task whose job was created (as `create` leaves it): the state its first Get receives."""
         self.job.polls[task_id] = polls
-        assert self.table.create(TaskRecord(task_id, "jobs", "async", end_within=60, end_by=1e12))
+        assert self.table.create(AsyncTask(task_id, "jobs", end_within=60, end_by=1e12))
         metadata = CountMetadata(job=task_id).model_dump_json()
         assert self.table.record_progress(task_id, Resource(Phase.RUNNING, "job created"), metadata=metadata)
         job: Any = {"metadata": metadata, "polls": 0, "wait_seconds": 0, "done": False, "phase": "RUNNING"}

@@ -25,7 +25,7 @@ from serverless_agents.agent import Phase
 from serverless_agents.demo import FlyteClient
 from serverless_agents.local.stack import LocalStack
 from serverless_agents.runtime.sweeper import ENDED_BY_BOUND_METRIC
-from serverless_agents.tasks_table import TasksTable
+from serverless_agents.tasks_table import AsyncTask, TasksTable
 from tests.functional.conftest import Harness
 
 pytestmark = pytest.mark.functional
@@ -96,7 +96,7 @@ def job_of(harness: Harness, task_id: str) -> dict[str, Any]:
 
 def open_tasks(harness: Harness) -> list[str]:
     table = TasksTable(harness.stack.tasks_table, client=harness.stack.client("dynamodb"))
-    return table.overdue("async", time.time() + 10**9)
+    return table.overdue(AsyncTask, time.time() + 10**9)
 
 
 def ended_by_bound(harness: Harness, task_id: str, resource: Any) -> None:

@@ -10,6 +10,7 @@ from infra.cdk.serverless_agents_cdk.bundles import DEFAULT_MANIFEST
 
 from serverless_agents import naming
 from serverless_agents.manifest import EXAMPLE_MANIFEST, parse_manifest
+from serverless_agents.tasks_table import SCHEMA, table_definition
 from tests.infra.conftest import BASE_MANIFEST, FUNCTION_ARN_PREFIX, GROWN_MANIFEST, Synth, synthesize
 
 DEPLOYMENT = "serverless-agents"
@@ -213,6 +214,15 @@ def test_tasks_table_and_payload_bucket(base: Synth) -> None:
         s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
         for s in policy["PolicyDocument"]["Statement"]
     )
+
+
+def test_the_table_is_the_schema_the_local_stack_creates(base: Synth) -> None:
+    """One schema (`tasks_table.SCHEMA`), two readers: the CDK's table and the local stack's CreateTable."""
+    (table,) = base.properties("AWS::DynamoDB::Table")
+    created = table_definition("")
+    for key in ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode"):
+        assert table[key] == created[key], key
+    assert table["TimeToLiveSpecification"] == {"AttributeName": SCHEMA.ttl_attribute, "Enabled": True}
 
 
 def test_outputs_name_the_api_and_each_state_machine(base: Synth) -> None:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from serverless_agents.local.lambda_dispatch import InProcessLambdas
-from serverless_agents.tasks_table import INDEXES, table_definition
+from serverless_agents.tasks_table import SCHEMA
 
 _function: contextvars.ContextVar[str | None] = contextvars.ContextVar("rehearsed_function", default=None)
 
@@ -53,8 +53,8 @@ _PASSES_ROLE = {
 
 #: The partition key attribute of the tasks table (None) and of each of its indexes.
 _PARTITION_KEYS: dict[str | None, str] = {
-    None: next(k["AttributeName"] for k in table_definition("")["KeySchema"] if k["KeyType"] == "HASH"),
-    **{index.name: index.partition[0] for index in INDEXES},
+    None: SCHEMA.partition.name,
+    **{index.name: index.partition.name for index in SCHEMA.indexes},
 }
 #: `<attribute or #name> = :value` in a key condition expression.
 _EQUALITY = re.compile(r"(#?\w+)\s*=\s*(:\w+)")

@@ -36,7 +36,7 @@ from serverless_agents.runtime.sensors import (
 )
 from serverless_agents.runtime.translate import task_context
 from serverless_agents.s3uri import parse_s3_uri
-from serverless_agents.tasks_table import TaskRecord, TasksTable, table_definition
+from serverless_agents.tasks_table import SensorTask, TasksTable, table_definition
 from serverless_agents.testing import task_request
 
 #: What the findings tried, each answered True or by connecting on main.
@@ -365,10 +365,9 @@ def test_a_poke_refusing_the_tasks_inputs_ends_it_failed_at_once() -> None:
         table = TasksTable("tasks", client=dynamodb)
         request = task_request("keyed_sensor", {"key": "k"}, {}, execution="refused")
         table.create(
-            TaskRecord(
+            SensorTask(
                 "t-refused",
                 "keyed",
-                "sensor",
                 phase=Phase.RUNNING,
                 request=wire.to_dict(request),
                 deadline=time.time() + 3600,

@@ -12,7 +12,7 @@ import pytest
 from moto import mock_aws
 
 from serverless_agents.agent import Phase, Resource
-from serverless_agents.tasks_table import TaskRecord, TasksTable, table_definition
+from serverless_agents.tasks_table import AsyncTask, TasksTable, table_definition
 
 ARN = "arn:aws:states:us-east-1:123456789012:execution:sa-job:t1"
 NEXT = "arn:aws:states:us-east-1:123456789012:execution:sa-job:t1_c2"
@@ -24,13 +24,13 @@ def table() -> Iterator[TasksTable]:
         client = boto3.client("dynamodb", region_name="us-east-1")
         client.create_table(**table_definition("tasks"))
         table = TasksTable("tasks", client=client)
-        assert table.create(TaskRecord("t1", "job", "async", execution_arn=ARN, end_within=60, end_by=1e12))
+        assert table.create(AsyncTask("t1", "job", execution_arn=ARN, end_within=60, end_by=1e12))
         yield table
 
 
 ENDINGS: dict[str, Callable[[TasksTable], Any]] = {
     "job": lambda t: t.record_job_finished("t1", Resource(Phase.SUCCEEDED, "done"), polls=2),
-    "cleanup": lambda t: (t.claim_cleanup("t1"), t.finish_cleanup("t1", Phase.ABORTED, "aborted")),
+    "cleanup": lambda t: (t.claim_cleanup("t1", AsyncTask), t.finish_cleanup("t1", Phase.ABORTED, "aborted")),
     "bound": lambda t: t.end_unconfirmed("t1", Phase.FAILED, "gave up"),
 }
 LATER: dict[str, Callable[[TasksTable], Any]] = {
@@ -38,14 +38,14 @@ LATER: dict[str, Callable[[TasksTable], Any]] = {
     "poke": lambda t: t.record_poke("t1", "waiting for the condition", 0),
     "job ending": lambda t: t.record_job_finished("t1", Resource(Phase.FAILED, "late"), polls=9),
     "abort request": lambda t: t.request_abort("t1"),
-    "claim": lambda t: t.claim_cleanup("t1"),
+    "claim": lambda t: t.claim_cleanup("t1", AsyncTask),
     "release": lambda t: t.release_cleanup("t1", Phase.FAILED, "get failed", "boom"),
     "finish": lambda t: t.finish_cleanup("t1", Phase.ABORTED, "aborted late"),
     "bound": lambda t: t.end_unconfirmed("t1", Phase.FAILED, "gave up late"),
 }
 
 
-def shown(record: TaskRecord) -> tuple[Any, ...]:
+def shown(record: AsyncTask) -> tuple[Any, ...]:
     return (record.phase, record.message, record.log_links, record.outputs, record.cleanup, record.updated_at)
 
 
@@ -71,7 +71,7 @@ def test_every_ending_writes_the_final_marker_with_it(table: TasksTable, ending:
 
 
 def test_a_release_after_the_bound_ended_the_task_does_not_reopen_it(table: TasksTable) -> None:
-    assert table.claim_cleanup("t1") is not None  # a delete starts, and hangs
+    assert table.claim_cleanup("t1", AsyncTask) is not None  # a delete starts, and hangs
     assert table.end_unconfirmed("t1", Phase.FAILED, "gave up: job j may still run")  # the sweeper
 
     assert not table.release_cleanup("t1", Phase.FAILED, "aborted", "the delete failed after all")
@@ -83,7 +83,7 @@ def test_a_release_after_the_bound_ended_the_task_does_not_reopen_it(table: Task
         "gave up: job j may still run",
         "unconfirmed",
     )
-    assert table.claim_cleanup("t1") is None
+    assert table.claim_cleanup("t1", AsyncTask) is None
 
 
 def test_a_task_follows_its_chain_and_keeps_the_earlier_executions(table: TasksTable) -> None:

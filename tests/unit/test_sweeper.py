@@ -21,7 +21,7 @@ from serverless_agents.runtime.async_steps import CleanupReason
 from serverless_agents.runtime.finalize import Finalizer
 from serverless_agents.runtime.sensors import SensorSchedules
 from serverless_agents.runtime.sweeper import Sweep, Sweeper, bound_ending
-from serverless_agents.tasks_table import TaskRecord, TasksTable, table_definition
+from serverless_agents.tasks_table import AsyncTask, SensorTask, TasksTable, table_definition
 from tests.unit.moto_lambda import REGION, deploy_function, moto_with_lambdas
 
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:sa-job"
@@ -88,7 +88,7 @@ def delete(event: dict[str, Any], context: Any) -> dict[str, bool]:
     task_id = event["task_id"]
     delete_calls.append(task_id)
     reason = CleanupReason.from_event(event)
-    if table.claim_cleanup(task_id) is None:
+    if table.claim_cleanup(task_id, AsyncTask) is None:
         return {"deleted": False}
     if task_id in failing_deletes:
         table.release_cleanup(task_id, reason.phase, reason.message, "boom")
@@ -116,9 +116,7 @@ def sweep(table: TasksTable, sfn: FakeStepFunctions) -> Sweep:
 
 
 def task(table: TasksTable, task_id: str, end_by: float, metadata: str | None = METADATA) -> None:
-    record = TaskRecord(
-        task_id, "job", "async", execution_arn=execution_arn(task_id), end_within=60, end_by=end_by
-    )
+    record = AsyncTask(task_id, "job", execution_arn=execution_arn(task_id), end_within=60, end_by=end_by)
     assert table.create(record)
     if metadata is not None:
         assert table.record_progress(task_id, Resource(Phase.RUNNING, "job created"), metadata=metadata)
@@ -164,7 +162,7 @@ def test_a_task_whose_delete_kept_failing_ends_at_its_bound_naming_its_job(table
     task(table, "t1", time.time() - 1)  # the bound has passed
     sfn = FakeStepFunctions({"t1": ("FAILED", datetime.now(UTC) - timedelta(hours=2))})  # out of the window
     failing_deletes.update({"t1"})
-    assert table.claim_cleanup("t1") is not None
+    assert table.claim_cleanup("t1", AsyncTask) is not None
     table.release_cleanup(
         "t1", Phase.RETRYABLE_FAILED, "RetryableAgentError: the warehouse is busy", "HTTP 503"
     )
@@ -228,10 +226,9 @@ def test_a_task_whose_execution_never_started_ends_without_a_delete(table: Tasks
 
 
 def test_the_message_is_one_line_and_quotes_at_most_a_few_hundred_characters() -> None:
-    record = TaskRecord(
+    record = AsyncTask(
         "t1",
         "job",
-        "async",
         metadata='{"job_id":"' + "j" * 5000 + '"}',
         ending_phase=Phase.ABORTED,
         ending_message="aborted (DeleteTask or StopExecution)",
@@ -263,10 +260,9 @@ def waiting_sensor_task(table: TasksTable, task_id: str, end_by: float) -> None:
         "arn:aws:iam::123456789012:role/scheduler",
         task_id,
     )
-    record = TaskRecord(
+    record = SensorTask(
         task_id,
         "files",
-        "sensor",
         phase=Phase.RUNNING,
         watch=f"s3://b/{task_id}",
         deadline=end_by - 60,

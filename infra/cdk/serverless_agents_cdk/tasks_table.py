@@ -4,11 +4,13 @@ Key `id` (S), on-demand, items expiring at `expires_at` (epoch seconds the runti
 SA_TASK_TTL_DAYS), point-in-time recovery. CloudFormation names it, so a retained table never blocks a
 redeploy; the functions get the name in SA_TASKS_TABLE.
 
-Its key, global secondary indexes and billing are `table_definition`'s, the schema the local stack
-creates: both indexes sparse and KEYS_ONLY: `watching` (key `watch`, S) holds only waiting sensor tasks,
-so an event finds the tasks it concerns with one query (`TasksTable.tasks_watching`), never a scan; `open`
-(key `open`, S, sort key `end_by`, N) holds only open tasks, so the sweeper finds those past their bound
-with one query (`TasksTable.overdue`).
+Its key, global secondary indexes, billing and expiry attribute are `serverless_agents.tasks_table.SCHEMA`,
+read field by field here; the local stack creates the same schema (`table_definition`). The indexes are
+sparse and KEYS_ONLY: `watching` (key `watch`, S) holds only waiting sensor tasks, so an event finds the
+tasks it concerns with one query (`TasksTable.tasks_watching`), never a scan; `open` (key `open`, S, sort
+key `end_by`, N) holds only open tasks, so the sweeper finds those past their bound with one query
+(`TasksTable.overdue`); `waking` (key `wake`, S) holds only running async tasks whose agent declares
+events, so an event finds the task its job belongs to.
 
 Each agent is a tenant: its functions reach only its own items (`grant_agent_items`, and on `watching`
 `grant_index_query(..., agent=)`), by the keys' first characters, which name the agent
@@ -29,45 +31,38 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from serverless_agents.identity import agent_key_prefix
-from serverless_agents.tasks_table import TTL_ATTRIBUTE, table_definition
+from serverless_agents.tasks_table import SCHEMA, Key
 
 _TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
+
+
+def _attribute(key: Key) -> dynamodb.Attribute:
+    return dynamodb.Attribute(name=key.name, type=_TYPES[key.type])
 
 
 class TasksTable(Construct):
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
-        # The schema the local stack creates (`table_definition`): key, indexes, billing. Its name is
-        # CloudFormation's to choose.
-        schema = table_definition("")
-        types = {a["AttributeName"]: a["AttributeType"] for a in schema["AttributeDefinitions"]}
-
-        def key(schema_key: list[dict[str, str]], key_type: str) -> dynamodb.Attribute | None:
-            names = [k["AttributeName"] for k in schema_key if k["KeyType"] == key_type]
-            return dynamodb.Attribute(name=names[0], type=_TYPES[types[names[0]]]) if names else None
-
-        partition_key = key(schema["KeySchema"], "HASH")
-        assert partition_key is not None
+        # The schema the local stack creates (`serverless_agents.tasks_table.SCHEMA`): key, indexes,
+        # billing, expiry. Its name is CloudFormation's to choose.
         self.table = dynamodb.Table(
             self,
             "Table",
-            partition_key=partition_key,
-            billing_mode=dynamodb.BillingMode(schema["BillingMode"]),
-            time_to_live_attribute=TTL_ATTRIBUTE,
+            partition_key=_attribute(SCHEMA.partition),
+            billing_mode=dynamodb.BillingMode(SCHEMA.billing),
+            time_to_live_attribute=SCHEMA.ttl_attribute,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
             # Tasks in flight outlive a mistaken `cdk destroy`; delete the table by hand once drained.
             removal_policy=RemovalPolicy.RETAIN,
         )
-        for index in schema["GlobalSecondaryIndexes"]:
-            index_key = key(index["KeySchema"], "HASH")
-            assert index_key is not None
+        for index in SCHEMA.indexes:
             self.table.add_global_secondary_index(
-                index_name=index["IndexName"],
-                partition_key=index_key,
-                sort_key=key(index["KeySchema"], "RANGE"),
-                projection_type=dynamodb.ProjectionType(index["Projection"]["ProjectionType"]),
+                index_name=index.name,
+                partition_key=_attribute(index.partition),
+                sort_key=_attribute(index.sort) if index.sort else None,
+                projection_type=dynamodb.ProjectionType(index.projection),
             )
 
     def grant_items(self, grantee: iam.IGrantable, *actions: str) -> None:

@@ -40,7 +40,7 @@ from serverless_agents.naming import LOCAL_ACCOUNT
 from serverless_agents.plan import RUNTIME, FunctionPlan, Place, PlannedAgent, plan_deployment
 from serverless_agents.s3uri import event_buckets, parse_s3_uri
 from serverless_agents.statemachine import agent_definition
-from serverless_agents.tasks_table import TTL_ATTRIBUTE, TasksTable, table_definition
+from serverless_agents.tasks_table import SensorTask, TasksTable, create_table
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -211,9 +211,8 @@ class LocalStack:
     def watch_tasks(self, say: Callable[[str], object]) -> None:
         """From now on, `say` one line per task event: created, phase change, ended (`local.task_events`)."""
         if self.task_events is None:
-            self.task_events = TaskEvents(
-                self._aws.client("dynamodb"), self.tasks_table, say, interval=self._driver_interval
-            )
+            table = TasksTable(self.tasks_table, client=self._aws.client("dynamodb"))
+            self.task_events = TaskEvents(table, say, interval=self._driver_interval)
             self.task_events.start()
 
     def __enter__(self) -> LocalStack:
@@ -239,12 +238,7 @@ class LocalStack:
             )
 
     def _deploy(self) -> None:
-        dynamodb = self._aws.client("dynamodb")
-        dynamodb.create_table(**table_definition(self.tasks_table))
-        dynamodb.update_time_to_live(
-            TableName=self.tasks_table,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
-        )
+        create_table(self._aws.client("dynamodb"), self.tasks_table)
         self.create_bucket(self.payload_bucket, eventbridge=False)
         # One role for everything: moto checks no policy (tests/rehearsal audits the template's roles).
         self._role_arn = self._aws.client("iam").create_role(
@@ -344,7 +338,7 @@ class LocalStack:
         for task_id in event.get("task_ids", []) if isinstance(event, dict) else []:
             # Through the table's own reader: the stored `watch` carries its agent's key prefix.
             try:
-                watch = table.get(str(task_id)).watch or ""
+                watch = table.get(str(task_id), SensorTask).watch or ""
             except TaskNotFound:
                 continue
             if watch.startswith("s3://"):

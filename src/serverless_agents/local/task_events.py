@@ -8,13 +8,13 @@ show here; an agent's error is the one-line message the runtime recorded for it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from serverless_agents.agent import Phase
 from serverless_agents.local.periodic import Periodic
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
+    from serverless_agents.agent import Phase
+    from serverless_agents.tasks_table import TasksTable
 
 #: Longest message shown: the rest is in the tasks table (`GET /v1/tasks/{id}`).
 MESSAGE_LIMIT = 300
@@ -28,16 +28,8 @@ def one_line(message: str) -> str:
 class TaskEvents:
     """Say one line for each task created, each phase change and each ending, as the table shows them."""
 
-    def __init__(
-        self,
-        dynamodb_client: DynamoDBClient,
-        table_name: str,
-        say: Callable[[str], object],
-        *,
-        interval: float = 0.2,
-    ) -> None:
-        self._dynamodb = dynamodb_client
-        self._table = table_name
+    def __init__(self, table: TasksTable, say: Callable[[str], object], *, interval: float = 0.2) -> None:
+        self._table = table
         self._say = say
         self._phases: dict[str, Phase] = {}
         self._loop = Periodic("task-events", interval, self.report)
@@ -53,9 +45,9 @@ class TaskEvents:
     def report(self, *, quietly: bool = False) -> int:
         """Say what changed since the last call; returns how many lines were said."""
         said = 0
-        for item in self._items():
-            task_id, phase = item["id"]["S"], Phase[item["phase"]["S"]]
-            message = one_line(item.get("message", {}).get("S", ""))
+        for task in self._table.phases():
+            task_id, phase = task.task_id, task.phase
+            message = one_line(task.message)
             before = self._phases.get(task_id)
             if before is phase:
                 continue
@@ -63,7 +55,7 @@ class TaskEvents:
             if quietly:
                 continue
             if before is None:
-                created = f"created (agent {item['agent']['S']})"
+                created = f"created (agent {task.agent})"
                 event = (
                     f"{created} and ended {phase.name}" if phase.is_terminal else f"{created}, {phase.name}"
                 )
@@ -74,22 +66,3 @@ class TaskEvents:
             self._say(f"task {task_id}: {event}: {message}" if message else f"task {task_id}: {event}")
             said += 1
         return said
-
-    def _items(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        arguments: dict[str, Any] = {
-            "TableName": self._table,
-            "ProjectionExpression": "#id, #agent, #phase, #message",
-            "ExpressionAttributeNames": {
-                "#id": "id",
-                "#agent": "agent",
-                "#phase": "phase",
-                "#message": "message",
-            },
-        }
-        while True:
-            page = self._dynamodb.scan(**arguments)
-            items.extend(page["Items"])
-            if "LastEvaluatedKey" not in page:
-                return items
-            arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]

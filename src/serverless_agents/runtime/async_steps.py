@@ -44,7 +44,7 @@ from serverless_agents.naming import chain_execution_name, execution_arn, state_
 from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT, payload_key
 from serverless_agents.runtime.boundary import call_agent
 from serverless_agents.runtime.translate import encode_outputs, task_context
-from serverless_agents.tasks_table import wake_value
+from serverless_agents.tasks_table import AsyncTask, wake_value
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from serverless_agents.job_events import JobEvents
     from serverless_agents.manifest import PollBackoff
     from serverless_agents.payloads import PayloadStore
-    from serverless_agents.tasks_table import TaskRecord, TasksTable
+    from serverless_agents.tasks_table import TasksTable
 
 
 class StepResult(TypedDict):
@@ -187,7 +187,7 @@ class AsyncAgentSteps:
 
     def create(self, state: TaskState) -> StepResult:
         task_id = state["task_id"]
-        record = self.table.get(task_id)
+        record = self.table.get(task_id, AsyncTask)
         # The task's timeout counts from its start (the api's create), across every execution of its chain.
         chain = Chain(deadline=record.created_at + self.execution_timeout if self.execution_timeout else 0.0)
         if record.metadata is not None:
@@ -225,7 +225,7 @@ class AsyncAgentSteps:
             )
         # The events so far, read before the agent is asked: one arriving after this read is one the
         # agent's answer may not reflect, and it ends the next wait at once (`listen`).
-        wakes = self.table.get(task_id).wakes if self.events is not None else 0
+        wakes = self.table.get(task_id, AsyncTask).wakes if self.events is not None else 0
         resource = call_agent(self.agent.get, metadata)
         if not resource.phase.is_terminal:
             record = self.table.record_progress(task_id, resource, polls=polls)
@@ -286,7 +286,7 @@ class AsyncAgentSteps:
 
     def delete(self, task_id: str, reason: CleanupReason) -> bool:
         """Delete the job unless it ended on its own or was cleaned up already; True if delete ran."""
-        record = self.table.claim_cleanup(task_id)
+        record = self.table.claim_cleanup(task_id, AsyncTask)
         if record is None:
             return False
         if record.abort_requested and reason.phase is not Phase.ABORTED:
@@ -321,7 +321,7 @@ class AsyncAgentSteps:
         return resource, outputs, ref
 
     def _continue(
-        self, record: TaskRecord, metadata: str, polls: int, resource: Resource, successor: Chain, wakes: int
+        self, record: AsyncTask, metadata: str, polls: int, resource: Resource, successor: Chain, wakes: int
     ) -> StepResult:
         """Point the task (`record`, as the progress write returned it) at its next execution, which the
         state machine's Continue state then starts."""

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from flyteidl.admin import agent_pb2
 
 from serverless_agents import aws, wire
-from serverless_agents.agent import AgentKind, Phase, Resource
+from serverless_agents.agent import Phase, Resource
 from serverless_agents.endings import failure_phase, one_line
 from serverless_agents.exceptions import InvalidRequest, TaskNotFound
 from serverless_agents.naming import sensor_schedule_group, sensor_schedule_name
@@ -35,7 +35,7 @@ from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT, payload_key
 from serverless_agents.runtime.boundary import call_agent
 from serverless_agents.runtime.translate import task_context
 from serverless_agents.s3uri import check_text
-from serverless_agents.tasks_table import TaskRecord
+from serverless_agents.tasks_table import SensorTask
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -122,10 +122,9 @@ def register_sensor_task(
     schedule = sensor_schedule_name(task_id)
     deadline = time.time() + timeout
     created = table.create(
-        TaskRecord(
+        SensorTask(
             task_id,
             agent_name,
-            AgentKind.SENSOR.value,
             phase=Phase.RUNNING,
             message="waiting for the condition",
             request=request_json,
@@ -227,9 +226,9 @@ def _is_a(value: Any, expected: type) -> bool:
     return isinstance(value, expected)
 
 
-def stop_sensor_task(table: TasksTable, schedules: SensorSchedules, record: TaskRecord) -> None:
+def stop_sensor_task(table: TasksTable, schedules: SensorSchedules, record: SensorTask) -> None:
     """DELETE of a waiting sensor task: ABORTED, schedule removed. No sensor code runs."""
-    if table.claim_cleanup(record.task_id) is not None:
+    if table.claim_cleanup(record.task_id, SensorTask) is not None:
         table.finish_cleanup(record.task_id, Phase.ABORTED, "aborted: DeleteTask was called")
     schedules.remove(record.schedule)
 
@@ -268,7 +267,7 @@ class SensorSteps:
     def poke(self, task_id: str) -> str:
         """Poke one task; returns its phase afterwards."""
         try:
-            record = self.table.get(task_id)
+            record = self.table.get(task_id, SensorTask)
         except TaskNotFound:
             return "UNKNOWN"
         if record.job_done or record.cleanup is not None:
@@ -303,15 +302,13 @@ class SensorSteps:
         self.table.record_poke(task_id, "waiting for the condition", 0)
         return record.phase.name
 
-    def _end(self, record: TaskRecord, phase: Phase, message: str, *, poked: bool = True) -> str:
+    def _end(self, record: SensorTask, phase: Phase, message: str, *, poked: bool = True) -> str:
         pokes = record.pokes + int(poked)
-        ended = self.table.record_job_finished(
-            record.task_id, Resource(phase, message), polls=record.polls, pokes=pokes
-        )
+        ended = self.table.record_job_finished(record.task_id, Resource(phase, message), pokes=pokes)
         self.schedules.remove(record.schedule)
         return phase.name if ended else self.table.get(record.task_id).phase.name
 
-    def _request(self, record: TaskRecord) -> agent_pb2.CreateTaskRequest:
+    def _request(self, record: SensorTask) -> agent_pb2.CreateTaskRequest:
         data = (
             record.request if record.request is not None else self.payloads.get_json(record.request_ref or "")
         )

@@ -53,7 +53,7 @@ from serverless_agents.runtime.translate import (
     to_resource_message,
 )
 from serverless_agents.secrets import mask_secrets
-from serverless_agents.tasks_table import TaskRecord
+from serverless_agents.tasks_table import AsyncTask, SensorTask
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -237,10 +237,9 @@ class TaskService:
         # Every task ends: by its execution's timeout, and if its cleanup fails, by `end_within` after that.
         end_by = time.time() + settings.execution_timeout + settings.end_within
         self.table.create(
-            TaskRecord(
+            AsyncTask(
                 task_id,
                 agent,
-                AgentKind.ASYNC.value,
                 execution_arn=execution,
                 end_within=settings.end_within,
                 end_by=end_by,
@@ -291,26 +290,29 @@ class TaskService:
 
     def get(self, task_id: str) -> agent_pb2.GetTaskResponse:
         record = self.table.get(task_id)
-        outputs_json = record.outputs
-        if outputs_json is None and record.outputs_ref:
-            outputs_json = self.payloads.get_json(record.outputs_ref)
+        outputs_json = None
         custom_info = dict(record.custom_info)
         log_links = list(record.log_links)
         log_group = agent_log_group(self.deployment, record.agent)
         # What Flyte's UI shows: where the task runs, and what it has cost so far.
-        if record.execution_arn:
-            custom_info |= {
-                "execution_arn": record.execution_arn,
-                "polls": record.polls,
-                "state_transitions": state_transitions(record),
-            }
-            log_links += task_links(record.execution_arn, log_group)
-            # The earlier executions of its chain, newest first: their histories hold the earlier polls.
-            for number, earlier in reversed(list(enumerate(record.earlier_executions, start=1))):
-                log_links.append(replace(execution_link(earlier), name=f"Step Functions execution {number}"))
-        elif record.kind == AgentKind.SENSOR.value:
+        if isinstance(record, SensorTask):
             custom_info |= {"pokes": record.pokes}
             log_links.append(log_group_link(self.region, log_group))
+        else:
+            outputs_json = record.outputs
+            if outputs_json is None and record.outputs_ref:
+                outputs_json = self.payloads.get_json(record.outputs_ref)
+            if record.execution_arn:
+                custom_info |= {
+                    "execution_arn": record.execution_arn,
+                    "polls": record.polls,
+                    "state_transitions": state_transitions(record),
+                }
+                log_links += task_links(record.execution_arn, log_group)
+                # The earlier executions of its chain, newest first: their histories hold the earlier polls.
+                for number, earlier in reversed(list(enumerate(record.earlier_executions, start=1))):
+                    link = execution_link(earlier)
+                    log_links.append(replace(link, name=f"Step Functions execution {number}"))
         resource = to_resource_message(
             record.phase,
             record.message,
@@ -345,20 +347,20 @@ class TaskService:
             return
         if record.phase.is_terminal or record.job_done or record.cleanup is not None:
             return
-        if record.kind == AgentKind.SENSOR.value:
+        if isinstance(record, SensorTask):
             stop_sensor_task(self.table, self._schedules(record.agent), record)
             return
         if not self.table.request_abort(task_id):
             return  # it ended (or its cleanup began) since we read it
         # The task's current execution: a chain (continue as new) may have moved on since we read it.
-        record = self.table.get(task_id)
+        record = self.table.get(task_id, AsyncTask)
         stopped = record.execution_arn is not None and self._stop_execution(record.execution_arn)
         if stopped or record.metadata is not None:
             # A job exists and its execution was not found: the chain's next one is starting. Its first
             # get finds the abort requested and ends the task (and the status change runs delete, once).
             return
         # Never started, so no job exists: end the task here.
-        if self.table.claim_cleanup(task_id) is not None:
+        if self.table.claim_cleanup(task_id, AsyncTask) is not None:
             self.table.finish_cleanup(task_id, Phase.ABORTED, "aborted before it started")
 
     def _stop_execution(self, execution: str) -> bool:

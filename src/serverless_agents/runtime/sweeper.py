@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from serverless_agents.agent import AgentKind, Phase
+from serverless_agents.agent import Phase
 from serverless_agents.endings import ENDED_STATUSES, STATUS_CHANGE_DETAIL_TYPE, STATUS_CHANGE_SOURCE
 from serverless_agents.exceptions import ServerlessAgentsError, ServiceUnavailable
+from serverless_agents.tasks_table import AsyncTask, SensorTask
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from serverless_agents.connection_secrets import ConnectionSecretStore
     from serverless_agents.runtime.finalize import Finalizer
     from serverless_agents.runtime.sensors import SensorSchedules
-    from serverless_agents.tasks_table import TaskRecord, TasksTable
+    from serverless_agents.tasks_table import TasksTable
 
 #: The metric functions/sweeper counts tasks ended by their bound under (alarmed in infra/cdk's Alarms).
 ENDED_BY_BOUND_METRIC = "TasksEndedByBound"
@@ -164,9 +165,9 @@ class Sweeper:
                 continue
             result.deleted += int(bool(answer.get("deleted", {}).get("deleted")))
         now = time.time()
-        ends = {AgentKind.ASYNC: self.end_overdue_task, AgentKind.SENSOR: self.end_overdue_sensor_task}
-        for kind, end in ends.items():
-            for task_id in self.table.overdue(kind.value, now):
+        ends = ((AsyncTask, self.end_overdue_task), (SensorTask, self.end_overdue_sensor_task))
+        for kind, end in ends:
+            for task_id in self.table.overdue(kind, now):
                 result.seen += 1
                 try:
                     if end(task_id):
@@ -182,7 +183,7 @@ class Sweeper:
 
     def end_overdue_sensor_task(self, task_id: str) -> bool:
         """End a sensor task no poke ended by its bound, and remove its schedule; True if this ended it."""
-        record = self.table.get(task_id)
+        record = self.table.get(task_id, SensorTask)
         ended = self.table.end_unconfirmed(task_id, Phase.FAILED, sensor_bound_message(record))
         # Also when a late poke ended it meanwhile: removing a removed schedule changes nothing.
         self._schedules(record.agent).remove(record.schedule)
@@ -190,7 +191,7 @@ class Sweeper:
 
     def end_overdue_task(self, task_id: str) -> bool:
         """End a task past its bound, unless its execution still runs; True if this ended it."""
-        record = self.table.get(task_id)
+        record = self.table.get(task_id, AsyncTask)
         if record.cleanup is None and record.execution_arn:
             # Nobody tried its delete yet (its ending was lost, longer ago than the look-back): one try.
             try:
@@ -203,11 +204,11 @@ class Sweeper:
                 # A delete that fails here leaves the task open: it ends unconfirmed below.
                 with contextlib.suppress(ServerlessAgentsError):
                     self.finalizer.finalize(status_change_event(execution)["detail"])
-            record = self.table.get(task_id)
+            record = self.table.get(task_id, AsyncTask)
         return self.table.end_unconfirmed(task_id, *bound_ending(record))
 
 
-def sensor_bound_message(record: TaskRecord) -> str:
+def sensor_bound_message(record: SensorTask) -> str:
     """Why a sensor task ended by its bound: its pokes stopped, and where to look."""
     bound = "its sensor_timeout" + (f" + end_within={record.end_within}s" if record.end_within else "")
     return (
@@ -216,7 +217,7 @@ def sensor_bound_message(record: TaskRecord) -> str:
     )
 
 
-def bound_ending(record: TaskRecord) -> tuple[Phase, str]:
+def bound_ending(record: AsyncTask) -> tuple[Phase, str]:
     """The phase and one-line message of a task ended by its bound: why it was being cleaned up, that
     delete could not be confirmed, and which job may still run (its resource metadata: no secrets)."""
     phase = Phase.RETRYABLE_FAILED if record.ending_phase is Phase.RETRYABLE_FAILED else Phase.FAILED

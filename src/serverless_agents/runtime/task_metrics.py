@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from serverless_agents import aws
-from serverless_agents.agent import AgentKind
 from serverless_agents.exceptions import InvalidRequest
 from serverless_agents.prices import estimated_cost
+from serverless_agents.tasks_table import SensorTask
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
-    from serverless_agents.tasks_table import TaskRecord
+    from serverless_agents.tasks_table import AsyncTask, TaskRecord
 
 # Standard workflows are billed per state transition: Started?, Create and the first Choice, then Wait, Get
 # and Choice for each poll, and Continue, Continued and the successor's Started? for each execution the
@@ -51,7 +51,7 @@ METRICS = (
 )
 
 
-def state_transitions(record: TaskRecord) -> int:
+def state_transitions(record: AsyncTask) -> int:
     """The transitions an async task's executions have made (without the final Succeed or Fail)."""
     return (
         _STATE_TRANSITIONS_BEFORE_POLLING
@@ -106,7 +106,7 @@ def measure(record: TaskRecord, memory_mb: int, sfn: SFNClient) -> dict[str, flo
     """Every metric of the task, by name, and `partial` (1.0 when histories were cut short)."""
     ended = record.phase.is_terminal
     duration = max(0.0, (record.updated_at if ended else time.time()) - record.created_at)
-    if record.kind == AgentKind.SENSOR.value:
+    if isinstance(record, SensorTask):
         # A sensor task has no execution: its pokes run on a schedule, many tasks per invocation.
         return {"duration_seconds": duration, "polls": float(record.pokes), "partial": 0.0}
     executions = [*record.earlier_executions, *([record.execution_arn] if record.execution_arn else [])]
