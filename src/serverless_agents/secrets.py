@@ -30,7 +30,9 @@ import json
 import logging
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from serverless_agents import aws, masking
@@ -129,8 +131,38 @@ def agent_secret_destinations() -> dict[str, tuple[SecretDestination, ...]]:
     return {name: tuple(secret.destinations) for name, secret in agent.secrets.items()}
 
 
-@functools.cache
+#: Secret values by id, handed in instead of read from Secrets Manager: bound for the length of a call by
+#: the in-process test tier (`serverless_agents.testing.LocalAgent`), as `settings` binds an environment.
+_handed_in: ContextVar[Mapping[str, str] | None] = ContextVar("handed_in_secrets", default=None)
+
+
+@contextmanager
+def handed_in_secrets(values: Mapping[str, str]) -> Iterator[None]:
+    """Answer secret reads from `values` (secret id -> value) within this block, never from AWS: an id
+    missing from them is Secrets Manager's "not found", as for a secret nobody created."""
+    token = _handed_in.set(values)
+    try:
+        yield
+    finally:
+        _handed_in.reset(token)
+
+
 def _secret_value(secret_id: str) -> str:
+    handed = _handed_in.get()
+    if handed is None:
+        return _stored_value(secret_id)
+    if secret_id not in handed:
+        from botocore.exceptions import ClientError
+
+        not_found = "Secrets Manager can't find the specified secret."
+        raise ClientError(
+            {"Error": {"Code": "ResourceNotFoundException", "Message": not_found}}, "GetSecretValue"
+        )
+    return handed[secret_id]
+
+
+@functools.cache
+def _stored_value(secret_id: str) -> str:
     with aws.transient_errors_as_unavailable("Secrets Manager"):
         value = aws.client("secretsmanager").get_secret_value(SecretId=secret_id)
     return str(value["SecretString"])
@@ -178,7 +210,7 @@ def has_secrets() -> bool:
 def forget_secrets() -> None:
     """Forget every remembered value (tests: a new container)."""
     known.clear()
-    _secret_value.cache_clear()
+    _stored_value.cache_clear()
 
 
 def _redact_value(value: Any) -> Any:
