@@ -4,7 +4,6 @@ must end a task alike."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from serverless_agents.exceptions import InvalidRequest, ManifestError, TaskNotF
 from serverless_agents.testing import AgentTestClient, LocalAgent, TaskResult, task_request
 from tests.functional.agents import TALLIES
 from tests.functional.fake_http import FakeHttpServer, Reply
+from tests.functional.pages import blocks, run_there
 
 pytestmark = pytest.mark.functional
 
@@ -90,10 +90,10 @@ def page_project(folder: Path) -> str:
     package `my_agents/` (the sensor and the square job) and `my-agents.toml`. Returns the page."""
     page = PAGE.read_text()
     section = page[page.index("## Run it locally") : page.index("## Test it in-process")]
-    python = re.findall(r"```python\n(.*?)```", page, flags=re.DOTALL)
+    python = blocks(page, "python")
     (sensor,) = [b for b in python if "class SuccessMarkerSensor" in b]
     (square,) = [b for b in python if "class SquareAgent" in b]
-    (manifest,) = re.findall(r"```toml\n(.*?)```", section, flags=re.DOTALL)
+    (manifest,) = blocks(section, "toml")
     (folder / "my_agents").mkdir()
     (folder / "my_agents" / "__init__.py").write_text("")
     (folder / "my_agents" / "markers.py").write_text(sensor)
@@ -102,26 +102,11 @@ def page_project(folder: Path) -> str:
     return page
 
 
-def run_there(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python *args` in `folder`, with it on the import path, as the page runs it."""
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=folder,
-        env={**os.environ, "PYTHONPATH": "."},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 def test_the_pages_run_local_script_prints_what_the_page_says(tmp_path: Path) -> None:
     """docs/writing-agents.md, "Run it locally", done as the page says: its agents, manifest and script."""
     page = page_project(tmp_path)
     section = page[page.index("## Run it locally") : page.index("## Test it in-process")]
-    (script,) = [
-        b for b in re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL) if "AgentTestClient" in b
-    ]
+    (script,) = [b for b in blocks(section, "python") if "AgentTestClient" in b]
     (transcript,) = re.findall(r"^```\n(\$ [^\n]*run_local\.py\n.*?)```", section, re.DOTALL | re.MULTILINE)
     (tmp_path / "run_local.py").write_text(script)
 
@@ -435,7 +420,7 @@ def test_the_pages_in_process_tests_pass_as_the_page_says(tmp_path: Path) -> Non
     section = page[
         page.index("## Test it in-process") : page.index("## A sensor under `serverless-agents up`")
     ]
-    (tests,) = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    (tests,) = blocks(section, "python")
     (transcript,) = re.findall(r"^```\n(\$ [^\n]*test_square\.py\n.*?)```", section, re.DOTALL | re.MULTILINE)
     (tmp_path / "test_square.py").write_text(tests)
 
