@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict, Unpack
 
 from flyteidl.admin import agent_pb2
 from flyteidl.core import identifier_pb2, interface_pb2, literals_pb2, tasks_pb2, types_pb2
@@ -41,6 +41,15 @@ if TYPE_CHECKING:
 #: A task as both clients take it: a task type (inputs and outputs given beside it), or a whole request
 #: (`task_request`'s, or one a plugin's own task class serialized).
 Task: TypeAlias = str | agent_pb2.CreateTaskRequest
+
+
+class TaskParts(TypedDict, total=False):
+    """What goes with a task type: its inputs (values), outputs (types) and the template's `custom`."""
+
+    inputs: Mapping[str, Any]
+    outputs: Mapping[str, type]
+    custom: Mapping[str, Any]
+
 
 _TYPES = {int: types_pb2.INTEGER, str: types_pb2.STRING, float: types_pb2.FLOAT, bool: types_pb2.BOOLEAN}
 
@@ -152,7 +161,7 @@ class AgentTestClient:
         from serverless_agents.local.stack import LocalStack
 
         self.stack = LocalStack(manifest, driver_interval=0.1, schedule_period=schedule_period)
-        self._secrets = secret_ids_given(
+        self._secrets = _secret_ids_given(
             {agent.name: agent.settings for agent in self.stack.registry}, secrets or {}
         )
         self._api: ApiClient | None = None
@@ -184,7 +193,7 @@ class AgentTestClient:
         custom: Mapping[str, Any] | None = None,
         timeout: float = 60.0,
     ) -> TaskResult:
-        request = request_for(task, inputs, outputs, custom)
+        request = _request_for(task, inputs, outputs, custom)
         template = request.template
         agent = next((a for a in self.stack.registry if a.task_type == template.type), None)
         if agent is not None and agent.kind is AgentKind.SYNC:
@@ -202,7 +211,7 @@ class AgentTestClient:
         custom: Mapping[str, Any] | None = None,
     ) -> str:
         """Create an async or sensor task and return its id, without waiting."""
-        return self._create(request_for(task, inputs, outputs, custom))
+        return self._create(_request_for(task, inputs, outputs, custom))
 
     def wait(self, task_id: str, timeout: float = 60.0, *, until: Phase | None = None) -> TaskResult:
         """GetTask until the task ends (or is in phase `until`), as propeller's resync does; TimeoutError if
@@ -242,7 +251,8 @@ class LocalAgent:
     cleanup), `do` (a sync agent's function) and `poke` (one poke of a sensor's task). `run` does what the
     deployment does with a task of any kind: create, then get until the task ends (a failed step followed
     by delete, as the state machine's Cleanup does), do, or poke until the condition is met. Gets and pokes
-    follow one another at once: the waits between them are the state machine's and the schedule's.
+    follow one another at once: the waits between them are the state machine's and the schedule's, and
+    what only the deployment adds (its log links, `custom_info`'s polls and execution) is not there.
 
     A task is a task type with its inputs and outputs, or a whole request, as `AgentTestClient` takes it.
     An error the agent raises ends the task as the runtime ends it: RETRYABLE_FAILED for `RetryableAgentError`
@@ -278,23 +288,17 @@ class LocalAgent:
         )
         self.environment = next(iter(planned.functions.values())).environment(shared)
         self.agent: Any = load_agent(plan.manifest_path, agent).instance
-        self._secrets = secret_ids_given({agent: self.settings}, secrets or {})
+        self._secrets = _secret_ids_given({agent: self.settings}, secrets or {})
         #: What the tasks table keeps of each task: its request, its job's metadata, how it ended.
         self._tasks: dict[str, _LocalTask] = {}
 
-    def create(
-        self,
-        task: Task,
-        inputs: Mapping[str, Any] | None = None,
-        outputs: Mapping[str, type] | None = None,
-        *,
-        custom: Mapping[str, Any] | None = None,
-    ) -> TaskResult:
+    def create(self, task: Task, **parts: Unpack[TaskParts]) -> TaskResult:
         """The create function's step: RUNNING once the job exists. A repeated create of the same task (the
         same execution, node and attempt) starts no second job."""
         from serverless_agents.runtime.boundary import call_agent
 
-        request, context = self._admit(request_for(task, inputs, outputs, custom), AgentKind.ASYNC)
+        request = _request_of(task, parts)
+        context = self._admit(request, AgentKind.ASYNC)
         task_id = context.task_id
         if task_id not in self._tasks:
             try:
@@ -322,10 +326,10 @@ class LocalAgent:
             local.ending, local.raised = _failure(e, local.request, task_id), True
             return local.ending
         reported, outputs = job_ending(resource, lambda: local.request.template)
-        result = _local_result(reported, outputs, local.request, task_id)
-        if result.phase.is_terminal:
-            local.ending = result
-        return result
+        local.reported = _local_result(reported, outputs, local.request, task_id)
+        if local.reported.phase.is_terminal:
+            local.ending = local.reported
+        return local.reported
 
     def delete(self, task_id: str) -> bool:
         """The cleanup: the agent's delete, unless the job ended on its own (a get reported its end) or was
@@ -344,39 +348,26 @@ class LocalAgent:
             )
         return True
 
-    def do(
-        self,
-        task: Task,
-        inputs: Mapping[str, Any] | None = None,
-        outputs: Mapping[str, type] | None = None,
-        *,
-        custom: Mapping[str, Any] | None = None,
-    ) -> TaskResult:
+    def do(self, task: Task, **parts: Unpack[TaskParts]) -> TaskResult:
         """A sync agent's call, as its function makes it (within its `timeout`)."""
         from serverless_agents.runtime.sync import execute_sync
         from serverless_agents.runtime.wiring import sync_agent
         from serverless_agents.settings import current_settings
 
-        request = request_for(task, inputs, outputs, custom)
+        request = _request_of(task, parts)
         self._check_kind(AgentKind.SYNC)
         with self._in_function():
             header = execute_sync(sync_agent(current_settings()), request)
         return _result(header.resource, request)
 
-    def poke(
-        self,
-        task: Task,
-        inputs: Mapping[str, Any] | None = None,
-        outputs: Mapping[str, type] | None = None,
-        *,
-        custom: Mapping[str, Any] | None = None,
-    ) -> TaskResult:
+    def poke(self, task: Task, **parts: Unpack[TaskParts]) -> TaskResult:
         """One poke of a sensor's task (its inputs checked first, as the api checks them at create):
         SUCCEEDED once the condition is met, RUNNING while it waits; a poke that raised counts towards
         the manifest's `max_poke_errors` in a row, the task's message says so."""
         from serverless_agents.runtime.sensors import check_poke_inputs, poke_once, watch_key
 
-        request, context = self._admit(request_for(task, inputs, outputs, custom), AgentKind.SENSOR)
+        request = _request_of(task, parts)
+        context = self._admit(request, AgentKind.SENSOR)
         local = self._tasks.setdefault(context.task_id, _LocalTask(request))
         if local.ending is not None:
             return local.ending
@@ -391,17 +382,9 @@ class LocalAgent:
             local.ending = result
         return result
 
-    def run(
-        self,
-        task: Task,
-        inputs: Mapping[str, Any] | None = None,
-        outputs: Mapping[str, type] | None = None,
-        *,
-        custom: Mapping[str, Any] | None = None,
-        max_steps: int = 100,
-    ) -> TaskResult:
+    def run(self, task: Task, *, max_steps: int = 100, **parts: Unpack[TaskParts]) -> TaskResult:
         """The task to its end, as the deployment runs it; TimeoutError after `max_steps` gets or pokes."""
-        request = request_for(task, inputs, outputs, custom)
+        request = _request_of(task, parts)
         if self.kind is AgentKind.SYNC:
             return self.do(request)
         sensor = self.kind is AgentKind.SENSOR
@@ -417,9 +400,7 @@ class LocalAgent:
             self.delete(task_id)  # the state machine's Cleanup, after a step failed
         return result
 
-    def _admit(
-        self, request: agent_pb2.CreateTaskRequest, kind: AgentKind
-    ) -> tuple[agent_pb2.CreateTaskRequest, TaskContext]:
+    def _admit(self, request: agent_pb2.CreateTaskRequest, kind: AgentKind) -> TaskContext:
         """The api's checks of a new task (`runtime.service.admit_task`), and that this agent serves it."""
         from serverless_agents.exceptions import InvalidRequest
         from serverless_agents.runtime.service import admit_task
@@ -432,7 +413,7 @@ class LocalAgent:
                 "template.type",
                 f"{request.template.type!r} is served by agent {agent.name!r}, not {self.name!r}",
             )
-        return request, context
+        return context
 
     def _check_kind(self, kind: AgentKind) -> None:
         if self.kind is not kind:
@@ -460,9 +441,12 @@ class LocalAgent:
         return self.agent.metadata_type.model_validate_json(metadata_json)
 
     def _standing(self, task_id: str) -> TaskResult:
+        """Where the task stands, as GetTask would answer: its ending, or the last get's report."""
         local = self._task(task_id)
         if local.ending is not None:
             return local.ending
+        if local.reported is not None:
+            return local.reported
         return _local_result(_resource(Phase.RUNNING, "job created"), None, local.request, task_id)
 
 
@@ -471,13 +455,15 @@ class _LocalTask:
     request: agent_pb2.CreateTaskRequest
     metadata: str | None = None
     ending: TaskResult | None = None
+    #: The last get's report.
+    reported: TaskResult | None = None
     #: The ending came from an error a step raised (delete still runs), not from the agent's report.
     raised: bool = False
     deleted: bool = False
     poke_errors: int = 0
 
 
-def secret_ids_given(agents: Mapping[str, AgentSettings], values: Mapping[str, str]) -> dict[str, str]:
+def _secret_ids_given(agents: Mapping[str, AgentSettings], values: Mapping[str, str]) -> dict[str, str]:
     """Secret id -> value, for each secret of these agents whose manifest name `values` gives; a name no
     agent has is a mistake in the test."""
     given: dict[str, str] = {}
@@ -497,7 +483,11 @@ def secret_ids_given(agents: Mapping[str, AgentSettings], values: Mapping[str, s
 _runs = itertools.count()
 
 
-def request_for(
+def _request_of(task: Task, parts: TaskParts) -> agent_pb2.CreateTaskRequest:
+    return _request_for(task, parts.get("inputs"), parts.get("outputs"), parts.get("custom"))
+
+
+def _request_for(
     task: Task,
     inputs: Mapping[str, Any] | None,
     outputs: Mapping[str, type] | None,
