@@ -23,7 +23,9 @@ from __future__ import annotations
 import functools
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -146,8 +148,38 @@ def agent_secret_destinations() -> Mapping[str, tuple[SecretDestination, ...]]:
     return registered.destinations if registered else {}
 
 
-@functools.cache
+#: Secret values by id, handed in instead of read from Secrets Manager: bound for the length of a call by
+#: the in-process test tier (`serverless_agents.testing.LocalAgent`), as `settings` binds an environment.
+_handed_in: ContextVar[Mapping[str, str] | None] = ContextVar("handed_in_secrets", default=None)
+
+
+@contextmanager
+def handed_in_secrets(values: Mapping[str, str]) -> Iterator[None]:
+    """Answer secret reads from `values` (secret id -> value) within this block, never from AWS: an id
+    missing from them is Secrets Manager's "not found", as for a secret nobody created."""
+    token = _handed_in.set(values)
+    try:
+        yield
+    finally:
+        _handed_in.reset(token)
+
+
 def _secret_value(secret_id: str) -> str:
+    handed = _handed_in.get()
+    if handed is None:
+        return _stored_value(secret_id)
+    if secret_id not in handed:
+        from botocore.exceptions import ClientError
+
+        not_found = "Secrets Manager can't find the specified secret."
+        raise ClientError(
+            {"Error": {"Code": "ResourceNotFoundException", "Message": not_found}}, "GetSecretValue"
+        )
+    return handed[secret_id]
+
+
+@functools.cache
+def _stored_value(secret_id: str) -> str:
     with aws.transient_errors_as_unavailable("Secrets Manager"):
         value = aws.client("secretsmanager").get_secret_value(SecretId=secret_id)
     return str(value["SecretString"])
@@ -156,4 +188,4 @@ def _secret_value(secret_id: str) -> str:
 def forget_secrets() -> None:
     """Forget every remembered value (tests: a new container)."""
     known.clear()
-    _secret_value.cache_clear()
+    _stored_value.cache_clear()

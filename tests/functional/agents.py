@@ -1,6 +1,7 @@
 """Test-only agents: the example job agent under other task types, so one manifest holds it with
 different settings (fast polling, slow polling, a short execution timeout); one whose delete fails; a
-sensor whose poke fails on request; and a job announcing its changes as events, whose get can be held."""
+sensor whose poke fails on request; a job announcing its changes as events, whose get can be held; and a job
+needing no AWS (`TallyAgent`), which the stack and the in-process tier (`testing.LocalAgent`) both run."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ import uuid
 from dataclasses import dataclass, field
 
 from serverless_agents import aws
-from serverless_agents.agent import AsyncAgentBase, BaseSensor, Phase, Resource, ResourceMetadata, TaskContext
+from serverless_agents.agent import (
+    AsyncAgentBase,
+    BaseSensor,
+    LogLink,
+    Phase,
+    Resource,
+    ResourceMetadata,
+    TaskContext,
+)
 from serverless_agents.examples import JobAgent, JobMetadata
 from serverless_agents.exceptions import AgentError
 
@@ -171,3 +180,58 @@ def _open_gate() -> threading.Event:
 
 
 JOBS: dict[str, PlatformJob] = {}
+
+
+class Tally(ResourceMetadata):
+    job_id: str
+
+
+#: The tally platform: job id -> its settings and the gets it answered. The local stack runs every Lambda
+#: in the test's process, and `LocalAgent` calls the agent in it, so both see the same platform.
+TALLIES: dict[str, dict[str, object]] = {}
+
+
+class TallyAgent(AsyncAgentBase[Tally]):
+    """A job needing no AWS: SUCCEEDED at its `polls`-th get (custom, default 3) with `square` = n².
+    custom `raise_on` = "create" | "get" raises AgentError there; `busy` = true: get raises
+    RetryableAgentError; `refused` = true: get meets a refused connection (urllib's URLError around it);
+    `wrong` = true: the outputs miss the interface."""
+
+    task_type = "tally"
+    metadata_type = Tally
+
+    def create(self, task: TaskContext) -> Tally:
+        custom = task.custom
+        if custom.get("raise_on") == "create":
+            raise AgentError("the tally platform refused the job (raise_on=create)")
+        job_id = uuid.uuid4().hex
+        # A template's custom is a protobuf Struct: its numbers come back as floats.
+        polls = int(custom.get("polls", 3))
+        TALLIES[job_id] = {**custom, "n": task.inputs["n"], "polls": polls, "gets": 0, "deletes": 0}
+        return Tally(job_id=job_id)
+
+    def get(self, metadata: Tally) -> Resource:
+        import urllib.error
+
+        from serverless_agents.exceptions import RetryableAgentError
+
+        job = TALLIES[metadata.job_id]
+        if job.get("raise_on") == "get":
+            raise AgentError("the tally platform lost\n the job (raise_on=get)")
+        if job.get("busy"):
+            raise RetryableAgentError("the tally platform is busy")
+        if job.get("refused"):
+            raise urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+        gets = int(str(job["gets"])) + 1
+        job["gets"] = gets
+        polls = int(str(job["polls"]))
+        links = [LogLink("Tally", f"https://tally.invalid/jobs/{metadata.job_id}")]
+        if gets < polls:
+            return Resource(Phase.RUNNING, f"{gets} of {polls}", links)
+        n = int(str(job["n"]))
+        outputs = {"sqaure": n * n} if job.get("wrong") else {"square": n * n}
+        return Resource(Phase.SUCCEEDED, "tallied", links, outputs=outputs)
+
+    def delete(self, metadata: Tally) -> None:
+        job = TALLIES[metadata.job_id]
+        job["deletes"] = int(str(job["deletes"])) + 1

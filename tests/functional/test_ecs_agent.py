@@ -1,11 +1,13 @@
-"""The ECS Fargate agent through the whole stack: HTTP API, the real state machine and handlers, ECS on moto.
+"""The ECS Fargate agent through the whole stack: HTTP API, the real state machine and handlers, ECS on moto,
+driven with the public `AgentTestClient`.
 
 moto records RunTask, DescribeTasks and StopTask, but no container ever runs: left alone, its default
 `ecs::task` transition walks a task from RUNNING to STOPPED with exit code 0 after four DescribeTasks, which
 would make every task "succeed". The fixture freezes that transition, and the test plays the Fargate host
-instead: `EcsHarness.report` sets what ECS would report (last status, exit code, stop reason) on moto's task
-record, and `EcsHarness.run_container` does what pyflyte-execute does in the container (read `--inputs`,
-write `outputs.pb` or `error.pb` under `--output-prefix`).
+instead: `FargateHost.report` sets what ECS would report (last status, exit code, stop reason) on moto's task
+record, and `FargateHost.run_container` does what pyflyte-execute does in the container (read `--inputs`,
+write `outputs.pb` or `error.pb` under `--output-prefix`). The private `Harness` reads only the execution's
+status, which the kit does not show.
 
 Task templates are serialized by flytekit from a task of the documented `EcsFargateTask` class.
 """
@@ -38,7 +40,7 @@ from serverless_agents.exceptions import AgentError
 from serverless_agents.literals import decode_literal_map, encode_literal_map
 from serverless_agents.local.stack import ACCOUNT, LocalStack
 from serverless_agents.s3uri import parse_s3_uri
-from serverless_agents.testing import interface_for
+from serverless_agents.testing import AgentTestClient, interface_for
 from tests.functional.conftest import Harness
 
 pytestmark = pytest.mark.functional
@@ -122,11 +124,11 @@ log_group = "{LOG_GROUP}"
 _executions = itertools.count()
 
 
-class EcsHarness(Harness):
-    """The stack, plus the parts of ECS and of the container that moto does not play."""
+class FargateHost:
+    """The parts of ECS and of the container that moto does not play."""
 
     def __init__(self, stack: LocalStack, subnet: str) -> None:
-        super().__init__(stack)
+        self.stack = stack
         self.subnet = subnet
         self.ecs = stack.client("ecs")
         self.s3 = stack.client("s3")
@@ -153,14 +155,6 @@ class EcsHarness(Harness):
             output_prefix=f"s3://{METADATA_BUCKET}/metadata/{execution}/n0/data/0",
             task_execution_metadata=agent_pb2.TaskExecutionMetadata(task_execution_id=execution_id),
         )
-
-    def ecs_task_arn(self, task_id: str, timeout: float = 30) -> str:
-        """The ECS task the agent's create started, once the tasks table records it."""
-        deadline = time.monotonic() + timeout
-        while "metadata" not in self.item(task_id):
-            assert time.monotonic() < deadline, f"task {task_id} started no ECS task"
-            time.sleep(0.1)
-        return str(json.loads(self.item(task_id)["metadata"]["S"])["task_arn"])
 
     def describe(self, task_arn: str) -> dict[str, Any]:
         return dict(self.ecs.describe_tasks(cluster=CLUSTER, tasks=[task_arn])["tasks"][0])
@@ -219,15 +213,6 @@ class EcsHarness(Harness):
         )
         self._write(f"{output_prefix}/error.pb", error.SerializeToString())
 
-    def wait_for_message(self, task_id: str, message: str, timeout: float = 30) -> agent_pb2.Resource:
-        deadline = time.monotonic() + timeout
-        while True:
-            resource = self.api.get_task(task_id).resource
-            if resource.message == message:
-                return resource
-            assert time.monotonic() < deadline, f"task {task_id}: {resource.message!r}, not {message!r}"
-            time.sleep(0.1)
-
     def _read(self, uri: str) -> bytes:
         bucket, key = parse_s3_uri(uri)
         return bytes(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
@@ -237,20 +222,77 @@ class EcsHarness(Harness):
         self.s3.put_object(Bucket=bucket, Key=key, Body=body)
 
 
+class EcsHarness(Harness, FargateHost):
+    """The private Harness and the Fargate host, for tests that look inside the stack
+    (tests/functional/test_insider_events.py)."""
+
+    def __init__(self, stack: LocalStack, subnet: str) -> None:
+        Harness.__init__(self, stack)
+        FargateHost.__init__(self, stack, subnet)
+
+    def ecs_task_arn(self, task_id: str, timeout: float = 30) -> str:
+        """The ECS task the agent's create started, once the tasks table records it."""
+        deadline = time.monotonic() + timeout
+        while "metadata" not in self.item(task_id):
+            assert time.monotonic() < deadline, f"task {task_id} started no ECS task"
+            time.sleep(0.1)
+        return str(json.loads(self.item(task_id)["metadata"]["S"])["task_arn"])
+
+
+def started_task(client: AgentTestClient, ecs: FargateHost, task_id: str, timeout: float = 30) -> str:
+    """The ECS task the agent's create started, once the task records it (it is no longer QUEUED)."""
+    deadline = time.monotonic() + timeout
+    while Phase(client.api.get_task(task_id).resource.phase) is Phase.QUEUED:
+        assert time.monotonic() < deadline, f"task {task_id} started no ECS task"
+        time.sleep(0.1)
+    (task_arn,) = ecs.ecs.list_tasks(cluster=CLUSTER, startedBy=task_id)["taskArns"]
+    return str(task_arn)
+
+
+def wait_for_message(client: AgentTestClient, task_id: str, message: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while (shown := client.api.get_task(task_id).resource.message) != message:
+        assert time.monotonic() < deadline, f"task {task_id}: {shown!r}, not {message!r}"
+        time.sleep(0.1)
+
+
+def execution_status(ecs: FargateHost, task_id: str) -> str:
+    """How the task's Step Functions execution ended."""
+    return str(Harness(ecs.stack).wait_execution("ecs", task_id)["status"])
+
+
 @pytest.fixture(scope="module")
-def ecs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EcsHarness]:
-    with running_ecs(tmp_path_factory.mktemp("manifest")) as harness:
-        yield harness
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AgentTestClient, FargateHost]]:
+    with ecs_deployment(tmp_path_factory.mktemp("manifest")) as both:
+        yield both
+
+
+@pytest.fixture
+def client(deployment: tuple[AgentTestClient, FargateHost]) -> AgentTestClient:
+    return deployment[0]
+
+
+@pytest.fixture
+def ecs(deployment: tuple[AgentTestClient, FargateHost]) -> FargateHost:
+    return deployment[1]
 
 
 @contextlib.contextmanager
 def running_ecs(folder: Path, poll_seconds: int = 1) -> Iterator[EcsHarness]:
+    """`ecs_deployment`, as tests/functional/test_insider_events.py reads it."""
+    with ecs_deployment(folder, poll_seconds) as (client, host):
+        yield EcsHarness(client.stack, host.subnet)
+
+
+@contextlib.contextmanager
+def ecs_deployment(folder: Path, poll_seconds: int = 1) -> Iterator[tuple[AgentTestClient, FargateHost]]:
     """The stack with the ecs agent polling every `poll_seconds`, a VPC, a cluster and a metadata bucket."""
     from moto.moto_api import state_manager
 
     manifest = folder / "agents.toml"
     manifest.write_text(_manifest([], [], poll_seconds))
-    with LocalStack(manifest, driver_interval=0.1) as stack:
+    with AgentTestClient(manifest) as client:
+        stack = client.stack
         state_manager.set_transition("ecs::task", {"progression": "manual", "times": sys.maxsize})
         try:
             ec2 = stack.client("ec2")
@@ -263,7 +305,7 @@ def running_ecs(folder: Path, poll_seconds: int = 1) -> Iterator[EcsHarness]:
             stack.client("s3").create_bucket(Bucket=METADATA_BUCKET)
             # The subnet ids exist only now; the functions read the manifest at their first invocation.
             manifest.write_text(_manifest([subnet], [group["GroupId"]], poll_seconds))
-            yield EcsHarness(stack, subnet)
+            yield client, FargateHost(stack, subnet)
         finally:
             state_manager.unset_transition("ecs::task")
 
@@ -271,21 +313,23 @@ def running_ecs(folder: Path, poll_seconds: int = 1) -> Iterator[EcsHarness]:
 # --- the tests ---
 
 
-def test_container_task_runs_through_its_states_to_success_with_outputs(ecs: EcsHarness) -> None:
+def test_container_task_runs_through_its_states_to_success_with_outputs(
+    client: AgentTestClient, ecs: FargateHost
+) -> None:
     request = ecs.ecs_request(add, a=2, b=3)
-    task_id = ecs.submit(request)
-    arn = ecs.ecs_task_arn(task_id)
+    task_id = client.start(request)
+    arn = started_task(client, ecs, task_id)
 
     ecs.report(arn, "PENDING")
-    ecs.wait_for_phase(task_id, Phase.INITIALIZING)
+    client.wait(task_id, until=Phase.INITIALIZING)
     ecs.report(arn, "RUNNING")
-    ecs.wait_for_message(task_id, "ECS task RUNNING")
+    wait_for_message(client, task_id, "ECS task RUNNING")
     ecs.run_container(arn, request.template, lambda inputs: {"o0": inputs["a"] + inputs["b"]})
     ecs.report(arn, "STOPPED", exit_code=0, stop_code="EssentialContainerExited")
-    resource = ecs.wait(task_id)
+    resource = client.wait(task_id)
 
-    assert Phase(resource.phase) is Phase.SUCCEEDED, resource.message
-    outputs = decode_literal_map(resource.outputs, request.template.interface.outputs.variables)
+    assert resource.phase is Phase.SUCCEEDED, resource.message
+    outputs = decode_literal_map(resource.literals, request.template.interface.outputs.variables)
     assert outputs == {"o0": 5}
     links = {link.name: link.uri for link in resource.log_links}
     ecs_task_id = arn.rsplit("/", 1)[-1]
@@ -329,27 +373,27 @@ def test_container_task_runs_through_its_states_to_success_with_outputs(ecs: Ecs
 
 
 def test_tasks_of_one_shape_share_a_task_definition_and_a_repeated_create_runs_one_task(
-    ecs: EcsHarness,
+    client: AgentTestClient, ecs: FargateHost
 ) -> None:
     first = ecs.ecs_request(add, a=1, b=1)
     second = ecs.ecs_request(add, a=5, b=8)
 
-    first_id = ecs.submit(first)
-    assert ecs.submit(first) == first_id  # propeller retrying CreateTask
-    second_id = ecs.submit(second)
-    arns = [ecs.ecs_task_arn(first_id), ecs.ecs_task_arn(second_id)]
+    first_id = client.start(first)
+    assert client.start(first) == first_id  # propeller retrying CreateTask
+    second_id = client.start(second)
+    arns = [started_task(client, ecs, first_id), started_task(client, ecs, second_id)]
 
     assert ecs.ecs.list_tasks(cluster=CLUSTER, startedBy=first_id)["taskArns"] == [arns[0]]
     definitions = {ecs.describe(arn)["taskDefinitionArn"] for arn in arns}
     assert len(definitions) == 1
     for task_id in (first_id, second_id):
-        ecs.api.delete_task(task_id)
-        assert Phase(ecs.wait(task_id).phase) is Phase.ABORTED
+        client.cancel(task_id)
+        assert client.wait(task_id).phase is Phase.ABORTED
 
 
-def test_nonzero_exit_fails_with_the_exit_code_and_reason(ecs: EcsHarness) -> None:
-    task_id = ecs.submit(ecs.ecs_request(add, a=1, b=2))
-    arn = ecs.ecs_task_arn(task_id)
+def test_nonzero_exit_fails_with_the_exit_code_and_reason(client: AgentTestClient, ecs: FargateHost) -> None:
+    task_id = client.start(ecs.ecs_request(add, a=1, b=2))
+    arn = started_task(client, ecs, task_id)
 
     ecs.report(
         arn,
@@ -359,18 +403,20 @@ def test_nonzero_exit_fails_with_the_exit_code_and_reason(ecs: EcsHarness) -> No
         stop_code="EssentialContainerExited",
         stopped_reason="Essential container in task exited",
     )
-    resource = ecs.wait(task_id)
+    resource = client.wait(task_id)
 
-    assert Phase(resource.phase) is Phase.FAILED
+    assert resource.phase is Phase.FAILED
     assert resource.message.startswith("the container exited with code 137: OutOfMemoryError")
     assert "Essential container in task exited" in resource.message
     assert "more memory" in resource.message
-    assert ecs.wait_execution("ecs", task_id)["status"] == "FAILED"
+    assert execution_status(ecs, task_id) == "FAILED"
 
 
-def test_an_error_the_task_raised_is_reported_from_flytekits_error_pb(ecs: EcsHarness) -> None:
-    task_id = ecs.submit(ecs.ecs_request(add, a=1, b=-1))
-    arn = ecs.ecs_task_arn(task_id)
+def test_an_error_the_task_raised_is_reported_from_flytekits_error_pb(
+    client: AgentTestClient, ecs: FargateHost
+) -> None:
+    task_id = client.start(ecs.ecs_request(add, a=1, b=-1))
+    arn = started_task(client, ecs, task_id)
 
     prefix = ecs.run_container(arn)
     ecs.write_error(
@@ -379,15 +425,17 @@ def test_an_error_the_task_raised_is_reported_from_flytekits_error_pb(ecs: EcsHa
         "Message:\n\n    ValueError: b must be > 0\n",
     )
     ecs.report(arn, "STOPPED", exit_code=1, stop_code="EssentialContainerExited")
-    resource = ecs.wait(task_id)
+    resource = client.wait(task_id)
 
-    assert Phase(resource.phase) is Phase.FAILED
+    assert resource.phase is Phase.FAILED
     assert resource.message == "ValueError: b must be > 0 (USER:RuntimeError)"
 
 
-def test_a_task_stopped_by_infrastructure_trouble_may_be_retried(ecs: EcsHarness) -> None:
-    task_id = ecs.submit(ecs.ecs_request(add, a=1, b=2))
-    arn = ecs.ecs_task_arn(task_id)
+def test_a_task_stopped_by_infrastructure_trouble_may_be_retried(
+    client: AgentTestClient, ecs: FargateHost
+) -> None:
+    task_id = client.start(ecs.ecs_request(add, a=1, b=2))
+    arn = started_task(client, ecs, task_id)
 
     ecs.report(
         arn,
@@ -396,24 +444,26 @@ def test_a_task_stopped_by_infrastructure_trouble_may_be_retried(ecs: EcsHarness
         stop_code="TaskFailedToStart",
         stopped_reason="ResourceInitializationError: unable to pull secrets or registry auth: i/o timeout",
     )
-    resource = ecs.wait(task_id)
+    resource = client.wait(task_id)
 
-    assert Phase(resource.phase) is Phase.RETRYABLE_FAILED
+    assert resource.phase is Phase.RETRYABLE_FAILED
     assert resource.message.startswith(
         "the ECS task stopped (TaskFailedToStart): ResourceInitializationError"
     )
 
 
-def test_exit_zero_without_outputs_fails_saying_what_is_missing(ecs: EcsHarness) -> None:
+def test_exit_zero_without_outputs_fails_saying_what_is_missing(
+    client: AgentTestClient, ecs: FargateHost
+) -> None:
     request = ecs.ecs_request(add, a=1, b=2)
-    task_id = ecs.submit(request)
-    arn = ecs.ecs_task_arn(task_id)
+    task_id = client.start(request)
+    arn = started_task(client, ecs, task_id)
 
     ecs.run_container(arn)  # reads nothing, writes nothing
     ecs.report(arn, "STOPPED", exit_code=0, stop_code="EssentialContainerExited")
-    resource = ecs.wait(task_id)
+    resource = client.wait(task_id)
 
-    assert Phase(resource.phase) is Phase.FAILED
+    assert resource.phase is Phase.FAILED
     assert f"wrote no outputs.pb under {request.output_prefix}" in resource.message
 
 
@@ -428,31 +478,31 @@ def test_exit_zero_without_outputs_fails_saying_what_is_missing(ecs: EcsHarness)
     ],
 )
 def test_a_misconfigured_task_fails_saying_what_to_fix(
-    ecs: EcsHarness, task_function: Any, expected: list[str]
+    client: AgentTestClient, ecs: FargateHost, task_function: Any, expected: list[str]
 ) -> None:
     tasks_before = len(ecs.ecs.list_tasks(cluster=CLUSTER)["taskArns"])
-    task_id = ecs.submit(ecs.ecs_request(task_function, a=1, b=2))
+    task_id = client.start(ecs.ecs_request(task_function, a=1, b=2))
 
-    resource = ecs.wait(task_id)
+    resource = client.wait(task_id)
 
-    assert Phase(resource.phase) is Phase.FAILED
+    assert resource.phase is Phase.FAILED
     for text in expected:
         assert text in resource.message
-    assert ecs.wait_execution("ecs", task_id)["status"] == "FAILED"
+    assert execution_status(ecs, task_id) == "FAILED"
     assert len(ecs.ecs.list_tasks(cluster=CLUSTER)["taskArns"]) == tasks_before
 
 
-def test_delete_mid_run_aborts_and_stops_the_ecs_task(ecs: EcsHarness) -> None:
-    task_id = ecs.submit(ecs.ecs_request(add, a=1, b=2))
-    arn = ecs.ecs_task_arn(task_id)
+def test_delete_mid_run_aborts_and_stops_the_ecs_task(client: AgentTestClient, ecs: FargateHost) -> None:
+    task_id = client.start(ecs.ecs_request(add, a=1, b=2))
+    arn = started_task(client, ecs, task_id)
     ecs.report(arn, "RUNNING")
-    ecs.wait_for_message(task_id, "ECS task RUNNING")
+    wait_for_message(client, task_id, "ECS task RUNNING")
 
-    ecs.api.delete_task(task_id)
-    resource = ecs.wait(task_id)
+    client.cancel(task_id)
+    resource = client.wait(task_id)
 
-    assert Phase(resource.phase) is Phase.ABORTED
-    assert ecs.wait_execution("ecs", task_id)["status"] == "ABORTED"
+    assert resource.phase is Phase.ABORTED
+    assert execution_status(ecs, task_id) == "ABORTED"
     deadline = time.monotonic() + 10
     while ecs.describe(arn)["lastStatus"] != "STOPPED":  # finalize runs the agent's delete
         assert time.monotonic() < deadline, "the ECS task was not stopped"

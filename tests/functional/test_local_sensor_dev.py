@@ -12,45 +12,26 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import signal
 import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
-from queue import Empty, Queue
 
 import pytest
+
+from tests.functional.pages import blocks, running_up
 
 pytestmark = pytest.mark.functional
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = (ROOT / "docs" / "writing-agents.md").read_text()
 SECTION = PAGE[PAGE.index("## A sensor under `serverless-agents up`") :]
-STARTUP_LINES = 200  # `up` prints a handful before it serves; more means it never came up
-
-
-def blocks(text: str, language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.DOTALL)
 
 
 def sensor_module() -> str:
     (module,) = [b for b in blocks(PAGE, "python") if "class SuccessMarkerSensor" in b]
     return module
-
-
-def read_until(lines: Queue[str | None], pattern: str, seen: list[str]) -> re.Match[str]:
-    for _ in range(STARTUP_LINES):
-        try:
-            line = lines.get(timeout=120)
-        except Empty:
-            break
-        if line is None:
-            break
-        seen.append(line)
-        if match := re.search(pattern, line):
-            return match
-    raise AssertionError(f"`up` never printed {pattern!r}:\n{''.join(seen)}")
 
 
 def test_the_pages_sensor_fires_on_an_upload_against_up(tmp_path: Path) -> None:
@@ -64,29 +45,10 @@ def test_the_pages_sensor_fires_on_an_upload_against_up(tmp_path: Path) -> None:
     assert flags[:3] == ["up", "--manifest", "markers.toml"]
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    free_ports = ["--port", "0", "--grpc-port", "0", "--aws-port", "0"]
-    up = subprocess.Popen(
-        [str(Path(sys.executable).parent / "serverless-agents"), *flags, *free_ports],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: Queue[str | None] = Queue()
-
-    def pump() -> None:
-        assert up.stdout is not None
-        for line in up.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    seen: list[str] = []
-    try:
-        api = read_until(lines, r"HTTP API on (http://127\.0\.0\.1:\d+)", seen)[1]
-        aws = read_until(lines, r"emulated AWS APIs on (http://127\.0\.0\.1:\d+)", seen)[1]
-        read_until(lines, r"agent markers: sensor, task type 'success_marker'", seen)
+    with running_up(tmp_path, flags, env) as up:
+        api = up.read_until(r"HTTP API on (http://127\.0\.0\.1:\d+)")[1]
+        aws = up.read_until(r"emulated AWS APIs on (http://127\.0\.0\.1:\d+)")[1]
+        up.read_until(r"agent markers: sensor, task type 'success_marker'")
         (tmp_path / "fire_marker.py").write_text(
             script.replace("http://127.0.0.1:8080", api).replace("http://127.0.0.1:4566", aws)
         )
@@ -99,24 +61,15 @@ def test_the_pages_sensor_fires_on_an_upload_against_up(tmp_path: Path) -> None:
             timeout=120,
             check=False,
         )
-    finally:
-        up.send_signal(signal.SIGINT)
-        try:
-            up.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            up.kill()
-            up.wait()
 
     assert fired.returncode == 0, fired.stderr[-3000:]
     # `up` said one line per task event, and nothing of the emulator's.
-    while (line := lines.get(timeout=30)) is not None:
-        seen.append(line)
-    events = [line.rstrip("\n") for line in seen if line.startswith("task ")]
+    events = [line.rstrip("\n") for line in up.seen if line.startswith("task ")]
     assert [re.sub(r"^task [\w-]+: ", "", line) for line in events] == [
         "created (agent markers), RUNNING: waiting for the condition",
         "ended SUCCEEDED: the condition is met",
     ]
-    assert not [line for line in seen if "Traceback" in line or "Exception" in line]
+    assert not [line for line in up.seen if "Traceback" in line or "Exception" in line]
     (expected,) = re.findall(r"^```\n\$ [^\n]* fire_marker\.py\n(.*?)```", SECTION, re.DOTALL | re.MULTILINE)
     assert fired.stdout.splitlines() == expected.splitlines()
 

@@ -1,4 +1,5 @@
-"""The ChatGPT agent through the local stack, against a fake OpenAI API on 127.0.0.1.
+"""The ChatGPT agent through the local stack (driven with the public `AgentTestClient`), against a fake
+OpenAI API on 127.0.0.1.
 
 The task template is flytekitplugins-openai's `ChatGPTTask`, serialized by flytekit as `pyflyte register`
 would; the agent uses the real `openai` client, so the fake sees OpenAI's own wire protocol.
@@ -23,10 +24,8 @@ from flytekit.models.literals import LiteralMap
 from flytekit.tools.translator import get_serializable
 from flytekitplugins.openai import ChatGPTTask
 
-from serverless_agents import wire
 from serverless_agents.agent import Phase
-from serverless_agents.local.stack import LocalStack
-from tests.functional.conftest import Harness
+from serverless_agents.testing import AgentTestClient
 from tests.functional.fake_http import FakeHttpServer, Reply
 
 pytestmark = pytest.mark.functional
@@ -55,12 +54,11 @@ def fake() -> Iterator[FakeHttpServer]:
 
 
 @pytest.fixture(scope="module")
-def harness(fake: FakeHttpServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+def client(fake: FakeHttpServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentTestClient]:
     manifest: Path = tmp_path_factory.mktemp("openai") / "agents.toml"
     manifest.write_text(MANIFEST.format(base_url=fake.url, secret_id=SECRET_ID))
-    with LocalStack(manifest, driver_interval=0.1) as stack:
-        stack.client("secretsmanager").create_secret(Name=SECRET_ID, SecretString=API_KEY)
-        yield Harness(stack)
+    with AgentTestClient(manifest, secrets={"api_key": API_KEY}) as running:
+        yield running
 
 
 @pytest.fixture(autouse=True)
@@ -118,18 +116,18 @@ def openai_error(message: str, kind: str, code: str | None = None) -> dict[str, 
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
-def test_chat_completion_answers_o0(harness: Harness, fake: FakeHttpServer) -> None:
+def test_chat_completion_answers_o0(client: AgentTestClient, fake: FakeHttpServer) -> None:
     fake.reply(Reply(200, completion("Hi, Flyte!")))
     request = chat_request("Say hi to Flyte")
 
-    resource = harness.api.execute_sync("chatgpt", request).resource
+    result = client.run(request)
 
-    assert Phase(resource.phase) is Phase.SUCCEEDED, resource.message
+    assert result.phase is Phase.SUCCEEDED, result.message
     outputs = TypeEngine.literal_map_to_kwargs(
-        FlyteContextManager.current_context(), LiteralMap.from_flyte_idl(resource.outputs), {"o0": str}
+        FlyteContextManager.current_context(), LiteralMap.from_flyte_idl(result.literals), {"o0": str}
     )
     assert outputs == {"o0": "Hi, Flyte!"}
-    assert resource.custom_info["usage"]["total_tokens"] == 16
+    assert result.custom_info["usage"]["total_tokens"] == 16
     (sent,) = fake.requests
     assert (sent.method, sent.path) == ("POST", "/v1/chat/completions")
     assert sent.headers["authorization"] == f"Bearer {API_KEY}"
@@ -143,31 +141,33 @@ def test_chat_completion_answers_o0(harness: Harness, fake: FakeHttpServer) -> N
     assert type(body["max_tokens"]) is int
 
 
-def test_a_rejected_key_fails_naming_the_secret(harness: Harness, fake: FakeHttpServer) -> None:
+def test_a_rejected_key_fails_naming_the_secret(client: AgentTestClient, fake: FakeHttpServer) -> None:
     fake.reply(
         Reply(401, openai_error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"))
     )
 
-    resource = harness.api.execute_sync("chatgpt", chat_request()).resource
+    result = client.run(chat_request())
 
-    assert Phase(resource.phase) is Phase.FAILED
-    assert "HTTP 401" in resource.message
-    assert "api_key" in resource.message
-    assert SECRET_ID in resource.message
-    assert "Incorrect API key provided." in resource.message
-    assert API_KEY not in str(wire.to_dict(resource))
+    assert result.phase is Phase.FAILED
+    assert "HTTP 401" in result.message
+    assert "api_key" in result.message
+    assert SECRET_ID in result.message
+    assert "Incorrect API key provided." in result.message
+    assert API_KEY not in f"{result!r} {result.literals}"
 
 
-def test_a_rejected_keys_fragment_quoted_by_openai_is_masked(harness: Harness, fake: FakeHttpServer) -> None:
+def test_a_rejected_keys_fragment_quoted_by_openai_is_masked(
+    client: AgentTestClient, fake: FakeHttpServer
+) -> None:
     # As OpenAI words it: the key's first and last characters, stars between.
     quoted = f"Incorrect API key provided: {API_KEY[:8]}****{API_KEY[-4:]}. You can find your API key at ..."
     fake.reply(Reply(401, openai_error(quoted, "invalid_request_error", "invalid_api_key")))
 
-    resource = harness.api.execute_sync("chatgpt", chat_request()).resource
+    result = client.run(chat_request())
 
-    assert Phase(resource.phase) is Phase.FAILED
-    assert "Incorrect API key provided: sk-***. You can find" in resource.message
-    assert API_KEY[-4:] not in resource.message
+    assert result.phase is Phase.FAILED
+    assert "Incorrect API key provided: sk-***. You can find" in result.message
+    assert API_KEY[-4:] not in result.message
 
 
 @pytest.mark.parametrize(
@@ -179,34 +179,36 @@ def test_a_rejected_keys_fragment_quoted_by_openai_is_masked(harness: Harness, f
     ],
 )
 def test_throttling_and_server_errors_are_retryable(
-    harness: Harness, fake: FakeHttpServer, status: int, error: dict[str, Any]
+    client: AgentTestClient, fake: FakeHttpServer, status: int, error: dict[str, Any]
 ) -> None:
     fake.reply(Reply(status, error))
 
-    resource = harness.api.execute_sync("chatgpt", chat_request()).resource
+    result = client.run(chat_request())
 
-    assert Phase(resource.phase) is Phase.RETRYABLE_FAILED
-    assert f"HTTP {status}" in resource.message
-    assert error["error"]["message"] in resource.message
+    assert result.phase is Phase.RETRYABLE_FAILED
+    assert f"HTTP {status}" in result.message
+    assert error["error"]["message"] in result.message
     # The client's own retries are off: Flyte's retries are the ones that count, within its deadline.
     assert len(fake.requests) == 1
 
 
-def test_a_bad_request_fails_with_openai_message(harness: Harness, fake: FakeHttpServer) -> None:
+def test_a_bad_request_fails_with_openai_message(client: AgentTestClient, fake: FakeHttpServer) -> None:
     fake.reply(Reply(404, openai_error("The model `gpt-nope` does not exist.", "invalid_request_error")))
 
-    resource = harness.api.execute_sync("chatgpt", chat_request()).resource
+    result = client.run(chat_request())
 
-    assert Phase(resource.phase) is Phase.FAILED
-    assert resource.message == "OpenAI refused the request (HTTP 404): The model `gpt-nope` does not exist."
+    assert result.phase is Phase.FAILED
+    assert result.message == "OpenAI refused the request (HTTP 404): The model `gpt-nope` does not exist."
 
 
-def test_an_answer_slower_than_the_timeout_is_retryable(harness: Harness, fake: FakeHttpServer) -> None:
+def test_an_answer_slower_than_the_timeout_is_retryable(
+    client: AgentTestClient, fake: FakeHttpServer
+) -> None:
     fake.reply(Reply(200, completion("too late"), delay=5))
 
     started = time.monotonic()
-    resource = harness.api.execute_sync("chatgpt", chat_request()).resource
+    result = client.run(chat_request())
 
     assert time.monotonic() - started < 4
-    assert Phase(resource.phase) is Phase.RETRYABLE_FAILED
-    assert "did not answer within 1 s" in resource.message
+    assert result.phase is Phase.RETRYABLE_FAILED
+    assert "did not answer within 1 s" in result.message

@@ -1,4 +1,6 @@
-"""The Snowflake agent through the HTTP API, the real state machine and handlers, and the real connector.
+"""The Snowflake agent through the HTTP API, the real state machine and handlers, and the real connector,
+driven with the public `AgentTestClient`; the private `Harness` only reads what the kit does not show (the
+job's metadata as the tasks table stores it, the execution's status).
 
 Templates are serialized by flytekitplugins-snowflake's own `SnowflakeTask` and inputs built by flytekit's
 `TypeEngine`, as a Flyte user's would be. Snowflake is fakesnow's server (`fake_snowflake`), which says what
@@ -38,7 +40,7 @@ from snowflake.connector import Connection, ProgrammingError, QueryStatus, conne
 from serverless_agents.agent import Phase
 from serverless_agents.agents.snowflake import SnowflakeAgent, SnowflakeMetadata, _snowflake_errors
 from serverless_agents.exceptions import RetryableAgentError
-from serverless_agents.local.stack import LocalStack
+from serverless_agents.testing import AgentTestClient
 from tests.functional.conftest import Harness
 from tests.functional.fake_snowflake import FakeSnowflake
 
@@ -110,8 +112,14 @@ def create_request(task: SnowflakeTask, **inputs: Any) -> agent_pb2.CreateTaskRe
     )
 
 
-def metadata(harness: Harness, task_id: str) -> dict[str, Any]:
-    return dict(json.loads(harness.item(task_id)["metadata"]["S"]))
+def metadata(client: AgentTestClient, task_id: str) -> dict[str, Any]:
+    """The job's metadata as the tasks table stores it."""
+    return dict(json.loads(Harness(client.stack).item(task_id)["metadata"]["S"]))
+
+
+def execution_status(client: AgentTestClient, task_id: str) -> str:
+    """How the task's Step Functions execution ended."""
+    return str(Harness(client.stack).wait_execution("snowflake", task_id)["status"])
 
 
 @pytest.fixture(scope="module")
@@ -141,9 +149,14 @@ def snowflake(private_key: rsa.RSAPrivateKey) -> Iterator[FakeSnowflake]:
 
 
 @contextmanager
-def snowflake_stack(
-    directory: Path, fake: FakeSnowflake, secret_id: str, poll: str = "{ initial = 2, factor = 1.0, cap = 2 }"
-) -> Iterator[LocalStack]:
+def snowflake_client(
+    directory: Path,
+    fake: FakeSnowflake,
+    secret_id: str,
+    private_key: str | None = None,
+    poll: str = "{ initial = 2, factor = 1.0, cap = 2 }",
+) -> Iterator[AgentTestClient]:
+    """The stack with the snowflake agent, whose secret `secret_id` holds `private_key` (None: no secret)."""
     config = ", ".join(f"{key} = {json.dumps(value)}" for key, value in fake.config.items())
     manifest = directory / "agents.toml"
     manifest.write_text(
@@ -159,35 +172,36 @@ secrets = {{ private_key = "{secret_id}" }}
 config = {{ {config} }}
 """
     )
-    with LocalStack(manifest, driver_interval=0.1) as stack:
-        yield stack
+    secrets = {"private_key": private_key} if private_key is not None else {}
+    with AgentTestClient(manifest, secrets=secrets) as client:
+        yield client
 
 
 class TestWithThePrivateKey:
     @pytest.fixture(scope="class")
     @classmethod
-    def harness(
+    def client(
         cls,
         tmp_path_factory: pytest.TempPathFactory,
         snowflake: FakeSnowflake,
         private_key: rsa.RSAPrivateKey,
-    ) -> Iterator[Harness]:
+    ) -> Iterator[AgentTestClient]:
         pem = private_key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        with snowflake_stack(tmp_path_factory.mktemp("snowflake"), snowflake, "snowflake-key") as stack:
-            stack.client("secretsmanager").create_secret(Name="snowflake-key", SecretString=pem.decode())
-            yield Harness(stack)
+        folder = tmp_path_factory.mktemp("snowflake")
+        with snowflake_client(folder, snowflake, "snowflake-key", pem.decode()) as client:
+            yield client
 
     def test_query_succeeds_with_its_results_where_the_plugin_puts_them(
-        self, harness: Harness, snowflake: FakeSnowflake
+        self, client: AgentTestClient, snowflake: FakeSnowflake
     ) -> None:
-        task_id = harness.submit(create_request(select_customers, nation=3, segment="BUILDING"))
+        task_id = client.start(create_request(select_customers, nation=3, segment="BUILDING"))
 
-        resource = harness.wait(task_id)
+        resource = client.wait(task_id)
 
-        assert Phase(resource.phase) is Phase.SUCCEEDED, resource.message
-        query_id = metadata(harness, task_id)["query_id"]
+        assert resource.phase is Phase.SUCCEEDED, resource.message
+        query_id = metadata(client, task_id)["query_id"]
         assert resource.custom_info["query_id"] == query_id
         # The inputs were bound by the connector, as the plugin binds them, and fakesnow ran that query
         # (it records identifiers upper-cased, as Snowflake resolves them).
@@ -198,7 +212,7 @@ class TestWithThePrivateKey:
         # flytekit reads the output back as the structured dataset the plugin's connector returns.
         uri = f"snowflake://{USER}:{ACCOUNT}/{WAREHOUSE}/{DATABASE}/{SCHEMA}/{query_id}"
         context = FlyteContextManager.current_context()
-        outputs = LiteralMap.from_flyte_idl(resource.outputs)
+        outputs = LiteralMap.from_flyte_idl(resource.literals)
         results = TypeEngine.literal_map_to_kwargs(context, outputs, {"results": StructuredDataset})[
             "results"
         ]
@@ -210,60 +224,60 @@ class TestWithThePrivateKey:
             StructuredDataset,
             LiteralType(structured_dataset_type=StructuredDatasetType(format="")),
         )
-        assert resource.outputs.literals["results"] == plugins_literal.to_flyte_idl()
+        assert resource.literals.literals["results"] == plugins_literal.to_flyte_idl()
         plugin_metadata = SnowflakeJobMetadata(USER, ACCOUNT, DATABASE, SCHEMA, WAREHOUSE, query_id, True)
         links = {link.name: link.uri for link in resource.log_links}
         assert links["Snowflake Query Details"] == construct_query_link(plugin_metadata)
-        assert harness.wait_execution("snowflake", task_id)["status"] == "SUCCEEDED"
+        assert execution_status(client, task_id) == "SUCCEEDED"
 
     def test_statement_without_outputs_or_inputs_succeeds(
-        self, harness: Harness, snowflake: FakeSnowflake
+        self, client: AgentTestClient, snowflake: FakeSnowflake
     ) -> None:
-        inserted = harness.wait(
-            harness.submit(create_request(insert_customer, id=5, name="Eve", nation=9, segment="AUTOMOBILE"))
+        inserted = client.wait(
+            client.start(create_request(insert_customer, id=5, name="Eve", nation=9, segment="AUTOMOBILE"))
         )
-        counted_id = harness.submit(create_request(count_customers))
-        counted = harness.wait(counted_id)
+        counted_id = client.start(create_request(count_customers))
+        counted = client.wait(counted_id)
 
-        assert Phase(inserted.phase) is Phase.SUCCEEDED, inserted.message
-        assert len(inserted.outputs.literals) == 0  # the task declares no outputs, as the plugin's connector
-        assert Phase(counted.phase) is Phase.SUCCEEDED, counted.message
-        assert snowflake.rows(metadata(harness, counted_id)["query_id"]) == [{"N": 5}]
+        assert inserted.phase is Phase.SUCCEEDED, inserted.message
+        assert len(inserted.literals.literals) == 0  # the task declares no outputs, as the plugin's connector
+        assert counted.phase is Phase.SUCCEEDED, counted.message
+        assert snowflake.rows(metadata(client, counted_id)["query_id"]) == [{"N": 5}]
 
     def test_placeholder_without_an_input_fails_saying_what_to_fix(
-        self, harness: Harness, snowflake: FakeSnowflake
+        self, client: AgentTestClient, snowflake: FakeSnowflake
     ) -> None:
         ran = len(snowflake.statements())
-        task_id = harness.submit(create_request(select_by_region, nation=3))
+        task_id = client.start(create_request(select_by_region, nation=3))
 
-        resource = harness.wait(task_id)
+        resource = client.wait(task_id)
 
-        assert Phase(resource.phase) is Phase.FAILED
+        assert resource.phase is Phase.FAILED
         assert resource.message.startswith("AgentError: cannot bind the task's inputs to the statement")
         assert "KeyError: 'region'" in resource.message
         assert "every %(name)s in the query_template must be an input of the task (it has: nation)" in (
             resource.message
         )
         assert len(snowflake.statements()) == ran  # nothing reached Snowflake
-        assert harness.wait_execution("snowflake", task_id)["status"] == "FAILED"
+        assert execution_status(client, task_id) == "FAILED"
 
     def test_delete_before_the_query_is_done_aborts_and_cancels_it_once(
-        self, harness: Harness, snowflake: FakeSnowflake
+        self, client: AgentTestClient, snowflake: FakeSnowflake
     ) -> None:
-        task_id = harness.submit(create_request(select_customers, nation=7, segment="BUILDING"))
-        harness.wait_for_phase(task_id, Phase.RUNNING)  # created: the first get is 2 s away
+        task_id = client.start(create_request(select_customers, nation=7, segment="BUILDING"))
+        client.wait(task_id, until=Phase.RUNNING)  # created: the first get is 2 s away
 
-        harness.api.delete_task(task_id)
-        resource = harness.wait(task_id)
+        client.cancel(task_id)
+        resource = client.wait(task_id)
 
-        assert Phase(resource.phase) is Phase.ABORTED
-        assert harness.wait_execution("snowflake", task_id)["status"] == "ABORTED"
-        cancel = f"SELECT SYSTEM$CANCEL_QUERY('{metadata(harness, task_id)['query_id']}')"
+        assert resource.phase is Phase.ABORTED
+        assert execution_status(client, task_id) == "ABORTED"
+        cancel = f"SELECT SYSTEM$CANCEL_QUERY('{metadata(client, task_id)['query_id']}')"
         deadline = time.monotonic() + 15
         while cancel not in snowflake.statements():  # finalize (on the ABORTED event) runs delete
             assert time.monotonic() < deadline, "the query was never cancelled"
             time.sleep(0.1)
-        harness.api.delete_task(task_id)  # a repeated DeleteTask changes nothing
+        client.cancel(task_id)  # a repeated DeleteTask changes nothing
         time.sleep(0.5)
         assert snowflake.statements().count(cancel) == 1
 
@@ -271,17 +285,19 @@ class TestWithThePrivateKey:
 class TestWithoutThePrivateKey:
     @pytest.fixture(scope="class")
     @classmethod
-    def harness(cls, tmp_path_factory: pytest.TempPathFactory, snowflake: FakeSnowflake) -> Iterator[Harness]:
-        with snowflake_stack(tmp_path_factory.mktemp("nokey"), snowflake, "snowflake-key-absent") as stack:
-            yield Harness(stack)
+    def client(
+        cls, tmp_path_factory: pytest.TempPathFactory, snowflake: FakeSnowflake
+    ) -> Iterator[AgentTestClient]:
+        with snowflake_client(tmp_path_factory.mktemp("nokey"), snowflake, "snowflake-key-absent") as client:
+            yield client
 
-    def test_missing_secret_fails_naming_it(self, harness: Harness, snowflake: FakeSnowflake) -> None:
+    def test_missing_secret_fails_naming_it(self, client: AgentTestClient, snowflake: FakeSnowflake) -> None:
         ran = len(snowflake.statements())
-        task_id = harness.submit(create_request(select_customers, nation=3, segment="BUILDING"))
+        task_id = client.start(create_request(select_customers, nation=3, segment="BUILDING"))
 
-        resource = harness.wait(task_id)
+        resource = client.wait(task_id)
 
-        assert Phase(resource.phase) is Phase.FAILED
+        assert resource.phase is Phase.FAILED
         assert resource.message == (
             "AgentError: the Snowflake private key is missing: Secrets Manager has no secret "
             "'snowflake-key-absent' (agents.toml: secrets.private_key); create it with the PEM private key "

@@ -1,4 +1,5 @@
-"""The webhook agent through the local stack, against a fake HTTP endpoint on 127.0.0.1.
+"""The webhook agent through the local stack (driven with the public `AgentTestClient`), against a fake HTTP
+endpoint on 127.0.0.1.
 
 Templates come from flytekit: its own `WebhookTask`, and the small typed task docs/agents/webhook.md shows
 (`status` and `body` outputs), both serialized as `pyflyte register` would.
@@ -29,15 +30,13 @@ from flytekit.core.type_engine import TypeEngine
 from flytekit.models.literals import LiteralMap
 from flytekit.tools.translator import get_serializable
 
-from serverless_agents import wire
 from serverless_agents.agent import Phase
-from serverless_agents.local.stack import LocalStack
+from serverless_agents.testing import AgentTestClient, TaskResult
 from tests.functional.conftest import Harness
 from tests.functional.fake_http import FakeHttpServer, Reply
 
 pytestmark = pytest.mark.functional
 
-SECRET_ID = "sa-test-slack-token"
 TOKEN = "xoxb-test-0123456789"
 MANIFEST = """
 [deployment]
@@ -125,19 +124,25 @@ def fake() -> Iterator[FakeHttpServer]:
 
 
 @contextmanager
-def webhook_stack(directory: Path, token: str) -> Iterator[Harness]:
+def webhook_client(directory: Path, token: str) -> Iterator[AgentTestClient]:
     """The local stack with MANIFEST's agents, whose secret holds `token`."""
     manifest = directory / "agents.toml"
     manifest.write_text(MANIFEST)
-    with LocalStack(manifest, driver_interval=0.1) as stack:
-        stack.client("secretsmanager").create_secret(Name=SECRET_ID, SecretString=token)
-        yield Harness(stack)
+    with AgentTestClient(manifest, secrets={"slack_token": token}) as client:
+        yield client
+
+
+@contextmanager
+def webhook_stack(directory: Path, token: str) -> Iterator[Harness]:
+    """The same stack, as tests/functional/test_insider_masking.py reads it."""
+    with webhook_client(directory, token) as client:
+        yield Harness(client.stack)
 
 
 @pytest.fixture(scope="module")
-def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    with webhook_stack(tmp_path_factory.mktemp("webhook"), TOKEN) as harness:
-        yield harness
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentTestClient]:
+    with webhook_client(tmp_path_factory.mktemp("webhook"), TOKEN) as running:
+        yield running
 
 
 @pytest.fixture(autouse=True)
@@ -168,9 +173,16 @@ def webhook_request(task: PythonTask, inputs: dict[str, Any]) -> agent_pb2.Creat
     )
 
 
-def outputs_of(resource: agent_pb2.Resource, types_: dict[str, type]) -> dict[str, Any]:
+def outputs_of(result: TaskResult | agent_pb2.Resource, types_: dict[str, type]) -> dict[str, Any]:
+    """The outputs as flytekit reads them back."""
+    literals = result.literals if isinstance(result, TaskResult) else result.outputs
     ctx = FlyteContextManager.current_context()
-    return TypeEngine.literal_map_to_kwargs(ctx, LiteralMap.from_flyte_idl(resource.outputs), types_)
+    return TypeEngine.literal_map_to_kwargs(ctx, LiteralMap.from_flyte_idl(literals), types_)
+
+
+def shows(result: TaskResult, text: str) -> bool:
+    """Whether `text` is anywhere in what the task answered: message, outputs, custom info, log links."""
+    return text in f"{result!r} {result.literals}"
 
 
 def slack_task(fake: FakeHttpServer, **overrides: Any) -> HttpCallTask:
@@ -186,34 +198,38 @@ def slack_task(fake: FakeHttpServer, **overrides: Any) -> HttpCallTask:
 SLACK_INPUTS = {"channel": "alerts", "run": "r42", "rows": 3}
 
 
-def test_posts_the_rendered_body_with_the_secret_header(harness: Harness, fake: FakeHttpServer) -> None:
+def test_posts_the_rendered_body_with_the_secret_header(
+    client: AgentTestClient, fake: FakeHttpServer
+) -> None:
     fake.reply(Reply(200, "ok"))
 
-    resource = harness.api.execute_sync("webhook", webhook_request(slack_task(fake), SLACK_INPUTS)).resource
+    result = client.run(webhook_request(slack_task(fake), SLACK_INPUTS))
 
-    assert Phase(resource.phase) is Phase.SUCCEEDED, resource.message
-    assert outputs_of(resource, {"status": int, "body": str}) == {"status": 200, "body": "ok"}
+    assert result.phase is Phase.SUCCEEDED, result.message
+    assert outputs_of(result, {"status": int, "body": str}) == {"status": 200, "body": "ok"}
     (sent,) = fake.requests
     assert (sent.method, sent.path) == ("POST", "/hooks/alerts")
     assert sent.headers["authorization"] == f"Bearer {TOKEN}"
     assert sent.headers["x-flyte-run"] == "r42"
     assert sent.headers["content-type"] == "application/json"
     assert sent.json() == {"channel": "#alerts", "text": "run r42 wrote 3 rows"}
-    assert TOKEN not in str(wire.to_dict(resource))
+    assert not shows(result, TOKEN)
 
 
-def test_a_lone_placeholder_keeps_the_input_type(harness: Harness, fake: FakeHttpServer) -> None:
+def test_a_lone_placeholder_keeps_the_input_type(client: AgentTestClient, fake: FakeHttpServer) -> None:
     fake.reply(Reply(201, {"id": 7}))
     task = slack_task(fake, data={"rows": "{inputs.rows}", "note": "rows={inputs.rows}"})
 
-    resource = harness.api.execute_sync("webhook", webhook_request(task, SLACK_INPUTS)).resource
+    result = client.run(webhook_request(task, SLACK_INPUTS))
 
-    assert Phase(resource.phase) is Phase.SUCCEEDED, resource.message
-    assert outputs_of(resource, {"status": int, "body": str}) == {"status": 201, "body": '{"id": 7}'}
+    assert result.phase is Phase.SUCCEEDED, result.message
+    assert outputs_of(result, {"status": int, "body": str}) == {"status": 201, "body": '{"id": 7}'}
     assert fake.last().json() == {"rows": 3, "note": "rows=3"}
 
 
-def test_flytekit_webhook_task_get_with_its_info_output(harness: Harness, fake: FakeHttpServer) -> None:
+def test_flytekit_webhook_task_get_with_its_info_output(
+    client: AgentTestClient, fake: FakeHttpServer
+) -> None:
     webhook_task = flytekit_webhook_task()
     task = webhook_task(
         name=f"tests.lookup{next(_runs)}",
@@ -227,15 +243,13 @@ def test_flytekit_webhook_task_get_with_its_info_output(harness: Harness, fake: 
     )
     fake.reply(Reply(200, {"found": True}))
 
-    resource = harness.api.execute_sync(
-        "webhook", webhook_request(task, {"s": "flyte", "item_id": 10})
-    ).resource
+    result = client.run(webhook_request(task, {"s": "flyte", "item_id": 10}))
 
-    assert Phase(resource.phase) is Phase.SUCCEEDED, resource.message
+    assert result.phase is Phase.SUCCEEDED, result.message
     sent = fake.last()
     assert (sent.method, sent.path) == ("GET", "/items/10?q=flyte")
     assert sent.headers["authorization"] == f"Bearer {TOKEN}"
-    assert outputs_of(resource, {"info": dict}) == {
+    assert outputs_of(result, {"info": dict}) == {
         "info": {
             "status_code": 200,
             "response_data": '{"found": true}',
@@ -245,75 +259,77 @@ def test_flytekit_webhook_task_get_with_its_info_output(harness: Harness, fake: 
     }
 
 
-def test_a_client_error_fails_with_the_status_and_body(harness: Harness, fake: FakeHttpServer) -> None:
+def test_a_client_error_fails_with_the_status_and_body(client: AgentTestClient, fake: FakeHttpServer) -> None:
     fake.reply(Reply(404, "channel_not_found"))
 
-    resource = harness.api.execute_sync("webhook", webhook_request(slack_task(fake), SLACK_INPUTS)).resource
+    result = client.run(webhook_request(slack_task(fake), SLACK_INPUTS))
 
-    assert Phase(resource.phase) is Phase.FAILED
-    assert resource.message == f"POST {fake.url}/hooks/alerts answered HTTP 404: channel_not_found"
-    assert not resource.HasField("outputs")
+    assert result.phase is Phase.FAILED
+    assert result.message == f"POST {fake.url}/hooks/alerts answered HTTP 404: channel_not_found"
+    assert not result.literals.literals
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])
 def test_throttling_and_server_errors_are_retryable(
-    harness: Harness, fake: FakeHttpServer, status: int
+    client: AgentTestClient, fake: FakeHttpServer, status: int
 ) -> None:
     fake.reply(Reply(status, "try later"))
 
-    resource = harness.api.execute_sync("webhook", webhook_request(slack_task(fake), SLACK_INPUTS)).resource
+    result = client.run(webhook_request(slack_task(fake), SLACK_INPUTS))
 
-    assert Phase(resource.phase) is Phase.RETRYABLE_FAILED
-    assert f"answered HTTP {status}: try later" in resource.message
+    assert result.phase is Phase.RETRYABLE_FAILED
+    assert f"answered HTTP {status}: try later" in result.message
     assert len(fake.requests) == 1
 
 
-def test_an_answer_slower_than_the_timeout_is_retryable(harness: Harness, fake: FakeHttpServer) -> None:
+def test_an_answer_slower_than_the_timeout_is_retryable(
+    client: AgentTestClient, fake: FakeHttpServer
+) -> None:
     fake.reply(Reply(200, "too late", delay=5))
 
     started = time.monotonic()
-    resource = harness.api.execute_sync("webhook", webhook_request(slack_task(fake), SLACK_INPUTS)).resource
+    result = client.run(webhook_request(slack_task(fake), SLACK_INPUTS))
 
     assert time.monotonic() - started < 4
-    assert Phase(resource.phase) is Phase.RETRYABLE_FAILED
-    assert resource.message == f"POST {fake.url}/hooks/alerts: no answer within 1 s"
+    assert result.phase is Phase.RETRYABLE_FAILED
+    assert result.message == f"POST {fake.url}/hooks/alerts: no answer within 1 s"
 
 
-def test_a_missing_input_fails_and_sends_nothing(harness: Harness, fake: FakeHttpServer) -> None:
+def test_a_missing_input_fails_and_sends_nothing(client: AgentTestClient, fake: FakeHttpServer) -> None:
     task = slack_task(fake, inputs={"channel": str, "run": str})
 
-    resource = harness.api.execute_sync(
-        "webhook", webhook_request(task, {"channel": "alerts", "run": "r42"})
-    ).resource
+    result = client.run(webhook_request(task, {"channel": "alerts", "run": "r42"}))
 
-    assert Phase(resource.phase) is Phase.FAILED
-    assert resource.message == (
+    assert result.phase is Phase.FAILED
+    assert result.message == (
         "custom.data.text: the template uses {inputs.rows}, but the task has no input 'rows' "
         "(its inputs: channel, run)"
     )
     assert fake.requests == []
 
 
-def test_a_secret_the_manifest_lacks_fails(harness: Harness, fake: FakeHttpServer) -> None:
+def test_a_secret_the_manifest_lacks_fails(client: AgentTestClient, fake: FakeHttpServer) -> None:
     task = slack_task(fake, headers={"Authorization": "Bearer {secret:github_token}"})
 
-    resource = harness.api.execute_sync("webhook", webhook_request(task, SLACK_INPUTS)).resource
+    result = client.run(webhook_request(task, SLACK_INPUTS))
 
-    assert Phase(resource.phase) is Phase.FAILED
-    assert resource.message.startswith(
+    assert result.phase is Phase.FAILED
+    assert result.message.startswith(
         "custom.headers.Authorization: the template asks for {secret:github_token}: "
         "agent 'webhook' has no secret 'github_token' in agents.toml"
     )
     assert fake.requests == []
 
 
-def test_a_host_outside_allowed_hosts_fails_and_sends_nothing(harness: Harness, fake: FakeHttpServer) -> None:
+def test_a_host_outside_allowed_hosts_fails_and_sends_nothing(
+    client: AgentTestClient, fake: FakeHttpServer
+) -> None:
     task = slack_task(fake, url=fake.url.replace("127.0.0.1", "localhost") + "/hooks/x")
 
-    resource = harness.api.execute_sync("webhook", webhook_request(task, SLACK_INPUTS)).resource
+    result = client.run(webhook_request(task, SLACK_INPUTS))
 
-    assert Phase(resource.phase) is Phase.FAILED
-    assert resource.message == "custom.url: host 'localhost' is not in this agent's allowed_hosts"
+    assert result.phase is Phase.FAILED
+    assert result.message == "custom.url: host 'localhost' is not in this agent's allowed_hosts"
     assert fake.requests == []
 
 
@@ -346,43 +362,43 @@ ATTACKS = [
 @pytest.mark.parametrize("agent", ["slackhook", "anyhost"])
 @pytest.mark.parametrize("url", ATTACKS)
 def test_a_template_cannot_send_the_secret_elsewhere(
-    harness: Harness, fake: FakeHttpServer, agent: str, url: str
+    client: AgentTestClient, fake: FakeHttpServer, agent: str, url: str
 ) -> None:
     port = str(urlsplit(fake.url).port)
     task = slack_task(fake, url=url.replace("{port}", port), task_type=f"webhook_{agent[:-4]}")
 
-    resource = harness.api.execute_sync(agent, webhook_request(task, SLACK_INPUTS)).resource
+    result = client.run(webhook_request(task, SLACK_INPUTS))
 
-    assert Phase(resource.phase) is Phase.FAILED, resource.message
-    assert resource.message.startswith("custom.url: ")
-    assert "\n" not in resource.message
+    assert result.phase is Phase.FAILED, result.message
+    assert result.message.startswith("custom.url: ")
+    assert "\n" not in result.message
     assert fake.requests == []
-    assert TOKEN not in str(wire.to_dict(resource))
+    assert not shows(result, TOKEN)
 
 
-def test_a_secret_in_the_host_is_not_named_in_the_refusal(harness: Harness, fake: FakeHttpServer) -> None:
+def test_a_secret_in_the_host_is_not_named_in_the_refusal(
+    client: AgentTestClient, fake: FakeHttpServer
+) -> None:
     task = slack_task(fake, url="http://t{secret:slack_token}.hooks.invalid/x", task_type="webhook_slack")
 
-    resource = harness.api.execute_sync("slackhook", webhook_request(task, SLACK_INPUTS)).resource
+    result = client.run(webhook_request(task, SLACK_INPUTS))
 
-    assert Phase(resource.phase) is Phase.FAILED
-    assert resource.message == (
+    assert result.phase is Phase.FAILED
+    assert result.message == (
         "custom.url: host 't{secret:slack_token}.hooks.invalid' is not in this agent's allowed_hosts"
     )
 
 
 @pytest.mark.parametrize("location", ["{elsewhere}/collect", "http://localhost:{port}/collect", "/same-host"])
-def test_a_redirect_is_not_followed(harness: Harness, fake: FakeHttpServer, location: str) -> None:
+def test_a_redirect_is_not_followed(client: AgentTestClient, fake: FakeHttpServer, location: str) -> None:
     with FakeHttpServer() as elsewhere:
         port = str(urlsplit(elsewhere.url).port)
         target = location.replace("{elsewhere}", elsewhere.url).replace("{port}", port)
         fake.reply(Reply(302, "moved", headers={"Location": target}))
 
-        resource = harness.api.execute_sync(
-            "webhook", webhook_request(slack_task(fake), SLACK_INPUTS)
-        ).resource
+        result = client.run(webhook_request(slack_task(fake), SLACK_INPUTS))
 
-        assert Phase(resource.phase) is Phase.FAILED
-        assert resource.message == f"POST {fake.url}/hooks/alerts answered HTTP 302, to {target}: moved"
+        assert result.phase is Phase.FAILED
+        assert result.message == f"POST {fake.url}/hooks/alerts answered HTTP 302, to {target}: moved"
         assert len(fake.requests) == 1
         assert elsewhere.requests == []

@@ -38,17 +38,19 @@ from flyteidl.admin import agent_pb2
 from serverless_agents import aws, wire
 from serverless_agents.agent import Phase, Resource
 from serverless_agents.endings import one_line, phase_for_error_name
-from serverless_agents.exceptions import InvalidRequest, LiteralConversionError, TaskTimedOut
+from serverless_agents.exceptions import InvalidRequest, TaskTimedOut
 from serverless_agents.manifest import DEFAULT_POLLS_PER_EXECUTION
 from serverless_agents.naming import chain_execution_name, execution_arn, state_machine_of_execution
 from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT, payload_key
 from serverless_agents.runtime.boundary import call_agent
-from serverless_agents.runtime.translate import encode_outputs, task_context
+from serverless_agents.runtime.translate import checked_outputs, task_context
 from serverless_agents.tasks_table import AsyncTask, wake_value
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
+    from flyteidl.core.literals_pb2 import LiteralMap
+    from flyteidl.core.tasks_pb2 import TaskTemplate
     from mypy_boto3_stepfunctions import SFNClient
 
     from serverless_agents.agent import AsyncAgentBase, ResourceMetadata, TaskContext
@@ -149,14 +151,30 @@ class CleanupReason:
         if "phase" in event:
             return cls(Phase[event["phase"]], str(event.get("message", "")))
         error: CaughtError = event.get("error") or {}
-        name = str(error.get("Error", "Unknown"))
         cause = str(error.get("Cause", ""))
         try:
             detail = json.loads(cause)
             cause = str(detail.get("errorMessage", cause)) if isinstance(detail, dict) else cause
         except ValueError:
             pass
-        return cls(phase_for_error_name(name), one_line(f"{name}: {cause}" if cause else name))
+        return cls.of_error(str(error.get("Error", "Unknown")), cause)
+
+    @classmethod
+    def of_error(cls, name: str, message: str) -> CleanupReason:
+        """How a task ends when a step raised the error `name` (Lambda's `errorType`, what Catch matches)
+        with `message` (its `errorMessage`), its retries run out: the phase its name says, one line."""
+        return cls(phase_for_error_name(name), one_line(f"{name}: {message}" if message else name))
+
+
+def job_ending(
+    resource: Resource, template: Callable[[], TaskTemplate]
+) -> tuple[Resource, LiteralMap | None]:
+    """What the task ends with when a get reports `resource` (terminal): a succeeded job's outputs
+    encoded with the task's interface (outputs that do not match it fail the task); no other ending
+    keeps outputs. `template()` is called only when there are outputs (it may read a payload)."""
+    if resource.phase is not Phase.SUCCEEDED or resource.outputs is None:
+        return resource, None
+    return checked_outputs(resource, template())
 
 
 class AsyncAgentSteps:
@@ -306,15 +324,9 @@ class AsyncAgentSteps:
         self, task_id: str, state: TaskState, resource: Resource
     ) -> tuple[Resource, dict[str, Any] | None, str | None]:
         """The job's last report, and its outputs encoded: inline `LiteralMap` JSON, or an s3:// reference."""
-        if resource.phase is not Phase.SUCCEEDED or resource.outputs is None:
+        resource, literal_map = job_ending(resource, lambda: self._request(state).template)
+        if literal_map is None:
             return resource, None, None
-        template = self._request(state).template
-        try:
-            literal_map = encode_outputs(resource.outputs, template)
-        except LiteralConversionError as e:
-            failed = f"the agent's outputs do not match the task interface: {e}"
-            return replace(resource, phase=Phase.FAILED, message=failed), None, None
-        assert literal_map is not None
         outputs, ref = self.payloads.offload(
             payload_key("outputs", state["agent"], task_id), wire.to_dict(literal_map), ITEM_PAYLOAD_LIMIT
         )

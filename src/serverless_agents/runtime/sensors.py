@@ -233,6 +233,36 @@ def stop_sensor_task(table: TasksTable, schedules: SensorSchedules, record: Sens
     schedules.remove(record.schedule)
 
 
+@dataclass(frozen=True)
+class PokeOutcome:
+    """What one poke says of its task: it ends (`ending`, the phase) or waits on, `errors` pokes having
+    failed in a row; `message` is the task's message either way."""
+
+    ending: Phase | None
+    message: str
+    errors: int = 0
+
+
+def poke_once(sensor: BaseSensor, task: TaskContext, errors: int, max_errors: int) -> PokeOutcome:
+    """Poke `task` once, `errors` earlier pokes having failed in a row: the condition met -> SUCCEEDED;
+    inputs refused -> FAILED at once; the `max_errors`-th failure in a row -> its error's phase."""
+    try:
+        met = bool(call_agent(sensor.poke, **task.inputs))
+    except InvalidRequest as e:
+        # The task's own inputs are refused (a path no longer allowed): no later poke can do better.
+        return PokeOutcome(Phase.FAILED, one_line(f"{type(e).__name__}: {e}"))
+    except Exception as e:
+        errors += 1
+        reason = f"{type(e).__name__}: {e}"
+        if errors >= max_errors:
+            return PokeOutcome(failure_phase(e), one_line(f"poke failed {errors} times in a row: {reason}"))
+        logger.warning("poke of %s failed (%d of %d): %s", task.task_id, errors, max_errors, reason)
+        return PokeOutcome(None, f"poke failed ({errors} of {max_errors}): {reason}", errors)
+    if met:
+        return PokeOutcome(Phase.SUCCEEDED, "the condition is met")
+    return PokeOutcome(None, "waiting for the condition")
+
+
 class SensorSteps:
     """The poke function's work."""
 
@@ -279,27 +309,10 @@ class SensorSteps:
                 record, Phase.FAILED, f"timed out: the condition was not met within {waited} s", poked=False
             )
         task = task_context(task_id, self._request(record))
-        try:
-            met = bool(call_agent(self.sensor.poke, **task.inputs))
-        except InvalidRequest as e:
-            # The task's own inputs are refused (a path no longer allowed): no later poke can do better.
-            return self._end(record, Phase.FAILED, one_line(f"{type(e).__name__}: {e}"))
-        except Exception as e:
-            errors = record.poke_errors + 1
-            reason = f"{type(e).__name__}: {e}"
-            if errors >= self.settings.max_poke_errors:
-                ending = f"poke failed {errors} times in a row: {reason}"
-                return self._end(record, failure_phase(e), one_line(ending))
-            logger.warning(
-                "poke of %s failed (%d of %d): %s", task_id, errors, self.settings.max_poke_errors, reason
-            )
-            self.table.record_poke(
-                task_id, f"poke failed ({errors} of {self.settings.max_poke_errors}): {reason}", errors
-            )
-            return record.phase.name
-        if met:
-            return self._end(record, Phase.SUCCEEDED, "the condition is met")
-        self.table.record_poke(task_id, "waiting for the condition", 0)
+        outcome = poke_once(self.sensor, task, record.poke_errors, self.settings.max_poke_errors)
+        if outcome.ending is not None:
+            return self._end(record, outcome.ending, outcome.message)
+        self.table.record_poke(task_id, outcome.message, outcome.errors)
         return record.phase.name
 
     def _end(self, record: SensorTask, phase: Phase, message: str, *, poked: bool = True) -> str:

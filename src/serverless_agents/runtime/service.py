@@ -82,6 +82,28 @@ class SensorTargets:
     scheduler_role_arn: str
 
 
+def admit_task(
+    registry: AgentRegistry, request: agent_pb2.CreateTaskRequest
+) -> tuple[RegisteredAgent, TaskContext]:
+    """The async agent or sensor that serves the task, and the task decoded: any bad input is a 400,
+    before any write (the api's create; `serverless_agents.testing.LocalAgent` too)."""
+    check_create_request(request)
+    template = request.template
+    custom = MessageToDict(template.custom) if template.HasField("custom") else {}
+    agent = registry.for_task(template.type, template.task_type_version, custom)
+    if agent.kind is AgentKind.SYNC:
+        raise InvalidRequest(
+            "template.type",
+            f"{template.type!r} is served by the sync agent {agent.name!r}: POST /v1/sync/{agent.name}",
+        )
+    if not request.task_execution_metadata.HasField("task_execution_id"):
+        raise InvalidRequest("taskExecutionMetadata.taskExecutionId", "required: it identifies the task")
+    task_id = task_id_for(
+        agent.name, request.task_execution_metadata.task_execution_id, request.output_prefix
+    )
+    return agent, task_context(task_id, request)
+
+
 class TaskService:
     """Flyte's create, get and delete, and a task's logs and metrics. Its clients: Step Functions starts and
     stops an async task's execution (and gives its history), Lambda gives a new sensor task its first poke,
@@ -131,7 +153,7 @@ class TaskService:
         caller stops waiting) too close to create the task in, nothing is written (DeadlineExceeded)."""
         original, values = take_secret_values(flyte2_request or {})
         mask_secrets(values)  # from now on nothing this process logs or answers shows them
-        agent, task = self._admit(request)
+        agent, task = admit_task(self.registry, request)
         if deadline is not None and time.time() > deadline - _ROOM_TO_CREATE:
             raise DeadlineExceeded(
                 f"task {task.task_id} was not created: its caller's deadline left less than "
@@ -155,24 +177,6 @@ class TaskService:
                 connection_secret=self._keep_connection_secrets(agent, task, values) if values else None,
             )
         return agent_pb2.CreateTaskResponse(resource_meta=encode_resource_meta(task.task_id, agent.name))
-
-    def _admit(self, request: agent_pb2.CreateTaskRequest) -> tuple[RegisteredAgent, TaskContext]:
-        """The agent that serves the task, and the task decoded: any bad input is a 400, before any write."""
-        check_create_request(request)
-        template = request.template
-        custom = MessageToDict(template.custom) if template.HasField("custom") else {}
-        agent = self.registry.for_task(template.type, template.task_type_version, custom)
-        if agent.kind is AgentKind.SYNC:
-            raise InvalidRequest(
-                "template.type",
-                f"{template.type!r} is served by the sync agent {agent.name!r}: POST /v1/sync/{agent.name}",
-            )
-        if not request.task_execution_metadata.HasField("task_execution_id"):
-            raise InvalidRequest("taskExecutionMetadata.taskExecutionId", "required: it identifies the task")
-        task_id = task_id_for(
-            agent.name, request.task_execution_metadata.task_execution_id, request.output_prefix
-        )
-        return agent, task_context(task_id, request)
 
     def _register_sensor(
         self, agent: RegisteredAgent, task: TaskContext, request: agent_pb2.CreateTaskRequest
@@ -204,7 +208,7 @@ class TaskService:
             )
         if self.connection_secrets is None:
             raise InvalidRequest("connection.secrets", "this deployment keeps no connection secrets")
-        assert task.execution_metadata is not None  # `_admit` required its task_execution_id
+        assert task.execution_metadata is not None  # `admit_task` required its task_execution_id
         scope = task.execution_metadata.task_execution_id.node_execution_id.execution_id
         return self.connection_secrets.put(
             agent.name,

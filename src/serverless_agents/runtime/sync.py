@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 from flyteidl.admin import agent_pb2
 
-from serverless_agents.agent import Phase, Resource
 from serverless_agents.endings import failure_resource
-from serverless_agents.exceptions import DeadlineExceeded, InvalidRequest, LiteralConversionError
+from serverless_agents.exceptions import DeadlineExceeded, InvalidRequest
 from serverless_agents.identity import task_id_for
 from serverless_agents.runtime.boundary import call_agent
 from serverless_agents.runtime.translate import resource_message, task_context
@@ -71,13 +70,7 @@ def execute_sync(
         ) from None
     except Exception as e:  # the agent's own failure, a timeout of its remote service included
         resource = failure_resource(e)
-    try:
-        message = resource_message(resource, task.template)
-    except LiteralConversionError as e:
-        # The agent's fault, not the caller's: the task fails, as an async agent's would.
-        failed = Resource(Phase.FAILED, f"the agent's outputs do not match the task interface: {e}")
-        message = resource_message(failed, task.template)
-    return agent_pb2.ExecuteTaskSyncResponseHeader(resource=message)
+    return agent_pb2.ExecuteTaskSyncResponseHeader(resource=resource_message(resource, task.template))
 
 
 class _LimitReached(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from flyteidl.admin import agent_pb2
@@ -10,7 +11,7 @@ from flyteidl.core import execution_pb2, literals_pb2
 
 from serverless_agents import wire
 from serverless_agents.agent import LogLink, Phase, Resource, TaskContext
-from serverless_agents.exceptions import InvalidRequest
+from serverless_agents.exceptions import InvalidRequest, LiteralConversionError
 from serverless_agents.literals import check_literal_type, decode_literal_map, encode_literal_map
 
 if TYPE_CHECKING:
@@ -84,13 +85,23 @@ def to_resource_message(
     return resource
 
 
+def checked_outputs(
+    resource: Resource, template: TaskTemplate
+) -> tuple[Resource, literals_pb2.LiteralMap | None]:
+    """The agent's report and its outputs encoded with the task's interface. Outputs that do not match it
+    are the agent's fault, not the caller's: the task fails saying so (async and sync agents alike)."""
+    try:
+        return resource, encode_outputs(resource.outputs, template)
+    except LiteralConversionError as e:
+        failed = f"the agent's outputs do not match the task interface: {e}"
+        return replace(resource, phase=Phase.FAILED, message=failed, outputs=None), None
+
+
 def resource_message(resource: Resource, template: TaskTemplate) -> agent_pb2.Resource:
+    """The agent's report as Flyte's `Resource`, its outputs checked (`checked_outputs`)."""
+    checked, outputs = checked_outputs(resource, template)
     return to_resource_message(
-        resource.phase,
-        resource.message,
-        resource.log_links,
-        resource.custom_info,
-        encode_outputs(resource.outputs, template),
+        checked.phase, checked.message, checked.log_links, checked.custom_info, outputs
     )
 
 
