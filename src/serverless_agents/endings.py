@@ -98,14 +98,15 @@ def failure_phase(error: BaseException) -> Phase:
     return Phase.FAILED
 
 
-def transient_by_cause(error: BaseException) -> bool:
-    """Whether `error` is transient only through what it wraps (urllib's `URLError` around a refused
-    connection, a library's own error raised `from` a timeout): its class name alone, which is all that
-    Lambda's `errorType` and a masked copy keep, would say FAILED."""
+def transient_beyond_its_name(error: BaseException) -> bool:
+    """Whether `error` is transient for a reason its class name does not carry: what it wraps (urllib's
+    `URLError` around a refused connection, a library's own error raised `from` a timeout) or the HTTP
+    status it holds (a client library's error for a 503). Its class name alone, which is all that Lambda's
+    `errorType` and a masked copy keep, would say FAILED, so an async agent's task would end FAILED where a
+    sync agent's ends RETRYABLE_FAILED."""
     return (
         failure_phase(error) is Phase.RETRYABLE_FAILED
         and phase_for_error_name(type(error).__name__) is Phase.FAILED
-        and _http_status(error) is None
     )
 
 

@@ -181,6 +181,41 @@ def test_transient_by_what_it_wraps_leaves_the_agent_as_a_retryable_error(agent_
     assert raised.value.__cause__ is None
 
 
+class UpstreamError(Exception):
+    """A client library's error holding the HTTP status its service answered, under a name of its own."""
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"the service answered {status_code}")
+        self.status_code = status_code
+
+
+def _answers(status: int) -> Any:
+    def agent_method() -> None:
+        raise UpstreamError(status)
+
+    return agent_method
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_a_transient_status_an_error_holds_ends_retryable_in_an_async_agent_as_in_a_sync_one(
+    status: int,
+) -> None:
+    # A sync agent's failure is mapped in-process (failure_resource: RETRYABLE_FAILED by the status); an
+    # async agent's travels as Lambda's errorType, the class name: the boundary makes it RetryableAgentError
+    # so both end alike (it ended FAILED in an async agent).
+    assert failure_resource(UpstreamError(status)).phase is Phase.RETRYABLE_FAILED
+    with pytest.raises(RetryableAgentError) as raised:
+        call_agent(_answers(status))
+    assert phase_for_error_name(type(raised.value).__name__) is Phase.RETRYABLE_FAILED
+
+
+@pytest.mark.parametrize("status", [400, 403, 404])
+def test_a_refusal_an_error_holds_stays_the_agents_own_error(status: int) -> None:
+    with pytest.raises(UpstreamError):
+        call_agent(_answers(status))
+    assert failure_resource(UpstreamError(status)).phase is Phase.FAILED
+
+
 def test_an_agent_error_raised_from_a_timeout_stays_the_agents_verdict() -> None:
     # An agent that says FAILED on purpose (AgentError) is not second-guessed by what it wraps.
     def refuses() -> None:

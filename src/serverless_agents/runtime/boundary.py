@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from serverless_agents import wire
 from serverless_agents.agent import RESERVED_CUSTOM_INFO, LogLink, Resource, resolve
-from serverless_agents.endings import transient_by_cause
+from serverless_agents.endings import transient_beyond_its_name
 from serverless_agents.exceptions import AgentError, RetryableAgentError
 from serverless_agents.masking import redact_message
 from serverless_agents.redaction import has_secrets, redact, redact_exception, redact_value
@@ -36,9 +36,9 @@ def call_agent(method: Callable[..., T | Awaitable[T]], *args: Any, **kwargs: An
         if isinstance(result, Resource):
             _check_custom_info(result)
     except Exception as e:
-        # A transient error known as such only by what it wraps travels as RetryableAgentError: the name is
-        # what the state machine's Retry rules and a masked copy keep.
-        cause = RetryableAgentError(f"{type(e).__name__}: {e}") if transient_by_cause(e) else e
+        # A transient error known as such only by what it wraps or the status it holds travels as
+        # RetryableAgentError: the name is what the state machine's Retry rules and a masked copy keep.
+        cause = RetryableAgentError(f"{type(e).__name__}: {e}") if transient_beyond_its_name(e) else e
         error = redact_exception(cause)
     else:
         return _redacted(result)
