@@ -11,6 +11,9 @@ model's methods, which run the same code as the model's (the functions at the en
 tests/unit/test_compiled_manifest.py checks that every field of the example manifest and the benchmark's
 reads the same through both.
 
+The manifest's constants the functions need (the history limits behind `polls_per_execution`, the host
+label a secret's destination is made of) live here too, so reading them loads no pydantic module.
+
 The compiled form is a cache of the TOML, never a second source: it is read only when its digest is that
 of the `agents.toml` beside it (`compiled_path` names it), else the functions parse the TOML as before.
 """
