@@ -6,6 +6,9 @@ values before calling the agent and encodes the `Resource.outputs` it returns, s
 `task.inputs["sql"]`, not protobuf. Methods may be plain or `async def`.
 
 Nothing here registers anything: the manifest (`agents.toml`) names the agents a deployment runs.
+
+`ResourceMetadata` is a pydantic model, defined in `serverless_agents.agent_metadata` and loaded from here
+at its first use (PEP 562): a sensor's or a sync agent's function never imports pydantic.
 """
 
 from __future__ import annotations
@@ -16,13 +19,13 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel
-
 if TYPE_CHECKING:
     from flyteidl.admin.agent_pb2 import TaskExecutionMetadata
     from flyteidl.core.literals_pb2 import LiteralMap
     from flyteidl.core.tasks_pb2 import TaskTemplate
     from flyteidl2.connector.connector_pb2 import CreateTaskRequest as Flyte2CreateTaskRequest
+
+    from serverless_agents.agent_metadata import ResourceMetadata
 
 __all__ = [
     "AgentKind",
@@ -94,14 +97,6 @@ class Resource:
     custom_info: dict[str, Any] = field(default_factory=dict)
 
 
-class ResourceMetadata(BaseModel):
-    """Base for an agent's resource metadata: whatever `get` and `delete` need to find the job again.
-
-    It is stored in the tasks table and travels through the state machine as JSON, so keep it small and
-    never put a secret in it.
-    """
-
-
 @dataclass(frozen=True)
 class TaskContext:
     """One task as an agent sees it: the template, decoded inputs, and Flyte's raw messages."""
@@ -131,7 +126,7 @@ class TaskContext:
         return dict(MessageToDict(self.template.custom)) if self.template.HasField("custom") else {}
 
 
-M = TypeVar("M", bound=ResourceMetadata)
+M = TypeVar("M", bound="ResourceMetadata")
 T = TypeVar("T")
 
 
@@ -243,3 +238,11 @@ def resolve(result: T | Awaitable[T]) -> T:
 
         return asyncio.run(_await())
     return result
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ResourceMetadata":  # pydantic, loaded with the first agent whose metadata is a model
+        from serverless_agents.agent_metadata import ResourceMetadata
+
+        return ResourceMetadata
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

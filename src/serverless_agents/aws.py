@@ -1,4 +1,5 @@
-"""boto3 clients, made once per process (a Lambda container) and only when first used.
+"""AWS clients (botocore's, which boto3's are), made once per process (a Lambda container) and only when
+first used.
 
 `client()` hands out a stand-in that makes the client at its first attribute access: building a store
 (the tasks table, the payload bucket) costs nothing until it calls AWS, and a path that never calls a
@@ -85,15 +86,25 @@ class _ClientOnFirstUse:
 
 @functools.cache
 def _client(service: str, region: str | None) -> Any:
-    import boto3
+    return _session().create_client(service, region_name=region)
 
-    return boto3.client(service, region_name=region)  # type: ignore[call-overload]
+
+@functools.cache
+def _session() -> Any:
+    """One botocore session for every client, as `boto3.client` keeps one default session. botocore's own,
+    not boto3's: a boto3 session adds only resources and S3's transfer methods, which nothing here uses,
+    and `import boto3` loads s3transfer and the resource factory with it (about 100 ms of a cold start)."""
+    import botocore.session
+
+    return botocore.session.get_session()
 
 
 def forget_clients() -> None:
-    """Drop every client made so far: the next `client()` makes a new one (after a SnapStart restore,
-    whose snapshot must not hand one environment's connections to another)."""
+    """Drop every client made so far, and their session (its credentials): the next `client()` makes new
+    ones (after a SnapStart restore, whose snapshot must not hand one environment's connections to
+    another)."""
     _client.cache_clear()
+    _session.cache_clear()
 
 
 def error_code(error: Exception) -> str:

@@ -20,8 +20,6 @@ import json
 import uuid
 from typing import Any
 
-from flyteidl.core.literals_pb2 import LiteralMap
-
 from serverless_agents import aws, wire
 from serverless_agents.agent import (
     AsyncAgentBase,
@@ -33,7 +31,6 @@ from serverless_agents.agent import (
     TaskContext,
 )
 from serverless_agents.exceptions import AgentError
-from serverless_agents.literals import decode_literal_map
 from serverless_agents.payloads import payload_key
 from serverless_agents.settings import current_settings
 
@@ -109,6 +106,11 @@ class JobAgent(AsyncAgentBase[JobMetadata]):
 
 
 def _decoded(literals: dict[str, Any]) -> dict[str, Any]:
+    # Imported here, when the job ends: a get that finds the job running needs no protobuf.
+    from flyteidl.core.literals_pb2 import LiteralMap
+
+    from serverless_agents.literals import decode_literal_map
+
     literal_map = wire.from_dict(LiteralMap, literals, field="job.inputs")
     return decode_literal_map(literal_map, None, prefix="job.inputs")
 

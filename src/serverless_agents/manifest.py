@@ -43,11 +43,14 @@ the manifest imports nothing; `AgentSettings.load_class()` imports exactly one a
     [[agents.files.permissions]]
     actions = ["s3:ListBucket"]
     resources = ["arn:aws:s3:::x"]
+
+The Lambda functions read the manifest compiled (`compile_manifest`, written beside the bundle's
+`agents.toml` by the bundler): the same models' dump, read without pydantic (`compiled_manifest`).
 """
 
 from __future__ import annotations
 
-import importlib
+import json
 import re
 import sys
 import tomllib
@@ -56,6 +59,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from serverless_agents import compiled_manifest
+from serverless_agents.compiled_manifest import (
+    DEFAULT_POLLS_PER_EXECUTION,
+    HOST_LABEL,
+    MAX_POLLS_PER_EXECUTION,
+)
+from serverless_agents.compiled_manifest import RATE as _RATE
 from serverless_agents.exceptions import ManifestError
 from serverless_agents.identity import AGENT_NAME
 
@@ -69,28 +79,6 @@ if TYPE_CHECKING:
 EXAMPLE_MANIFEST = Path(__file__).with_name("example_agents.toml")
 #: API Gateway's default integration timeout for REST APIs, in seconds.
 API_GATEWAY_TIMEOUT = 29
-# EventBridge Scheduler's rate expressions; AWS accepts nothing shorter than one minute.
-_RATE = re.compile(r"^rate\((?P<value>[1-9][0-9]*) (?P<unit>minute|minutes|hour|hours|day|days)\)$")
-_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86_400}
-#: Step Functions Standard: an execution's history holds at most this many events.
-HISTORY_EVENT_LIMIT = 25_000
-#: History events of one poll in `statemachines/async_agent.asl.json`, for an agent whose events end
-#: its wait: Listen (TaskStateEntered, TaskScheduled, TaskStarted, TaskSubmitted, TaskSucceeded or
-#: TaskTimedOut, TaskStateExited), Get (TaskStateEntered, TaskScheduled, TaskStarted, TaskSucceeded,
-#: TaskStateExited) and Ended? (ChoiceStateEntered, ChoiceStateExited): 6 + 5 + 2. An agent without
-#: events waits in a plain Wait (WaitStateEntered, WaitStateExited: 9 a poll), so the one default, counted
-#: for the dearer loop, leaves it a wider margin.
-HISTORY_EVENTS_PER_POLL = 13
-#: The events an execution keeps for what is not a plain poll. Its own events are under 60 without
-#: retries (ExecutionStarted, Started?: 2, Create: 5, the first Ended?: 2, Continue: 6, Continued and
-#: ExecutionSucceeded: 3; or Cleanup and Fail); the rest is for retries, each adding TaskFailed,
-#: TaskScheduled and TaskStarted (3 events): over 2,300 retried gets fit, more than one in every poll. (A
-#: get retried to its limits, 3 + 8 attempts, 33 events, on every poll is a job that fails long before.)
-HISTORY_MARGIN = 7_000
-#: The gets one execution makes before it continues as a new one: (25,000 - 7,000) / 13 = 1,384.
-DEFAULT_POLLS_PER_EXECUTION = (HISTORY_EVENT_LIMIT - HISTORY_MARGIN) // HISTORY_EVENTS_PER_POLL
-#: The most `polls_per_execution` allows: room for an execution's own events (700), none for retries.
-MAX_POLLS_PER_EXECUTION = (HISTORY_EVENT_LIMIT - 700) // HISTORY_EVENTS_PER_POLL
 # Actions the built-in agents need that IAM cannot scope to a resource (the Service Authorization Reference
 # lists no resource type for them), so `"*"` is their only resource.
 _UNSCOPED_ACTIONS = frozenset(
@@ -132,8 +120,6 @@ MULTI_TENANT_HOSTS = frozenset(
         "storage.googleapis.com",
     }
 )
-#: One label of a host name as the outbound client accepts it (lowercase; `_` too, as internal names use).
-HOST_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){HOST_LABEL}(?:\.{HOST_LABEL})*$")
 
 
@@ -161,10 +147,7 @@ class PollBackoff(BaseModel):
 
     def wait_after(self, polls: int) -> int:
         """Seconds to wait before poll number `polls + 1` (polls counts the gets done so far)."""
-        try:
-            return int(min(self.cap, self.initial * self.factor ** max(polls, 0)))
-        except OverflowError:  # factor**polls outgrows a float on a long job long after reaching cap
-            return self.cap
+        return compiled_manifest.wait_after(self.initial, self.factor, self.cap, polls)
 
 
 class Permission(BaseModel):
@@ -368,7 +351,7 @@ class AgentSettings(BaseModel):
     @property
     def secret_ids(self) -> dict[str, str]:
         """name -> Secrets Manager id (ARN or name), as `GetSecretValue` takes it."""
-        return {name: secret.id for name, secret in self.secrets.items()}
+        return compiled_manifest.secret_ids(self.secrets)
 
     @field_validator("schedule")
     @classmethod
@@ -403,38 +386,11 @@ class AgentSettings(BaseModel):
 
     @property
     def schedule_seconds(self) -> int:
-        match = _RATE.match(self.schedule)
-        assert match is not None  # the field's pattern guarantees it
-        return int(match["value"]) * _UNIT_SECONDS[match["unit"].rstrip("s")]
+        return compiled_manifest.schedule_seconds(self.schedule)
 
     def load_class(self) -> AgentClass:
         """Import the agent class named by `class` ("package.module:Class")."""
-        from serverless_agents.agent import AsyncAgentBase, BaseSensor, SyncAgentBase
-        from serverless_agents.agents.connectors import as_agent_class
-
-        module_name, _, attr = self.class_path.partition(":")
-        try:
-            cls = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as e:
-            raise ManifestError(f"cannot load agent class {self.class_path!r}: {e}") from e
-        # A connector of flytekit or Flyte 2 runs inside the agent class its SDK's adapter makes for it.
-        cls = as_agent_class(cls)
-        if not (isinstance(cls, type) and issubclass(cls, AsyncAgentBase | SyncAgentBase | BaseSensor)):
-            raise ManifestError(
-                f"{self.class_path!r} is not an AsyncAgentBase, SyncAgentBase or BaseSensor subclass "
-                "(or a flytekit AsyncConnectorBase / SyncConnectorBase, or a flyte.connectors.AsyncConnector)"
-            )
-        if not getattr(cls, "task_type", ""):
-            raise ManifestError(f"{self.class_path!r} declares no task_type")
-        if getattr(cls, "secrets_need_destinations", False):
-            for name, secret in self.secrets.items():
-                if not secret.destinations:
-                    raise ManifestError(
-                        f"secrets.{name}: {self.class_path} sends its secrets over HTTP, so each declares "
-                        f'its destinations: {name} = {{ id = "...", destinations = [{{ host = "...", '
-                        'in = ["header"] }] }'
-                    )
-        return cls
+        return compiled_manifest.load_agent_class(self.class_path, self.secrets)
 
 
 def _direct_reference(line: str) -> str | None:
@@ -479,12 +435,7 @@ class Manifest(BaseModel):
         return agents
 
     def agent(self, name: str) -> AgentSettings:
-        from serverless_agents.exceptions import AgentNotFound
-
-        try:
-            return self.agents[name]
-        except KeyError:
-            raise AgentNotFound(f"agents.toml has no agent named {name!r}") from None
+        return compiled_manifest.agent_settings(self.agents, name)  # type: ignore[no-any-return]
 
 
 def parse_manifest(text: str, *, source: str = "agents.toml") -> Manifest:
@@ -500,12 +451,27 @@ def parse_manifest(text: str, *, source: str = "agents.toml") -> Manifest:
 
 
 def load_manifest(path: str | Path) -> Manifest:
-    path = Path(path)
+    return parse_manifest(_manifest_text(Path(path)), source=str(path))
+
+
+def _manifest_text(path: Path) -> str:
     try:
-        text = path.read_text()
+        return path.read_text()
     except OSError as e:
         raise ManifestError(f"cannot read manifest {path}: {e.strerror}") from e
-    return parse_manifest(text, source=str(path))
+
+
+def compile_manifest(path: str | Path) -> str:
+    """The manifest at `path`, validated, as the functions read it without pydantic
+    (`compiled_manifest.read_compiled`): the models' dump, every default filled, and the digest of the
+    text it came from. The bundler writes it at `compiled_manifest.compiled_path(path)`'s name."""
+    text = _manifest_text(Path(path))
+    compiled = {
+        "format": compiled_manifest.FORMAT,
+        "source_sha256": compiled_manifest.source_digest(text),
+        "manifest": parse_manifest(text, source=str(path)).model_dump(mode="json"),
+    }
+    return json.dumps(compiled, indent=1) + "\n"  # in the TOML's order: agents are planned in it
 
 
 def use_code_path(manifest: Manifest, manifest_path: str | Path) -> None:

@@ -54,8 +54,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlencode
 
+from serverless_agents.compiled_manifest import HOST_LABEL
 from serverless_agents.exceptions import DestinationRefused, DestinationUnavailable, ManifestError
-from serverless_agents.manifest import HOST_LABEL
 from serverless_agents.masking import excerpt, secret_names
 from serverless_agents.secrets import agent_secret_destinations
 

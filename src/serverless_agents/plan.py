@@ -30,7 +30,7 @@ from serverless_agents.endings import ENDED_STATUSES, STATUS_CHANGE_DETAIL_TYPE,
 from serverless_agents.exceptions import ManifestError
 from serverless_agents.handlers import handler_string
 from serverless_agents.job_events import JobEvents, job_events
-from serverless_agents.manifest import AgentSettings, load_manifest, use_code_path
+from serverless_agents.manifest import AgentSettings, Manifest, load_manifest, use_code_path
 from serverless_agents.registry import AgentRegistry
 
 #: `handlers.ROLES`, as a type (tests/unit/test_plan.py checks they name the same functions).
@@ -245,9 +245,10 @@ def status_change_rule(finalize: FunctionPlan, state_machine_arns: list[str]) ->
     )
 
 
-def plan_deployment(manifest_path: str | Path) -> DeploymentPlan:
+def plan_deployment(manifest_path: str | Path, manifest: Manifest | None = None) -> DeploymentPlan:
+    """The deployment of the manifest at `manifest_path` (`manifest`: that manifest, read already)."""
     path = Path(manifest_path).resolve()
-    manifest = load_manifest(path)
+    manifest = load_manifest(path) if manifest is None else manifest
     use_code_path(manifest, path)
     registry = AgentRegistry.from_manifest(manifest)
     deployment = manifest.deployment.name

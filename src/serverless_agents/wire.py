@@ -7,20 +7,24 @@ surrogates (not UTF-8, so protobuf, DynamoDB and Step Functions each fail on the
 non-finite numbers (`NaN` is not JSON, and Step Functions refuses it). `to_dict` turns what protobuf cannot
 write as JSON (a Timestamp past year 9999, a Duration whose parts disagree in sign) into the same kind of
 error, naming the field.
+
+protobuf is imported by the functions that build or write a message, not by this module: the JSON checks
+(`json_object`, `check_json`) serve paths that only move JSON, which then load no protobuf.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any, TypeVar
-
-from google.protobuf import duration_pb2, json_format, timestamp_pb2
-from google.protobuf.message import Message
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from serverless_agents.exceptions import InvalidRequest
 
-T = TypeVar("T", bound=Message)
+if TYPE_CHECKING:
+    from google.protobuf import duration_pb2, timestamp_pb2
+    from google.protobuf.message import Message
+
+T = TypeVar("T", bound="Message")
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit: nothing larger ever reaches a Lambda there
 #: How long a client waits for the answer, in milliseconds from API Gateway's receipt of the request: a
@@ -36,6 +40,8 @@ _NANOS = 999_999_999
 
 
 def to_dict(message: Message, *, field: str = "request") -> dict[str, Any]:
+    from google.protobuf import json_format
+
     try:
         return dict(json_format.MessageToDict(message))
     except json_format.SerializeToJsonError as e:
@@ -46,6 +52,8 @@ def to_dict(message: Message, *, field: str = "request") -> dict[str, Any]:
 def from_dict(message_type: type[T], data: Any, *, field: str) -> T:
     if not isinstance(data, dict):
         raise InvalidRequest(field, f"expected a JSON object ({message_type.DESCRIPTOR.full_name})")
+    from google.protobuf import json_format
+
     check_json(data, field=field)
     message: T = message_type()
     try:
@@ -137,6 +145,9 @@ def duration_problem(duration: duration_pb2.Duration) -> str | None:
 
 def _invalid_time_field(message: Message, path: str = "") -> str | None:
     """The path of the first Timestamp or Duration protobuf's JSON mapping cannot write (from to_dict)."""
+    from google.protobuf import duration_pb2, timestamp_pb2
+    from google.protobuf.message import Message
+
     if isinstance(message, timestamp_pb2.Timestamp):
         return None if timestamp_problem(message) is None else path
     if isinstance(message, duration_pb2.Duration):

@@ -32,6 +32,7 @@ from infra.cdk.serverless_agents_cdk.bundles import (
 )
 
 from serverless_agents.agent import AgentKind
+from serverless_agents.compiled_manifest import read_compiled
 from serverless_agents.plan import plan_deployment
 from tests.infra.conftest import BASE_MANIFEST
 
@@ -76,8 +77,15 @@ def test_bundle_holds_the_project_code_and_the_manifest_at_its_root(tmp_path: Pa
     (target / "serverless_agents" / "stale.py").write_text("")  # a file removed from the project since
     assemble_project_code(target, manifest)
 
-    assert sorted(p.name for p in target.iterdir()) == ["agents.toml", "functions", "serverless_agents"]
+    assert sorted(p.name for p in target.iterdir()) == [
+        "agents.toml",
+        "agents.toml.json",
+        "functions",
+        "serverless_agents",
+    ]
     assert (target / "agents.toml").read_text() == BASE_MANIFEST
+    # The manifest compiled beside it, which the functions read without pydantic.
+    assert read_compiled(target / "agents.toml") is not None
     assert (target / "functions" / "api" / "handler.py").exists()
     assert (target / "serverless_agents" / "settings.py").exists()
     assert not (target / "serverless_agents" / "stale.py").exists()

@@ -10,9 +10,10 @@ import pytest
 
 from serverless_agents.agent import AsyncAgentBase
 from serverless_agents.agents.ecs import EcsFargateAgent, EcsTaskMetadata
+from serverless_agents.compiled_manifest import HISTORY_EVENT_LIMIT, MAX_POLLS_PER_EXECUTION
 from serverless_agents.exceptions import ManifestError
 from serverless_agents.job_events import JobEvents, job_events
-from serverless_agents.manifest import HISTORY_EVENT_LIMIT, MAX_POLLS_PER_EXECUTION, AgentSettings
+from serverless_agents.manifest import AgentSettings
 from serverless_agents.plan import plan_deployment
 from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
 

@@ -1,6 +1,9 @@
 """What a Lambda's entry point imports decides cold start: no emulator, CDK, gRPC, flytekit or test code,
 and at init (the import of `functions.<role>.handler` as Lambda does it, which imports the library's
-serverless_agents.handlers.<role>) nothing beyond Powertools' Logger and Metrics and the settings.
+serverless_agents.handlers.<role>) nothing beyond Powertools' Logger and Metrics and the settings. At the
+first invocation, a function loads what its path needs and no more: the manifest compiled (no pydantic
+models of it), no protobuf on a path that only moves JSON, no pydantic for an agent without a metadata
+model, botocore without boto3, and no AWS SDK at all on a path that calls no service.
 
 Each check runs in a fresh interpreter: what this test process imported must not hide what a handler
 pulls in. The budget is a count of modules, not a time: it holds on any machine, and a new import at init
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -115,7 +119,7 @@ from serverless_agents.runtime import loading
 primed = {
     "agent_module": "serverless_agents.examples" in sys.modules,
     "runtime": "serverless_agents.runtime.wiring" in sys.modules,
-    "boto3": "boto3" in sys.modules,
+    "botocore": "botocore.session" in sys.modules,
     "clients": aws._client.cache_info().currsize,
     "agents": loading._loaded_agent.cache_info().currsize,
     "hooks": len(snapshot_restore_py.get_after_restore()),
@@ -149,7 +153,7 @@ def test_snapstart_init_loads_the_agent_and_restore_drops_what_is_unique() -> No
     assert primed == {
         "agent_module": True,
         "runtime": True,
-        "boto3": True,
+        "botocore": True,
         "clients": 0,
         "agents": 1,
         "hooks": 1,
@@ -194,3 +198,94 @@ def test_clients_are_made_at_first_use_not_when_a_store_is_built() -> None:
     built, used, region = run_child(_FIRST_USE, AWS_REGION="eu-west-1")
 
     assert (built, used, region) == (0, 1, "eu-west-1")
+
+
+#: A first invocation as Lambda runs it, AWS a closed loopback port (as bench/cold_start.py runs it): the
+#: step ends at its first AWS call, refused, or answers without one. Prints how it ended and the modules.
+_FIRST_INVOCATION = """
+import importlib, json, sys
+
+class Context:
+    function_name = "test-imports"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test-imports"
+    aws_request_id = "test-imports"
+
+handler = importlib.import_module(sys.argv[1]).handler
+try:
+    handler(json.loads(sys.argv[2]), Context())
+    ends = "ok"
+except Exception as error:
+    ends = type(error).__name__
+print(json.dumps([ends, sorted(sys.modules)]))
+"""
+
+
+def _api_event(method: str, path: str) -> dict[str, Any]:
+    from serverless_agents.local.apigateway import proxy_event
+
+    return proxy_event(method, path, {"content-type": "application/json"}, b"", "127.0.0.1")
+
+
+_JOB = json.dumps({"job_id": "job/first-invocation", "bucket": "payloads"})
+#: role, agent, event, the modules its first invocation must not load.
+FIRST_INVOCATIONS = [
+    # A get that finds the job running moves JSON only; the job's metadata is a pydantic model.
+    ("get", "job", {"task_id": "t-1", "job": {"metadata": _JOB, "polls": 0}}, ("google.protobuf", "boto3")),
+    ("delete", "job", {"task_id": "t-1", "phase": "ABORTED", "message": "m"}, ("google.protobuf", "boto3")),
+    # FileSensor has no metadata model: no pydantic at all.
+    ("poke", "files", {"task_ids": ["t-1"]}, ("pydantic", "boto3")),
+    # The deployed agents, from the compiled manifest and the classes: no AWS call, no AWS SDK.
+    # (Powertools imports the `botocore` package itself, at init, to tag the sessions it makes.)
+    ("api", None, _api_event("GET", "/v1/agents"), ("botocore.session", "botocore.client", "boto3")),
+]
+#: Never at a first invocation from a bundle: the manifest is read compiled.
+NEVER_FROM_A_BUNDLE = ("serverless_agents.manifest",)
+
+
+@pytest.mark.parametrize(("role", "agent", "event", "absent"), FIRST_INVOCATIONS, ids=lambda v: str(v)[:12])
+def test_a_first_invocation_loads_only_what_its_path_needs(
+    role: str, agent: str | None, event: dict[str, Any], absent: tuple[str, ...], tmp_path: Path
+) -> None:
+    from serverless_agents.compiled_manifest import compiled_path
+    from serverless_agents.manifest import compile_manifest
+
+    bundle_manifest = tmp_path / "agents.toml"  # as the bundler writes it: compiled beside it
+    bundle_manifest.write_text(EXAMPLE_MANIFEST.read_text())
+    compiled_path(bundle_manifest).write_text(compile_manifest(bundle_manifest))
+    with socket.socket() as s:  # a loopback port nothing listens on: every AWS call is refused at once
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    env = {
+        "SA_MANIFEST": str(bundle_manifest),
+        "SA_TASKS_TABLE": "tasks",
+        "SA_PAYLOAD_BUCKET": "payloads",
+        "SA_AGENT": agent or "",
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed}",
+        "AWS_MAX_ATTEMPTS": "1",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_INVOCATION, f"functions.{role}.handler", json.dumps(event)],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith(("SA_", "AWS_"))},
+            **LAMBDA_ENV,
+            **env,
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    ends, modules = json.loads(done.stdout.strip().splitlines()[-1])
+    loaded = sorted(
+        m for m in modules for p in (*absent, *NEVER_FROM_A_BUNDLE) if m == p or m.startswith(p + ".")
+    )
+
+    assert ends in ("ok", "EndpointConnectionError", "ServiceUnavailable")  # it ran up to AWS, or answered
+    assert loaded == [], f"the first invocation of {role} loaded {loaded}"

@@ -11,9 +11,10 @@
 
 Each folder holds the pip-installed dependencies, then the project's own `serverless_agents/` and
 `functions/`, the manifest as `agents.toml` at the root (where `settings.current_settings` looks:
-`$LAMBDA_TASK_ROOT/agents.toml`), beside it the routes of connectors' agents (`registry.ROUTES_FILE`: the api
-and sweeper functions, in the core bundle, route to a flytekit or Flyte 2 connector without its SDK), and
-the code of agents that live outside this project.
+`$LAMBDA_TASK_ROOT/agents.toml`), beside it its compiled form (`manifest.compile_manifest`, at
+`compiled_manifest.compiled_path`: what the functions read, without pydantic) and the routes of
+connectors' agents (`registry.ROUTES_FILE`: the api and sweeper functions, in the core bundle, route to a
+flytekit or Flyte 2 connector without its SDK), and the code of agents that live outside this project.
 
 pip runs only when a family's requirements change (or with `--refresh`): the requirements it was built
 from are kept beside the folder. The project code and the manifest are copied again on every build, so a
@@ -49,8 +50,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from serverless_agents.compiled_manifest import compiled_path
 from serverless_agents.exceptions import ManifestError
-from serverless_agents.manifest import EXAMPLE_MANIFEST
+from serverless_agents.manifest import EXAMPLE_MANIFEST, compile_manifest
 from serverless_agents.registry import ROUTES_FILE
 from serverless_agents.settings import BUNDLE_MANIFEST
 
@@ -330,8 +332,9 @@ def assemble_project_code(
     routes: Mapping[str, object] | None = None,
 ) -> None:
     """Copy the project's code, the agents' code and the manifest into `target` (replacing old copies),
-    compiled to bytecode by `compiler` if given, with the connectors' `routes` beside the manifest
-    (`registry.ROUTES_FILE`: the api and sweeper functions route to them without their SDKs)."""
+    compiled to bytecode by `compiler` if given, with the manifest's compiled form and the connectors'
+    `routes` beside it (`registry.ROUTES_FILE`: the api and sweeper functions route to them without
+    their SDKs)."""
     target.mkdir(parents=True, exist_ok=True)
     record = target.parent / f"{target.name}.project-code"
     copied_before = set(record.read_text().split()) if record.exists() else set(_PROJECT_CODE)
@@ -356,6 +359,7 @@ def assemble_project_code(
         if compiler and (source.is_dir() or source.suffix == ".py"):
             compile_bytecode(target / source.name, compiler, recorded_as=f"{LAMBDA_TASK_ROOT}/{source.name}")
     shutil.copyfile(manifest, target / BUNDLE_MANIFEST)
+    compiled_path(target / BUNDLE_MANIFEST).write_text(compile_manifest(target / BUNDLE_MANIFEST))
     routes_file = target / ROUTES_FILE
     routes_file.unlink(missing_ok=True)
     if routes:

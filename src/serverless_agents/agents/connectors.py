@@ -14,19 +14,19 @@ The api and sweeper functions run from the core bundle, without the SDKs: they k
 its route (`routed_agent_class`, from the routes file the bundler writes beside agents.toml).
 
 The connector's resource metadata is its own `ResourceMeta`, bytes of its `encode()`: they travel as
-base64 text in the task's resource metadata (`EncodedResourceMeta`) and are decoded by the connector's
+base64 text in the task's resource metadata (`agent_metadata.EncodedResourceMeta`, apart from this module,
+which every agent's loading imports, so that only a function whose agent has metadata loads pydantic)
+and are decoded by the connector's
 `metadata_type` in `get` and `delete`, in another Lambda.
 """
 
 from __future__ import annotations
 
-import base64
 import importlib
 import sys
 from collections.abc import Mapping
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
-from serverless_agents.agent import ResourceMetadata
 from serverless_agents.exceptions import ManifestError
 
 A = TypeVar("A", bound=type)
@@ -41,20 +41,6 @@ CONNECTOR_SDKS: tuple[tuple[str, tuple[str, ...], str], ...] = (
         "serverless_agents.agents.flytekit_connector",
     ),
 )
-
-
-class EncodedResourceMeta(ResourceMetadata):
-    #: The connector's `ResourceMeta.encode()`, base64: bytes of its own making.
-    resource_meta: str
-
-    @classmethod
-    def of(cls, encoded: bytes, **fields: Any) -> Self:
-        return cls(resource_meta=base64.b64encode(encoded).decode(), **fields)
-
-    @property
-    def encoded(self) -> bytes:
-        """The bytes the connector's `encode()` made, for its `metadata_type.decode`."""
-        return base64.b64decode(self.resource_meta)
 
 
 def as_agent_class(cls: object) -> object:

@@ -40,7 +40,8 @@ from pydantic import Field
 
 from serverless_agents import flyte2
 from serverless_agents.agent import AsyncAgentBase, LogLink, Phase, Resource
-from serverless_agents.agents.connectors import EncodedResourceMeta, connector_agent_class
+from serverless_agents.agent_metadata import EncodedResourceMeta
+from serverless_agents.agents.connectors import connector_agent_class
 from serverless_agents.exceptions import InvalidRequest
 from serverless_agents.secrets import get_agent_secrets, get_connection_secrets
 

@@ -17,7 +17,7 @@ Calls are made as flytekit's connector service makes them (flytekit/extend/backe
 `do(task_template=, inputs=, output_prefix=)` with flytekit's `TaskTemplate`, `LiteralMap` and
 `TaskExecutionMetadata` models of the request's messages; `get(resource_meta=)` and
 `delete(resource_meta=)` with the `ResourceMeta` decoded by the connector's `metadata_type` from the bytes
-its `encode()` made at create, kept as the task's resource metadata (`connectors.EncodedResourceMeta`) so
+its `encode()` made at create, kept as the task's resource metadata (`agent_metadata.EncodedResourceMeta`) so
 they cross Lambdas. Methods may be plain or `async def`; a plain one runs in the calling thread (flytekit's
 `mirror_async_methods` would move it to an executor thread, which would not see the secrets below).
 
@@ -68,7 +68,8 @@ from pydantic import Field
 
 from serverless_agents import wire
 from serverless_agents.agent import AsyncAgentBase, LogLink, Phase, Resource, SyncAgentBase
-from serverless_agents.agents.connectors import EncodedResourceMeta, connector_agent_class
+from serverless_agents.agent_metadata import EncodedResourceMeta
+from serverless_agents.agents.connectors import connector_agent_class
 from serverless_agents.endings import one_line
 from serverless_agents.exceptions import ManifestError, RetryableAgentError, ServerlessAgentsError
 from serverless_agents.secrets import get_agent_secret

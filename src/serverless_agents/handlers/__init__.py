@@ -9,10 +9,11 @@ or be shadowed by, their own); the folders stay where Lambda and the design's la
 in-process, resolves them with `entry_point`.
 
 What a handler module imports is the function's init, paid by every cold start before anything else:
-Powertools' Logger and Metrics, the settings, and nothing more. The runtime (pydantic, flyteidl, boto3,
-the agent's module and its client library) is imported inside the handler, at the first invocation,
-where it is used; the total a cold start pays is the same, but a module loads only where a path needs
-it and the init stays small and measurable (`tests/unit/test_lambda_imports.py` counts its modules).
+Powertools' Logger and Metrics, the settings, and nothing more. The runtime (the compiled manifest,
+botocore, the agent's module and its client library; pydantic for an agent whose metadata is a model,
+flyteidl where a message is built) is imported inside the handler, at the first invocation, where it
+is used: a module loads only where a path needs it, and the init stays small and measurable
+(`tests/unit/test_lambda_imports.py` counts its modules, and checks what a first invocation loads).
 With SnapStart, `snapstart.prime` loads the runtime in the init instead, before the snapshot.
 This module imports nothing: every handler's init pays for it.
 """

@@ -3,7 +3,7 @@
 With SnapStart, Lambda runs a function's init once, when a version is published, snapshots its memory and
 resumes every cold start from that snapshot. Init is then free, so `prime` (called by each agent handler
 at import) does there what the first invocation would otherwise do: import the runtime modules the
-handler uses, boto3 and the agent's module, and parse the manifest. It makes no client: anything unique
+handler uses, botocore and the agent's module, and parse the manifest. It makes no client: anything unique
 per environment made before the snapshot (random state, connections, credentials a client caches) would
 be shared by every environment restored from it. The after-restore hook re-seeds `random` and drops
 whatever clients and agent instances exist, so each restored environment makes its own at first use.
@@ -38,7 +38,9 @@ def prime(*modules: str) -> None:
         logging.getLogger(__name__).warning("snapshot_restore_py is missing: no after-restore hook")
     else:
         hooks.register_after_restore(after_restore)
-    for module in ("boto3", *modules):  # imports, not clients: a client holds connections and credentials
+    # Imports, not clients: a client holds connections and credentials. botocore's session, as `aws` makes
+    # clients from it.
+    for module in ("botocore.session", *modules):
         importlib.import_module(module)
     from serverless_agents.runtime.loading import load_agent
     from serverless_agents.settings import current_settings

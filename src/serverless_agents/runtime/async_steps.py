@@ -24,6 +24,9 @@ the count of events the get saw before it asked the agent). docs/deploy.md tells
 Nothing leaks a job: create reuses a job an earlier attempt recorded, and deletes the job it made if it
 cannot record it (or the task was aborted meanwhile); delete runs the agent's delete exactly once, guarded
 by the tasks table, and never for a job that ended on its own.
+
+flyteidl is imported where a message is built (the request, for create and for a job's outputs): a get
+that finds the job still running, and a delete, move JSON only and load no protobuf.
 """
 
 from __future__ import annotations
@@ -33,22 +36,20 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
-from flyteidl.admin import agent_pb2
-
 from serverless_agents import aws, wire
 from serverless_agents.agent import Phase, Resource
+from serverless_agents.compiled_manifest import DEFAULT_POLLS_PER_EXECUTION
 from serverless_agents.endings import one_line, phase_for_error_name
 from serverless_agents.exceptions import InvalidRequest, TaskTimedOut
-from serverless_agents.manifest import DEFAULT_POLLS_PER_EXECUTION
 from serverless_agents.naming import chain_execution_name, execution_arn, state_machine_of_execution
 from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT, payload_key
 from serverless_agents.runtime.boundary import call_agent
-from serverless_agents.runtime.translate import checked_outputs, task_context
 from serverless_agents.tasks_table import AsyncTask, wake_value
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from flyteidl.admin import agent_pb2
     from flyteidl.core.literals_pb2 import LiteralMap
     from flyteidl.core.tasks_pb2 import TaskTemplate
     from mypy_boto3_stepfunctions import SFNClient
@@ -174,6 +175,9 @@ def job_ending(
     keeps outputs. `template()` is called only when there are outputs (it may read a payload)."""
     if resource.phase is not Phase.SUCCEEDED or resource.outputs is None:
         return resource, None
+    # Loaded by a job's last get only: the literal conversions are most of what a step would import.
+    from serverless_agents.runtime.translate import checked_outputs
+
     return checked_outputs(resource, template())
 
 
@@ -387,6 +391,8 @@ class AsyncAgentSteps:
         return self.agent.metadata_type.model_validate_json(metadata_json)
 
     def _task(self, task_id: str, state: TaskState) -> TaskContext:
+        from serverless_agents.runtime.translate import task_context
+
         flyte2_data = self._payload(state, "flyte2_request", required=False)
         flyte2_request = None
         if flyte2_data is not None:
@@ -404,6 +410,8 @@ class AsyncAgentSteps:
         )
 
     def _request(self, state: TaskState) -> agent_pb2.CreateTaskRequest:
+        from flyteidl.admin import agent_pb2
+
         data = self._payload(state, "request")
         return wire.from_dict(agent_pb2.CreateTaskRequest, data, field="request")
 

@@ -6,15 +6,17 @@ history and S3, so it is masked here (`redaction.redact_value`): a `Resource`'s 
 info and log links, resource metadata, and plain values. An exception the agent raises is raised again as
 a masked one-line copy of the same class (see `redaction.redact_exception`), without the original chained
 to it: Lambda's `errorMessage`, the state machine's `Cause` and any log of it show the copy.
+
+A result is a pydantic model or a protobuf message only if the agent imported pydantic or protobuf: the
+checks look for those classes among the modules loaded (`_loaded`), so a sensor's or a sync agent's
+call loads neither.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, TypeVar
-
-from google.protobuf.message import Message
-from pydantic import BaseModel
+import sys
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from serverless_agents import wire
 from serverless_agents.agent import RESERVED_CUSTOM_INFO, LogLink, Resource, resolve
@@ -69,16 +71,25 @@ def _redacted(result: T) -> T:
             custom_info=redact_value(result.custom_info),
         )
         return masked  # type: ignore[no-any-return]
-    if isinstance(result, BaseModel):
-        dumped = result.model_dump(mode="json")
+    if _is_instance(result, "pydantic.main", "BaseModel"):
+        model: Any = result
+        dumped = model.model_dump(mode="json")
         redacted = redact_value(dumped)
-        return result if redacted == dumped else type(result).model_validate(redacted)
+        return result if redacted == dumped else cast("T", type(model).model_validate(redacted))
     return redact_value(result)
 
 
 def _redacted_outputs(outputs: Any) -> Any:
-    if isinstance(outputs, Message):  # a LiteralMap the agent built itself
+    if _is_instance(outputs, "google.protobuf.message", "Message"):  # a LiteralMap the agent built itself
         data = wire.to_dict(outputs)
         redacted = redact_value(data)
         return outputs if redacted == data else wire.from_dict(type(outputs), redacted, field="outputs")
     return redact_value(dict(outputs)) if outputs is not None else None
+
+
+def _is_instance(value: Any, module: str, name: str) -> bool:
+    """isinstance(value, module.name), without importing `module`: nothing is an instance of a class that
+    was never imported."""
+    loaded = sys.modules.get(module)
+    cls = getattr(loaded, name, None) if loaded is not None else None
+    return isinstance(cls, type) and isinstance(value, cls)

@@ -1,14 +1,18 @@
-"""Loading the one agent a per-agent Lambda serves, and the deployment's registry, once per container."""
+"""Loading the one agent a per-agent Lambda serves, and the deployment's registry, once per container.
+
+In a Lambda bundle the manifest is read compiled (`serverless_agents.compiled_manifest`: no pydantic),
+elsewhere (`up`, tests) parsed from its TOML; either answers the same attributes and methods.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from serverless_agents.compiled_manifest import read_compiled
 from serverless_agents.exceptions import ManifestError
-from serverless_agents.manifest import load_manifest
 from serverless_agents.registry import ROUTES_FILE, AgentRegistry
 from serverless_agents.secrets import AgentSecrets, register_agent_secrets
 
@@ -27,6 +31,13 @@ class LoadedAgent:
 
 @functools.cache
 def cached_manifest(path: Path) -> Manifest:
+    """The manifest at `path`: its compiled form when one beside it was compiled from it (a bundle's),
+    read as the model it was compiled from; else the TOML, parsed."""
+    compiled = read_compiled(path)
+    if compiled is not None:
+        return cast("Manifest", compiled)
+    from serverless_agents.manifest import load_manifest
+
     return load_manifest(path)
 
 

@@ -5,6 +5,9 @@ Every runtime object takes its clients as typed constructor parameters and never
 code runs on AWS, on moto (the local stack, the tests) and against any client a test hands in.
 `clients()` makes them with `aws.client`: each is made at its first use, so a function that never calls a
 service never loads its model (cold start), and after a SnapStart restore the next use makes a new one.
+Likewise each factory imports the runtime modules it builds from: a function's first invocation loads
+its own runtime (the create function, `async_steps`), not every function's (sensors, the api's service,
+the sweeper).
 """
 
 from __future__ import annotations
@@ -14,19 +17,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from serverless_agents import aws
-from serverless_agents.agent import AgentKind, AsyncAgentBase, BaseSensor, SyncAgentBase
-from serverless_agents.connection_secrets import ConnectionSecretStore
 from serverless_agents.exceptions import ManifestError
-from serverless_agents.job_events import job_events
-from serverless_agents.payloads import PayloadStore
-from serverless_agents.runtime.async_steps import AsyncAgentSteps
-from serverless_agents.runtime.finalize import Finalizer
 from serverless_agents.runtime.loading import cached_manifest, deployed_registry, load_agent
-from serverless_agents.runtime.sensors import SensorSchedules, SensorSteps
-from serverless_agents.runtime.service import SensorTargets, TaskService
-from serverless_agents.runtime.sweeper import Sweeper
-from serverless_agents.runtime.sync import SyncTarget
-from serverless_agents.tasks_table import TasksTable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -36,8 +28,16 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_stepfunctions import SFNClient
 
+    from serverless_agents.payloads import PayloadStore
+    from serverless_agents.runtime.async_steps import AsyncAgentSteps
+    from serverless_agents.runtime.finalize import Finalizer
+    from serverless_agents.runtime.sensors import SensorSteps
+    from serverless_agents.runtime.service import TaskService
+    from serverless_agents.runtime.sweeper import Sweeper
+    from serverless_agents.runtime.sync import SyncTarget
     from serverless_agents.runtime.task_logs import LogsClient
     from serverless_agents.settings import RuntimeSettings
+    from serverless_agents.tasks_table import TasksTable
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,18 @@ def clients() -> Clients:
 
 
 def _stores(settings: RuntimeSettings, made: Clients) -> tuple[TasksTable, PayloadStore]:
+    from serverless_agents.payloads import PayloadStore
+    from serverless_agents.tasks_table import TasksTable
+
     table = TasksTable(settings.tasks_table, client=made.dynamodb, ttl_days=settings.task_ttl_days)
     return table, PayloadStore(settings.payload_bucket, client=made.s3)
 
 
 @functools.cache
 def task_service(settings: RuntimeSettings) -> TaskService:
+    from serverless_agents.connection_secrets import ConnectionSecretStore
+    from serverless_agents.runtime.service import SensorTargets, TaskService
+
     made = clients()
     table, payloads = _stores(settings, made)
     registry = deployed_registry(settings.manifest_path)
@@ -99,12 +105,16 @@ def task_service(settings: RuntimeSettings) -> TaskService:
 
 def async_state_machine_arns(settings: RuntimeSettings) -> list[str]:
     """The deployment's async agents' state machines, which the sweeper watches."""
+    from serverless_agents.agent import AgentKind
+
     registry = deployed_registry(settings.manifest_path)
     return [f"{settings.state_machine_arn_prefix}{a.name}" for a in registry if a.kind is AgentKind.ASYNC]
 
 
 @functools.cache
 def finalizer(settings: RuntimeSettings) -> Finalizer:
+    from serverless_agents.runtime.finalize import Finalizer
+
     agents = cached_manifest(settings.manifest_path).agents
     snapstart = frozenset(name for name, agent in agents.items() if agent.snapstart)
     return Finalizer(settings.deployment, clients().lambda_, snapstart)
@@ -112,6 +122,10 @@ def finalizer(settings: RuntimeSettings) -> Finalizer:
 
 @functools.cache
 def sweeper(settings: RuntimeSettings) -> Sweeper:
+    from serverless_agents.connection_secrets import ConnectionSecretStore
+    from serverless_agents.runtime.sensors import SensorSchedules
+    from serverless_agents.runtime.sweeper import Sweeper
+
     made = clients()
     table, _ = _stores(settings, made)
     return Sweeper(
@@ -126,6 +140,9 @@ def sweeper(settings: RuntimeSettings) -> Sweeper:
 
 @functools.cache
 def sensor_steps(settings: RuntimeSettings) -> SensorSteps:
+    from serverless_agents.agent import BaseSensor
+    from serverless_agents.runtime.sensors import SensorSchedules, SensorSteps
+
     loaded = load_agent(settings.manifest_path, settings.agent)
     instance: Any = loaded.instance
     if not isinstance(instance, BaseSensor):
@@ -138,6 +155,10 @@ def sensor_steps(settings: RuntimeSettings) -> SensorSteps:
 
 @functools.cache
 def async_steps(settings: RuntimeSettings) -> AsyncAgentSteps:
+    from serverless_agents.agent import AsyncAgentBase
+    from serverless_agents.job_events import job_events
+    from serverless_agents.runtime.async_steps import AsyncAgentSteps
+
     loaded = load_agent(settings.manifest_path, settings.agent)
     instance: Any = loaded.instance
     if not isinstance(instance, AsyncAgentBase):
@@ -158,6 +179,9 @@ def async_steps(settings: RuntimeSettings) -> AsyncAgentSteps:
 
 
 def sync_agent(settings: RuntimeSettings) -> SyncTarget:
+    from serverless_agents.agent import SyncAgentBase
+    from serverless_agents.runtime.sync import SyncTarget
+
     loaded = load_agent(settings.manifest_path, settings.agent)
     if not isinstance(loaded.instance, SyncAgentBase):
         raise ManifestError(f"agent {loaded.name!r} is not a sync agent")
