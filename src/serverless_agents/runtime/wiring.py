@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 from serverless_agents import aws
 from serverless_agents.exceptions import ManifestError
-from serverless_agents.runtime.loading import cached_manifest, deployed_registry, load_agent
+from serverless_agents.runtime.loading import LoadedAgent, cached_manifest, deployed_registry, load_agent
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from serverless_agents.runtime.task_logs import LogsClient
     from serverless_agents.settings import RuntimeSettings
     from serverless_agents.tasks_table import TasksTable
+
+#: The kind of agent a handler serves (a sensor, an async agent, a sync agent).
+AgentT = TypeVar("AgentT")
 
 
 @dataclass(frozen=True)
@@ -143,10 +146,7 @@ def sensor_steps(settings: RuntimeSettings) -> SensorSteps:
     from serverless_agents.agent import BaseSensor
     from serverless_agents.runtime.sensors import SensorSchedules, SensorSteps
 
-    loaded = load_agent(settings.manifest_path, settings.agent)
-    instance: Any = loaded.instance
-    if not isinstance(instance, BaseSensor):
-        raise ManifestError(f"agent {loaded.name!r} is not a sensor")
+    loaded, instance = _agent_of_kind(settings, BaseSensor, "a sensor")
     made = clients()
     table, payloads = _stores(settings, made)
     schedules = SensorSchedules.of_agent(settings.deployment, loaded.name, made.scheduler)
@@ -159,10 +159,7 @@ def async_steps(settings: RuntimeSettings) -> AsyncAgentSteps:
     from serverless_agents.job_events import job_events
     from serverless_agents.runtime.async_steps import AsyncAgentSteps
 
-    loaded = load_agent(settings.manifest_path, settings.agent)
-    instance: Any = loaded.instance
-    if not isinstance(instance, AsyncAgentBase):
-        raise ManifestError(f"agent {loaded.name!r} is not an async agent")
+    loaded, instance = _agent_of_kind(settings, AsyncAgentBase, "an async agent")
     made = clients()
     table, payloads = _stores(settings, made)
     return AsyncAgentSteps(
@@ -182,7 +179,14 @@ def sync_agent(settings: RuntimeSettings) -> SyncTarget:
     from serverless_agents.agent import SyncAgentBase
     from serverless_agents.runtime.sync import SyncTarget
 
+    loaded, instance = _agent_of_kind(settings, SyncAgentBase, "a sync agent")
+    return SyncTarget(loaded.name, instance, float(loaded.settings.timeout))
+
+
+def _agent_of_kind(settings: RuntimeSettings, kind: type[AgentT], named: str) -> tuple[LoadedAgent, AgentT]:
+    """The function's agent, which must be of the kind its handler serves (the CDK wires each kind's
+    handlers to agents of that kind; a manifest edited under a deployed function is refused here)."""
     loaded = load_agent(settings.manifest_path, settings.agent)
-    if not isinstance(loaded.instance, SyncAgentBase):
-        raise ManifestError(f"agent {loaded.name!r} is not a sync agent")
-    return SyncTarget(loaded.name, loaded.instance, float(loaded.settings.timeout))
+    if not isinstance(loaded.instance, kind):
+        raise ManifestError(f"agent {loaded.name!r} is not {named}")
+    return loaded, loaded.instance
