@@ -32,14 +32,14 @@ import time
 from dataclasses import dataclass
 
 from bench._common import BENCH_MANIFEST, OFFLINE_AWS_ENV, BenchError, Table, bench_main
-from serverless_agents.manifest import (
+from serverless_agents.aws.prices import PRICE_PER_TRANSITION, PRICE_SOURCE
+from serverless_agents.deployment.manifest import (
     DEFAULT_POLLS_PER_EXECUTION,
     EXAMPLE_MANIFEST,
     AgentSettings,
     PollBackoff,
     load_manifest,
 )
-from serverless_agents.prices import PRICE_PER_TRANSITION, PRICE_SOURCE
 
 HISTORY_LIMIT = 25_000
 NEAR_FRACTION = 0.8
@@ -253,9 +253,9 @@ def ground() -> Table:
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         os.environ.pop(name, None)
     from serverless_agents.agent import Phase
-    from serverless_agents.client import ApiClient
+    from serverless_agents.api.client import ApiClient
+    from serverless_agents.flyte.resource_meta import task_id_from_resource_meta
     from serverless_agents.local.stack import LocalStack, quiet_local_observability
-    from serverless_agents.resource_meta import task_id_from_resource_meta
     from serverless_agents.testing import task_request
 
     quiet_local_observability()

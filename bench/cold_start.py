@@ -49,8 +49,8 @@ from bench._common import ROOT, BenchError, Table, bench_main, emit, median, pac
 sys.path.insert(0, str(ROOT))  # the CDK app's bundler is not an installed package
 from infra.cdk.serverless_agents_cdk import bundles
 
-from serverless_agents.manifest import EXAMPLE_MANIFEST
-from serverless_agents.plan import plan_deployment
+from serverless_agents.deployment.manifest import EXAMPLE_MANIFEST
+from serverless_agents.deployment.plan import plan_deployment
 
 RUNS = 5
 QUICK_RUNS = 1

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from bench._common import OFFLINE_AWS_ENV, BenchError, Table, bench_main, median
 from serverless_agents.agent import AsyncAgentBase, Phase, Resource, ResourceMetadata, TaskContext
-from serverless_agents.client import ApiClient
-from serverless_agents.resource_meta import task_id_from_resource_meta
+from serverless_agents.api.client import ApiClient
+from serverless_agents.flyte.resource_meta import task_id_from_resource_meta
 from serverless_agents.testing import task_request
 
 #: The platform: job id -> done. The local stack runs the functions in this process.

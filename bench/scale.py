@@ -3,7 +3,7 @@
 Three processes: the local stack (`serverless-agents up`: moto, every Lambda in-process, the HTTP API),
 the adapter alone (`serverless-agents adapter`, whose memory is the figure: /proc/<pid>/status, sampled
 every half second, and its VmHWM peak), and this one, playing propeller with flyteidl's stubs
-(`serverless_agents.demo.FlyteClient`): CreateTask for every task at once from a pool of threads, then
+(`serverless_agents.local.demo.FlyteClient`): CreateTask for every task at once from a pool of threads, then
 GetTask for each unfinished task every second until all reach a final phase, or the time cap.
 
 The tasks are the example job agent's, finishing after `POLLS` gets with 1 s waits (bench/agents.toml).
@@ -74,7 +74,7 @@ class Propeller:
     """flytepropeller's side for one run: CreateTask for every task, then GetTask until each is final."""
 
     def __init__(self, address: str, size: int, run_name: str, result: ScaleRun) -> None:
-        from serverless_agents.demo import FlyteClient
+        from serverless_agents.local.demo import FlyteClient
 
         self.flyte = FlyteClient(address)
         self.size = size

@@ -22,7 +22,7 @@ for name, value in {
     os.environ[name] = value
 os.environ.pop("AWS_PROFILE", None)
 
-from serverless_agents.secrets import forget_secrets  # noqa: E402  (after the environment is set)
+from serverless_agents.security.secrets import forget_secrets  # noqa: E402  (after the environment is set)
 
 
 @pytest.fixture(autouse=True, scope="module")

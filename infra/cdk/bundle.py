@@ -6,7 +6,7 @@
     python infra/cdk/bundle.py --accept-metadata-changes job   # no task of `job` in flight: see below
 
 Checks first that every async agent's metadata still reads what the deployed one stored
-(`serverless_agents.evolution`, against the lock beside the manifest), and updates that lock.
+(`serverless_agents.deployment.evolution`, against the lock beside the manifest), and updates that lock.
 
 Needs PyPI (or your index). Fails if a bundle is over 200 MB unzipped. `cdk synth` / `cdk deploy` reuse
 these folders (build/lambda/<family>), refreshing only the project code and the manifest.
@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository r
 
 from infra.cdk.serverless_agents_cdk.bundles import DEFAULT_MANIFEST, BundleError, build_bundle, families
 
-from serverless_agents.evolution import accepted, check_and_lock, metadata_schemas
+from serverless_agents.deployment.evolution import accepted, check_and_lock, metadata_schemas
+from serverless_agents.deployment.plan import plan_deployment
 from serverless_agents.exceptions import ManifestError
-from serverless_agents.plan import plan_deployment
 
 
 def main(argv: list[str] | None = None) -> int:

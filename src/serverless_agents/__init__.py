@@ -1,7 +1,7 @@
 """Run Flyte agents as serverless functions on AWS.
 
 The agent SDK is importable from here; everything else lives in its own module (see the README). The
-names are loaded on first access (PEP 562): a Lambda importing `serverless_agents.settings` or `.aws`
+names are loaded on first access (PEP 562): a Lambda importing `serverless_agents.runtime.settings` or `.aws`
 does not pay for pydantic and flyteidl before it needs them.
 """
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
         TaskContext,
     )
     from serverless_agents.exceptions import AgentError, RetryableAgentError
-    from serverless_agents.literals import Blob, StructuredDataset
+    from serverless_agents.flyte.literals import Blob, StructuredDataset
 
 _EXPORTS = {
     "AsyncAgentBase": "serverless_agents.agent",
@@ -35,8 +35,8 @@ _EXPORTS = {
     "TaskContext": "serverless_agents.agent",
     "AgentError": "serverless_agents.exceptions",
     "RetryableAgentError": "serverless_agents.exceptions",
-    "Blob": "serverless_agents.literals",
-    "StructuredDataset": "serverless_agents.literals",
+    "Blob": "serverless_agents.flyte.literals",
+    "StructuredDataset": "serverless_agents.flyte.literals",
 }
 
 __all__ = [
@@ -70,7 +70,8 @@ def __dir__() -> list[str]:
 
 
 def get_agent_secret(name: str) -> str:
-    """The value of the secret the manifest names `name` for this agent (see serverless_agents.secrets)."""
-    from serverless_agents.secrets import get_agent_secret as _get
+    """The value of the secret the manifest names `name` for this agent (see
+    serverless_agents.security.secrets)."""
+    from serverless_agents.security.secrets import get_agent_secret as _get
 
     return _get(name)

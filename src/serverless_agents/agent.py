@@ -111,7 +111,7 @@ class TaskContext:
     #: values removed): what a Flyte 2 connector gets, unchanged (variable order, `metadata.timeouts`).
     flyte2_request: Flyte2CreateTaskRequest | None = None
     #: The Secrets Manager secret holding the values the executor sent in `Connection.secrets`, if any
-    #: (read with `secrets.get_connection_secrets`; see `serverless_agents.connection_secrets`).
+    #: (read with `secrets.get_connection_secrets`; see `serverless_agents.aws.connection_secrets`).
     connection_secret: str | None = None
 
     @property

@@ -75,7 +75,7 @@ def _up(args: argparse.Namespace) -> int:
             for agent in stack.registry:
                 print(f"  agent {agent.name}: {agent.kind.value}, task type {agent.task_type!r}", flush=True)
             if args.demo:
-                from serverless_agents.demo import TASK_TYPES, run_demo
+                from serverless_agents.local.demo import TASK_TYPES, run_demo
 
                 missing = sorted(set(TASK_TYPES) - {agent.task_type for agent in stack.registry})
                 if missing:
@@ -108,7 +108,7 @@ def _manifest(given: str | None, *, demo: bool = False) -> Path:
     """The manifest `up` runs: the one given, else ./agents.toml, else the example manifest of the package
     (so `up --demo` works from any directory, a checkout or not). The demo calls the example agents, so
     `--demo` without `--manifest` runs the example manifest even where ./agents.toml exists."""
-    from serverless_agents.manifest import EXAMPLE_MANIFEST
+    from serverless_agents.deployment.manifest import EXAMPLE_MANIFEST
 
     if given is not None:
         return Path(given)
@@ -131,7 +131,7 @@ def _configure_logging(verbose: bool) -> None:
 
 def _sensor_bucket(stack: LocalStack) -> str | None:
     """The first bucket a FileSensor of the manifest watches (the stack made it), for the demo, if any."""
-    from serverless_agents.s3uri import event_buckets
+    from serverless_agents.aws.s3uri import event_buckets
 
     for agent in stack.registry:
         if agent.cls.__name__ == "FileSensor":
@@ -141,7 +141,7 @@ def _sensor_bucket(stack: LocalStack) -> str | None:
 
 
 def _upload(stack: LocalStack, path: str) -> None:
-    from serverless_agents.s3uri import parse_s3_uri
+    from serverless_agents.aws.s3uri import parse_s3_uri
 
     bucket, key = parse_s3_uri(path, "path")
     stack.client("s3").put_object(Bucket=bucket, Key=key, Body=b"id,value\n1,42\n")
@@ -150,7 +150,7 @@ def _upload(stack: LocalStack, path: str) -> None:
 def _adapter(args: argparse.Namespace) -> int:
     from serverless_agents.adapter.server import Adapter
     from serverless_agents.exceptions import ManifestError
-    from serverless_agents.resource_meta import ResourceMetaKeys
+    from serverless_agents.flyte.resource_meta import ResourceMetaKeys
 
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ManifestError("--tls-cert and --tls-key go together (or SA_TLS_CERT and SA_TLS_KEY)")
@@ -206,8 +206,8 @@ def _check(args: argparse.Namespace) -> int:
 
     import boto3
 
-    from serverless_agents.client import ApiClient
-    from serverless_agents.deployment_check import Check, Deployment, Report, from_stack
+    from serverless_agents.api.client import ApiClient
+    from serverless_agents.deployment.check import Check, Deployment, Report, from_stack
 
     session = boto3.session.Session(region_name=args.region)
     if args.stack is not None:

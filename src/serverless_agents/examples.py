@@ -20,7 +20,7 @@ import json
 import uuid
 from typing import Any
 
-from serverless_agents import aws, wire
+from serverless_agents import aws
 from serverless_agents.agent import (
     AsyncAgentBase,
     LogLink,
@@ -30,9 +30,10 @@ from serverless_agents.agent import (
     SyncAgentBase,
     TaskContext,
 )
+from serverless_agents.aws.payloads import payload_key
 from serverless_agents.exceptions import AgentError
-from serverless_agents.payloads import payload_key
-from serverless_agents.settings import current_settings
+from serverless_agents.flyte import wire
+from serverless_agents.runtime.settings import current_settings
 
 
 class JobMetadata(ResourceMetadata):
@@ -109,7 +110,7 @@ def _decoded(literals: dict[str, Any]) -> dict[str, Any]:
     # Imported here, when the job ends: a get that finds the job running needs no protobuf.
     from flyteidl.core.literals_pb2 import LiteralMap
 
-    from serverless_agents.literals import decode_literal_map
+    from serverless_agents.flyte.literals import decode_literal_map
 
     literal_map = wire.from_dict(LiteralMap, literals, field="job.inputs")
     return decode_literal_map(literal_map, None, prefix="job.inputs")

@@ -28,15 +28,15 @@ from flyteidl.admin import agent_pb2
 from flyteidl.core import identifier_pb2, interface_pb2, literals_pb2, tasks_pb2, types_pb2
 
 from serverless_agents.agent import AgentKind, LogLink, Phase
-from serverless_agents.client import ApiClient
+from serverless_agents.api.client import ApiClient
+from serverless_agents.aws.s3uri import parse_s3_uri
 from serverless_agents.exceptions import ManifestError, TaskNotFound
-from serverless_agents.literals import decode_literal_map, encode_literal_map
-from serverless_agents.resource_meta import task_id_from_resource_meta
-from serverless_agents.s3uri import parse_s3_uri
+from serverless_agents.flyte.literals import decode_literal_map, encode_literal_map
+from serverless_agents.flyte.resource_meta import task_id_from_resource_meta
 
 if TYPE_CHECKING:
     from serverless_agents.agent import Resource, TaskContext
-    from serverless_agents.manifest import AgentSettings
+    from serverless_agents.deployment.manifest import AgentSettings
 
 #: A task as both clients take it: a task type (inputs and outputs given beside it), or a whole request
 #: (`task_request`'s, or one a plugin's own task class serialized).
@@ -268,8 +268,8 @@ class LocalAgent:
     """
 
     def __init__(self, manifest: str | Path, agent: str, *, secrets: Mapping[str, str] | None = None) -> None:
-        from serverless_agents.naming import LOCAL_ACCOUNT
-        from serverless_agents.plan import Place, plan_deployment
+        from serverless_agents.deployment.naming import LOCAL_ACCOUNT
+        from serverless_agents.deployment.plan import Place, plan_deployment
         from serverless_agents.runtime.loading import load_agent
 
         plan = plan_deployment(manifest)
@@ -351,9 +351,9 @@ class LocalAgent:
 
     def do(self, task: Task, **parts: Unpack[TaskParts]) -> TaskResult:
         """A sync agent's call, as its function makes it (within its `timeout`)."""
+        from serverless_agents.runtime.settings import current_settings
         from serverless_agents.runtime.sync import execute_sync
         from serverless_agents.runtime.wiring import sync_agent
-        from serverless_agents.settings import current_settings
 
         request = _request_of(task, parts)
         self._check_kind(AgentKind.SYNC)
@@ -425,9 +425,9 @@ class LocalAgent:
 
     @contextmanager
     def _in_function(self) -> Iterator[None]:
-        from serverless_agents import redaction
-        from serverless_agents.secrets import handed_in_secrets
-        from serverless_agents.settings import lambda_environment
+        from serverless_agents.runtime.settings import lambda_environment
+        from serverless_agents.security import redaction
+        from serverless_agents.security.secrets import handed_in_secrets
 
         # What the handlers' entry does at every invocation: what the agent logs and prints is masked.
         redaction.install()

@@ -15,10 +15,10 @@ from flyteidl.admin import agent_pb2
 
 from serverless_agents.adapter.server import Adapter
 from serverless_agents.agent import Phase
-from serverless_agents.client import ApiClient
+from serverless_agents.api.client import ApiClient
 from serverless_agents.examples import JobAgent
+from serverless_agents.flyte.resource_meta import task_id_from_resource_meta
 from serverless_agents.local.stack import LocalStack
-from serverless_agents.resource_meta import task_id_from_resource_meta
 from serverless_agents.testing import task_request, wait_for_task
 
 if TYPE_CHECKING:

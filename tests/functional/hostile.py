@@ -23,7 +23,7 @@ from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 
-from serverless_agents.naming import sensor_schedule_name
+from serverless_agents.deployment.naming import sensor_schedule_name
 from serverless_agents.testing import task_request
 
 FUZZ_EXAMPLES = int(os.environ.get("SA_FUZZ_EXAMPLES", "1000"))

@@ -7,7 +7,7 @@ import time
 
 from serverless_agents.agent import Phase, Resource, SyncAgentBase, TaskContext
 from serverless_agents.exceptions import AgentError
-from serverless_agents.secrets import get_agent_secret
+from serverless_agents.security.secrets import get_agent_secret
 
 
 class SlowEchoAgent(SyncAgentBase):

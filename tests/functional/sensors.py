@@ -11,8 +11,8 @@ from typing import Any
 
 from flytekit.sensor.file_sensor import FileSensor as FlytekitFileSensor
 
+from serverless_agents.deployment.naming import sensor_schedule_group
 from serverless_agents.local.stack import LocalStack
-from serverless_agents.naming import sensor_schedule_group
 from tests.functional.conftest import Harness
 from tests.functional.flyte_tasks import create_request
 

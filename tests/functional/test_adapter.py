@@ -15,8 +15,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from serverless_agents.adapter.server import Adapter
 from serverless_agents.agent import Phase
-from serverless_agents.demo import FlyteClient
-from serverless_agents.resource_meta import encode_resource_meta
+from serverless_agents.flyte.resource_meta import encode_resource_meta
+from serverless_agents.local.demo import FlyteClient
 from tests.functional.conftest import Harness
 from tests.functional.flyte_tasks import ExampleTask, create_request, decode_outputs
 

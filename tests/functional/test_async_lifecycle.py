@@ -8,7 +8,7 @@ import time
 import pytest
 
 from serverless_agents.agent import Phase
-from serverless_agents.literals import decode_literal_map
+from serverless_agents.flyte.literals import decode_literal_map
 from tests.functional.conftest import Harness
 
 pytestmark = pytest.mark.functional

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from serverless_agents.cli import _manifest, build_parser, main
-from serverless_agents.manifest import EXAMPLE_MANIFEST
+from serverless_agents.deployment.manifest import EXAMPLE_MANIFEST
 
 pytestmark = pytest.mark.functional
 

@@ -36,10 +36,10 @@ from flytekit.tools.translator import get_serializable
 
 from serverless_agents.agent import Phase
 from serverless_agents.agents.ecs import FargateSize, fargate_size, placeholder_values, render_args
+from serverless_agents.aws.s3uri import parse_s3_uri
 from serverless_agents.exceptions import AgentError
-from serverless_agents.literals import decode_literal_map, encode_literal_map
+from serverless_agents.flyte.literals import decode_literal_map, encode_literal_map
 from serverless_agents.local.stack import ACCOUNT, LocalStack
-from serverless_agents.s3uri import parse_s3_uri
 from serverless_agents.testing import AgentTestClient, interface_for
 from tests.functional.conftest import Harness
 

@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from serverless_agents.adapter.server import Adapter
 from serverless_agents.agent import Phase
-from serverless_agents.demo import FlyteClient
+from serverless_agents.local.demo import FlyteClient
 from serverless_agents.local.stack import LocalStack
 from tests.functional import flyte_tasks
 from tests.functional.conftest import MANIFEST as STACK_MANIFEST

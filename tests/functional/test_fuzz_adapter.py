@@ -22,8 +22,8 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from serverless_agents.adapter.server import Adapter
-from serverless_agents.demo import FlyteClient
-from serverless_agents.resource_meta import task_id_from_resource_meta
+from serverless_agents.flyte.resource_meta import task_id_from_resource_meta
+from serverless_agents.local.demo import FlyteClient
 from tests.functional.conftest import Harness
 from tests.functional.hostile import (
     FUZZ,

@@ -16,8 +16,8 @@ from flyteidl.admin import agent_pb2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from serverless_agents import wire
-from serverless_agents.resource_meta import task_id_from_resource_meta
+from serverless_agents.flyte import wire
+from serverless_agents.flyte.resource_meta import task_id_from_resource_meta
 from tests.functional.conftest import Harness
 from tests.functional.hostile import (
     FUZZ,

@@ -22,8 +22,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from serverless_agents.adapter.server import Adapter
 from serverless_agents.agent import Phase
-from serverless_agents.demo import FlyteClient
-from serverless_agents.resource_meta import encode_resource_meta
+from serverless_agents.flyte.resource_meta import encode_resource_meta
+from serverless_agents.local.demo import FlyteClient
 from tests.functional.conftest import Harness
 from tests.functional.fake_http import self_signed
 from tests.functional.flyte_tasks import ExampleTask, create_request
@@ -290,7 +290,7 @@ def test_an_unsigned_resource_meta_is_refused_unless_migration_allows_it(
     assert code is grpc.StatusCode.INVALID_ARGUMENT
     assert "SA_RESOURCE_META_ALLOW_UNSIGNED" in details
 
-    from serverless_agents.resource_meta import ResourceMetaKeys
+    from serverless_agents.flyte.resource_meta import ResourceMetaKeys
 
     migrating = Adapter(
         harness.stack.api_url,
@@ -310,7 +310,7 @@ def test_an_unsigned_resource_meta_is_refused_unless_migration_allows_it(
 
 
 def test_rotated_keys_verify_what_the_previous_key_signed(harness: Harness) -> None:
-    from serverless_agents.resource_meta import ResourceMetaKeys
+    from serverless_agents.flyte.resource_meta import ResourceMetaKeys
 
     old, new = "o" * 32, "n" * 32
     before = Adapter(harness.stack.api_url, host="127.0.0.1", port=0, keys=ResourceMetaKeys([old])).start()

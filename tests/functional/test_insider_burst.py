@@ -32,11 +32,11 @@ from flyteidl.admin import agent_pb2
 from flyteidl.service import agent_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from serverless_agents import wire
 from serverless_agents.adapter.server import Adapter
 from serverless_agents.agent import Phase
-from serverless_agents.demo import FlyteClient
-from serverless_agents.identity import task_id_for
+from serverless_agents.flyte import wire
+from serverless_agents.flyte.identity import task_id_for
+from serverless_agents.local.demo import FlyteClient
 from tests.functional.conftest import MANIFEST, Harness
 from tests.functional.flyte2_tasks import Executor, PluginTask
 from tests.functional.flyte_tasks import ExampleTask, create_request

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from serverless_agents.agent import Phase
-from serverless_agents.literals import decode_literal_map
+from serverless_agents.flyte.literals import decode_literal_map
 from serverless_agents.local.stack import LocalStack
 from tests.functional.conftest import Harness
 from tests.functional.sensors import wait_for

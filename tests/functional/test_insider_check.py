@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from serverless_agents.cli import main
+from serverless_agents.deployment.manifest import EXAMPLE_MANIFEST
 from serverless_agents.local.stack import LocalStack
-from serverless_agents.manifest import EXAMPLE_MANIFEST
 
 pytestmark = pytest.mark.functional
 

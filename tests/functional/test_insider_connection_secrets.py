@@ -175,7 +175,7 @@ def test_a_task_cannot_name_another_projects_connection_secret(harness: Harness)
     """Below the API: the accessor reads a connection secret only under the task's own project and domain
     (and the agent's own prefix, as IAM does), whatever name reaches it."""
     from serverless_agents.exceptions import ManifestError
-    from serverless_agents.secrets import get_connection_secrets
+    from serverless_agents.security.secrets import get_connection_secrets
     from tests.agent_function import agent_function
 
     sm = harness.stack.client("secretsmanager")

@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from serverless_agents import wire
 from serverless_agents.agent import Phase
+from serverless_agents.deployment.manifest import EXAMPLE_MANIFEST
+from serverless_agents.flyte import wire
 from serverless_agents.local.stack import LocalStack
-from serverless_agents.manifest import EXAMPLE_MANIFEST
 from tests.functional.conftest import Harness
 from tests.functional.fake_http import FakeHttpServer, Reply
 from tests.functional.test_openai_agent import chat_request, completion

@@ -22,17 +22,17 @@ import pytest
 from moto import mock_aws
 
 from serverless_agents.agent import AsyncAgentBase, BaseSensor, Phase, Resource, ResourceMetadata
+from serverless_agents.aws.payloads import PayloadStore
+from serverless_agents.aws.tasks_table import AsyncTask, SensorTask, TasksTable, table_definition
+from serverless_agents.deployment.manifest import AgentSettings, PollBackoff
 from serverless_agents.exceptions import AgentError
+from serverless_agents.flyte.wire import to_dict
 from serverless_agents.local import moto_fixes
-from serverless_agents.manifest import AgentSettings, PollBackoff
-from serverless_agents.payloads import PayloadStore
 from serverless_agents.runtime.async_steps import AsyncAgentSteps, CleanupReason, TaskState
 from serverless_agents.runtime.finalize import Finalizer
 from serverless_agents.runtime.sensors import SensorSchedules, SensorSteps, stop_sensor_task
 from serverless_agents.runtime.sweeper import Sweeper
-from serverless_agents.tasks_table import AsyncTask, SensorTask, TasksTable, table_definition
 from serverless_agents.testing import task_request
-from serverless_agents.wire import to_dict
 
 pytestmark = pytest.mark.functional
 

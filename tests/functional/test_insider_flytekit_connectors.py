@@ -27,7 +27,7 @@ from flytekitplugins.openai import ChatGPTTask
 
 from serverless_agents.adapter.server import Adapter
 from serverless_agents.agent import Phase
-from serverless_agents.demo import FlyteClient
+from serverless_agents.local.demo import FlyteClient
 from serverless_agents.local.stack import LocalStack
 from tests.functional.fake_http import FakeHttpServer, Reply
 from tests.functional.flyte_tasks import ExampleTask, create_request, decode_outputs

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from serverless_agents.agent import Phase
-from serverless_agents.secrets import forget_secrets
+from serverless_agents.security.secrets import forget_secrets
 from tests.functional.conftest import Harness
 from tests.functional.fake_http import FakeHttpServer, Reply
 from tests.functional.test_webhook_agent import (

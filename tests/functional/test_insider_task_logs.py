@@ -18,8 +18,8 @@ from flyteidl.admin import agent_pb2
 from flyteidl2.connector import connector_pb2
 
 from serverless_agents.adapter.server import Adapter
-from serverless_agents.demo import FlyteClient
-from serverless_agents.resource_meta import encode_resource_meta, task_id_from_resource_meta
+from serverless_agents.flyte.resource_meta import encode_resource_meta, task_id_from_resource_meta
+from serverless_agents.local.demo import FlyteClient
 from tests.functional.conftest import Harness
 from tests.functional.task_logs import (
     CHATTY,

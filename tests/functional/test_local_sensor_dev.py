@@ -77,9 +77,9 @@ def test_the_pages_sensor_fires_on_an_upload_against_up(tmp_path: Path) -> None:
 def test_task_events_are_one_line_each_with_the_agents_own_error(tmp_path: Path) -> None:
     """An async job whose `get` raises AgentError (examples.JobAgent, raise_on=get): created, running, and
     ended FAILED with the agent's one-line message; nothing of Step Functions' failure event."""
-    from serverless_agents.client import ApiClient
+    from serverless_agents.api.client import ApiClient
+    from serverless_agents.flyte.resource_meta import task_id_from_resource_meta
     from serverless_agents.local.stack import LocalStack
-    from serverless_agents.resource_meta import task_id_from_resource_meta
     from serverless_agents.testing import task_request
 
     manifest = tmp_path / "agents.toml"
@@ -130,9 +130,9 @@ def test_a_bucket_a_sensor_tasks_inputs_name_exists_before_its_first_poke(tmp_pa
     """flytekit's FileSensor on a bucket no event pattern names: the stack makes it when the task starts,
     so the first poke finds it, and an upload there completes the task (by its schedule: no rule matches)."""
     from serverless_agents import Phase
-    from serverless_agents.client import ApiClient
+    from serverless_agents.api.client import ApiClient
+    from serverless_agents.flyte.resource_meta import task_id_from_resource_meta
     from serverless_agents.local.stack import LocalStack
-    from serverless_agents.resource_meta import task_id_from_resource_meta
     from serverless_agents.testing import task_request
 
     manifest = tmp_path / "agents.toml"
@@ -157,8 +157,8 @@ def test_a_bucket_a_sensor_tasks_inputs_name_exists_before_its_first_poke(tmp_pa
 
 
 def test_a_seconds_rate_points_at_the_local_schedule_period(tmp_path: Path) -> None:
+    from serverless_agents.deployment.manifest import parse_manifest
     from serverless_agents.exceptions import ManifestError
-    from serverless_agents.manifest import parse_manifest
 
     manifest = '[agents.files]\nclass = "serverless_agents.agents.file_sensor:FileSensor"\n'
     with pytest.raises(ManifestError) as refused:

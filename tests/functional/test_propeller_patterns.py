@@ -18,9 +18,9 @@ from flyteidl.admin import agent_pb2
 
 from serverless_agents.adapter.server import Adapter
 from serverless_agents.agent import Phase
-from serverless_agents.demo import FlyteClient
+from serverless_agents.flyte.resource_meta import encode_resource_meta
+from serverless_agents.local.demo import FlyteClient
 from serverless_agents.local.stack import LocalStack
-from serverless_agents.resource_meta import encode_resource_meta
 from tests.functional.conftest import Harness
 from tests.functional.flyte_tasks import ExampleTask, create_request, decode_outputs
 

@@ -26,13 +26,13 @@ import pytest
 import urllib3
 from flyteidl.admin import agent_pb2
 
-from serverless_agents import wire
 from serverless_agents.adapter.server import Adapter
 from serverless_agents.agent import Phase
-from serverless_agents.client import ApiClient
-from serverless_agents.demo import FlyteClient
+from serverless_agents.api.client import ApiClient
+from serverless_agents.flyte import wire
+from serverless_agents.flyte.resource_meta import task_id_from_resource_meta
+from serverless_agents.local.demo import FlyteClient
 from serverless_agents.local.stack import LocalStack
-from serverless_agents.resource_meta import task_id_from_resource_meta
 from serverless_agents.testing import task_request
 from tests.functional.fake_http import FakeHttpServer, Reply
 from tests.functional.test_webhook_agent import HttpCallTask, webhook_request

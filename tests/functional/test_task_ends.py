@@ -22,10 +22,10 @@ import pytest
 import serverless_agents.handlers.observability  # noqa: F401
 from serverless_agents.adapter.server import Adapter
 from serverless_agents.agent import Phase
-from serverless_agents.demo import FlyteClient
+from serverless_agents.aws.tasks_table import AsyncTask, TasksTable
+from serverless_agents.local.demo import FlyteClient
 from serverless_agents.local.stack import LocalStack
 from serverless_agents.runtime.sweeper import ENDED_BY_BOUND_METRIC
-from serverless_agents.tasks_table import AsyncTask, TasksTable
 from tests.functional.conftest import Harness
 
 pytestmark = pytest.mark.functional

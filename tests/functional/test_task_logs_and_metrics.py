@@ -17,11 +17,11 @@ from flyteidl2.connector import connector_pb2
 from flyteidl2.logs.dataplane import payload_pb2
 
 from serverless_agents.adapter.server import Adapter
-from serverless_agents.client import ApiClient
-from serverless_agents.demo import FlyteClient
+from serverless_agents.api.client import ApiClient
+from serverless_agents.aws.prices import estimated_cost
 from serverless_agents.exceptions import InvalidRequest, TaskNotFound
-from serverless_agents.prices import estimated_cost
-from serverless_agents.resource_meta import task_id_from_resource_meta
+from serverless_agents.flyte.resource_meta import task_id_from_resource_meta
+from serverless_agents.local.demo import FlyteClient
 from tests.functional.conftest import Harness
 from tests.functional.task_logs import (
     CHATTY,

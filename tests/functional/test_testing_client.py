@@ -121,7 +121,7 @@ def test_a_failed_task_is_its_one_line_message_not_emulator_internals(tmp_path: 
     # resort handler, in a script with no logging set up); under `up` the same failure is one line. Run as a
     # user runs it: a script of its own, not under pytest's log capture.
     (tmp_path / "run_failing.py").write_text(
-        "from serverless_agents.manifest import EXAMPLE_MANIFEST\n"
+        "from serverless_agents.deployment.manifest import EXAMPLE_MANIFEST\n"
         "from serverless_agents.testing import AgentTestClient\n"
         "with AgentTestClient(EXAMPLE_MANIFEST) as client:\n"
         "    r = client.run('example_job', {'n': 1}, {'n': int}, custom={'raise_on': 'get'})\n"

@@ -1,13 +1,13 @@
-"""The HTTP API on API Gateway: the routes of serverless_agents.http_api, AWS_IAM on every method."""
+"""The HTTP API on API Gateway: the routes of serverless_agents.api.http_api, AWS_IAM on every method."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from serverless_agents.agent import AgentKind
+from serverless_agents.deployment.manifest import load_manifest
+from serverless_agents.deployment.registry import AgentRegistry
 from serverless_agents.local.apigateway import api_routes
-from serverless_agents.manifest import load_manifest
-from serverless_agents.registry import AgentRegistry
 from tests.infra.conftest import Synth
 
 DEPLOYMENT = "serverless-agents"

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from infra.cdk.serverless_agents_cdk.bundles import agent_code, assemble_standin
 
+from serverless_agents.deployment.plan import plan_deployment
 from serverless_agents.exceptions import ManifestError
-from serverless_agents.plan import plan_deployment
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT = """

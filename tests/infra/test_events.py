@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from infra.cdk.serverless_agents_cdk.finalizer import MACHINES_PER_RULE
 
-from serverless_agents.endings import ENDED_STATUSES, STATUS_CHANGE_DETAIL_TYPE
+from serverless_agents.runtime.endings import ENDED_STATUSES, STATUS_CHANGE_DETAIL_TYPE
 from tests.infra.conftest import ACCOUNT, REGION, Synth, load_event, matches
 
 DEPLOYMENT = "serverless-agents"
@@ -61,7 +61,8 @@ def test_matches_the_recorded_aborted_event(pattern: dict[str, Any], aborted: di
 
 
 def test_matches_exactly_the_statuses_finalize_ends_tasks_for(pattern: dict[str, Any]) -> None:
-    # One table (serverless_agents.endings) for the rule, finalize and the sweeper: tests/unit/test_endings.py
+    # One table (serverless_agents.runtime.endings) for the rule, finalize and the sweeper:
+    # tests/unit/test_endings.py
     assert pattern["detail"]["status"] == list(ENDED_STATUSES)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from serverless_agents.payloads import PAYLOAD_KINDS, payload_key
+from serverless_agents.aws.payloads import PAYLOAD_KINDS, payload_key
 from tests.infra.conftest import WATCHED_BUCKET, Synth
 
 DEPLOYMENT = "serverless-agents"
@@ -31,7 +31,7 @@ ACTIONS_WITHOUT_RESOURCES = {
 
 
 def connection_secrets(prefix: str) -> list[Any]:
-    """The ARN of the connection secrets under `prefix` (serverless_agents.connection_secrets)."""
+    """The ARN of the connection secrets under `prefix` (serverless_agents.aws.connection_secrets)."""
     return [{"Fn::Join": ["", [*ARN_PREFIX, ":secretsmanager:", *REGION_ACCOUNT, f":secret:{prefix}*"]]}]
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from infra.cdk.serverless_agents_cdk.bundles import agent_family, assemble_standin
 
-from serverless_agents.plan import plan_deployment
-from serverless_agents.registry import ROUTES_FILE
+from serverless_agents.deployment.plan import plan_deployment
+from serverless_agents.deployment.registry import ROUTES_FILE
 
 MANIFEST = """
 [agents.job]
@@ -34,7 +34,7 @@ import sys
 for name in ("flytekit", "flytekitplugins", "flyte"):
     sys.modules[name] = None  # an import of it raises ImportError, as in the core bundle
 from serverless_agents.runtime.wiring import task_service
-from serverless_agents.settings import current_settings
+from serverless_agents.runtime.settings import current_settings
 registry = task_service(current_settings()).registry
 print(registry.for_task(sys.argv[1]).name, registry.for_task(sys.argv[1]).kind.value)
 print(registry.for_task("example_job").name)

@@ -1,5 +1,5 @@
-"""The deploy-time check of an agent's stored metadata (#21 item 3, `serverless_agents.evolution`): the CDK
-app refuses, before building anything, a deploy whose async agent's `ResourceMetadata` lost a field,
+"""The deploy-time check of an agent's stored metadata (#21 item 3, `serverless_agents.deployment.evolution`):
+the CDK app refuses, before building anything, a deploy whose async agent's `ResourceMetadata` lost a field,
 changed a field's type or gained one without a default since the lock beside the manifest, naming the agent
 and the field; it writes the lock on a first deploy and after a compatible change; an operator's
 `accept_metadata_changes` lets a named agent's change through."""
@@ -106,7 +106,7 @@ def test_a_first_deploy_writes_the_lock_of_its_async_agents(tmp_path: Path) -> N
 
 
 def test_a_new_field_with_a_default_is_compatible_and_relocked(tmp_path: Path) -> None:
-    from serverless_agents.evolution import check_and_lock
+    from serverless_agents.deployment.evolution import check_and_lock
 
     class Grown(JobMetadata):
         attempt: int = 1
@@ -119,7 +119,7 @@ def test_a_new_field_with_a_default_is_compatible_and_relocked(tmp_path: Path) -
 
 
 def test_nested_models_are_compared_field_by_field() -> None:
-    from serverless_agents.evolution import incompatibilities
+    from serverless_agents.deployment.evolution import incompatibilities
 
     class Inner(BaseModel):
         arn: str
@@ -152,7 +152,7 @@ def test_a_metadata_type_without_a_json_schema_is_a_manifest_error_naming_the_ag
     from pydantic import ConfigDict
 
     from serverless_agents.agent import AgentKind
-    from serverless_agents.evolution import metadata_schemas
+    from serverless_agents.deployment.evolution import metadata_schemas
 
     class Handle:
         """Not JSON: no record could hold it."""

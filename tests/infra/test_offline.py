@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from serverless_agents.manifest import EXAMPLE_MANIFEST
-from serverless_agents.plan import plan_deployment
+from serverless_agents.deployment.manifest import EXAMPLE_MANIFEST
+from serverless_agents.deployment.plan import plan_deployment
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,5 +1,5 @@
 """One description of the deployment: the synthesized template and the local stack both make what
-`serverless_agents.plan` says, function by function, and so they make the same thing.
+`serverless_agents.deployment.plan` says, function by function, and so they make the same thing.
 
 What differs is only what each place resolves itself: CloudFormation names the table and the bucket and
 fills the ARN prefixes from the account (tokens in the template, values on moto), and only the local stack
@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from serverless_agents import settings as env_names
+from serverless_agents.deployment.plan import RUNTIME, DeploymentPlan, Place, plan_deployment
 from serverless_agents.exceptions import ManifestError
 from serverless_agents.local.stack import LocalStack
-from serverless_agents.plan import RUNTIME, DeploymentPlan, Place, plan_deployment
+from serverless_agents.runtime import settings as env_names
 from tests.infra.conftest import BASE_MANIFEST, SENSOR_MANIFEST, Synth, synthesize
 from tests.infra.test_state_machine import flatten, marker
 

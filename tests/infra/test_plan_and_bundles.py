@@ -32,8 +32,8 @@ from infra.cdk.serverless_agents_cdk.bundles import (
 )
 
 from serverless_agents.agent import AgentKind
-from serverless_agents.compiled_manifest import read_compiled
-from serverless_agents.plan import plan_deployment
+from serverless_agents.deployment.compiled_manifest import read_compiled
+from serverless_agents.deployment.plan import plan_deployment
 from tests.infra.conftest import BASE_MANIFEST
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,7 +87,7 @@ def test_bundle_holds_the_project_code_and_the_manifest_at_its_root(tmp_path: Pa
     # The manifest compiled beside it, which the functions read without pydantic.
     assert read_compiled(target / "agents.toml") is not None
     assert (target / "functions" / "api" / "handler.py").exists()
-    assert (target / "serverless_agents" / "settings.py").exists()
+    assert (target / "serverless_agents" / "runtime" / "settings.py").exists()
     assert not (target / "serverless_agents" / "stale.py").exists()
     assert not list(target.rglob("__pycache__"))
 

@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 from infra.cdk.serverless_agents_cdk.bundles import DEFAULT_MANIFEST
 
-from serverless_agents import naming
-from serverless_agents.manifest import EXAMPLE_MANIFEST, parse_manifest
-from serverless_agents.tasks_table import SCHEMA, table_definition
+from serverless_agents.aws.tasks_table import SCHEMA, table_definition
+from serverless_agents.deployment import naming
+from serverless_agents.deployment.manifest import EXAMPLE_MANIFEST, parse_manifest
 from tests.infra.conftest import BASE_MANIFEST, FUNCTION_ARN_PREFIX, GROWN_MANIFEST, Synth, synthesize
 
 DEPLOYMENT = "serverless-agents"
@@ -207,7 +207,7 @@ def test_tasks_table_and_payload_bucket(base: Synth) -> None:
     expiring = {
         r["Prefix"]: r["ExpirationInDays"] for r in bucket["LifecycleConfiguration"]["Rules"] if "Prefix" in r
     }
-    # Every kind of payload key (serverless_agents.payloads): the tasks' TTL (30 days) and a margin.
+    # Every kind of payload key (serverless_agents.aws.payloads): the tasks' TTL (30 days) and a margin.
     assert expiring == {"requests/": 32, "outputs/": 32, "state/": 32}
     (policy,) = base.properties("AWS::S3::BucketPolicy")
     assert any(

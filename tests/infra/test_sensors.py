@@ -13,9 +13,9 @@ import pytest
 from infra.cdk.serverless_agents_cdk.app import poke_reserved_concurrency_from
 from infra.cdk.serverless_agents_cdk.sensor_triggers import POKE_RESERVED_CONCURRENCY
 
-from serverless_agents import naming
 from serverless_agents.agents.file_sensor import FileSensor
-from serverless_agents.manifest import parse_manifest
+from serverless_agents.deployment import naming
+from serverless_agents.deployment.manifest import parse_manifest
 from tests.infra.conftest import (
     FUNCTION_ARN_PREFIX,
     SENSOR_MANIFEST,

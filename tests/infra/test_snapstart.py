@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from serverless_agents.deployment.manifest import parse_manifest
 from serverless_agents.exceptions import ManifestError
-from serverless_agents.manifest import parse_manifest
 from tests.infra.conftest import BASE_MANIFEST, WATCHED_BUCKET, Synth, synthesize
 from tests.infra.test_iam import as_list, policies_by_owner
 

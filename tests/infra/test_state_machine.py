@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
+from serverless_agents.deployment.statemachine import AsyncAgentFunctions, render_definition
 from tests.infra.conftest import Synth
 
 DEPLOYMENT = "serverless-agents"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from serverless_agents import naming
-from serverless_agents.plan import SWEEP_LOOKBACK_MINUTES as LOOKBACK_MINUTES
-from serverless_agents.plan import SWEEP_PERIOD_MINUTES as PERIOD_MINUTES
+from serverless_agents.deployment import naming
+from serverless_agents.deployment.plan import SWEEP_LOOKBACK_MINUTES as LOOKBACK_MINUTES
+from serverless_agents.deployment.plan import SWEEP_PERIOD_MINUTES as PERIOD_MINUTES
 from serverless_agents.runtime.sweeper import ENDED_BY_BOUND_METRIC
 from tests.infra.conftest import Synth
 from tests.infra.test_iam import (

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from uv import find_uv_bin
 
-from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
+from serverless_agents.deployment.statemachine import AsyncAgentFunctions, render_definition
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"

@@ -20,10 +20,10 @@ from typing import Any
 
 from serverless_agents import aws
 from serverless_agents.agent import AsyncAgentBase, Phase, Resource, ResourceMetadata, TaskContext
+from serverless_agents.aws.payloads import payload_key
+from serverless_agents.deployment.naming import agent_log_group
 from serverless_agents.examples import JobAgent, JobMetadata
-from serverless_agents.naming import agent_log_group
-from serverless_agents.payloads import payload_key
-from serverless_agents.settings import current_settings
+from serverless_agents.runtime.settings import current_settings
 
 #: What the intruder writes into a victim's task: a success of its choosing.
 FORGED_OUTPUTS = {"literals": {"n": {"scalar": {"primitive": {"integer": "666"}}}}}
@@ -105,7 +105,7 @@ def _outcome(attempt: Callable[[], Any]) -> str:
 
 class RedeployMetadata(JobMetadata):
     """Version N+1's metadata: version N's (`JobMetadata`) and a new field, with a default, as
-    `serverless_agents.evolution` requires: a record version N wrote reads as code_version 1."""
+    `serverless_agents.deployment.evolution` requires: a record version N wrote reads as code_version 1."""
 
     code_version: int = 1
 

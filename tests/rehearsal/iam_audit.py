@@ -11,7 +11,7 @@ be taught here first.
 
 DynamoDB calls carry `dynamodb:LeadingKeys`: the partition key value they name (GetItem's and UpdateItem's
 `Key`, PutItem's `Item`, a Query's equality on the partition key of the table or of the index it queries),
-with the key attributes as `serverless_agents.tasks_table` defines the deployed table.
+with the key attributes as `serverless_agents.aws.tasks_table` defines the deployed table.
 
 With `enforce`, a function's calls that its policy denies fail as AWS would fail them (AccessDenied),
 instead of reaching moto: what a hostile agent's code tries is then refused, not done.
@@ -33,8 +33,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from serverless_agents.aws.tasks_table import SCHEMA
 from serverless_agents.local.lambda_dispatch import InProcessLambdas
-from serverless_agents.tasks_table import SCHEMA
 
 _function: contextvars.ContextVar[str | None] = contextvars.ContextVar("rehearsed_function", default=None)
 

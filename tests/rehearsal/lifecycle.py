@@ -8,10 +8,10 @@ from typing import Any
 
 from flyteidl.admin import agent_pb2
 
-from serverless_agents import wire
 from serverless_agents.agent import Phase
-from serverless_agents.client import task_id_from_resource_meta
+from serverless_agents.api.client import task_id_from_resource_meta
 from serverless_agents.examples import JobAgent, JobMetadata
+from serverless_agents.flyte import wire
 from serverless_agents.testing import task_request
 from tests.rehearsal.conftest import Deployed, load_event
 from tests.rehearsal.deployment import ACCOUNT, REGION, Invocation

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from serverless_agents.agent import Phase
+from serverless_agents.api.client import ApiClient
 from serverless_agents.cli import main
-from serverless_agents.client import ApiClient
 from tests.rehearsal.conftest import WATCHED_BUCKET, Deployed
 from tests.rehearsal.deployment import REGION, STACK, ApiGateway
 from tests.rehearsal.iam_audit import allowed, role_statements
@@ -41,7 +41,7 @@ class Gateway:
 
 
 def check(deployed: Deployed, deployment: Any, **kwargs: Any) -> tuple[int, list[str], Gateway]:
-    from serverless_agents.deployment_check import Check, Report
+    from serverless_agents.deployment.check import Check, Report
 
     gateway = Gateway(deployed.api)
     api = ApiClient(deployment.api_url, pool=gateway)  # type: ignore[arg-type]
@@ -51,7 +51,7 @@ def check(deployed: Deployed, deployment: Any, **kwargs: Any) -> tuple[int, list
 
 
 def test_check_runs_each_canary_through_the_deployed_stack(deployed: Deployed) -> None:
-    from serverless_agents.deployment_check import CANARY_PREFIX, Deployment, from_stack
+    from serverless_agents.deployment.check import CANARY_PREFIX, Deployment, from_stack
 
     first_call = len(deployed.calls.calls)
     deployment = from_stack(STACK, deployed.client("cloudformation"), deployed.client("events"))
@@ -83,7 +83,7 @@ def test_check_runs_each_canary_through_the_deployed_stack(deployed: Deployed) -
 
 
 def test_check_cancels_the_task_it_started_when_a_step_fails(deployed: Deployed) -> None:
-    from serverless_agents.deployment_check import Deployment
+    from serverless_agents.deployment.check import Deployment
 
     deployment = Deployment(deployed.stack.outputs["ApiUrl"])  # no sensor step
 

@@ -12,9 +12,9 @@ import time
 import pytest
 from flyteidl.admin import agent_pb2
 
-from serverless_agents import wire
 from serverless_agents.agent import Phase
-from serverless_agents.resource_meta import task_id_from_resource_meta
+from serverless_agents.flyte import wire
+from serverless_agents.flyte.resource_meta import task_id_from_resource_meta
 from serverless_agents.testing import task_request
 from tests.functional.agents import JOBS
 from tests.rehearsal.conftest import Deployed

@@ -22,8 +22,8 @@ import pytest
 from google.protobuf.json_format import MessageToDict
 
 from serverless_agents.agent import Phase
-from serverless_agents.naming import agent_log_group, sensor_schedule_name
-from serverless_agents.tasks_table import WATCH_INDEX
+from serverless_agents.aws.tasks_table import WATCH_INDEX
+from serverless_agents.deployment.naming import agent_log_group, sensor_schedule_name
 from tests.rehearsal.conftest import SECRETS, SENSOR, WATCHED_BUCKET, Deployed
 from tests.rehearsal.deployment import ACCOUNT, REGION
 from tests.rehearsal.iam_audit import Call, allowed, role_statements
@@ -37,8 +37,8 @@ POKE = f"rehearsal-{SENSOR}-poke"
 
 
 def agent_key_prefix(agent: str) -> str:
-    """How an agent's keys start (the contract `serverless_agents.identity.agent_key_prefix` keeps), spelled
-    out here so that this test also runs against a deployment from before it."""
+    """How an agent's keys start (the contract `serverless_agents.flyte.identity.agent_key_prefix` keeps),
+    spelled out here so that this test also runs against a deployment from before it."""
     return f"{agent}_"
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from serverless_agents.agent import Phase
-from serverless_agents.naming import sensor_schedule_name
+from serverless_agents.deployment.naming import sensor_schedule_name
 from tests.rehearsal.conftest import AGENTS, SENSOR, WATCHED_BUCKET, Deployed
 from tests.rehearsal.iam_audit import Call, CallRecorder, allowed, role_statements, unused_grants
 from tests.rehearsal.lifecycle import (
@@ -172,7 +172,8 @@ EXPECTED_UNUSED = {
     ("get", "s3:PutObject"): "large outputs, to outputs/",
     ("create", "s3:GetObject"): "a large request, from requests/; and the agent's state/, which the example "
     "job's create writes without reading",
-    # A Flyte 2 executor's Connection.secrets (serverless_agents.connection_secrets): these lives send none.
+    # A Flyte 2 executor's Connection.secrets (serverless_agents.aws.connection_secrets): these lives send
+    # none.
     **{
         ("api", f"secretsmanager:{action}"): "a Flyte 2 executor's Connection.secrets, kept per task scope"
         for action in ("CreateSecret", "GetSecretValue", "PutSecretValue", "TagResource")

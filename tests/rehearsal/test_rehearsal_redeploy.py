@@ -31,8 +31,8 @@ from typing import Any
 import pytest
 
 from serverless_agents.agent import Phase
-from serverless_agents.evolution import lock_path
-from serverless_agents.naming import SNAPSTART_ALIAS
+from serverless_agents.deployment.evolution import lock_path
+from serverless_agents.deployment.naming import SNAPSTART_ALIAS
 from tests.infra.conftest import Synth, synthesize
 from tests.rehearsal.conftest import Deployed
 from tests.rehearsal.deployment import (

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from serverless_agents.agent import Phase
-from serverless_agents.naming import sensor_schedule_name
+from serverless_agents.deployment.naming import sensor_schedule_name
 from tests.rehearsal.conftest import SENSOR, WATCHED_BUCKET, Deployed
 from tests.rehearsal.deployment import ACCOUNT
 from tests.rehearsal.iam_audit import Call, allowed, policy_statements

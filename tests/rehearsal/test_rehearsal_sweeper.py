@@ -25,7 +25,7 @@ import re
 import pytest
 
 from serverless_agents.agent import Phase
-from serverless_agents.naming import sensor_schedule_name
+from serverless_agents.deployment.naming import sensor_schedule_name
 from tests.rehearsal.conftest import WATCHED_BUCKET, Deployed
 from tests.rehearsal.lifecycle import (
     abort_running,

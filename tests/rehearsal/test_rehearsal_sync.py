@@ -12,8 +12,8 @@ import json
 import pytest
 from flyteidl.admin import agent_pb2
 
-from serverless_agents import wire
 from serverless_agents.agent import Phase
+from serverless_agents.flyte import wire
 from serverless_agents.testing import task_request
 from tests.rehearsal.conftest import Deployed
 

@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 
 from serverless_agents import get_agent_secret
-from serverless_agents.secrets import forget_secrets
+from serverless_agents.security.secrets import forget_secrets
 from tests.agent_function import agent_function
 
 

@@ -12,7 +12,7 @@ import botocore.session
 import pytest
 from flyteidl.admin import agent_pb2
 
-from serverless_agents.client import ApiClient, ApiError, ResponseTimeout, SigV4Signer
+from serverless_agents.api.client import ApiClient, ApiError, ResponseTimeout, SigV4Signer
 from serverless_agents.exceptions import AgentNotFound, InvalidRequest, ServiceUnavailable, TaskNotFound
 
 

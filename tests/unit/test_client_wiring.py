@@ -15,8 +15,10 @@ import pytest
 
 SRC = Path(__file__).parents[2] / "src" / "serverless_agents"
 #: Where clients are made: the composition root, and the factory it calls.
-MAKERS = {SRC / "runtime" / "wiring.py", SRC / "aws.py"}
-CHECKED = sorted({*(SRC / "runtime").glob("*.py"), SRC / "tasks_table.py", SRC / "payloads.py"} - MAKERS)
+MAKERS = {SRC / "runtime" / "wiring.py", SRC / "aws" / "__init__.py"}
+CHECKED = sorted(
+    {*(SRC / "runtime").glob("*.py"), SRC / "aws" / "tasks_table.py", SRC / "aws" / "payloads.py"} - MAKERS
+)
 #: The calls that make a client, as `<module>.<function>` or a bare name imported from those modules.
 _FACTORIES = {"aws": {"client"}, "boto3": {"client", "resource", "Session"}}
 _FACTORY_MODULES = {"serverless_agents.aws": "aws", "boto3": "boto3", "boto3.session": "boto3"}

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from serverless_agents.compiled_manifest import compiled_path, read_compiled
+from serverless_agents.deployment.compiled_manifest import compiled_path, read_compiled
+from serverless_agents.deployment.manifest import EXAMPLE_MANIFEST, Manifest, compile_manifest, load_manifest
+from serverless_agents.deployment.plan import DeploymentPlan, plan_deployment
 from serverless_agents.exceptions import AgentNotFound, ManifestError
-from serverless_agents.manifest import EXAMPLE_MANIFEST, Manifest, compile_manifest, load_manifest
-from serverless_agents.plan import DeploymentPlan, plan_deployment
 from serverless_agents.runtime.loading import cached_manifest
 
 ROOT = Path(__file__).parents[2]

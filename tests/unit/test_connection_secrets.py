@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from serverless_agents.connection_secrets import (
+from serverless_agents.aws.connection_secrets import (
     EXPIRES_TAG,
     EXPIRY_MARGIN_SECONDS,
     ConnectionSecretStore,

@@ -12,7 +12,7 @@ import pytest
 from moto import mock_aws
 
 from serverless_agents.agent import Phase
-from serverless_agents.endings import ENDED_STATUSES, EXECUTION_ENDINGS
+from serverless_agents.runtime.endings import ENDED_STATUSES, EXECUTION_ENDINGS
 from serverless_agents.runtime.finalize import Finalizer
 from serverless_agents.runtime.sweeper import ended_executions
 from tests.unit.moto_lambda import REGION, deploy_function, moto_with_lambdas

@@ -14,16 +14,16 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from urllib3.exceptions import ReadTimeoutError
 
 from serverless_agents.agent import Phase
-from serverless_agents.endings import (
+from serverless_agents.deployment.statemachine import AsyncAgentFunctions, render_definition
+from serverless_agents.exceptions import AgentError, ManifestError, RetryableAgentError, ServiceUnavailable
+from serverless_agents.runtime.boundary import call_agent
+from serverless_agents.runtime.endings import (
     TRANSIENT_ERROR_NAMES,
     failure_phase,
     failure_resource,
     one_line,
     phase_for_error_name,
 )
-from serverless_agents.exceptions import AgentError, ManifestError, RetryableAgentError, ServiceUnavailable
-from serverless_agents.runtime.boundary import call_agent
-from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
 
 
 class StatusError(Exception):

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import serverless_agents.handlers as handlers
+from serverless_agents.deployment.naming import FunctionRole
 from serverless_agents.handlers import ROLES, UnknownHandler, entry_point, handler_string
-from serverless_agents.naming import FunctionRole
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRY_POINTS = ROOT / "functions"

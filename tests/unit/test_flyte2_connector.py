@@ -9,9 +9,9 @@ import pytest
 
 from serverless_agents.agent import AgentKind, Phase, resolve
 from serverless_agents.agents.flyte2_connector import ConnectorAgent, ConnectorMetadata, connector_agent
+from serverless_agents.deployment.manifest import AgentSettings, parse_manifest
+from serverless_agents.deployment.registry import AgentRegistry
 from serverless_agents.exceptions import InvalidRequest
-from serverless_agents.manifest import AgentSettings, parse_manifest
-from serverless_agents.registry import AgentRegistry
 from serverless_agents.runtime.translate import encode_outputs, task_context
 from serverless_agents.testing import task_request
 from tests.agent_function import agent_function

@@ -26,11 +26,11 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serverless_agents import flyte2, wire
-from serverless_agents.connection_secrets import names_digest, secret_names, take_secret_values
+from serverless_agents.aws.connection_secrets import names_digest, secret_names, take_secret_values
 from serverless_agents.exceptions import InvalidRequest
-from serverless_agents.identity import task_id_for, task_id_from
-from serverless_agents.literals import decode_literal_map, encode_literal_map
+from serverless_agents.flyte import flyte2_messages, wire
+from serverless_agents.flyte.identity import task_id_for, task_id_from
+from serverless_agents.flyte.literals import decode_literal_map, encode_literal_map
 from serverless_agents.testing import interface_for
 
 
@@ -69,7 +69,7 @@ def missing_fields(flyte1: Descriptor, flyte2_: Descriptor, path: str, seen: set
 def test_flyte2_messages_carry_every_flyte1_field_at_the_same_number(
     flyte1: type, flyte2_: type, except_: list[str]
 ) -> None:
-    """What lets `flyte2.convert` move a message by its wire bytes in both directions."""
+    """What lets `flyte2_messages.convert` move a message by its wire bytes in both directions."""
     assert missing_fields(flyte1.DESCRIPTOR, flyte2_.DESCRIPTOR, "m", set()) == except_
 
 
@@ -80,7 +80,7 @@ def flyte2_request(**connection: dict[str, str]) -> connector_pb2.CreateTaskRequ
     template = tasks_pb2.TaskTemplate(
         id=identifier_pb2.Identifier(project="p", domain="development", name="wf.job", version="v1"),
         type="example_job",
-        interface=flyte2.convert(
+        interface=flyte2_messages.convert(
             interface1_pb2.TypedInterface(inputs=interface_for(TYPES), outputs=interface_for(TYPES)),
             interface_pb2.TypedInterface,
         ),
@@ -90,7 +90,7 @@ def flyte2_request(**connection: dict[str, str]) -> connector_pb2.CreateTaskRequ
     inputs = encode_literal_map(values, interface_for(TYPES).variables, prefix="inputs")
     return connector_pb2.CreateTaskRequest(
         template=template,
-        inputs=common_pb2.Inputs(literals=flyte2.named_literals(inputs)),
+        inputs=common_pb2.Inputs(literals=flyte2_messages.named_literals(inputs)),
         output_prefix="s3://bucket/runs/r1/x1/a0/0",
         task_execution_metadata=connector_pb2.TaskExecutionMetadata(
             task_execution_id=identifier_pb2.TaskExecutionIdentifier(
@@ -111,7 +111,7 @@ def flyte2_request(**connection: dict[str, str]) -> connector_pb2.CreateTaskRequ
 
 
 def test_create_request_becomes_the_flyte1_request_the_api_takes() -> None:
-    translated = flyte2.create_request(flyte2_request())
+    translated = flyte2_messages.create_request(flyte2_request())
 
     assert translated.template.type == "example_job"
     assert translated.template.custom["polls"] == 2
@@ -130,7 +130,7 @@ def test_task_identity_is_flyte1s_rule_over_the_action_attempt_and_output_prefix
     """The executor's run name, action name and attempt (executor/pkg/plugin/task_exec_metadata.go) and
     the action attempt's output prefix name the task, through the one rule both protocols share."""
     request = flyte2_request()
-    translated = flyte2.create_request(request)
+    translated = flyte2_messages.create_request(request)
     identifier = request.task_execution_metadata.task_execution_id
 
     task_id = task_id_for(
@@ -152,7 +152,7 @@ def test_an_input_named_twice_is_refused() -> None:
     request.inputs.literals.append(request.inputs.literals[0])
 
     with pytest.raises(InvalidRequest, match="given twice") as error:
-        flyte2.create_request(request)
+        flyte2_messages.create_request(request)
     assert error.value.field == f"inputs.{request.inputs.literals[0].name}"
 
 
@@ -172,7 +172,7 @@ def test_connection_secrets_never_cross_into_flyte1s_request_and_undeclared_keys
     split into what may travel and the values, and keys the template does not declare are refused
     naming keys, never a value."""
     request = flyte2_request(secrets=secrets)
-    translated = flyte2.create_request(request)
+    translated = flyte2_messages.create_request(request)
     original, values = take_secret_values(wire.to_dict(request))
 
     assert values == secrets
@@ -190,10 +190,10 @@ def test_connection_secrets_never_cross_into_flyte1s_request_and_undeclared_keys
 
 
 def test_connection_configs_must_be_the_templates() -> None:
-    assert flyte2.create_request(flyte2_request(configs={"region": "eu-west-1"}))
+    assert flyte2_messages.create_request(flyte2_request(configs={"region": "eu-west-1"}))
 
     with pytest.raises(InvalidRequest, match=r"custom\.configs") as error:
-        flyte2.create_request(flyte2_request(configs={"region": "us-east-1"}))
+        flyte2_messages.create_request(flyte2_request(configs={"region": "us-east-1"}))
     assert error.value.field == "connection.configs"
 
 
@@ -216,18 +216,18 @@ def test_resource_becomes_flyte2s_with_named_outputs() -> None:
     )
     resource.custom_info.update({"polls": 2})
 
-    translated = flyte2.resource(resource)
+    translated = flyte2_messages.resource(resource)
 
     assert translated.phase == execution_pb2.TaskExecution.SUCCEEDED
     assert translated.message == "done"
     assert [(link.name, link.uri) for link in translated.log_links] == [("job", "https://example.invalid/1")]
     assert translated.custom_info["polls"] == 2
     assert [named.name for named in translated.outputs.literals] == ["greeting", "n"]
-    assert flyte2.literal_map(translated.outputs, field="outputs") == outputs
+    assert flyte2_messages.literal_map(translated.outputs, field="outputs") == outputs
 
 
 def test_a_resource_without_outputs_has_none() -> None:
-    assert not flyte2.resource(agent_pb2.Resource(phase=2)).HasField("outputs")
+    assert not flyte2_messages.resource(agent_pb2.Resource(phase=2)).HasField("outputs")
 
 
 literal_values = st.recursive(
@@ -246,9 +246,9 @@ def test_literals_cross_both_ways_unchanged(values: dict[str, object]) -> None:
     for name, value in values.items():
         flyte1.literals[name].CopyFrom(_literal(value))
 
-    there = common_pb2.Outputs(literals=flyte2.named_literals(flyte1))
+    there = common_pb2.Outputs(literals=flyte2_messages.named_literals(flyte1))
 
-    assert flyte2.literal_map(there, field="outputs") == flyte1
+    assert flyte2_messages.literal_map(there, field="outputs") == flyte1
 
 
 def _literal(value: object) -> literals1_pb2.Literal:
@@ -281,7 +281,7 @@ def test_any_request_the_stubs_can_parse_translates_or_is_invalid_argument(data:
     except DecodeError:
         return
     try:
-        translated = flyte2.create_request(request)
+        translated = flyte2_messages.create_request(request)
     except InvalidRequest as e:
         refused: InvalidRequest | None = e
     else:

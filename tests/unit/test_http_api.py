@@ -12,7 +12,8 @@ from flyteidl.admin import agent_pb2
 from flyteidl.core import execution_pb2
 from pydantic import ValidationError
 
-from serverless_agents import wire
+from serverless_agents.api.http_api import create_api
+from serverless_agents.deployment.manifest import AgentSettings
 from serverless_agents.exceptions import (
     AgentNotFound,
     InvalidRequest,
@@ -20,10 +21,9 @@ from serverless_agents.exceptions import (
     ServiceUnavailable,
     TaskNotFound,
 )
-from serverless_agents.http_api import create_api
+from serverless_agents.flyte import wire
 from serverless_agents.local.apigateway import proxy_event
 from serverless_agents.local.lambda_dispatch import LocalLambdaContext
-from serverless_agents.manifest import AgentSettings
 
 TASK_ID = "f6a2b9c-n0-a0-0123456789abcdef"
 CREATED = agent_pb2.CreateTaskResponse(resource_meta=b'{"task_id":"t","agent":"job"}')

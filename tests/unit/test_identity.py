@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from serverless_agents.exceptions import InvalidRequest
-from serverless_agents.identity import AGENT_NAME, agent_key_prefix, check_task_id, task_id_for
+from serverless_agents.flyte.identity import AGENT_NAME, agent_key_prefix, check_task_id, task_id_for
 
 # propeller's output prefix: `<node data dir>/<retry attempt>`
 # (flytepropeller/pkg/controller/nodes/task/handler.go).

@@ -10,12 +10,12 @@ import pytest
 
 from serverless_agents.agent import AsyncAgentBase
 from serverless_agents.agents.ecs import EcsFargateAgent, EcsTaskMetadata
-from serverless_agents.compiled_manifest import HISTORY_EVENT_LIMIT, MAX_POLLS_PER_EXECUTION
+from serverless_agents.deployment.compiled_manifest import HISTORY_EVENT_LIMIT, MAX_POLLS_PER_EXECUTION
+from serverless_agents.deployment.job_events import JobEvents, job_events
+from serverless_agents.deployment.manifest import AgentSettings
+from serverless_agents.deployment.plan import plan_deployment
+from serverless_agents.deployment.statemachine import AsyncAgentFunctions, render_definition
 from serverless_agents.exceptions import ManifestError
-from serverless_agents.job_events import JobEvents, job_events
-from serverless_agents.manifest import AgentSettings
-from serverless_agents.plan import plan_deployment
-from serverless_agents.statemachine import AsyncAgentFunctions, render_definition
 
 ECS_STOPPED = {
     "source": ["aws.ecs"],

@@ -27,12 +27,12 @@ from serverless_agents.agents.flytekit_connector import (
     FlytekitSyncConnectorAgent,
     connector_agent,
 )
+from serverless_agents.deployment.manifest import AgentSettings, parse_manifest
+from serverless_agents.deployment.registry import AgentRegistry
 from serverless_agents.exceptions import ManifestError, RetryableAgentError
-from serverless_agents.manifest import AgentSettings, parse_manifest
-from serverless_agents.registry import AgentRegistry
 from serverless_agents.runtime.boundary import call_agent
 from serverless_agents.runtime.translate import task_context
-from serverless_agents.secrets import forget_secrets
+from serverless_agents.security.secrets import forget_secrets
 from tests.agent_function import agent_function
 from tests.functional.flyte_tasks import ExampleTask, create_request, decode_outputs
 from tests.functional.flytekit_connectors import JOBS, CountdownConnector, CountdownMeta, RefusedConnector

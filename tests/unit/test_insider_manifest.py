@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from serverless_agents.deployment.manifest import parse_manifest
 from serverless_agents.exceptions import ManifestError
-from serverless_agents.manifest import parse_manifest
 
 _AGENT = '[agents.job]\nclass = "pkg.mod:Agent"\n'
 

@@ -22,10 +22,10 @@ from urllib.parse import quote
 import pytest
 
 from serverless_agents.agent import Phase, Resource
-from serverless_agents.endings import one_line
 from serverless_agents.exceptions import AgentError
-from serverless_agents.redaction import redact
 from serverless_agents.runtime.boundary import call_agent
+from serverless_agents.runtime.endings import one_line
+from serverless_agents.security.redaction import redact
 
 #: A plain-string secret JSON, URLs and Python all escape: a quote, a backslash, a slash, non-ASCII.
 QUOTED = 'tok-"q\\u/é-2f9c41d7ab'

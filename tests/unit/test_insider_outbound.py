@@ -22,8 +22,8 @@ from moto import mock_aws
 
 from serverless_agents import get_agent_secret
 from serverless_agents.exceptions import DestinationRefused, DestinationUnavailable
-from serverless_agents.outbound import OutboundClient, non_public_kind
-from serverless_agents.secrets import forget_secrets
+from serverless_agents.security.outbound import OutboundClient, non_public_kind
+from serverless_agents.security.secrets import forget_secrets
 from tests.agent_function import agent_function
 from tests.functional.fake_http import FakeHttpServer, Reply
 from tests.unit.test_outbound import LOOPBACK, RecordingResolver

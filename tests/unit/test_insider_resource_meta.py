@@ -10,7 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from serverless_agents.exceptions import InvalidRequest, ManifestError
-from serverless_agents.resource_meta import ResourceMeta, ResourceMetaKeys, encode_resource_meta
+from serverless_agents.flyte.resource_meta import ResourceMeta, ResourceMetaKeys, encode_resource_meta
 
 KEY, OTHER_KEY = "k" * 32, "q" * 40
 TASK_IDS = st.from_regex(r"[A-Za-z0-9_-]{1,80}", fullmatch=True)

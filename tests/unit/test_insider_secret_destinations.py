@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from serverless_agents.deployment.manifest import parse_manifest
 from serverless_agents.exceptions import ManifestError
-from serverless_agents.manifest import parse_manifest
 
 AGENT = '[agents.hook]\nclass = "serverless_agents.agents.webhook:WebhookAgent"\n'
 

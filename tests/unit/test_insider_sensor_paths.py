@@ -21,12 +21,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from serverless_agents import wire
 from serverless_agents.agent import BaseSensor, Phase
 from serverless_agents.agents.file_sensor import FileSensor
+from serverless_agents.aws.payloads import PayloadStore
+from serverless_agents.aws.s3uri import parse_s3_uri
+from serverless_agents.aws.tasks_table import SensorTask, TasksTable, table_definition
+from serverless_agents.deployment.manifest import AgentSettings
 from serverless_agents.exceptions import InvalidRequest, ManifestError, RetryableAgentError
-from serverless_agents.manifest import AgentSettings
-from serverless_agents.payloads import PayloadStore
+from serverless_agents.flyte import wire
 from serverless_agents.runtime.sensors import (
     SensorRegistration,
     SensorSchedules,
@@ -35,8 +37,6 @@ from serverless_agents.runtime.sensors import (
     register_sensor_task,
 )
 from serverless_agents.runtime.translate import task_context
-from serverless_agents.s3uri import parse_s3_uri
-from serverless_agents.tasks_table import SensorTask, TasksTable, table_definition
 from serverless_agents.testing import task_request
 
 #: What the findings tried, each answered True or by connecting on main.

@@ -12,7 +12,7 @@ import pytest
 from moto import mock_aws
 
 from serverless_agents.agent import Phase, Resource
-from serverless_agents.tasks_table import AsyncTask, TasksTable, table_definition
+from serverless_agents.aws.tasks_table import AsyncTask, TasksTable, table_definition
 
 ARN = "arn:aws:states:us-east-1:123456789012:execution:sa-job:t1"
 NEXT = "arn:aws:states:us-east-1:123456789012:execution:sa-job:t1_c2"
@@ -127,8 +127,8 @@ def test_every_write_moves_the_expiry_so_a_months_long_task_outlives_the_ttl(tab
 
 
 def test_chain_execution_names_are_valid_distinct_and_never_a_task_id() -> None:
-    from serverless_agents.identity import check_task_id
-    from serverless_agents.naming import chain_execution_name
+    from serverless_agents.deployment.naming import chain_execution_name
+    from serverless_agents.flyte.identity import check_task_id
 
     short, long = "run1-n0-a0-0123456789abcdef", "x" * 60 + "-a0-0123456789abcdef"
     assert chain_execution_name(short, 1) == short

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from serverless_agents.manifest import EXAMPLE_MANIFEST
+from serverless_agents.deployment.manifest import EXAMPLE_MANIFEST
 
 ROOT = Path(__file__).parents[2]
 HANDLERS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/handler.py"))
@@ -182,8 +182,8 @@ def test_the_sdk_names_load_at_first_access() -> None:
 _FIRST_USE = """
 import json
 from serverless_agents import aws
-from serverless_agents.payloads import PayloadStore
-from serverless_agents.tasks_table import TasksTable
+from serverless_agents.aws.payloads import PayloadStore
+from serverless_agents.aws.tasks_table import TasksTable
 
 made = lambda: aws._client.cache_info().currsize
 table = TasksTable("tasks", client=aws.client("dynamodb"))
@@ -241,15 +241,15 @@ FIRST_INVOCATIONS = [
     ("api", None, _api_event("GET", "/v1/agents"), ("botocore.session", "botocore.client", "boto3")),
 ]
 #: Never at a first invocation from a bundle: the manifest is read compiled.
-NEVER_FROM_A_BUNDLE = ("serverless_agents.manifest",)
+NEVER_FROM_A_BUNDLE = ("serverless_agents.deployment.manifest",)
 
 
 @pytest.mark.parametrize(("role", "agent", "event", "absent"), FIRST_INVOCATIONS, ids=lambda v: str(v)[:12])
 def test_a_first_invocation_loads_only_what_its_path_needs(
     role: str, agent: str | None, event: dict[str, Any], absent: tuple[str, ...], tmp_path: Path
 ) -> None:
-    from serverless_agents.compiled_manifest import compiled_path
-    from serverless_agents.manifest import compile_manifest
+    from serverless_agents.deployment.compiled_manifest import compiled_path
+    from serverless_agents.deployment.manifest import compile_manifest
 
     bundle_manifest = tmp_path / "agents.toml"  # as the bundler writes it: compiled beside it
     bundle_manifest.write_text(EXAMPLE_MANIFEST.read_text())

@@ -19,7 +19,7 @@ from flytekit.types.structured import StructuredDataset as FlytekitDataset
 from google.protobuf import struct_pb2
 
 from serverless_agents.exceptions import LiteralConversionError
-from serverless_agents.literals import (
+from serverless_agents.flyte.literals import (
     Blob,
     StructuredDataset,
     check_literal_type,

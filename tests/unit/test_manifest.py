@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 
 from serverless_agents.agent import AgentKind, SyncAgentBase
-from serverless_agents.examples import JobAgent
-from serverless_agents.exceptions import AgentNotFound, ManifestError
-from serverless_agents.manifest import (
+from serverless_agents.deployment.manifest import (
     EXAMPLE_MANIFEST,
     AgentSettings,
     PollBackoff,
     load_manifest,
     parse_manifest,
 )
+from serverless_agents.examples import JobAgent
+from serverless_agents.exceptions import AgentNotFound, ManifestError
 
 
 class NotAnAgent:

@@ -8,9 +8,9 @@ import textwrap
 import pytest
 from pydantic import ValidationError
 
-from serverless_agents import manifest as manifest_module
+from serverless_agents.deployment import manifest as manifest_module
+from serverless_agents.deployment.manifest import Permission, parse_manifest
 from serverless_agents.exceptions import ManifestError
-from serverless_agents.manifest import Permission, parse_manifest
 
 ECS = """
 [agents.ecs]

@@ -18,12 +18,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serverless_agents import fd_redaction, masking
 from serverless_agents.exceptions import ManifestError
 from serverless_agents.handlers.observability import redacted_output
-from serverless_agents.masking import StreamMasker, excerpt, redact, redact_message
-from serverless_agents.masking import secret_names as secret_names_in
-from serverless_agents.secrets import forget_secrets
+from serverless_agents.security import fd_redaction, masking
+from serverless_agents.security.masking import StreamMasker, excerpt, redact, redact_message
+from serverless_agents.security.masking import secret_names as secret_names_in
+from serverless_agents.security.secrets import forget_secrets
 
 PLACEHOLDER = "{secret:s}"
 

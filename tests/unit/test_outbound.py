@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from serverless_agents.exceptions import DestinationRefused, DestinationUnavailable, ManifestError
-from serverless_agents.outbound import Destination, OutboundClient, non_public_kind
+from serverless_agents.security.outbound import Destination, OutboundClient, non_public_kind
 from tests.functional.fake_http import FakeHttpServer, Reply
 
 PUBLIC = "93.184.215.14"  # never contacted: these tests stop at the check, or connect to loopback

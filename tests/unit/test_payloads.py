@@ -9,8 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from serverless_agents.aws.payloads import PayloadStore
 from serverless_agents.exceptions import InvalidRequest
-from serverless_agents.payloads import PayloadStore
 
 DATA = {"literals": {"x": {"scalar": {"primitive": {"floatValue": 1.5}}}}, "text": "naïve ✓"}
 

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import get_args
 
 from serverless_agents import handlers
-from serverless_agents import settings as env_names
-from serverless_agents.endings import ENDED_STATUSES
-from serverless_agents.plan import HandlerName, Place, plan_deployment, status_change_rule
+from serverless_agents.deployment.plan import HandlerName, Place, plan_deployment, status_change_rule
+from serverless_agents.runtime import settings as env_names
+from serverless_agents.runtime.endings import ENDED_STATUSES
 
 
 def write(tmp_path: Path, text: str) -> Path:

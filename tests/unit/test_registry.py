@@ -7,10 +7,15 @@ import importlib
 import pytest
 
 from serverless_agents.agent import AgentKind
+from serverless_agents.deployment.manifest import (
+    EXAMPLE_MANIFEST,
+    AgentSettings,
+    load_manifest,
+    parse_manifest,
+)
+from serverless_agents.deployment.registry import AgentRegistry
 from serverless_agents.examples import EchoAgent, JobAgent
 from serverless_agents.exceptions import AgentNotFound, DuplicateAgentError
-from serverless_agents.manifest import EXAMPLE_MANIFEST, AgentSettings, load_manifest, parse_manifest
-from serverless_agents.registry import AgentRegistry
 
 JOB = AgentSettings(class_path="serverless_agents.examples:JobAgent")
 ECHO = AgentSettings(class_path="serverless_agents.examples:EchoAgent")

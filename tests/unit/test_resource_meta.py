@@ -8,7 +8,7 @@ import json
 import pytest
 
 from serverless_agents.exceptions import InvalidRequest
-from serverless_agents.resource_meta import encode_resource_meta, task_id_from_resource_meta
+from serverless_agents.flyte.resource_meta import encode_resource_meta, task_id_from_resource_meta
 
 
 @pytest.mark.parametrize("meta", [b"", b"[]", b'{"agent": "job"}', b'{"task_id": 1}'])

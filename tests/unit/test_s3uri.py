@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from serverless_agents.agents.ecs.outputs import output_prefix
 from serverless_agents.agents.file_sensor import FileSensor
+from serverless_agents.aws.s3uri import parse_s3_uri
 from serverless_agents.exceptions import AgentError, InvalidRequest
-from serverless_agents.s3uri import parse_s3_uri
 
 
 @pytest.mark.parametrize(

@@ -17,10 +17,10 @@ from moto import mock_aws
 from serverless_agents import get_agent_secret
 from serverless_agents.agent import LogLink, Phase, Resource
 from serverless_agents.exceptions import InvalidRequest, ManifestError, RetryableAgentError
-from serverless_agents.redaction import has_secrets, redact, redact_exception, redact_value
 from serverless_agents.runtime.boundary import call_agent
-from serverless_agents.secrets import forget_secrets, get_agent_secrets
-from serverless_agents.settings import lambda_environment
+from serverless_agents.runtime.settings import lambda_environment
+from serverless_agents.security.redaction import has_secrets, redact, redact_exception, redact_value
+from serverless_agents.security.secrets import forget_secrets, get_agent_secrets
 from tests.agent_function import agent_function
 
 
@@ -83,9 +83,10 @@ _PROCESS_UNTOUCHED = """
 import logging, sys
 import boto3
 from moto import mock_aws
-from serverless_agents import get_agent_secret, redaction
+from serverless_agents import get_agent_secret
+from serverless_agents.security import redaction
 from serverless_agents.runtime.loading import load_agent
-from serverless_agents.settings import lambda_environment
+from serverless_agents.runtime.settings import lambda_environment
 make_record, stdout = logging.Logger.makeRecord, sys.stdout
 with mock_aws():
     arn = boto3.client("secretsmanager", region_name="us-east-1").create_secret(

@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from serverless_agents.exceptions import ManifestError
-from serverless_agents.statemachine import (
+from serverless_agents.deployment.statemachine import (
     ASYNC_AGENT_DEFINITION,
     DEFINITIONS_PACKAGE,
     AsyncAgentFunctions,
     definition_template,
     render_definition,
 )
+from serverless_agents.exceptions import ManifestError
 
 REPO_DEFINITION = Path(__file__).resolve().parents[2] / "statemachines" / "async_agent.asl.json"
 #: What `render_definition` gave at commit cc202e5, before the shared blocks became fragments, for these
@@ -146,7 +146,7 @@ def test_an_unreadable_template_is_a_manifest_error(tmp_path: Path) -> None:
 def test_without_the_install_the_definitions_are_missing_by_name() -> None:
     # src/ alone on the path, no site-packages (so no editable install's finder): no statemachines/ there.
     script = (
-        "from serverless_agents.statemachine import definition_template\n"
+        "from serverless_agents.deployment.statemachine import definition_template\n"
         "try: definition_template()\n"
         "except Exception as e: print(type(e).__name__, e)"
     )

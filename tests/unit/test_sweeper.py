@@ -16,12 +16,12 @@ import boto3
 import pytest
 
 from serverless_agents.agent import Phase, Resource
+from serverless_agents.aws.tasks_table import AsyncTask, SensorTask, TasksTable, table_definition
 from serverless_agents.exceptions import ServiceUnavailable
 from serverless_agents.runtime.async_steps import CleanupReason
 from serverless_agents.runtime.finalize import Finalizer
 from serverless_agents.runtime.sensors import SensorSchedules
 from serverless_agents.runtime.sweeper import Sweep, Sweeper, bound_ending
-from serverless_agents.tasks_table import AsyncTask, SensorTask, TasksTable, table_definition
 from tests.unit.moto_lambda import REGION, deploy_function, moto_with_lambdas
 
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:sa-job"

@@ -16,8 +16,8 @@ from moto import mock_aws
 from serverless_agents.exceptions import InvalidRequest
 from serverless_agents.local import log_capture
 from serverless_agents.local.log_capture import LogCapture
+from serverless_agents.runtime.task_logging import end_task, log_for_task
 from serverless_agents.runtime.task_logs import TaskLogs, task_filter_pattern
-from serverless_agents.task_logging import end_task, log_for_task
 
 GROUP = "/aws/lambda/dep-job"
 

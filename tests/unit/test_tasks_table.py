@@ -14,8 +14,8 @@ import pytest
 from moto import mock_aws
 
 from serverless_agents.agent import LogLink, Phase, Resource
+from serverless_agents.aws.tasks_table import AsyncTask, SensorTask, TasksTable, table_definition, wake_value
 from serverless_agents.exceptions import TaskNotFound
-from serverless_agents.tasks_table import AsyncTask, SensorTask, TasksTable, table_definition, wake_value
 
 ARN = "arn:aws:states:us-east-1:123456789012:execution:sa-job:t1"
 LINKS = [LogLink("Job", "https://example.invalid/jobs/1")]

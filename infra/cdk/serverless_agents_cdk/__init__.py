@@ -1,6 +1,6 @@
 """The CDK app that deploys a manifest (`agents.toml`): one stack, one construct per concern.
 
-    (the library's serverless_agents.plan: what to deploy, also what the local stack creates on moto)
+    (the library's serverless_agents.deployment.plan: what to deploy, also what the local stack makes)
     bundles.py         Lambda code: bundle families, pip for the Lambda platform, no Docker; the stand-in
     stack.py           the stack: wires the constructs below together
     handler_function.py  a Lambda the plan describes (functions/<role>/handler.py), with its own role

@@ -2,8 +2,8 @@
 
 Some agents call AWS themselves: the ECS agent runs tasks and passes their roles, a FileSensor reads the
 watched objects in the user's buckets. Those resources are the user's, unknown to this app, so the manifest
-names them (`serverless_agents.manifest.Permission`: named actions, ARNs; a bare "*" only alone, for
-actions IAM cannot scope to a resource, such as ecs:RegisterTaskDefinition), and every function of that
+names them (`serverless_agents.deployment.manifest.Permission`: named actions, ARNs; a bare "*" only alone,
+for actions IAM cannot scope to a resource, such as ecs:RegisterTaskDefinition), and every function of that
 agent (create / get / delete, sync, or poke) gets each as one Allow statement.
 
 A wildcard inside an ARN (`arn:aws:s3:::landing/*`) is the deployer's choice, written in the manifest: it is
@@ -20,7 +20,7 @@ from aws_cdk import aws_iam as iam
 from . import nag
 
 if TYPE_CHECKING:
-    from serverless_agents.manifest import Permission
+    from serverless_agents.deployment.manifest import Permission
 
 
 def grant_agent_permissions(role: iam.Role, agent: str, permissions: Sequence[Permission]) -> None:

@@ -1,5 +1,5 @@
 """An agent's secrets (`[agents.<name>] secrets` in the manifest), granted to that agent's functions alone;
-and the connection secrets a Flyte 2 executor sends (serverless_agents.connection_secrets): written by the
+and the connection secrets a Flyte 2 executor sends (serverless_agents.aws.connection_secrets): written by the
 api, deleted by the sweeper, under `<deployment>/connections/`, each agent's functions reading their own
 `<deployment>/connections/<agent>/` alone.
 
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 
+from serverless_agents.deployment.naming import connection_secret_prefix
 from serverless_agents.exceptions import ManifestError
-from serverless_agents.naming import connection_secret_prefix
 
 from . import nag
 

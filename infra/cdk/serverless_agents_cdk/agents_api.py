@@ -1,4 +1,4 @@
-"""`AgentsApi`: the project's HTTP API (`serverless_agents.http_api`) on API Gateway, IAM auth everywhere.
+"""`AgentsApi`: the project's HTTP API (`serverless_agents.api.http_api`) on API Gateway, IAM auth everywhere.
 
     POST   /v1/tasks, GET|DELETE /v1/tasks/{task_id}, GET /v1/agents   -> the api function
     GET    /v1/tasks/{task_id}/logs, GET /v1/tasks/{task_id}/metrics    -> the api function

@@ -25,8 +25,8 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from serverless_agents.runtime.settings import POWERTOOLS_NAMESPACE, POWERTOOLS_SERVICE
 from serverless_agents.runtime.sweeper import ENDED_BY_BOUND_METRIC
-from serverless_agents.settings import POWERTOOLS_NAMESPACE, POWERTOOLS_SERVICE
 
 from . import nag
 

@@ -12,7 +12,8 @@ Context:
                            each sensor's poke function's reserved concurrency (default 10; 0: none)
     accept_metadata_changes=AGENT[,AGENT...]
                            deploy these agents' incompatible metadata changes (no task of theirs in
-                           flight): `serverless_agents.evolution`, checked against the manifest's lock
+                           flight): `serverless_agents.deployment.evolution`, checked against the
+                           manifest's lock
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from typing import Any
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
 
-from serverless_agents.evolution import accepted, check_and_lock, metadata_schemas
-from serverless_agents.naming import STACK_DESCRIPTION
-from serverless_agents.plan import plan_deployment
+from serverless_agents.deployment.evolution import accepted, check_and_lock, metadata_schemas
+from serverless_agents.deployment.naming import STACK_DESCRIPTION
+from serverless_agents.deployment.plan import plan_deployment
 
 from .bundles import DEFAULT_MANIFEST, assemble_standin, build_bundle, families
 from .sensor_triggers import POKE_RESERVED_CONCURRENCY

@@ -1,18 +1,19 @@
 """`AsyncAgentStateMachine`: an async agent's create / get / delete functions and its state machine.
 
-The definition is `statemachines/async_agent.asl.json`, rendered by `serverless_agents.statemachine`'s
-`agent_definition` (which the local stack calls too) with the functions' ARNs as CloudFormation tokens:
-what runs on moto is what deploys. Its `TimeoutSeconds` is the manifest's `execution_timeout`.
+The definition is `statemachines/async_agent.asl.json`, rendered by
+`serverless_agents.deployment.statemachine`'s `agent_definition` (which the local stack calls too) with the
+functions' ARNs as CloudFormation tokens: what runs on moto is what deploys. Its `TimeoutSeconds` is the
+manifest's `execution_timeout`.
 
 Execution logs at level ALL without execution data: every state's timing lands in one log group for Logs
 Insights (where a task spent its time, which get failed), while the task's inputs and outputs, Flyte data
 that may be sensitive, stay out of the logs (the execution history and the tasks table hold them). The
 backoff keeps a task to few transitions, so logging all of them costs little.
 
-An agent that declares events (`serverless_agents.job_events`, `PlannedAgent.listens`) gets one EventBridge
-rule per pattern targeting its get function (with the finalizer's retry policy and a dead-letter queue of
-its own, alarmed), and its get function may: read its own tasks (the count of events before it asks the
-agent), query its own keys of the `waking` index (the task an event's job id belongs to), and send task
+An agent that declares events (`serverless_agents.deployment.job_events`, `PlannedAgent.listens`) gets one
+EventBridge rule per pattern targeting its get function (with the finalizer's retry policy and a dead-letter
+queue of its own, alarmed), and its get function may: read its own tasks (the count of events before it asks
+the agent), query its own keys of the `waking` index (the task an event's job id belongs to), and send task
 success to waits of its own state machine only (`states:SendTaskSuccess`, by the state machine's ARN built
 from its name: the resource itself depends on the function). A lost event costs one poll wait, no more.
 """
@@ -32,9 +33,9 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from serverless_agents.settings import DEPLOYMENT
-from serverless_agents.statemachine import agent_definition
-from serverless_agents.tasks_table import WAKE_INDEX
+from serverless_agents.aws.tasks_table import WAKE_INDEX
+from serverless_agents.deployment.statemachine import agent_definition
+from serverless_agents.runtime.settings import DEPLOYMENT
 
 from . import nag
 from .agent_permissions import grant_agent_permissions
@@ -43,8 +44,8 @@ from .event_rules import event_rule
 from .handler_function import LOG_RETENTION, HandlerFunction, function_log_group
 
 if TYPE_CHECKING:
-    from serverless_agents.naming import FunctionRole
-    from serverless_agents.plan import PlannedAgent
+    from serverless_agents.deployment.naming import FunctionRole
+    from serverless_agents.deployment.plan import PlannedAgent
 
     from .payload_bucket import PayloadBucket
     from .tasks_table import TasksTable

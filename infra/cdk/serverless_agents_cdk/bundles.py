@@ -50,15 +50,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from serverless_agents.compiled_manifest import compiled_path
+from serverless_agents.deployment.compiled_manifest import compiled_path
+from serverless_agents.deployment.manifest import EXAMPLE_MANIFEST, compile_manifest
+from serverless_agents.deployment.registry import ROUTES_FILE
 from serverless_agents.exceptions import ManifestError
-from serverless_agents.manifest import EXAMPLE_MANIFEST, compile_manifest
-from serverless_agents.registry import ROUTES_FILE
-from serverless_agents.settings import BUNDLE_MANIFEST
+from serverless_agents.runtime.settings import BUNDLE_MANIFEST
 
 if TYPE_CHECKING:
-    from serverless_agents.plan import DeploymentPlan, PlannedAgent
-    from serverless_agents.registry import RegisteredAgent
+    from serverless_agents.deployment.plan import DeploymentPlan, PlannedAgent
+    from serverless_agents.deployment.registry import RegisteredAgent
 
 ROOT = Path(__file__).resolve().parents[3]
 PYPROJECT = ROOT / "pyproject.toml"

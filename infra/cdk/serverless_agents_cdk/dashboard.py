@@ -17,7 +17,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from serverless_agents.settings import POWERTOOLS_NAMESPACE, POWERTOOLS_SERVICE
+from serverless_agents.runtime.settings import POWERTOOLS_NAMESPACE, POWERTOOLS_SERVICE
 
 from .sweeper import PERIOD as SWEEP_PERIOD
 

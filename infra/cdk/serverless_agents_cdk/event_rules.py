@@ -1,4 +1,4 @@
-"""`event_rule`: an EventBridge rule the plan describes (`serverless_agents.plan`), with its target."""
+"""`event_rule`: an EventBridge rule the plan describes (`serverless_agents.deployment.plan`), targeted."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING, cast
 
 from aws_cdk import aws_events as events
 
-from serverless_agents.plan import ScheduleRule
+from serverless_agents.deployment.plan import ScheduleRule
 
 if TYPE_CHECKING:
     from constructs import Construct
 
-    from serverless_agents.plan import EventRule
+    from serverless_agents.deployment.plan import EventRule
 
 
 def event_rule(

@@ -25,7 +25,7 @@ from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from serverless_agents.plan import status_change_rule
+from serverless_agents.deployment.plan import status_change_rule
 
 from . import nag
 from .async_agent_state_machine import allow_invoking_deletes
@@ -33,7 +33,7 @@ from .event_rules import event_rule
 from .handler_function import HandlerFunction, function_log_group
 
 if TYPE_CHECKING:
-    from serverless_agents.plan import FunctionPlan
+    from serverless_agents.deployment.plan import FunctionPlan
 
     from .async_agent_state_machine import AsyncAgentStateMachine
 

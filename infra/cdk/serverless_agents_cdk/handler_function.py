@@ -1,5 +1,5 @@
-"""`HandlerFunction`: a Lambda the plan describes (`serverless_agents.plan.FunctionPlan`: name, handler,
-memory, timeout, environment, log group), with an IAM role of its own.
+"""`HandlerFunction`: a Lambda the plan describes (`serverless_agents.deployment.plan.FunctionPlan`: name,
+handler, memory, timeout, environment, log group), with an IAM role of its own.
 
 Every function gets its own role, created empty: no managed policy (AWSLambdaBasicExecutionRole would allow
 writing to any log group), only writes to its own log group, X-Ray (Powertools' Tracer), and whatever the
@@ -25,13 +25,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from serverless_agents.naming import SNAPSTART_ALIAS
-from serverless_agents.plan import RUNTIME as RUNTIME_NAME
+from serverless_agents.deployment.naming import SNAPSTART_ALIAS
+from serverless_agents.deployment.plan import RUNTIME as RUNTIME_NAME
 
 from . import nag
 
 if TYPE_CHECKING:
-    from serverless_agents.plan import FunctionPlan
+    from serverless_agents.deployment.plan import FunctionPlan
 
 #: The plan's runtime as CDK's object, which knows what the runtime supports (SnapStart).
 RUNTIME = next(

@@ -137,7 +137,7 @@ def payload_keys(role: iam.IRole, resources: Sequence[str], kind: str) -> None:
         role,
         resources,
         f"object keys are task ids, known only when a task is created: {_PAYLOAD_ACCESS[kind]}, under "
-        "the prefix of the agent named (serverless_agents.payloads.payload_key), in this bucket only",
+        "the prefix of the agent named (serverless_agents.aws.payloads.payload_key), in this bucket only",
     )
 
 
@@ -213,7 +213,7 @@ def manifest_permission_wildcards(role: iam.IRole, agent: str, resources: Sequen
             "xray:PutTraceSegments and xray:PutTelemetryRecords (Lambda active tracing), and actions of "
             f"[[agents.{agent}.permissions]] that IAM cannot scope to a resource (such as "
             "ecs:RegisterTaskDefinition): the manifest accepts a bare '*' only alone in a statement and "
-            "only for such actions (serverless_agents.manifest._UNSCOPED_ACTIONS)",
+            "only for such actions (serverless_agents.deployment.manifest._UNSCOPED_ACTIONS)",
         )
 
 

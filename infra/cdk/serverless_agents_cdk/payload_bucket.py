@@ -1,4 +1,4 @@
-"""`PayloadBucket`: large task requests and outputs (`serverless_agents.payloads`), as `s3://` references.
+"""`PayloadBucket`: large task requests and outputs (`serverless_agents.aws.payloads`), as `s3://` references.
 
 Encrypted (S3-managed keys), TLS only, no public access. Keys are `<kind>/<agent>/<task_id>.json`
 (`payload_key`), and grants follow the same function: an agent's functions reach `<kind>/<agent>/*.json`
@@ -17,7 +17,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from serverless_agents.payloads import PAYLOAD_KINDS, PayloadKind, payload_key
+from serverless_agents.aws.payloads import PAYLOAD_KINDS, PayloadKind, payload_key
 
 from . import nag
 

@@ -39,7 +39,7 @@ from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
-from serverless_agents.tasks_table import WATCH_INDEX
+from serverless_agents.aws.tasks_table import WATCH_INDEX
 
 from . import nag
 from .agent_permissions import grant_agent_permissions
@@ -49,7 +49,7 @@ from .finalizer import TARGET_MAX_EVENT_AGE, TARGET_RETRY_ATTEMPTS, dead_letter_
 from .handler_function import HandlerFunction, function_log_group
 
 if TYPE_CHECKING:
-    from serverless_agents.plan import PlannedAgent
+    from serverless_agents.deployment.plan import PlannedAgent
 
     from .payload_bucket import PayloadBucket
     from .tasks_table import TasksTable

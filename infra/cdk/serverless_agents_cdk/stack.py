@@ -4,7 +4,7 @@ Shared: `TasksTable`, `PayloadBucket`, the api function behind `AgentsApi`, the 
 `Dashboard`, with async agents the `Sweeper`, and with sensors the `SchedulerRole`. Per async agent an
 `AsyncAgentStateMachine`, per sync agent a `SyncAgentFunction`, per sensor `SensorTriggers`. Every
 function, state machine, rule and schedule group, with its name, handler, size and environment, is the
-plan's (`serverless_agents.plan`), which the local stack (`serverless_agents.local.stack`) creates on moto.
+plan's (`serverless_agents.deployment.plan`), which the local stack (`serverless_agents.local.stack`) makes.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 
-from serverless_agents.plan import Place
-from serverless_agents.settings import DEFAULT_TASK_TTL_DAYS
+from serverless_agents.deployment.plan import Place
+from serverless_agents.runtime.settings import DEFAULT_TASK_TTL_DAYS
 
 from . import nag
 from .agent_secrets import API_CONNECTION_ACTIONS, grant_connection_secrets
@@ -39,7 +39,7 @@ from .tasks_table import TasksTable
 if TYPE_CHECKING:
     from constructs import Construct
 
-    from serverless_agents.plan import DeploymentPlan, PlannedAgent
+    from serverless_agents.deployment.plan import DeploymentPlan, PlannedAgent
 
 
 def construct_id(agent: str) -> str:

@@ -4,11 +4,11 @@ The `Finalizer` cleans up after an ending from its status-change event; an event
 status-change rule (EventBridge delivers at least once, but a rule replaced or disabled during a deploy
 sees nothing) leaves the task's job running. Every `PERIOD` the sweeper (`functions/sweeper`,
 `runtime.sweeper`) lists each async agent's executions that ended ABORTED, TIMED_OUT or FAILED within the
-last minutes (period and window: `serverless_agents.plan`), describes each (its input names the agent)
-and finalizes it as finalize would: it invokes the agent's delete function, whose cleanup claim in the
-tasks table makes a second cleanup a no-op. Then it queries the tasks table's `open` index for the tasks
-past their bound (the manifest's `end_within`) and ends them, naming the job that may still run (for a
-sensor task: that its pokes stopped; its schedule is removed); `Alarms` alarms on how many it ended.
+last minutes (period and window: `serverless_agents.deployment.plan`), describes each (its input names the
+agent) and finalizes it as finalize would: it invokes the agent's delete function, whose cleanup claim in the
+tasks table makes a second cleanup a no-op. Then it queries the tasks table's `open` index for the tasks past
+their bound (the manifest's `end_within`) and ends them, naming the job that may still run (for a sensor task:
+that its pokes stopped; its schedule is removed); `Alarms` alarms on how many it ended.
 
 Its role may, besides writing its log group and X-Ray:
 - `states:ListExecutions` on the async agents' state machines;
@@ -30,9 +30,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from serverless_agents.plan import SWEEP_PERIOD_MINUTES
-from serverless_agents.settings import DEPLOYMENT
-from serverless_agents.tasks_table import OPEN_INDEX
+from serverless_agents.aws.tasks_table import OPEN_INDEX
+from serverless_agents.deployment.plan import SWEEP_PERIOD_MINUTES
+from serverless_agents.runtime.settings import DEPLOYMENT
 
 from . import nag
 from .agent_secrets import SWEEPER_CONNECTION_ACTIONS, grant_connection_secrets
@@ -41,7 +41,7 @@ from .event_rules import event_rule
 from .handler_function import HandlerFunction, function_log_group
 
 if TYPE_CHECKING:
-    from serverless_agents.plan import FunctionPlan, ScheduleRule
+    from serverless_agents.deployment.plan import FunctionPlan, ScheduleRule
 
     from .async_agent_state_machine import AsyncAgentStateMachine
     from .sensor_triggers import SensorTriggers

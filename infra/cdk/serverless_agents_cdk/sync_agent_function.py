@@ -19,7 +19,7 @@ from .handler_function import HandlerFunction, function_log_group
 if TYPE_CHECKING:
     from aws_cdk import aws_lambda as lambda_
 
-    from serverless_agents.plan import PlannedAgent
+    from serverless_agents.deployment.plan import PlannedAgent
 
 
 class SyncAgentFunction(Construct):

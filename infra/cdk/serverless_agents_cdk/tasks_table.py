@@ -1,10 +1,10 @@
-"""`TasksTable`: the DynamoDB table of tasks (`serverless_agents.tasks_table`), as the local stack makes it.
+"""`TasksTable`: the DynamoDB table of tasks (`serverless_agents.aws.tasks_table`), as the local stack has it.
 
 Key `id` (S), on-demand, items expiring at `expires_at` (epoch seconds the runtime writes: created +
 SA_TASK_TTL_DAYS), point-in-time recovery. CloudFormation names it, so a retained table never blocks a
 redeploy; the functions get the name in SA_TASKS_TABLE.
 
-Its key, global secondary indexes, billing and expiry attribute are `serverless_agents.tasks_table.SCHEMA`,
+Its key, global secondary indexes, billing and expiry attribute are `serverless_agents.aws.tasks_table.SCHEMA`
 read field by field here; the local stack creates the same schema (`table_definition`). The indexes are
 sparse and KEYS_ONLY: `watching` (key `watch`, S) holds only waiting sensor tasks, so an event finds the
 tasks it concerns with one query (`TasksTable.tasks_watching`), never a scan; `open` (key `open`, S, sort
@@ -30,8 +30,8 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from serverless_agents.identity import agent_key_prefix
-from serverless_agents.tasks_table import SCHEMA, Key
+from serverless_agents.aws.tasks_table import SCHEMA, Key
+from serverless_agents.flyte.identity import agent_key_prefix
 
 _TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
 
@@ -43,7 +43,7 @@ def _attribute(key: Key) -> dynamodb.Attribute:
 class TasksTable(Construct):
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
-        # The schema the local stack creates (`serverless_agents.tasks_table.SCHEMA`): key, indexes,
+        # The schema the local stack creates (`serverless_agents.aws.tasks_table.SCHEMA`): key, indexes,
         # billing, expiry. Its name is CloudFormation's to choose.
         self.table = dynamodb.Table(
             self,

@@ -7,7 +7,7 @@ import traceback
 
 import grpc
 
-from serverless_agents.client import ApiError
+from serverless_agents.api.client import ApiError
 from serverless_agents.exceptions import ServerlessAgentsError
 
 logger = logging.getLogger(__name__)

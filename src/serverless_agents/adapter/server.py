@@ -4,7 +4,7 @@ port (plain, or TLS), `grpc.health.v1`, and Prometheus metrics.
 Any pod that reaches the port is a caller, so nothing a caller does may take the server down: calls are
 bounded per class with threads kept for health and discovery (`capacity.Capacity`), metric labels come from
 the deployed task types only (`metrics`), and a `resource_meta` is trusted only with this adapter's
-signature (`serverless_agents.resource_meta`). With TLS, `health_port` serves `grpc.health.v1` alone in
+signature (`serverless_agents.flyte.resource_meta`). With TLS, `health_port` serves `grpc.health.v1` alone in
 plain gRPC for the kubelet, whose gRPC probes speak no TLS.
 """
 
@@ -19,10 +19,9 @@ from flyteidl.service import agent_pb2, agent_pb2_grpc
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from serverless_agents import redaction
 from serverless_agents.adapter.capacity import QUEUED_CALLS, Capacity, behavior_of, with_behavior
-from serverless_agents.adapter.flyte2 import SERVICE_NAMES as FLYTE2_SERVICE_NAMES
-from serverless_agents.adapter.flyte2 import add_flyte2_services
+from serverless_agents.adapter.connector_services import SERVICE_NAMES as FLYTE2_SERVICE_NAMES
+from serverless_agents.adapter.connector_services import add_flyte2_services
 from serverless_agents.adapter.metrics import AdapterMetrics
 from serverless_agents.adapter.servicers import (
     AgentDirectory,
@@ -31,9 +30,10 @@ from serverless_agents.adapter.servicers import (
     AsyncAgentServicer,
     SyncAgentServicer,
 )
-from serverless_agents.client import ApiClient
+from serverless_agents.api.client import ApiClient
 from serverless_agents.exceptions import cannot_listen
-from serverless_agents.resource_meta import ResourceMetaKeys
+from serverless_agents.flyte.resource_meta import ResourceMetaKeys
+from serverless_agents.security import redaction
 
 _SERVICES = ("AsyncAgentService", "SyncAgentService", "AgentMetadataService")
 

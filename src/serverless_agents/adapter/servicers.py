@@ -24,7 +24,7 @@ from flyteidl.service import agent_pb2_grpc
 
 from serverless_agents.adapter.capacity import time_left
 from serverless_agents.adapter.errors import grpc_status
-from serverless_agents.client import ResponseTimeout
+from serverless_agents.api.client import ResponseTimeout
 from serverless_agents.exceptions import (
     AgentNotFound,
     DeadlineExceeded,
@@ -36,8 +36,8 @@ from serverless_agents.runtime.task_logs import MAX_LINES
 
 if TYPE_CHECKING:
     from serverless_agents.adapter.metrics import AdapterMetrics
-    from serverless_agents.client import ApiClient
-    from serverless_agents.resource_meta import ResourceMetaKeys
+    from serverless_agents.api.client import ApiClient
+    from serverless_agents.flyte.resource_meta import ResourceMetaKeys
 
 R = TypeVar("R")
 _ANSWER_MARGIN = 0.2  # seconds kept back from the caller's deadline to send the answer

@@ -23,8 +23,8 @@ from typing import Any
 from serverless_agents import aws
 from serverless_agents.agent import BaseSensor
 from serverless_agents.exceptions import AgentError, DestinationUnavailable, RetryableAgentError
-from serverless_agents.fspaths import allowed_protocols, check_path, exists_options
-from serverless_agents.outbound import OutboundClient
+from serverless_agents.security.fspaths import allowed_protocols, check_path, exists_options
+from serverless_agents.security.outbound import OutboundClient
 
 _FIELD = "inputs.path"
 #: The one message for a path fsspec could not answer about, whatever went wrong (see the module's doc).

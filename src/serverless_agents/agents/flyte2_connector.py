@@ -20,7 +20,7 @@ The connection: `configs` are the template's `custom.configs` (the executor deri
 the custom, flyteorg/flyte webapi/connector/plugin.go), kept in the resource metadata for `get` and
 `delete`; the secrets are the agent's from agents.toml, under their manifest names, and the values the
 executor sent in `Connection.secrets`, under their keys: the API kept those in a Secrets Manager secret
-of this agent and the task's project and domain (`serverless_agents.connection_secrets`), whose name the
+of this agent and the task's project and domain (`serverless_agents.aws.connection_secrets`), whose name the
 task and the resource metadata carry. All are read through `secrets`' accessors, and masked.
 
 The `flyte` SDK is imported here only: install the `flyte2` extra for the Lambdas of such agents.
@@ -38,12 +38,12 @@ from flyteidl2.task import common_pb2
 from google.protobuf.json_format import MessageToDict
 from pydantic import Field
 
-from serverless_agents import flyte2
 from serverless_agents.agent import AsyncAgentBase, LogLink, Phase, Resource
 from serverless_agents.agent_metadata import EncodedResourceMeta
 from serverless_agents.agents.connectors import connector_agent_class
 from serverless_agents.exceptions import InvalidRequest
-from serverless_agents.secrets import get_agent_secrets, get_connection_secrets
+from serverless_agents.flyte import flyte2_messages
+from serverless_agents.security.secrets import get_agent_secrets, get_connection_secrets
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -83,14 +83,14 @@ class ConnectorAgent(AsyncAgentBase[ConnectorMetadata]):
             )
             inputs = original.inputs
         else:  # a Flyte 1 client's task: Flyte 1's messages, under flyteidl2's names
-            template = flyte2.convert(task.template, tasks_pb2.TaskTemplate)
+            template = flyte2_messages.convert(task.template, tasks_pb2.TaskTemplate)
             execution_metadata = (
-                flyte2.convert(task.execution_metadata, connector_pb2.TaskExecutionMetadata)
+                flyte2_messages.convert(task.execution_metadata, connector_pb2.TaskExecutionMetadata)
                 if task.execution_metadata is not None
                 else None
             )
-            inputs = common_pb2.Inputs(literals=flyte2.named_literals(task.literals))
-        configs = _configs(flyte2.template_custom(template))
+            inputs = common_pb2.Inputs(literals=flyte2_messages.named_literals(task.literals))
+        configs = _configs(flyte2_messages.template_custom(template))
         meta = await self.connector.create(
             task_template=template,
             output_prefix=task.output_prefix,
@@ -142,7 +142,7 @@ def _check_same_task(original: connector_pb2.CreateTaskRequest, task: TaskContex
     if (
         original.template.type != task.template.type
         or ours is None
-        or flyte2.convert(theirs, type(ours)) != ours
+        or flyte2_messages.convert(theirs, type(ours)) != ours
     ):
         raise InvalidRequest("flyte2_request", "is not the task's: its type or task execution id differs")
 
@@ -192,6 +192,8 @@ async def _resource(resource: ConnectorResource) -> Resource:
         phase=Phase(proto.phase),
         message=proto.message,
         log_links=[LogLink(link.name, link.uri) for link in proto.log_links],
-        outputs=flyte2.literal_map(proto.outputs, field="outputs") if proto.HasField("outputs") else None,
+        outputs=flyte2_messages.literal_map(proto.outputs, field="outputs")
+        if proto.HasField("outputs")
+        else None,
         custom_info=dict(MessageToDict(proto.custom_info)) if proto.HasField("custom_info") else {},
     )

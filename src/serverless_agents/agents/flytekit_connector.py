@@ -66,13 +66,13 @@ from flytekit.models import task as task_models
 from flytekit.models.types import LiteralType
 from pydantic import Field
 
-from serverless_agents import wire
 from serverless_agents.agent import AsyncAgentBase, LogLink, Phase, Resource, SyncAgentBase
 from serverless_agents.agent_metadata import EncodedResourceMeta
 from serverless_agents.agents.connectors import connector_agent_class
-from serverless_agents.endings import one_line
 from serverless_agents.exceptions import ManifestError, RetryableAgentError, ServerlessAgentsError
-from serverless_agents.secrets import get_agent_secret
+from serverless_agents.flyte import wire
+from serverless_agents.runtime.endings import one_line
+from serverless_agents.security.secrets import get_agent_secret
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -6,11 +6,11 @@ plugin's connector does, the one user message is the input and the answer's text
 
 What differs from the connector is where the key and the deadline come from. The API key is the Secrets
 Manager secret agents.toml names `api_key`, which declares where it may go (`api.openai.com`, in a
-header): the client's every request passes `serverless_agents.outbound.check_secrets` before it leaves.
-`config.base_url` may point the client at a proxy or a local fake (then the key declares that host).
-`config.timeout` bounds the whole call, with the client's own retries off: propeller's agent plugin
-gives a sync call 10 s by default (`defaultAgent.defaultTimeout`), and Flyte's task retries are the
-retries that count. Failures map to phases a user can act on:
+header): the client's every request passes `serverless_agents.security.outbound.check_secrets` before it
+leaves. `config.base_url` may point the client at a proxy or a local fake (then the key declares that host).
+`config.timeout` bounds the whole call, with the client's own retries off: propeller's agent plugin gives a
+sync call 10 s by default (`defaultAgent.defaultTimeout`), and Flyte's task retries are the retries that
+count. Failures map to phases a user can act on:
 
     401                           FAILED, naming the secret
     the key bound elsewhere       FAILED, naming secrets.api_key (its destinations)
@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from serverless_agents.agent import Phase, Resource, SyncAgentBase, TaskContext
 from serverless_agents.exceptions import DestinationRefused
-from serverless_agents.masking import excerpt, redact
-from serverless_agents.outbound import httpx_event_hooks
-from serverless_agents.secrets import get_agent_secret
+from serverless_agents.security.masking import excerpt, redact
+from serverless_agents.security.outbound import httpx_event_hooks
+from serverless_agents.security.secrets import get_agent_secret
 
 if TYPE_CHECKING:
     import openai
@@ -127,7 +127,7 @@ def _status_failure(error: openai.APIStatusError) -> Resource:
 def _secret_source() -> str:
     """The manifest's name for the key and the secret it maps to, for a 401 a user can act on."""
     from serverless_agents.runtime.loading import cached_manifest
-    from serverless_agents.settings import current_settings
+    from serverless_agents.runtime.settings import current_settings
 
     try:
         settings = current_settings()

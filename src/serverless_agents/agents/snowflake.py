@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from serverless_agents.agent import AsyncAgentBase, LogLink, Phase, Resource, ResourceMetadata, TaskContext
 from serverless_agents.exceptions import AgentError, ManifestError, RetryableAgentError
-from serverless_agents.literals import Blob, StructuredDataset
+from serverless_agents.flyte.literals import Blob, StructuredDataset
 
 if TYPE_CHECKING:
     from flyteidl.core.tasks_pb2 import TaskTemplate
@@ -275,7 +275,7 @@ def _private_key_pem() -> str:
 def _secret_id() -> str:
     """The Secrets Manager id agents.toml maps the key to, for a message that names what to create."""
     from serverless_agents.runtime.loading import cached_manifest
-    from serverless_agents.settings import current_settings
+    from serverless_agents.runtime.settings import current_settings
 
     settings = current_settings()
     return cached_manifest(settings.manifest_path).agent(str(settings.agent)).secret_ids[PRIVATE_KEY_SECRET]

@@ -22,8 +22,9 @@ flytekit's `info` dict. Otherwise:
 Config: `timeout` caps the template's `timeout_sec` (default 8 s: propeller waits 10 s for a sync call);
 `allowed_hosts` (a list of host names, `*.example.com` for subdomains) limits where requests, and with
 them the secrets, may go; `allow_private_networks` lists the non-public networks (loopback, private,
-link-local, ...) a request may reach, none by default. Requests go through `serverless_agents.outbound`:
-the URL is checked, and resolved, before any secret is filled into the headers and body.
+link-local, ...) a request may reach, none by default. Requests go through
+`serverless_agents.security.outbound`: the URL is checked, and resolved, before any secret is filled into the
+headers and body.
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ from urllib.parse import urlsplit
 
 from serverless_agents.agent import Phase, Resource, SyncAgentBase, TaskContext
 from serverless_agents.exceptions import DestinationRefused, DestinationUnavailable, ManifestError
-from serverless_agents.literals import jsonable
-from serverless_agents.masking import excerpt, one_line
-from serverless_agents.outbound import Destination, OutboundClient
-from serverless_agents.secrets import get_agent_secret
+from serverless_agents.flyte.literals import jsonable
+from serverless_agents.security.masking import excerpt, one_line
+from serverless_agents.security.outbound import Destination, OutboundClient
+from serverless_agents.security.secrets import get_agent_secret
 
 DEFAULT_TIMEOUT = 8.0
 #: flytekit's WebhookTask default, when a template carries no timeout_sec.

@@ -1,4 +1,4 @@
-"""The HTTP API behind API Gateway: tasks and agents (see serverless_agents.http_api)."""
+"""The HTTP API behind API Gateway: tasks and agents (see serverless_agents.api.http_api)."""
 
 import threading
 from typing import TYPE_CHECKING, Any
@@ -7,7 +7,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from serverless_agents.handlers.observability import API_REQUEST_ID, lambda_handler, metrics
-from serverless_agents.settings import current_settings
+from serverless_agents.runtime.settings import current_settings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
@@ -22,7 +22,7 @@ def app() -> "APIGatewayRestResolver":
     serves this function's invocations at once, one per thread, as Lambda would in as many containers."""
     resolver: APIGatewayRestResolver | None = getattr(_per_thread, "app", None)
     if resolver is None:
-        from serverless_agents.http_api import create_api
+        from serverless_agents.api.http_api import create_api
         from serverless_agents.runtime.wiring import task_service
 
         resolver = _per_thread.app = create_api(lambda: task_service(current_settings()))

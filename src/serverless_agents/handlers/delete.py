@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from serverless_agents.handlers.observability import lambda_handler, log_task, metrics
 from serverless_agents.handlers.snapstart import prime
-from serverless_agents.settings import current_settings
+from serverless_agents.runtime.settings import current_settings
 
 if TYPE_CHECKING:
     from serverless_agents.runtime.async_steps import DeleteEvent

@@ -6,7 +6,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from serverless_agents.handlers.observability import lambda_handler, logger, metrics
-from serverless_agents.settings import current_settings
+from serverless_agents.runtime.settings import current_settings
 
 
 @lambda_handler()

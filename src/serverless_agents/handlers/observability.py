@@ -7,9 +7,9 @@ a Tracer only for a function whose agent sets `tracing = true` in the manifest (
 `SA_TRACING=true` in its environment), and only at its first invocation.
 
 `redacted_output`, the outermost decorator of every handler, installs the masking of log records and of
-`sys.stdout` / `sys.stderr` (`serverless_agents.redaction`), masks secrets at the process's file
-descriptors 1 and 2 in Lambda (`serverless_agents.fd_redaction`) and flushes them when the invocation ends,
-after Powertools has printed its metrics.
+`sys.stdout` / `sys.stderr` (`serverless_agents.security.redaction`), masks secrets at the process's file
+descriptors 1 and 2 in Lambda (`serverless_agents.security.fd_redaction`) and flushes them when the invocation
+ends, after Powertools has printed its metrics.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics
 
-from serverless_agents import fd_redaction, redaction
-from serverless_agents.settings import POWERTOOLS_NAMESPACE, POWERTOOLS_SERVICE, TRACING, environ
-from serverless_agents.task_logging import end_task, log_for_task
+from serverless_agents.runtime.settings import POWERTOOLS_NAMESPACE, POWERTOOLS_SERVICE, TRACING, environ
+from serverless_agents.runtime.task_logging import end_task, log_for_task
+from serverless_agents.security import fd_redaction, redaction
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
@@ -62,8 +62,8 @@ def capture_lambda_handler(handler: Handler) -> Handler:
 
 def log_task(task_id: str | None) -> None:
     """Every line this invocation logs from now on carries `task_id` (GetTaskLogs filters on it): Powertools'
-    and every other logger's (`serverless_agents.task_logging`). Not Powertools' `append_keys`: its keys
-    are the process's, and the local stack runs many functions' invocations in one process at once."""
+    and every other logger's (`serverless_agents.runtime.task_logging`). Not Powertools' `append_keys`: its
+    keys are the process's, and the local stack runs many functions' invocations in one process at once."""
     log_for_task(task_id)
 
 

@@ -43,7 +43,7 @@ def prime(*modules: str) -> None:
     for module in ("botocore.session", *modules):
         importlib.import_module(module)
     from serverless_agents.runtime.loading import load_agent
-    from serverless_agents.settings import current_settings
+    from serverless_agents.runtime.settings import current_settings
 
     settings = current_settings()
     if settings.agent:

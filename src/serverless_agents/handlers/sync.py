@@ -8,18 +8,18 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from serverless_agents.handlers.observability import API_REQUEST_ID, lambda_handler, metrics
 from serverless_agents.handlers.snapstart import prime
-from serverless_agents.settings import current_settings
+from serverless_agents.runtime.settings import current_settings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
-prime("serverless_agents.http_api", "serverless_agents.runtime.wiring")
+prime("serverless_agents.api.http_api", "serverless_agents.runtime.wiring")
 
 
 @functools.cache
 def app() -> "APIGatewayRestResolver":
     """The resolver, made at first use (see handlers/__init__.py)."""
-    from serverless_agents.http_api import create_sync_api
+    from serverless_agents.api.http_api import create_sync_api
     from serverless_agents.runtime.wiring import sync_agent
 
     return create_sync_api(lambda: sync_agent(current_settings()))

@@ -52,9 +52,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from serverless_agents.deployment.naming import LOCAL_ACCOUNT, agent_function_name, shared_function_name
 from serverless_agents.exceptions import cannot_listen
 from serverless_agents.local.loopback import LocalPeers
-from serverless_agents.naming import LOCAL_ACCOUNT, agent_function_name, shared_function_name
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient

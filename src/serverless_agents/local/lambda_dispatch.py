@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any, Literal
 
+from serverless_agents.deployment.naming import function_log_group
 from serverless_agents.handlers import entry_point
-from serverless_agents.naming import function_log_group
-from serverless_agents.settings import lambda_environment
+from serverless_agents.runtime.settings import lambda_environment
 
 if TYPE_CHECKING:
     from serverless_agents.local.log_capture import LogCapture

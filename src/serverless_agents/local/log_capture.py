@@ -2,10 +2,10 @@
 
 On AWS each function's runtime sends what it logs to its log group (the plan's: one group per agent), a
 JSON line per record (LoggingConfig `LogFormat: JSON`), its extra attributes as keys: a task's lines carry
-`task_id` (`serverless_agents.task_logging`) and GetTaskLogs filters the group on it. The local stack runs
-the handlers in this process, so `InProcessLambdas` opens an `invocation` around each call: the records the
-invoking thread makes meanwhile, of any logger, are kept (at most `MAX_LINES_PER_INVOCATION`; one line then
-says how many more there were) and put into the function's log group when the call ends, in the same JSON
+`task_id` (`serverless_agents.runtime.task_logging`) and GetTaskLogs filters the group on it. The local stack
+runs the handlers in this process, so `InProcessLambdas` opens an `invocation` around each call: the records
+the invoking thread makes meanwhile, of any logger, are kept (at most `MAX_LINES_PER_INVOCATION`; one line
+then says how many more there were) and put into the function's log group when the call ends, in the same JSON
 shape. Other threads' records are not an invocation's and are left alone.
 
 Lambda's runtime logs at INFO and above; the local stack keeps the terminal at WARNING
@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from serverless_agents.settings import POWERTOOLS_SERVICE
+from serverless_agents.runtime.settings import POWERTOOLS_SERVICE
 
 MAX_LINES_PER_INVOCATION = 1000
 MAX_LINES_PER_STREAM = 2000

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
     from mypy_boto3_sqs import SQSClient
 
-    from serverless_agents.manifest import AgentSettings
+    from serverless_agents.deployment.manifest import AgentSettings
 
 
 @dataclass(frozen=True)

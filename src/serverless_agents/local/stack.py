@@ -1,10 +1,10 @@
 """The whole deployment on moto, in this process: what `cdk deploy` makes, made against the emulator.
 
-Both read one description, `serverless_agents.plan`: every function (name, handler string, memory, timeout,
-environment, log group), each async agent's state machine rendered from the packaged ASL, each sensor's
-schedule group and event rules. Besides what the plan names, the local stack makes the tasks table and the
-payload bucket (CloudFormation names them on AWS), every bucket the sensors' event patterns name (and, when
-a sensor task starts, the bucket its inputs name). Then the in-process Lambda hook, the drivers standing
+Both read one description, `serverless_agents.deployment.plan`: every function (name, handler string, memory,
+timeout, environment, log group), each async agent's state machine rendered from the packaged ASL, each
+sensor's schedule group and event rules. Besides what the plan names, the local stack makes the tasks table
+and the payload bucket (CloudFormation names them on AWS), every bucket the sensors' event patterns name (and,
+when a sensor task starts, the bucket its inputs name). Then the in-process Lambda hook, the drivers standing
 in for EventBridge (status changes, the sweeper's schedule, sensor schedules and events) and the local API
 Gateway on localhost; with `aws_port`, the emulated AWS APIs themselves on localhost too
 (`local.aws_endpoint`), so `aws --endpoint-url` or boto3 can upload the file a sensor waits for.
@@ -27,6 +27,11 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError, ParamValidationError
 
+from serverless_agents.aws.s3uri import event_buckets, parse_s3_uri
+from serverless_agents.aws.tasks_table import SensorTask, TasksTable, create_table
+from serverless_agents.deployment.naming import LOCAL_ACCOUNT
+from serverless_agents.deployment.plan import RUNTIME, FunctionPlan, Place, PlannedAgent, plan_deployment
+from serverless_agents.deployment.statemachine import agent_definition
 from serverless_agents.exceptions import InvalidRequest, TaskNotFound
 from serverless_agents.local import moto_fixes
 from serverless_agents.local.apigateway import LocalApiGateway
@@ -36,11 +41,6 @@ from serverless_agents.local.lambda_dispatch import InProcessLambdas
 from serverless_agents.local.log_capture import LogCapture
 from serverless_agents.local.sensor_triggers import RuleQueue, SensorTriggers, SensorWiring
 from serverless_agents.local.task_events import TaskEvents
-from serverless_agents.naming import LOCAL_ACCOUNT
-from serverless_agents.plan import RUNTIME, FunctionPlan, Place, PlannedAgent, plan_deployment
-from serverless_agents.s3uri import event_buckets, parse_s3_uri
-from serverless_agents.statemachine import agent_definition
-from serverless_agents.tasks_table import SensorTask, TasksTable, create_table
 
 if TYPE_CHECKING:
     from types import TracebackType

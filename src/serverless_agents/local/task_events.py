@@ -14,7 +14,7 @@ from serverless_agents.local.periodic import Periodic
 
 if TYPE_CHECKING:
     from serverless_agents.agent import Phase
-    from serverless_agents.tasks_table import TasksTable
+    from serverless_agents.aws.tasks_table import TasksTable
 
 #: Longest message shown: the rest is in the tasks table (`GET /v1/tasks/{id}`).
 MESSAGE_LIMIT = 300

@@ -3,7 +3,7 @@
 State machine state (`TaskState`): `{"task_id", "agent", "request" | "request_ref", "job": StepResult}`.
 `request` is the `CreateTaskRequest` in protobuf JSON, or `request_ref` an `s3://` reference when it is large.
 A Flyte 2 connector's task also carries the executor's own request (`flyte2_request` | `flyte2_request_ref`)
-and the name of its connection secret (`connection_secret`, see `serverless_agents.connection_secrets`).
+and the name of its connection secret (`connection_secret`, see `serverless_agents.aws.connection_secrets`).
 
 A task is a chain of executions (continue as new): an execution's history holds 25,000 events at most, so
 after the agent's `polls_per_execution` gets the get names a successor (`job.continues`, `job.successor`),
@@ -13,13 +13,13 @@ Create. `job` carries the chain through: the execution's number, the polls done 
 task's deadline (its start plus `execution_timeout`): a get past it raises `TaskTimedOut`, so the task's
 timeout counts from its start, whatever the number of executions.
 
-Events end the wait (an agent that declares them, `serverless_agents.job_events`): the state machine waits
-in its Listen state, a `.waitForTaskToken` invocation of the get function (`listen`) that stores the
-wait's token in the task's record and ends at the poll wait's timeout, or at once when the get function,
-receiving a matching EventBridge event (`wake`), sends the token back. Every hand-over is a conditional
-write on the task's record (`TasksTable.wake`, `TasksTable.listen`): the get runs only in the state
-machine, one at a time, and an event that arrives during a get ends the next wait at once (`job.wakes`,
-the count of events the get saw before it asked the agent). docs/deploy.md tells why this design.
+Events end the wait (an agent that declares them, `serverless_agents.deployment.job_events`): the state
+machine waits in its Listen state, a `.waitForTaskToken` invocation of the get function (`listen`) that stores
+the wait's token in the task's record and ends at the poll wait's timeout, or at once when the get function,
+receiving a matching EventBridge event (`wake`), sends the token back. Every hand-over is a conditional write
+on the task's record (`TasksTable.wake`, `TasksTable.listen`): the get runs only in the state machine, one at
+a time, and an event that arrives during a get ends the next wait at once (`job.wakes`, the count of events
+the get saw before it asked the agent). docs/deploy.md tells why this design.
 
 Nothing leaks a job: create reuses a job an earlier attempt recorded, and deletes the job it made if it
 cannot record it (or the task was aborted meanwhile); delete runs the agent's delete exactly once, guarded
@@ -36,15 +36,20 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
-from serverless_agents import aws, wire
+from serverless_agents import aws
 from serverless_agents.agent import Phase, Resource
-from serverless_agents.compiled_manifest import DEFAULT_POLLS_PER_EXECUTION
-from serverless_agents.endings import one_line, phase_for_error_name
+from serverless_agents.aws.payloads import ITEM_PAYLOAD_LIMIT, payload_key
+from serverless_agents.aws.tasks_table import AsyncTask, wake_value
+from serverless_agents.deployment.compiled_manifest import DEFAULT_POLLS_PER_EXECUTION
+from serverless_agents.deployment.naming import (
+    chain_execution_name,
+    execution_arn,
+    state_machine_of_execution,
+)
 from serverless_agents.exceptions import InvalidRequest, TaskTimedOut
-from serverless_agents.naming import chain_execution_name, execution_arn, state_machine_of_execution
-from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT, payload_key
+from serverless_agents.flyte import wire
 from serverless_agents.runtime.boundary import call_agent
-from serverless_agents.tasks_table import AsyncTask, wake_value
+from serverless_agents.runtime.endings import one_line, phase_for_error_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -55,10 +60,10 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
     from serverless_agents.agent import AsyncAgentBase, ResourceMetadata, TaskContext
-    from serverless_agents.job_events import JobEvents
-    from serverless_agents.manifest import PollBackoff
-    from serverless_agents.payloads import PayloadStore
-    from serverless_agents.tasks_table import TasksTable
+    from serverless_agents.aws.payloads import PayloadStore
+    from serverless_agents.aws.tasks_table import TasksTable
+    from serverless_agents.deployment.job_events import JobEvents
+    from serverless_agents.deployment.manifest import PollBackoff
 
 
 class StepResult(TypedDict):

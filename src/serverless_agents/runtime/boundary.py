@@ -18,12 +18,12 @@ import dataclasses
 import sys
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from serverless_agents import wire
 from serverless_agents.agent import RESERVED_CUSTOM_INFO, LogLink, Resource, resolve
-from serverless_agents.endings import transient_beyond_its_name
 from serverless_agents.exceptions import AgentError, RetryableAgentError
-from serverless_agents.masking import redact_message
-from serverless_agents.redaction import has_secrets, redact, redact_exception, redact_value
+from serverless_agents.flyte import wire
+from serverless_agents.runtime.endings import transient_beyond_its_name
+from serverless_agents.security.masking import redact_message
+from serverless_agents.security.redaction import has_secrets, redact, redact_exception, redact_value
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -17,9 +17,9 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from serverless_agents import aws
-from serverless_agents.endings import EXECUTION_ENDINGS
+from serverless_agents.deployment.naming import agent_function_name, invocable_name
 from serverless_agents.exceptions import InvalidRequest, ServiceUnavailable
-from serverless_agents.naming import agent_function_name, invocable_name
+from serverless_agents.runtime.endings import EXECUTION_ENDINGS
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient

@@ -1,7 +1,7 @@
 """Loading the one agent a per-agent Lambda serves, and the deployment's registry, once per container.
 
-In a Lambda bundle the manifest is read compiled (`serverless_agents.compiled_manifest`: no pydantic),
-elsewhere (`up`, tests) parsed from its TOML; either answers the same attributes and methods.
+In a Lambda bundle the manifest is read compiled (`serverless_agents.deployment.compiled_manifest`: no
+pydantic), elsewhere (`up`, tests) parsed from its TOML; either answers the same attributes and methods.
 """
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from serverless_agents.compiled_manifest import read_compiled
+from serverless_agents.deployment.compiled_manifest import read_compiled
+from serverless_agents.deployment.registry import ROUTES_FILE, AgentRegistry
 from serverless_agents.exceptions import ManifestError
-from serverless_agents.registry import ROUTES_FILE, AgentRegistry
-from serverless_agents.secrets import AgentSecrets, register_agent_secrets
+from serverless_agents.security.secrets import AgentSecrets, register_agent_secrets
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from serverless_agents.manifest import AgentSettings, Manifest
+    from serverless_agents.deployment.manifest import AgentSettings, Manifest
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def cached_manifest(path: Path) -> Manifest:
     compiled = read_compiled(path)
     if compiled is not None:
         return cast("Manifest", compiled)
-    from serverless_agents.manifest import load_manifest
+    from serverless_agents.deployment.manifest import load_manifest
 
     return load_manifest(path)
 
@@ -52,8 +52,9 @@ def deployed_registry(manifest_path: Path) -> AgentRegistry:
 
 
 def load_agent(manifest_path: Path, name: str | None) -> LoadedAgent:
-    """The agent, made once per container; its secrets told to `serverless_agents.secrets` at every call
-    (before the agent is made: its constructor may read them), so what an agent reads is its manifest's."""
+    """The agent, made once per container; its secrets told to `serverless_agents.security.secrets` at every
+    call (before the agent is made: its constructor may read them), so what an agent reads is its
+    manifest's."""
     if not name:
         raise ManifestError("this function serves one agent, but SA_AGENT is not set")
     register_agent_secrets(manifest_path, name, _agent_secrets(manifest_path, name))

@@ -26,25 +26,26 @@ from typing import TYPE_CHECKING, Any
 
 from flyteidl.admin import agent_pb2
 
-from serverless_agents import aws, wire
+from serverless_agents import aws
 from serverless_agents.agent import Phase, Resource
-from serverless_agents.endings import failure_phase, one_line
+from serverless_agents.aws.payloads import ITEM_PAYLOAD_LIMIT, payload_key
+from serverless_agents.aws.s3uri import check_text
+from serverless_agents.aws.tasks_table import SensorTask
+from serverless_agents.deployment.naming import sensor_schedule_group, sensor_schedule_name
 from serverless_agents.exceptions import InvalidRequest, TaskNotFound
-from serverless_agents.naming import sensor_schedule_group, sensor_schedule_name
-from serverless_agents.payloads import ITEM_PAYLOAD_LIMIT, payload_key
+from serverless_agents.flyte import wire
 from serverless_agents.runtime.boundary import call_agent
+from serverless_agents.runtime.endings import failure_phase, one_line
 from serverless_agents.runtime.translate import task_context
-from serverless_agents.s3uri import check_text
-from serverless_agents.tasks_table import SensorTask
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
 
     from serverless_agents.agent import BaseSensor, TaskContext
-    from serverless_agents.manifest import AgentSettings
-    from serverless_agents.payloads import PayloadStore
-    from serverless_agents.tasks_table import TasksTable
+    from serverless_agents.aws.payloads import PayloadStore
+    from serverless_agents.aws.tasks_table import TasksTable
+    from serverless_agents.deployment.manifest import AgentSettings
 
 logger = logging.getLogger(__name__)
 #: DynamoDB's limit on a partition key, in bytes: the `watch` attribute is the index's.

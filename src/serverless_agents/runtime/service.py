@@ -23,20 +23,22 @@ from typing import TYPE_CHECKING, Any
 from flyteidl.admin import agent_pb2
 from google.protobuf.json_format import MessageToDict
 
-from serverless_agents import aws, wire
+from serverless_agents import aws
 from serverless_agents.agent import AgentKind, Phase
-from serverless_agents.connection_secrets import secret_names, take_secret_values
-from serverless_agents.console import execution_link, log_group_link, task_links
-from serverless_agents.exceptions import DeadlineExceeded, InvalidRequest, TaskNotFound
-from serverless_agents.identity import task_id_for
-from serverless_agents.naming import (
+from serverless_agents.aws.connection_secrets import secret_names, take_secret_values
+from serverless_agents.aws.console import execution_link, log_group_link, task_links
+from serverless_agents.aws.payloads import STATE_PAYLOAD_LIMIT, payload_key
+from serverless_agents.aws.tasks_table import AsyncTask, SensorTask
+from serverless_agents.deployment.naming import (
     agent_function_name,
     agent_log_group,
     execution_arn,
     invocable_name,
 )
-from serverless_agents.payloads import STATE_PAYLOAD_LIMIT, payload_key
-from serverless_agents.resource_meta import encode_resource_meta
+from serverless_agents.exceptions import DeadlineExceeded, InvalidRequest, TaskNotFound
+from serverless_agents.flyte import wire
+from serverless_agents.flyte.identity import task_id_for
+from serverless_agents.flyte.resource_meta import encode_resource_meta
 from serverless_agents.runtime.sensors import (
     SensorRegistration,
     SensorSchedules,
@@ -52,8 +54,7 @@ from serverless_agents.runtime.translate import (
     task_context,
     to_resource_message,
 )
-from serverless_agents.secrets import mask_secrets
-from serverless_agents.tasks_table import AsyncTask, SensorTask
+from serverless_agents.security.secrets import mask_secrets
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -61,13 +62,13 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
     from serverless_agents.agent import BaseSensor, TaskContext
-    from serverless_agents.connection_secrets import ConnectionSecretStore
-    from serverless_agents.manifest import AgentSettings
-    from serverless_agents.payloads import PayloadStore
-    from serverless_agents.registry import AgentRegistry, RegisteredAgent
+    from serverless_agents.aws.connection_secrets import ConnectionSecretStore
+    from serverless_agents.aws.payloads import PayloadStore
+    from serverless_agents.aws.tasks_table import TasksTable
+    from serverless_agents.deployment.manifest import AgentSettings
+    from serverless_agents.deployment.registry import AgentRegistry, RegisteredAgent
     from serverless_agents.runtime.async_steps import TaskState
     from serverless_agents.runtime.task_logs import LogsClient
-    from serverless_agents.tasks_table import TasksTable
 
 
 #: Seconds a create's writes (secret, payload, table item, StartExecution) take at most, in the usual case.
@@ -149,7 +150,7 @@ class TaskService:
         (`flyte2_request`, protobuf JSON; `request` is then its translation, which routes and names the
         task and serves the project's own agents): a Flyte 2 connector gets it unchanged, its
         `connection.secrets` values go to Secrets Manager only, and the execution carries the secret's
-        name (see `serverless_agents.connection_secrets`). With a `deadline` (epoch seconds: when the
+        name (see `serverless_agents.aws.connection_secrets`). With a `deadline` (epoch seconds: when the
         caller stops waiting) too close to create the task in, nothing is written (DeadlineExceeded)."""
         original, values = take_secret_values(flyte2_request or {})
         mask_secrets(values)  # from now on nothing this process logs or answers shows them

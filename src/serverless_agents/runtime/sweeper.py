@@ -18,7 +18,7 @@ FAILED the same way, and its schedule removed.
 
 Last, it deletes the connection secrets (Flyte 2's `Connection.secrets`, kept per agent, project and
 domain) that no task can still use: each is tagged, at every write, with the time by which the last task
-using it ends (serverless_agents.connection_secrets).
+using it ends (serverless_agents.aws.connection_secrets).
 
 The local stack's status-change driver lists and shapes events with the same functions.
 """
@@ -33,19 +33,19 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from serverless_agents.agent import Phase
-from serverless_agents.endings import ENDED_STATUSES, STATUS_CHANGE_DETAIL_TYPE, STATUS_CHANGE_SOURCE
+from serverless_agents.aws.tasks_table import AsyncTask, SensorTask
 from serverless_agents.exceptions import ServerlessAgentsError, ServiceUnavailable
-from serverless_agents.tasks_table import AsyncTask, SensorTask
+from serverless_agents.runtime.endings import ENDED_STATUSES, STATUS_CHANGE_DETAIL_TYPE, STATUS_CHANGE_SOURCE
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
     from mypy_boto3_stepfunctions.literals import ExecutionStatusType
     from mypy_boto3_stepfunctions.type_defs import ExecutionListItemTypeDef
 
-    from serverless_agents.connection_secrets import ConnectionSecretStore
+    from serverless_agents.aws.connection_secrets import ConnectionSecretStore
+    from serverless_agents.aws.tasks_table import TasksTable
     from serverless_agents.runtime.finalize import Finalizer
     from serverless_agents.runtime.sensors import SensorSchedules
-    from serverless_agents.tasks_table import TasksTable
 
 #: The metric functions/sweeper counts tasks ended by their bound under (alarmed in infra/cdk's Alarms).
 ENDED_BY_BOUND_METRIC = "TasksEndedByBound"
@@ -116,7 +116,7 @@ class Sweep:
     #: The ids of the tasks this sweep ended by their bound.
     ended: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
-    #: The connection secrets this sweep deleted (serverless_agents.connection_secrets): names only.
+    #: The connection secrets this sweep deleted (serverless_agents.aws.connection_secrets): names only.
     secrets_deleted: list[str] = field(default_factory=list)
 
     def raise_for_failures(self) -> None:

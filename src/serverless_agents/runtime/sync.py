@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, TypeVar
 
 from flyteidl.admin import agent_pb2
 
-from serverless_agents.endings import failure_resource
 from serverless_agents.exceptions import DeadlineExceeded, InvalidRequest
-from serverless_agents.identity import task_id_for
+from serverless_agents.flyte.identity import task_id_for
 from serverless_agents.runtime.boundary import call_agent
+from serverless_agents.runtime.endings import failure_resource
 from serverless_agents.runtime.translate import resource_message, task_context
 
 if TYPE_CHECKING:

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from serverless_agents import aws
+from serverless_agents.deployment.naming import agent_log_group
 from serverless_agents.exceptions import InvalidRequest
-from serverless_agents.naming import agent_log_group
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

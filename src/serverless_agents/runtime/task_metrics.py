@@ -5,7 +5,7 @@ its polls (pokes for a sensor) and the state transitions Step Functions bills fo
 table's `custom_info.state_transitions` and `bench/async_cost.py` share: Started?, Create and the first
 Choice, 3 per poll, 3 per continuation). From the Step Functions history of every execution of its chain:
 its Lambda invocations and their GB-seconds (each invocation's time from TaskStarted to its end event, rounded
-up to the millisecond as Lambda bills, times the agent's memory). From `serverless_agents.prices`: the
+up to the millisecond as Lambda bills, times the agent's memory). From `serverless_agents.aws.prices`: the
 estimated cost. A history is read a page (1,000 events) at a time and at most `MAX_HISTORY_PAGES` pages a
 call (one execution holds at most 25,000 events; a long chain has many): past them the figures are marked
 `partial`.
@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from serverless_agents import aws
+from serverless_agents.aws.prices import estimated_cost
+from serverless_agents.aws.tasks_table import SensorTask
 from serverless_agents.exceptions import InvalidRequest
-from serverless_agents.prices import estimated_cost
-from serverless_agents.tasks_table import SensorTask
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
-    from serverless_agents.tasks_table import AsyncTask, TaskRecord
+    from serverless_agents.aws.tasks_table import AsyncTask, TaskRecord
 
 # Standard workflows are billed per state transition: Started?, Create and the first Choice, then Wait, Get
 # and Choice for each poll, and Continue, Continued and the successor's Started? for each execution the

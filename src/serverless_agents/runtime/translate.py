@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 from flyteidl.admin import agent_pb2
 from flyteidl.core import execution_pb2, literals_pb2
 
-from serverless_agents import wire
 from serverless_agents.agent import LogLink, Phase, Resource, TaskContext
 from serverless_agents.exceptions import InvalidRequest, LiteralConversionError
-from serverless_agents.literals import check_literal_type, decode_literal_map, encode_literal_map
+from serverless_agents.flyte import wire
+from serverless_agents.flyte.literals import check_literal_type, decode_literal_map, encode_literal_map
 
 if TYPE_CHECKING:
     from flyteidl.core.tasks_pb2 import TaskTemplate

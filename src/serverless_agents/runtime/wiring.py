@@ -28,16 +28,16 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_stepfunctions import SFNClient
 
-    from serverless_agents.payloads import PayloadStore
+    from serverless_agents.aws.payloads import PayloadStore
+    from serverless_agents.aws.tasks_table import TasksTable
     from serverless_agents.runtime.async_steps import AsyncAgentSteps
     from serverless_agents.runtime.finalize import Finalizer
     from serverless_agents.runtime.sensors import SensorSteps
     from serverless_agents.runtime.service import TaskService
+    from serverless_agents.runtime.settings import RuntimeSettings
     from serverless_agents.runtime.sweeper import Sweeper
     from serverless_agents.runtime.sync import SyncTarget
     from serverless_agents.runtime.task_logs import LogsClient
-    from serverless_agents.settings import RuntimeSettings
-    from serverless_agents.tasks_table import TasksTable
 
 #: The kind of agent a handler serves (a sensor, an async agent, a sync agent).
 AgentT = TypeVar("AgentT")
@@ -70,8 +70,8 @@ def clients() -> Clients:
 
 
 def _stores(settings: RuntimeSettings, made: Clients) -> tuple[TasksTable, PayloadStore]:
-    from serverless_agents.payloads import PayloadStore
-    from serverless_agents.tasks_table import TasksTable
+    from serverless_agents.aws.payloads import PayloadStore
+    from serverless_agents.aws.tasks_table import TasksTable
 
     table = TasksTable(settings.tasks_table, client=made.dynamodb, ttl_days=settings.task_ttl_days)
     return table, PayloadStore(settings.payload_bucket, client=made.s3)
@@ -79,7 +79,7 @@ def _stores(settings: RuntimeSettings, made: Clients) -> tuple[TasksTable, Paylo
 
 @functools.cache
 def task_service(settings: RuntimeSettings) -> TaskService:
-    from serverless_agents.connection_secrets import ConnectionSecretStore
+    from serverless_agents.aws.connection_secrets import ConnectionSecretStore
     from serverless_agents.runtime.service import SensorTargets, TaskService
 
     made = clients()
@@ -125,7 +125,7 @@ def finalizer(settings: RuntimeSettings) -> Finalizer:
 
 @functools.cache
 def sweeper(settings: RuntimeSettings) -> Sweeper:
-    from serverless_agents.connection_secrets import ConnectionSecretStore
+    from serverless_agents.aws.connection_secrets import ConnectionSecretStore
     from serverless_agents.runtime.sensors import SensorSchedules
     from serverless_agents.runtime.sweeper import Sweeper
 
@@ -156,7 +156,7 @@ def sensor_steps(settings: RuntimeSettings) -> SensorSteps:
 @functools.cache
 def async_steps(settings: RuntimeSettings) -> AsyncAgentSteps:
     from serverless_agents.agent import AsyncAgentBase
-    from serverless_agents.job_events import job_events
+    from serverless_agents.deployment.job_events import job_events
     from serverless_agents.runtime.async_steps import AsyncAgentSteps
 
     loaded, instance = _agent_of_kind(settings, AsyncAgentBase, "an async agent")

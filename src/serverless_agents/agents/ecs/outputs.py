@@ -14,9 +14,9 @@ from serverless_agents import aws
 from serverless_agents.agent import LogLink, Phase, Resource
 from serverless_agents.agents.ecs.errors import INFRA_MARKERS
 from serverless_agents.agents.ecs.task_definitions import CONTAINER_NAME
+from serverless_agents.aws.s3uri import parse_s3_uri
 from serverless_agents.exceptions import AgentError, InvalidRequest
-from serverless_agents.masking import excerpt
-from serverless_agents.s3uri import parse_s3_uri
+from serverless_agents.security.masking import excerpt
 
 if TYPE_CHECKING:
     from serverless_agents.agents.ecs.agent import EcsTaskMetadata
