@@ -207,7 +207,7 @@ def test_a_throttled_create_is_tried_again_within_its_deadline(harness: Harness,
 
 
 #: Any free port for the HTTP API and for `up`'s own adapter (unused here).
-UP_PORTS = ("--port", "0", "--grpc-port", "0")
+UP_PORTS = ("--port", "0", "--grpc-port", "0", "--aws-port", "0")  # none fixed: another `up` may run
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from infra.cdk.serverless_agents_cdk.bundles import DEFAULT_MANIFEST
 
 from serverless_agents.aws.tasks_table import SCHEMA, table_definition
 from serverless_agents.deployment import naming
+from serverless_agents.deployment.compiled_manifest import read_compiled
 from serverless_agents.deployment.manifest import EXAMPLE_MANIFEST, parse_manifest
 from tests.infra.conftest import BASE_MANIFEST, FUNCTION_ARN_PREFIX, GROWN_MANIFEST, Synth, synthesize
 
@@ -244,11 +245,13 @@ def test_functions_run_from_the_stand_in_bundle(base: Synth) -> None:
     standin = base.outdir / "standin-code"
     assert sorted(p.name for p in standin.iterdir()) == [
         "agents.toml",
+        "agents.toml.json",  # the manifest compiled, as every bundle carries it
         "functions",
         "serverless_agents",
         "tests",
     ]
     assert (standin / "agents.toml").read_text() == BASE_MANIFEST
+    assert read_compiled(standin / "agents.toml") is not None  # compiled from that very text
     assert not list(standin.rglob("__pycache__"))
 
 

@@ -154,7 +154,7 @@ def test_installed_wheel_renders_the_definition_it_carries(environment: Path, tm
     functions = AsyncAgentFunctions("aws", "arn:create", "arn:get", "arn:delete", 3600, listens=True)
     script = (
         "from importlib.resources import files; "
-        "from serverless_agents import statemachine as s; "
+        "from serverless_agents.deployment import statemachine as s; "
         "print(files(s.DEFINITIONS_PACKAGE) / s.ASYNC_AGENT_DEFINITION); "
         f"print(s.render_definition({functions.substitutions()!r}))"
     )
