@@ -1,7 +1,7 @@
 """Every error the project raises, in one place.
 
 Each class says how every transport names it, once: its HTTP status (`http_status`, which the api Lambda
-answers with: `serverless_agents.api.http_api.error_response`) and its gRPC status code (`grpc_code`, a
+answers with: `serverless_agents.api.resolver.error_response`) and its gRPC status code (`grpc_code`, a
 `grpc.StatusCode` name, which the adapter answers with: `serverless_agents.adapter.errors.grpc_status`); the
 Step Functions error name is the class name, which Lambda reports as `errorType`, for the state machine's
 Retry and Catch rules. What a class does not set is the service's own fault: 500, INTERNAL.

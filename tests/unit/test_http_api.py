@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
@@ -24,6 +25,7 @@ from serverless_agents.exceptions import (
 from serverless_agents.flyte import wire
 from serverless_agents.local.apigateway import proxy_event
 from serverless_agents.local.lambda_dispatch import LocalLambdaContext
+from serverless_agents.testing import task_request
 
 TASK_ID = "f6a2b9c-n0-a0-0123456789abcdef"
 CREATED = agent_pb2.CreateTaskResponse(resource_meta=b'{"task_id":"t","agent":"job"}')
@@ -273,3 +275,33 @@ def test_a_create_whose_event_has_no_receipt_time_is_created_without_a_deadline(
 
     assert app.resolve(event, context)["statusCode"] == 201
     assert service.deadlines == [None]
+
+
+@pytest.fixture
+def sync_app() -> APIGatewayRestResolver:
+    from serverless_agents.api.sync_api import create_sync_api
+    from serverless_agents.examples import EchoAgent
+    from serverless_agents.runtime.sync import SyncTarget
+
+    return create_sync_api(lambda: SyncTarget("echo", EchoAgent(config={}), 3.0))
+
+
+@pytest.mark.parametrize("name", ["Echo", "a b", "x" * 200, "echo\n", "..", "é"])
+def test_the_sync_route_refuses_a_name_no_agent_can_have_as_the_api_does(
+    sync_app: APIGatewayRestResolver, name: str
+) -> None:
+    # Checked by the route itself (no Powertools validation in the sync function): a 400 naming the field.
+    status, answer = call(sync_app, "POST", f"/v1/sync/{quote(name, safe='')}", b"{}")
+
+    assert (status, answer["error"]["code"], answer["error"]["field"]) == (400, "InvalidRequest", "name")
+
+
+def test_the_sync_route_answers_only_for_its_own_agent(sync_app: APIGatewayRestResolver) -> None:
+    request = task_request("example_echo", {"text": "ping"}, {"text": str})
+
+    body = json.dumps(wire.to_dict(request)).encode()
+    mine, other = call(sync_app, "POST", "/v1/sync/echo", body), call(sync_app, "POST", "/v1/sync/job", body)
+
+    assert mine[0] == 200
+    assert mine[1]["resource"]["outputs"]["literals"]["text"]["scalar"]["primitive"]["stringValue"] == "ping"
+    assert (other[0], other[1]["error"]["code"]) == (404, "AgentNotFound")

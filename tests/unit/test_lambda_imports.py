@@ -222,10 +222,19 @@ print(json.dumps([ends, sorted(sys.modules)]))
 """
 
 
-def _api_event(method: str, path: str) -> dict[str, Any]:
+def _api_event(method: str, path: str, body: bytes = b"") -> dict[str, Any]:
     from serverless_agents.local.apigateway import proxy_event
 
-    return proxy_event(method, path, {"content-type": "application/json"}, b"", "127.0.0.1")
+    return proxy_event(method, path, {"content-type": "application/json"}, body, "127.0.0.1")
+
+
+def _echo_request() -> bytes:
+    """The adapter's ExecuteTaskSync request for the example echo agent, as the sync route receives it."""
+    from google.protobuf import json_format
+
+    from serverless_agents.testing import task_request
+
+    return json_format.MessageToJson(task_request("example_echo", {"text": "ping"}, {"text": str})).encode()
 
 
 _JOB = json.dumps({"job_id": "job/first-invocation", "bucket": "payloads"})
@@ -239,6 +248,14 @@ FIRST_INVOCATIONS = [
     # The deployed agents, from the compiled manifest and the classes: no AWS call, no AWS SDK.
     # (Powertools imports the `botocore` package itself, at init, to tag the sessions it makes.)
     ("api", None, _api_event("GET", "/v1/agents"), ("botocore.session", "botocore.client", "boto3")),
+    # A sync call checks its one path parameter itself: none of Powertools' OpenAPI validation, which loads
+    # pydantic (the example echo agent's module loads it all the same: it holds the job agent's metadata).
+    (
+        "sync",
+        "echo",
+        _api_event("POST", "/v1/sync/echo", _echo_request()),
+        ("aws_lambda_powertools.event_handler.openapi.params", "botocore.session"),
+    ),
 ]
 #: Never at a first invocation from a bundle: the manifest is read compiled.
 NEVER_FROM_A_BUNDLE = ("serverless_agents.deployment.manifest",)

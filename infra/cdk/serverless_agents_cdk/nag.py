@@ -394,7 +394,7 @@ def api_choices(rest_api: apigw.RestApi) -> None:
         rest_api,
         "AwsSolutions-APIG2",
         "the gateway validates path parameters; bodies are flyteidl messages the functions validate, "
-        "answering a 400 that names the field (http_api.error_response): a JSON-schema model here would "
+        "answering a 400 that names the field (api.resolver.error_response): a JSON-schema model here would "
         "duplicate flyteidl's schema and answer in another error format",
     )
     stage = rest_api.deployment_stage

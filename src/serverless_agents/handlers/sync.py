@@ -13,13 +13,13 @@ from serverless_agents.runtime.settings import current_settings
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
-prime("serverless_agents.api.http_api", "serverless_agents.runtime.wiring")
+prime("serverless_agents.api.sync_api", "serverless_agents.runtime.wiring")
 
 
 @functools.cache
 def app() -> "APIGatewayRestResolver":
     """The resolver, made at first use (see handlers/__init__.py)."""
-    from serverless_agents.api.http_api import create_sync_api
+    from serverless_agents.api.sync_api import create_sync_api
     from serverless_agents.runtime.wiring import sync_agent
 
     return create_sync_api(lambda: sync_agent(current_settings()))

@@ -87,7 +87,7 @@ class LocalStack:
         self.payload_bucket = f"{self.deployment}-payloads-{ACCOUNT}"
         self.lambdas = InProcessLambdas()
         # The api function serves its invocations at once, as Lambda does in as many containers (a burst of
-        # CreateTask waits in no line on AWS): its handler keeps each request to its thread (http_api).
+        # CreateTask waits in no line on AWS): its handler keeps each request to its thread (api.resolver).
         self.lambdas.scale_out.add(self.plan.api.name)
         self._host, self._port, self._driver_interval = host, port, driver_interval
         self._schedule_period = schedule_period
