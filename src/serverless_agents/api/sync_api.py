@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 from flyteidl.admin import agent_pb2
 
 from serverless_agents.api.resolver import message_response, resolver
-from serverless_agents.exceptions import AgentNotFound, InvalidRequest
+from serverless_agents.exceptions import AgentNotFound
 from serverless_agents.flyte import wire
-from serverless_agents.flyte.identity import AGENT_NAME
+from serverless_agents.flyte.identity import check_agent_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -32,8 +32,7 @@ def create_sync_api(agent: Callable[[], SyncTarget]) -> APIGatewayRestResolver:
 
     @app.post("/v1/sync/<name>")
     def run_sync(name: str) -> Response[str]:
-        if not AGENT_NAME.fullmatch(name):
-            raise InvalidRequest("name", f"an agent's name matches {AGENT_NAME.pattern}")
+        check_agent_name(name, field="name")
         target = agent()
         if name != target.name:
             raise AgentNotFound(f"no agent named {name!r} here (this function serves {target.name!r})")
