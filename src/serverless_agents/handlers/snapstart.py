@@ -59,5 +59,6 @@ def after_restore() -> None:
 
     random.seed()
     aws.forget_clients()
-    for cached in (loading._loaded_agent, wiring.task_service, wiring.async_steps, wiring.sensor_steps):
+    loading.forget_agents()
+    for cached in (wiring.task_service, wiring.async_steps, wiring.sensor_steps):
         cached.cache_clear()

@@ -74,3 +74,9 @@ def _agent_secrets(manifest_path: Path, name: str) -> AgentSecrets:
 def _loaded_agent(manifest_path: Path, name: str) -> LoadedAgent:
     settings = cached_manifest(manifest_path).agent(name)
     return LoadedAgent(name=name, settings=settings, instance=settings.load_class()(config=settings.config))
+
+
+def forget_agents() -> None:
+    """Drop the agent instances made so far: the next `load_agent` makes each anew (after a SnapStart
+    restore, so that no environment shares what an instance made before the snapshot)."""
+    _loaded_agent.cache_clear()
